@@ -1,0 +1,303 @@
+// netlink_shim: the system calls Node lacks, and nothing else.
+//
+// AF_NETLINK socket I/O (socket, bind, setsockopt, send, sendmmsg, recvmsg, close), a readiness
+// watcher on the event loop (uv_poll) so async receivers never block, and the namespace calls
+// (setns, unshare, mount, umount2) needed to enter, create and pin network namespaces.
+// There is no protocol logic here: framing, attributes and sessions live in TypeScript.
+//
+// Conventions: calls that are part of a hot path (send, sendmmsg, recv) return -errno instead of
+// throwing; everything else throws an Error carrying `errno` and `syscall`.
+#include <napi.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
+  Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool CheckArgs(const Napi::CallbackInfo& info, size_t n, const char* name) {
+  if (info.Length() < n) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": expected " + std::to_string(n) + " arguments")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+int IntArg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+sockaddr_nl KernelAddress() {
+  sockaddr_nl addr;
+  memset(&addr, 0, sizeof addr);
+  addr.nl_family = AF_NETLINK;
+  return addr;
+}
+
+// socket(protocol) -> fd. Non-blocking and close-on-exec.
+Napi::Value Socket(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 1, "socket")) return info.Env().Undefined();
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IntArg(info, 0));
+  if (fd < 0) return ThrowErrno(info.Env(), errno, "socket");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// bind(fd, groups) -> the port id the kernel assigned (autobind, nl_pid = 0).
+Napi::Value Bind(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "bind")) return info.Env().Undefined();
+  int fd = IntArg(info, 0);
+  sockaddr_nl addr = KernelAddress();
+  addr.nl_groups = info[1].As<Napi::Number>().Uint32Value();
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return ThrowErrno(info.Env(), errno, "bind");
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
+    return ThrowErrno(info.Env(), errno, "getsockname");
+  return Napi::Number::New(info.Env(), addr.nl_pid);
+}
+
+// setsockopt(fd, level, name, intValue)
+Napi::Value SetSockOpt(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 4, "setsockopt")) return info.Env().Undefined();
+  int value = IntArg(info, 3);
+  if (setsockopt(IntArg(info, 0), IntArg(info, 1), IntArg(info, 2), &value, sizeof value) < 0)
+    return ThrowErrno(info.Env(), errno, "setsockopt");
+  return info.Env().Undefined();
+}
+
+// getsockopt(fd, level, name) -> intValue
+Napi::Value GetSockOpt(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 3, "getsockopt")) return info.Env().Undefined();
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(IntArg(info, 0), IntArg(info, 1), IntArg(info, 2), &value, &len) < 0)
+    return ThrowErrno(info.Env(), errno, "getsockopt");
+  return Napi::Number::New(info.Env(), value);
+}
+
+// send(fd, buffer, length) -> bytes sent, or -errno. One datagram to the kernel.
+Napi::Value Send(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 3, "send")) return info.Env().Undefined();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (length > buf.Length()) length = buf.Length();
+  sockaddr_nl addr = KernelAddress();
+  ssize_t n;
+  do {
+    n = sendto(IntArg(info, 0), buf.Data(), length, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  } while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+}
+
+// sendmmsg(fd, buffers[]) -> datagrams sent, or -errno. Many datagrams in one system call.
+Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "sendmmsg")) return info.Env().Undefined();
+  Napi::Array bufs = info[1].As<Napi::Array>();
+  uint32_t count = bufs.Length();
+  std::vector<iovec> iov(count);
+  std::vector<mmsghdr> msgs(count);
+  sockaddr_nl addr = KernelAddress();
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Buffer<uint8_t> b = bufs.Get(i).As<Napi::Buffer<uint8_t>>();
+    iov[i].iov_base = b.Data();
+    iov[i].iov_len = b.Length();
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_name = &addr;
+    msgs[i].msg_hdr.msg_namelen = sizeof addr;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int n;
+  do {
+    n = sendmmsg(IntArg(info, 0), msgs.data(), count, 0);
+  } while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : n);
+}
+
+// recv(fd, buffer, flags, meta: Int32Array(3)) -> datagram length, or -errno.
+// With MSG_TRUNC in flags the real length is returned even when it exceeds the buffer (size a
+// buffer with MSG_PEEK|MSG_TRUNC first). meta receives [sender port id, msg_flags, sender groups].
+Napi::Value Recv(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 4, "recv")) return info.Env().Undefined();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  Napi::Int32Array meta = info[3].As<Napi::Int32Array>();
+  if (meta.ElementLength() < 3) {
+    Napi::TypeError::New(info.Env(), "recv: meta must hold 3 integers").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  sockaddr_nl addr;
+  memset(&addr, 0, sizeof addr);
+  iovec iov = {buf.Data(), buf.Length()};
+  msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t n;
+  do {
+    n = recvmsg(IntArg(info, 0), &msg, IntArg(info, 2) | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Napi::Number::New(info.Env(), -errno);
+  int32_t* m = meta.Data();
+  m[0] = static_cast<int32_t>(addr.nl_pid);
+  m[1] = msg.msg_flags;
+  m[2] = static_cast<int32_t>(addr.nl_groups);
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 1, "close")) return info.Env().Undefined();
+  if (close(IntArg(info, 0)) < 0 && errno != EINTR) return ThrowErrno(info.Env(), errno, "close");
+  return info.Env().Undefined();
+}
+
+// setns(fd, nstype): affects the calling (JS main) thread only.
+Napi::Value SetNs(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "setns")) return info.Env().Undefined();
+  if (setns(IntArg(info, 0), IntArg(info, 1)) < 0) return ThrowErrno(info.Env(), errno, "setns");
+  return info.Env().Undefined();
+}
+
+// unshare(flags): used with CLONE_NEWNET to create a namespace on the calling thread.
+Napi::Value Unshare(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 1, "unshare")) return info.Env().Undefined();
+  if (unshare(IntArg(info, 0)) < 0) return ThrowErrno(info.Env(), errno, "unshare");
+  return info.Env().Undefined();
+}
+
+std::string OptString(const Napi::Value& v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
+
+// mount(source|null, target, fstype|null, flags, data|null): bind mounts pin a namespace to a path.
+Napi::Value Mount(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 5, "mount")) return info.Env().Undefined();
+  std::string source = OptString(info[0]), target = OptString(info[1]), fstype = OptString(info[2]),
+              data = OptString(info[4]);
+  unsigned long flags = static_cast<unsigned long>(info[3].As<Napi::Number>().Int64Value());
+  if (mount(info[0].IsString() ? source.c_str() : nullptr, target.c_str(),
+            info[2].IsString() ? fstype.c_str() : nullptr, flags, info[4].IsString() ? data.c_str() : nullptr) < 0)
+    return ThrowErrno(info.Env(), errno, "mount");
+  return info.Env().Undefined();
+}
+
+Napi::Value Umount2(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "umount2")) return info.Env().Undefined();
+  std::string target = info[0].As<Napi::String>().Utf8Value();
+  if (umount2(target.c_str(), IntArg(info, 1)) < 0) return ThrowErrno(info.Env(), errno, "umount2");
+  return info.Env().Undefined();
+}
+
+// Poller: calls back on the event loop whenever the fd is readable. Stopped pollers keep no
+// reference on the loop; unref() lets the process exit while a subscription is open.
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {InstanceMethod("start", &Poller::Start), InstanceMethod("stop", &Poller::Stop),
+                        InstanceMethod("close", &Poller::Close), InstanceMethod("ref", &Poller::Ref),
+                        InstanceMethod("unref", &Poller::Unref)});
+  }
+
+  Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info), context_(info.Env(), "NetlinkPoll") {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "Poller(fd, callback)").ThrowAsJavaScriptException();
+      return;
+    }
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    handle_ = new uv_poll_t;
+    int rc = uv_poll_init(loop, handle_, IntArg(info, 0));
+    if (rc != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      ThrowErrno(env, -rc, "uv_poll_init");
+      return;
+    }
+    handle_->data = this;
+  }
+
+  ~Poller() override { CloseHandle(); }
+
+ private:
+  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+    Poller* self = static_cast<Poller*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, status < 0 ? -status : 0)},
+                                 self->context_);
+  }
+
+  void CloseHandle() {
+    if (handle_ == nullptr) return;
+    handle_->data = nullptr;
+    uv_poll_stop(handle_);
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    handle_ = nullptr;
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (handle_ == nullptr) return ThrowErrno(info.Env(), EBADF, "uv_poll_start");
+    int rc = uv_poll_start(handle_, UV_READABLE, OnReadable);
+    if (rc != 0) return ThrowErrno(info.Env(), -rc, "uv_poll_start");
+    return info.Env().Undefined();
+  }
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_poll_stop(handle_);
+    return info.Env().Undefined();
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseHandle();
+    return info.Env().Undefined();
+  }
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  uv_poll_t* handle_ = nullptr;
+  Napi::FunctionReference callback_;
+  Napi::AsyncContext context_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("socket", Napi::Function::New(env, Socket));
+  exports.Set("bind", Napi::Function::New(env, Bind));
+  exports.Set("setsockopt", Napi::Function::New(env, SetSockOpt));
+  exports.Set("getsockopt", Napi::Function::New(env, GetSockOpt));
+  exports.Set("send", Napi::Function::New(env, Send));
+  exports.Set("sendmmsg", Napi::Function::New(env, SendMmsg));
+  exports.Set("recv", Napi::Function::New(env, Recv));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("setns", Napi::Function::New(env, SetNs));
+  exports.Set("unshare", Napi::Function::New(env, Unshare));
+  exports.Set("mount", Napi::Function::New(env, Mount));
+  exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("Poller", Poller::Init(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(netlink_shim, Init)

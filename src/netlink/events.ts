@@ -1,0 +1,89 @@
+import { EventEmitter } from 'node:events';
+import type { NetlinkMessage } from './framing.js';
+import { parseMessages } from './framing.js';
+import type { SocketOptions } from './socket.js';
+import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN } from './socket.js';
+
+export interface SubscriptionOptions extends Omit<SocketOptions, 'groups'> {
+  /** Multicast group numbers to join (RTNLGRP_LINK = 1, ...). */
+  groups: readonly number[];
+}
+
+export interface SubscriptionEvents {
+  /** A notification. Its bytes are valid during the callback only: decode or copy them there. */
+  message: [msg: NetlinkMessage];
+  /** The kernel dropped notifications (ENOBUFS): state may have changed unseen; resynchronise. */
+  overrun: [];
+  error: [err: Error];
+}
+
+/**
+ * A multicast subscription on its own socket. Notifications arrive as 'message' events; a
+ * receive-buffer overflow is reported as 'overrun' rather than silently losing events. The
+ * subscription does not keep the process alive unless ref() is called.
+ */
+export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
+  readonly socket: NetlinkSocket;
+  /** Notifications dropped by the kernel were detected this many times. */
+  overruns = 0;
+
+  private constructor(socket: NetlinkSocket) {
+    super();
+    this.socket = socket;
+  }
+
+  static open(options: SubscriptionOptions): NetlinkSubscription {
+    const socket = NetlinkSocket.open({ ...options, groups: 0 });
+    try {
+      for (const g of options.groups) socket.addMembership(g);
+    } catch (e) {
+      socket.close();
+      throw e;
+    }
+    const sub = new NetlinkSubscription(socket);
+    socket.unref();
+    socket.startPolling(() => sub.drain());
+    return sub;
+  }
+
+  /** Read what is queued now (also called from the event loop when the socket is readable). */
+  drain(): void {
+    while (!this.socket.isClosed) {
+      let d;
+      try {
+        d = this.socket.receive();
+      } catch (e) {
+        this.emit('error', e as Error);
+        return;
+      }
+      if (d === RECV_EMPTY) return;
+      if (d === RECV_OVERRUN) {
+        this.overruns++;
+        this.emit('overrun');
+        continue;
+      }
+      if (d.senderPort !== 0) continue;
+      let messages: NetlinkMessage[];
+      try {
+        messages = parseMessages(d.data);
+      } catch (e) {
+        this.emit('error', e as Error);
+        continue;
+      }
+      for (const m of messages) this.emit('message', m);
+    }
+  }
+
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

@@ -1,0 +1,266 @@
+import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, statSync, unlinkSync, writeSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { CLONE, MNT, MS } from './constants.js';
+import { SocketError } from './errors.js';
+import type { NativeShim } from './shim.js';
+import { nativeShim } from './shim.js';
+
+/**
+ * Network namespace handles and the one place where the thread's namespace is switched.
+ *
+ * setns(2) changes the calling thread only, and in Node that is the JS main thread, which runs
+ * everything else too. So a switch is always: open the current namespace, setns into the target,
+ * run a *synchronous* function (open a socket, a /proc/sys file), setns back in `finally`, and
+ * verify by inode that we are home. An `await` can never happen while switched.
+ */
+
+export const NETNS_RUN_DIR = '/run/netns';
+const THREAD_NETNS = '/proc/thread-self/ns/net';
+
+/** Valid `ip netns` names: no slashes, not '.' or '..', not empty. */
+export function checkNetnsName(name: string): void {
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.length > 255) {
+    throw new TypeError(`invalid network namespace name ${JSON.stringify(name)}`);
+  }
+}
+
+/** A network namespace, by path (a pinned file or /proc/PID/ns/net) or by an open fd. */
+export class Netns {
+  private fdValue: number | undefined;
+  private readonly ownsFd: boolean;
+
+  private constructor(
+    /** Where the namespace is pinned, if known. */
+    readonly path: string | undefined,
+    fd: number | undefined,
+    private readonly shim: NativeShim | undefined,
+  ) {
+    this.fdValue = fd;
+    this.ownsFd = fd === undefined;
+  }
+
+  /** `ip netns` name: /run/netns/NAME. */
+  static fromName(name: string, shim?: NativeShim): Netns {
+    checkNetnsName(name);
+    return new Netns(join(NETNS_RUN_DIR, name), undefined, shim);
+  }
+  /** A pinned namespace file or any nsfs path. */
+  static fromPath(path: string, shim?: NativeShim): Netns {
+    if (!isAbsolute(path)) throw new TypeError(`network namespace path must be absolute: ${JSON.stringify(path)}`);
+    return new Netns(path, undefined, shim);
+  }
+  /** The namespace of a process. */
+  static fromPid(pid: number, shim?: NativeShim): Netns {
+    if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`invalid pid ${String(pid)}`);
+    return new Netns(`/proc/${pid}/ns/net`, undefined, shim);
+  }
+  /** An already open namespace fd (not closed by this handle). */
+  static fromFd(fd: number, shim?: NativeShim): Netns {
+    return new Netns(undefined, fd, shim);
+  }
+  /** `NAME` → /run/netns/NAME, an absolute path as is: the CLI's --netns spelling. */
+  static parse(spec: string, shim?: NativeShim): Netns {
+    return spec.startsWith('/') ? Netns.fromPath(spec, shim) : Netns.fromName(spec, shim);
+  }
+  /** The calling thread's current namespace. */
+  static current(shim?: NativeShim): Netns {
+    return new Netns(THREAD_NETNS, undefined, shim);
+  }
+
+  /** An fd on the namespace, opened on first use. */
+  get fd(): number {
+    if (this.fdValue === undefined) {
+      try {
+        this.fdValue = openSync(this.path!, fsConstants.O_RDONLY);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new SocketError('open', err.errno ?? 2, `network namespace ${this.path}`);
+      }
+    }
+    return this.fdValue;
+  }
+
+  /** The namespace's inode number: equal inodes mean the same namespace. */
+  get inode(): number {
+    return fstatSync(this.fd).ino;
+  }
+
+  /** A short description for messages. */
+  toString(): string {
+    return this.path ?? `netns fd ${this.fdValue}`;
+  }
+
+  /**
+   * Run `fn` with the calling thread inside this namespace and return its result. `fn` must be
+   * synchronous: a returned Promise is rejected, because the thread would switch back before it ran.
+   */
+  run<T>(fn: () => T): T {
+    return runInNetns(this, fn, this.shim);
+  }
+
+  close(): void {
+    if (this.ownsFd && this.fdValue !== undefined) {
+      closeSync(this.fdValue);
+      this.fdValue = undefined;
+    }
+  }
+}
+
+function threadNetnsInode(): number {
+  return statSync(THREAD_NETNS).ino;
+}
+
+/** See Netns.run. */
+export function runInNetns<T>(ns: Netns, fn: () => T, shim: NativeShim = nativeShim()): T {
+  const targetIno = ns.inode;
+  if (threadNetnsInode() === targetIno) return checkSync(fn());
+  const home = openSync(THREAD_NETNS, fsConstants.O_RDONLY);
+  try {
+    const homeIno = fstatSync(home).ino;
+    enter(shim, ns.fd, 'entering', ns.toString());
+    try {
+      if (threadNetnsInode() !== targetIno) throw new Error(`setns into ${ns} did not take effect`);
+      return checkSync(fn());
+    } finally {
+      enter(shim, home, 'returning from', ns.toString());
+      if (threadNetnsInode() !== homeIno) {
+        // Never continue in the wrong namespace: everything after would act on the wrong host.
+        process.emitWarning(`portmap-isolator: could not return from ${ns}; aborting`);
+        process.abort();
+      }
+    }
+  } finally {
+    closeSync(home);
+  }
+}
+
+function enter(shim: NativeShim, fd: number, verb: string, what: string): void {
+  try {
+    shim.setns(fd, CLONE.NEWNET);
+  } catch (e) {
+    throw new SocketError('setns', (e as { errno: number }).errno ?? 22, `${verb} network namespace ${what}`);
+  }
+}
+
+function checkSync<T>(value: T): T {
+  if (value && typeof (value as { then?: unknown }).then === 'function') {
+    throw new TypeError('Netns.run needs a synchronous function: work done after an await would run in the wrong namespace');
+  }
+  return value;
+}
+
+function isMountPoint(path: string): boolean {
+  const lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  return lines.some((l) => l.split(' ')[4] === path);
+}
+
+/** Make the pin directory a shared mount, as `ip netns add` does, so pins propagate to other mount namespaces. */
+function prepareRunDir(shim: NativeShim, dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (dir !== NETNS_RUN_DIR) return;
+  try {
+    if (!isMountPoint(dir)) shim.mount(dir, dir, 'none', MS.BIND | MS.REC, null);
+    shim.mount('none', dir, null, MS.SHARED | MS.REC, null);
+  } catch {
+    // Not fatal: pins still work within this mount namespace.
+  }
+}
+
+export interface CreateNetnsOptions {
+  shim?: NativeShim;
+}
+
+/**
+ * Create a new network namespace pinned at `NAME` (under /run/netns, visible to `ip netns`) or at
+ * an absolute path. Fails with EEXIST if the pin exists. Returns a handle to it.
+ */
+export function createNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): Netns {
+  const shim = opts.shim ?? nativeShim();
+  const path = nameOrPath.startsWith('/') ? nameOrPath : (checkNetnsName(nameOrPath), join(NETNS_RUN_DIR, nameOrPath));
+  prepareRunDir(shim, dirname(path));
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o444);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SocketError('open', err.errno ?? 17, `creating network namespace pin ${path}`);
+  }
+  closeSync(fd);
+  const home = openSync(THREAD_NETNS, fsConstants.O_RDONLY);
+  try {
+    const homeIno = fstatSync(home).ino;
+    try {
+      shim.unshare(CLONE.NEWNET);
+    } catch (e) {
+      unlinkSync(path);
+      throw new SocketError('unshare', (e as { errno: number }).errno ?? 1, `creating network namespace ${path}`);
+    }
+    try {
+      shim.mount(THREAD_NETNS, path, 'none', MS.BIND, null);
+    } catch (e) {
+      unlinkQuiet(path);
+      throw new SocketError('mount', (e as { errno: number }).errno ?? 1, `pinning network namespace at ${path}`);
+    } finally {
+      enter(shim, home, 'returning from new namespace', path);
+      if (threadNetnsInode() !== homeIno) {
+        process.emitWarning('portmap-isolator: could not return from a new network namespace; aborting');
+        process.abort();
+      }
+    }
+  } finally {
+    closeSync(home);
+  }
+  return Netns.fromPath(path, opts.shim);
+}
+
+/**
+ * Unpin and remove a namespace created by createNetns (or `ip netns add`). The namespace itself
+ * goes away when nothing else (a process, an open fd) holds it. Missing pins are not an error;
+ * returns whether a pin was removed.
+ */
+export function removeNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): boolean {
+  const shim = opts.shim ?? nativeShim();
+  const path = nameOrPath.startsWith('/') ? nameOrPath : (checkNetnsName(nameOrPath), join(NETNS_RUN_DIR, nameOrPath));
+  let existed = true;
+  try {
+    shim.umount2(path, MNT.DETACH);
+  } catch (e) {
+    const errno = (e as { errno: number }).errno;
+    if (errno === 2 /* ENOENT */) existed = false;
+    else if (errno !== 22 /* EINVAL: not a mount point */) throw new SocketError('umount2', errno, `unpinning ${path}`);
+  }
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    existed = false;
+  }
+  return existed;
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Write to or read from a file inside a namespace, e.g. /proc/sys/net/... (same discipline). */
+export function readFileInNetns(ns: Netns, path: string, shim?: NativeShim): string {
+  return runInNetns(ns, () => readFileSync(path, 'utf8'), shim);
+}
+export function writeFileInNetns(ns: Netns, path: string, data: string, shim?: NativeShim): void {
+  runInNetns(
+    ns,
+    () => {
+      const fd = openSync(path, 'w');
+      try {
+        writeSync(fd, data);
+      } finally {
+        closeSync(fd);
+      }
+    },
+    shim,
+  );
+}

@@ -1,0 +1,408 @@
+import { NLMSG, NLM_F } from './constants.js';
+import type { BatchResult, NetlinkWarning, RequestInfo } from './errors.js';
+import { ClosedError, DumpInterruptedError, EncodeError, NetlinkError, OverrunError, TimeoutError } from './errors.js';
+import type { RequestFailure } from './errors.js';
+import type { NetlinkMessage } from './framing.js';
+import { parseDonePayload, parseErrorPayload, parseMessages } from './framing.js';
+import type { MessageSchema } from './message.js';
+import { pathInMessage } from './message.js';
+import type { SocketOptions } from './socket.js';
+import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN } from './socket.js';
+import { Writer } from './writer.js';
+
+/** A request to send: message type, flags and a body writer. NLM_F_REQUEST is always added. */
+export interface Request {
+  type: number;
+  /** NLM_F_* flags (NLM_F_ACK is added for non-dump requests). */
+  flags?: number;
+  /** Writes the message body (everything after the nlmsghdr). */
+  encode?: (w: Writer) => void;
+  /** The body's schema, so that the kernel's NLMSGERR_ATTR_OFFS can be named as an attribute path. */
+  schema?: MessageSchema;
+}
+
+export interface SessionOptions extends SocketOptions {
+  /** Default time to wait for an answer. */
+  timeoutMs?: number;
+  /** Names of the family's message types, for errors ('RTM_NEWLINK'). */
+  typeNames?: ReadonlyMap<number, string>;
+  /** Called with every warning the kernel attaches to a successful ACK. */
+  onWarning?: (w: NetlinkWarning) => void;
+  /** Bytes of requests per sendmsg in a batch (bounded by the socket's send buffer). */
+  batchBytes?: number;
+  /** Requests per sendmsg in a batch (bounded so their ACKs fit the receive buffer). */
+  batchMessages?: number;
+}
+
+export interface RequestOptions<T> {
+  timeoutMs?: number;
+  /** Turn each reply message into a value while its bytes are valid; default: a copy of the message. */
+  decode?: (msg: NetlinkMessage) => T;
+}
+
+/** The answer to an acknowledged request: kernel warnings, and any reply messages (GET, ECHO). */
+export interface AckResult<T = NetlinkMessage> {
+  warnings: NetlinkWarning[];
+  replies: T[];
+}
+
+/** What to do when the kernel flags a dump as interrupted by a concurrent change. */
+export type InterruptedPolicy = 'retry' | 'throw' | 'accept';
+
+export interface DumpOptions<T> {
+  timeoutMs?: number;
+  /** Default 'retry' (up to `retries` times, then throw DumpInterruptedError with the partial results). */
+  onInterrupted?: InterruptedPolicy;
+  retries?: number;
+  decode: (msg: NetlinkMessage) => T;
+}
+
+type Outcome = { error: Error } | { error?: undefined; warnings: NetlinkWarning[]; replies: unknown[]; interrupted: boolean };
+
+interface Pending {
+  info: RequestInfo;
+  schema: MessageSchema | undefined;
+  dump: boolean;
+  decode: ((msg: NetlinkMessage) => unknown) | undefined;
+  replies: unknown[];
+  interrupted: boolean;
+  timeoutMs: number;
+  deadline: number;
+  settle: (o: Outcome) => void;
+}
+
+const copyMessage = (m: NetlinkMessage): NetlinkMessage => {
+  const raw = Buffer.from(m.raw);
+  return { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid, raw, payload: raw.subarray(16) };
+};
+
+/**
+ * The request engine over one netlink socket: sequence numbers, replies matched to requests
+ * (and only from the kernel), ACK and dump collection, timeouts, dump serialisation, batches with
+ * one result per request, and extended-ack decoding. Promise API; answers that are already queued
+ * when a request has been sent (rtnetlink answers synchronously) are collected without waiting
+ * for the event loop.
+ */
+export class NetlinkSession {
+  readonly socket: NetlinkSocket;
+  private readonly pending = new Map<number, Pending>();
+  private seq: number;
+  private readonly writer = new Writer(16 << 10);
+  private readonly timeoutMs: number;
+  private readonly typeNames: ReadonlyMap<number, string> | undefined;
+  private readonly onWarning: ((w: NetlinkWarning) => void) | undefined;
+  private readonly batchBytes: number;
+  private readonly batchMessages: number;
+  private dumpQueue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  /** Messages that belong to no request (notifications), if anyone wants them. */
+  onUnsolicited: ((msg: NetlinkMessage) => void) | undefined;
+
+  constructor(socket: NetlinkSocket, options: SessionOptions = {}) {
+    this.socket = socket;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.typeNames = options.typeNames;
+    this.onWarning = options.onWarning;
+    this.batchBytes = options.batchBytes ?? 128 << 10;
+    this.batchMessages = options.batchMessages ?? 1024;
+    this.seq = (Math.floor(Math.random() * 0x7fff0000) + 1) >>> 0;
+  }
+
+  /** Open a socket (in `options.netns` if given) and a session on it. */
+  static open(options: SessionOptions = {}): NetlinkSession {
+    return new NetlinkSession(NetlinkSocket.open(options), options);
+  }
+
+  /** Pending requests (diagnostics). */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    if (this.seq === 0) this.seq = 1;
+    return this.seq;
+  }
+
+  private info(type: number, flags: number, seq: number): RequestInfo {
+    const typeName = this.typeNames?.get(type);
+    return typeName ? { type, typeName, flags, seq } : { type, flags, seq };
+  }
+
+  private write(w: Writer, req: Request, flags: number): number {
+    const seq = this.nextSeq();
+    const start = w.beginMessage(req.type, flags, seq, 0);
+    try {
+      req.encode?.(w);
+    } catch (e) {
+      w.pos = start;
+      if (e instanceof EncodeError) throw new EncodeError(e.reason, [this.typeNames?.get(req.type) ?? `type ${req.type}`, ...e.path]);
+      throw e;
+    }
+    w.endMessage(start);
+    return seq;
+  }
+
+  /**
+   * Send one request and wait for its ACK (NLM_F_ACK is set). Replies the kernel sends before the
+   * ACK (a GET's answer, or ECHO) are returned in `replies`. Rejects with NetlinkError on refusal.
+   */
+  request<T = NetlinkMessage>(req: Request, options: RequestOptions<T> = {}): Promise<AckResult<T>> {
+    return new Promise<AckResult<T>>((resolve, reject) => {
+      this.checkOpen();
+      const flags = NLM_F.REQUEST | NLM_F.ACK | (req.flags ?? 0);
+      const w = this.writer;
+      w.reset();
+      const seq = this.write(w, req, flags);
+      this.register(seq, req, flags, false, options.decode ?? copyMessage, options.timeoutMs, (o) =>
+        o.error ? reject(o.error) : resolve({ warnings: o.warnings, replies: o.replies as T[] }),
+      );
+      this.transmit(w.view(), [seq]);
+    });
+  }
+
+  /** Send a dump request (NLM_F_DUMP) and collect every message until NLMSG_DONE. */
+  dump<T>(req: Request, options: DumpOptions<T>): Promise<T[]> {
+    const run = this.dumpQueue.then(() => this.dumpWithPolicy(req, options));
+    this.dumpQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dumpWithPolicy<T>(req: Request, options: DumpOptions<T>): Promise<T[]> {
+    const policy = options.onInterrupted ?? 'retry';
+    const attempts = policy === 'retry' ? 1 + (options.retries ?? 3) : 1;
+    let last: { items: T[]; info: RequestInfo } | undefined;
+    for (let i = 0; i < attempts; i++) {
+      const r = await this.dumpOnce(req, options);
+      if (!r.interrupted || policy === 'accept') return r.items;
+      last = r;
+    }
+    throw new DumpInterruptedError(last!.info, last!.items, attempts);
+  }
+
+  private dumpOnce<T>(req: Request, options: DumpOptions<T>): Promise<{ items: T[]; interrupted: boolean; info: RequestInfo }> {
+    return new Promise((resolve, reject) => {
+      this.checkOpen();
+      const flags = NLM_F.REQUEST | NLM_F.DUMP | (req.flags ?? 0);
+      const w = this.writer;
+      w.reset();
+      const seq = this.write(w, req, flags);
+      const info = this.info(req.type, flags, seq);
+      this.register(seq, req, flags, true, options.decode, options.timeoutMs, (o) =>
+        o.error ? reject(o.error) : resolve({ items: o.replies as T[], interrupted: o.interrupted, info }),
+      );
+      this.transmit(w.view(), [seq]);
+    });
+  }
+
+  /**
+   * Send many requests with as few system calls as fit the socket buffers, each acknowledged
+   * separately. Resolves with one result per request, in order; a refused request does not stop
+   * the others (the kernel goes on with the next message). Every request is encoded before the
+   * first byte is sent, so bad input sends nothing.
+   */
+  async batch(reqs: readonly Request[], options: { timeoutMs?: number } = {}): Promise<BatchResult[]> {
+    this.checkOpen();
+    const w = new Writer(Math.min(Math.max(reqs.length * 128, 4096), this.batchBytes * 2));
+    const seqs: number[] = new Array(reqs.length);
+    const ends: number[] = new Array(reqs.length);
+    for (let i = 0; i < reqs.length; i++) {
+      const req = reqs[i]!;
+      seqs[i] = this.write(w, req, NLM_F.REQUEST | NLM_F.ACK | (req.flags ?? 0));
+      ends[i] = w.pos;
+    }
+    const buf = w.view();
+    const results: BatchResult[] = new Array(reqs.length);
+    let first = 0;
+    while (first < reqs.length) {
+      let last = first + 1;
+      const chunkStart = first ? ends[first - 1]! : 0;
+      while (last < reqs.length && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
+      let outstanding = last - first;
+      let wake: (() => void) | undefined;
+      for (let i = first; i < last; i++) {
+        const req = reqs[i]!;
+        this.register(seqs[i]!, req, NLM_F.REQUEST | NLM_F.ACK | (req.flags ?? 0), false, undefined, options.timeoutMs, (o) => {
+          results[i] = o.error ? { ok: false, error: o.error as RequestFailure } : { ok: true, warnings: o.warnings };
+          if (--outstanding === 0) wake?.();
+        });
+      }
+      const chunkSeqs = seqs.slice(first, last);
+      this.transmit(buf.subarray(chunkStart, ends[last - 1]!), chunkSeqs);
+      if (outstanding > 0) await new Promise<void>((r) => (wake = r));
+      first = last;
+    }
+    return results;
+  }
+
+  private register(
+    seq: number,
+    req: Request,
+    flags: number,
+    dump: boolean,
+    decode: ((m: NetlinkMessage) => unknown) | undefined,
+    timeoutMs: number | undefined,
+    settle: (o: Outcome) => void,
+  ): void {
+    const t = timeoutMs ?? this.timeoutMs;
+    this.pending.set(seq, {
+      info: this.info(req.type, flags, seq),
+      schema: req.schema,
+      dump,
+      decode,
+      replies: [],
+      interrupted: false,
+      timeoutMs: t,
+      deadline: Date.now() + t,
+      settle,
+    });
+  }
+
+  /** Send bytes holding the messages `seqs`; collect what the kernel already answered. */
+  private transmit(bytes: Buffer, seqs: number[]): void {
+    try {
+      this.socket.send(bytes, bytes.length);
+    } catch (e) {
+      for (const seq of seqs) this.finish(seq, { error: e as Error });
+      return;
+    }
+    this.drain();
+  }
+
+  /** Read every queued datagram and dispatch its messages; poll when answers are still due. */
+  private drain(): void {
+    if (this.draining || this.socket.isClosed) return;
+    this.draining = true;
+    try {
+      for (;;) {
+        let d;
+        try {
+          d = this.socket.receive();
+        } catch (e) {
+          this.failAll(e as Error);
+          break;
+        }
+        if (d === RECV_EMPTY) break;
+        if (d === RECV_OVERRUN) {
+          this.failAll(new OverrunError('netlink request socket'));
+          continue;
+        }
+        if (d.senderPort !== 0) continue; // only the kernel may answer us
+        let messages: NetlinkMessage[];
+        try {
+          messages = parseMessages(d.data);
+        } catch (e) {
+          this.failAll(e as Error);
+          continue;
+        }
+        for (const m of messages) this.dispatch(m);
+      }
+    } finally {
+      this.draining = false;
+    }
+    this.schedule();
+  }
+
+  private dispatch(m: NetlinkMessage): void {
+    const p = this.pending.get(m.seq);
+    if (!p) {
+      if (m.type >= NLMSG.MIN_TYPE) this.onUnsolicited?.(m);
+      return; // a late answer to a request that timed out, or a notification
+    }
+    if (m.flags & NLM_F.DUMP_INTR) p.interrupted = true;
+    p.deadline = Date.now() + p.timeoutMs; // progress
+    try {
+      switch (m.type) {
+        case NLMSG.NOOP:
+          return;
+        case NLMSG.ERROR: {
+          const e = parseErrorPayload(m);
+          const extack = e.extack;
+          if (extack?.offset !== undefined && p.schema && e.request.length > 16) {
+            extack.attributePath = pathInMessage(p.schema, e.request, extack.offset);
+          }
+          if (e.error !== 0) {
+            this.finish(m.seq, { error: new NetlinkError(-e.error, p.info, extack) });
+          } else {
+            const warnings: NetlinkWarning[] = [];
+            if (extack?.message) {
+              const warning: NetlinkWarning = { message: extack.message, request: p.info };
+              if (extack.attributePath) warning.attributePath = extack.attributePath;
+              warnings.push(warning);
+              this.onWarning?.(warning);
+            }
+            this.finish(m.seq, { warnings, replies: p.replies, interrupted: p.interrupted });
+          }
+          return;
+        }
+        case NLMSG.DONE: {
+          const d = parseDonePayload(m);
+          if (d.error < 0) this.finish(m.seq, { error: new NetlinkError(-d.error, p.info, d.extack) });
+          else this.finish(m.seq, { warnings: [], replies: p.replies, interrupted: p.interrupted });
+          return;
+        }
+        case NLMSG.OVERRUN:
+          this.finish(m.seq, { error: new OverrunError(p.info.typeName ?? `request ${p.info.seq}`) });
+          return;
+        default:
+          if (p.decode) p.replies.push(p.decode(m));
+      }
+    } catch (e) {
+      this.finish(m.seq, { error: e instanceof Error ? e : new Error(String(e)) });
+    }
+  }
+
+  private finish(seq: number, o: Outcome): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    p.settle(o);
+  }
+
+  private failAll(error: Error): void {
+    for (const seq of [...this.pending.keys()]) this.finish(seq, { error });
+  }
+
+  /** Poll and arm the timeout while answers are due; stop both when none are. */
+  private schedule(): void {
+    if (this.pending.size === 0) {
+      this.socket.stopPolling();
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      return;
+    }
+    if (!this.socket.isClosed) this.socket.startPolling(() => this.drain());
+    if (!this.timer) {
+      let earliest = Infinity;
+      for (const p of this.pending.values()) earliest = Math.min(earliest, p.deadline);
+      this.timer = setTimeout(() => this.expire(), Math.max(0, earliest - Date.now()) + 1);
+    }
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    for (const [seq, p] of [...this.pending]) {
+      if (p.deadline <= now) this.finish(seq, { error: new TimeoutError(p.info, p.timeoutMs) });
+    }
+    this.schedule();
+  }
+
+  private checkOpen(): void {
+    if (this.socket.isClosed) throw new ClosedError('netlink session');
+  }
+
+  /** Close the socket; requests still waiting are rejected with ClosedError. */
+  close(): void {
+    if (this.socket.isClosed) return;
+    this.socket.close();
+    this.failAll(new ClosedError('netlink session'));
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+

@@ -1,0 +1,222 @@
+import { MSG, NETLINK, NETLINK_OPT, SOL_NETLINK, SOL_SOCKET, SO } from './constants.js';
+import { SocketError } from './errors.js';
+import type { Netns } from './netns.js';
+import type { NativePoller, NativeShim } from './shim.js';
+import { nativeShim } from './shim.js';
+
+export interface SocketOptions {
+  /** Netlink protocol (NETLINK.ROUTE by default). */
+  protocol?: number;
+  /** Multicast groups bitmask to bind with (legacy groups 1..32). */
+  groups?: number;
+  /** Open the socket inside this network namespace (it stays bound there). */
+  netns?: Netns;
+  /** Receive buffer size; set with SO_RCVBUFFORCE when allowed, so batches never lose ACKs. */
+  rcvbufBytes?: number;
+  /** Send buffer size (bounds the size of one batch datagram). */
+  sndbufBytes?: number;
+  /** Ask for extended ACKs (NETLINK_EXT_ACK). Default true. */
+  extendedAck?: boolean;
+  /** Strict checking of dump requests (NETLINK_GET_STRICT_CHK). Default true. */
+  strictCheck?: boolean;
+  /** An alternative shim (a fake kernel in tests). */
+  shim?: NativeShim;
+}
+
+/** One received datagram: a view of the socket's receive buffer, valid until the next receive. */
+export interface Datagram {
+  data: Buffer;
+  senderPort: number;
+  groups: number;
+}
+
+const DEFAULT_RCVBUF = 4 << 20;
+const DEFAULT_SNDBUF = 1 << 20;
+const INITIAL_RECV_BUFFER = 64 << 10;
+
+/** Result of a receive that got nothing: no datagram queued, or the queue overflowed. */
+export const RECV_EMPTY = 0;
+export const RECV_OVERRUN = -1;
+
+/**
+ * An AF_NETLINK socket: open/bind/options, datagram send and non-blocking receive, and a
+ * readiness callback on the event loop. No protocol logic: see session.ts.
+ */
+export class NetlinkSocket {
+  readonly fd: number;
+  readonly protocol: number;
+  /** The port id the kernel assigned at bind time. */
+  readonly portId: number;
+  readonly shim: NativeShim;
+  private recvBuf = Buffer.allocUnsafe(INITIAL_RECV_BUFFER);
+  private readonly meta = new Int32Array(3);
+  private poller: NativePoller | undefined;
+  private polling = false;
+  private refed = true;
+  private closed = false;
+
+  private constructor(shim: NativeShim, fd: number, protocol: number, portId: number) {
+    this.shim = shim;
+    this.fd = fd;
+    this.protocol = protocol;
+    this.portId = portId;
+  }
+
+  /** Open and bind a socket, inside `netns` when given (synchronously, see netns.ts). */
+  static open(options: SocketOptions = {}): NetlinkSocket {
+    const shim = options.shim ?? nativeShim();
+    const protocol = options.protocol ?? NETLINK.ROUTE;
+    const create = () => {
+      const fd = shim.socket(protocol);
+      try {
+        NetlinkSocket.configure(shim, fd, options);
+        const portId = shim.bind(fd, options.groups ?? 0);
+        return new NetlinkSocket(shim, fd, protocol, portId);
+      } catch (e) {
+        shim.close(fd);
+        throw e;
+      }
+    };
+    try {
+      return options.netns ? options.netns.run(create) : create();
+    } catch (e) {
+      const err = e as { errno?: number; syscall?: string; message: string };
+      if (typeof err.errno === 'number' && err.syscall) throw new SocketError(err.syscall, err.errno, 'opening a netlink socket');
+      throw e;
+    }
+  }
+
+  private static configure(shim: NativeShim, fd: number, o: SocketOptions): void {
+    setBuffer(shim, fd, SO.RCVBUFFORCE, SO.RCVBUF, o.rcvbufBytes ?? DEFAULT_RCVBUF);
+    setBuffer(shim, fd, SO.SNDBUFFORCE, SO.SNDBUF, o.sndbufBytes ?? DEFAULT_SNDBUF);
+    if (o.extendedAck ?? true) trySet(shim, fd, NETLINK_OPT.EXT_ACK, 1);
+    if (o.strictCheck ?? true) trySet(shim, fd, NETLINK_OPT.GET_STRICT_CHK, 1);
+  }
+
+  /** The send buffer the kernel granted (it doubles what was asked). */
+  get sndbufBytes(): number {
+    return this.shim.getsockopt(this.fd, SOL_SOCKET, SO.SNDBUF);
+  }
+  get rcvbufBytes(): number {
+    return this.shim.getsockopt(this.fd, SOL_SOCKET, SO.RCVBUF);
+  }
+
+  setOption(name: number, value: number): void {
+    this.checkOpen();
+    try {
+      this.shim.setsockopt(this.fd, SOL_NETLINK, name, value);
+    } catch (e) {
+      throw new SocketError('setsockopt', (e as { errno: number }).errno);
+    }
+  }
+
+  /** Join a multicast group (any number, including those above 32). */
+  addMembership(group: number): void {
+    this.setOption(NETLINK_OPT.ADD_MEMBERSHIP, group);
+  }
+  dropMembership(group: number): void {
+    this.setOption(NETLINK_OPT.DROP_MEMBERSHIP, group);
+  }
+
+  /** Send one datagram (which may hold many messages). Throws SocketError on failure. */
+  send(buf: Buffer, length = buf.length): void {
+    this.checkOpen();
+    const n = this.shim.send(this.fd, buf, length);
+    if (n < 0) throw new SocketError('sendmsg', -n);
+    if (n !== length) throw new SocketError('sendmsg', 5 /* EIO */, `short send: ${n} of ${length} bytes`);
+  }
+
+  /** Send several datagrams in one system call. */
+  sendMany(bufs: Buffer[]): void {
+    this.checkOpen();
+    let sent = 0;
+    while (sent < bufs.length) {
+      const n = this.shim.sendmmsg(this.fd, sent ? bufs.slice(sent) : bufs);
+      if (n < 0) throw new SocketError('sendmmsg', -n);
+      sent += n;
+    }
+  }
+
+  /**
+   * Receive one datagram without blocking. Returns RECV_EMPTY when nothing is queued and
+   * RECV_OVERRUN when the kernel dropped messages (ENOBUFS); otherwise the datagram, whose
+   * bytes stay valid until the next call.
+   */
+  receive(): Datagram | typeof RECV_EMPTY | typeof RECV_OVERRUN {
+    this.checkOpen();
+    for (;;) {
+      const n = this.shim.recv(this.fd, this.recvBuf, MSG.TRUNC, this.meta);
+      if (n >= 0 && n <= this.recvBuf.length) {
+        return { data: this.recvBuf.subarray(0, n), senderPort: this.meta[0]! >>> 0, groups: this.meta[2]! >>> 0 };
+      }
+      if (n > this.recvBuf.length) {
+        // The datagram was larger than our buffer and is lost; grow so it cannot happen again.
+        this.recvBuf = Buffer.allocUnsafe(Math.max(n, this.recvBuf.length * 2));
+        return RECV_OVERRUN;
+      }
+      if (-n === 11 /* EAGAIN */) return RECV_EMPTY;
+      if (-n === 105 /* ENOBUFS */) return RECV_OVERRUN;
+      throw new SocketError('recvmsg', -n);
+    }
+  }
+
+  /** Call `onReadable` from the event loop whenever a datagram is queued, until stopPolling(). */
+  startPolling(onReadable: () => void): void {
+    this.checkOpen();
+    if (!this.poller) {
+      this.poller = new this.shim.Poller(this.fd, () => onReadable());
+      if (!this.refed) this.poller.unref();
+    }
+    if (!this.polling) {
+      this.poller.start();
+      this.polling = true;
+    }
+  }
+  stopPolling(): void {
+    if (this.poller && this.polling) {
+      this.poller.stop();
+      this.polling = false;
+    }
+  }
+  /** Whether an active poll keeps the process alive (default yes). */
+  ref(): void {
+    this.refed = true;
+    this.poller?.ref();
+  }
+  unref(): void {
+    this.refed = false;
+    this.poller?.unref();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller?.close();
+    this.poller = undefined;
+    this.shim.close(this.fd);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new SocketError('netlink', 9 /* EBADF */, 'socket is closed');
+  }
+}
+
+function setBuffer(shim: NativeShim, fd: number, force: number, plain: number, bytes: number): void {
+  try {
+    shim.setsockopt(fd, SOL_SOCKET, force, bytes);
+  } catch {
+    shim.setsockopt(fd, SOL_SOCKET, plain, bytes); // without CAP_NET_ADMIN: capped by net.core.*mem_max
+  }
+}
+
+function trySet(shim: NativeShim, fd: number, opt: number, value: number): void {
+  try {
+    shim.setsockopt(fd, SOL_NETLINK, opt, value);
+  } catch {
+    // Older kernels lack the option; behaviour degrades gracefully (no extack / lenient dumps).
+  }
+}

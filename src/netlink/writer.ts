@@ -1,0 +1,146 @@
+import { NLA_HDRLEN, NLMSG_HDRLEN, align4 } from './constants.js';
+
+/**
+ * A growable byte writer for netlink messages. One writer serves a whole batch: messages and
+ * attributes are opened with a placeholder length and back-patched when closed, so nothing is
+ * copied or concatenated. Host byte order is little-endian (checked in shim.ts).
+ */
+export class Writer {
+  private buf: Buffer;
+  /** Current write position. */
+  pos = 0;
+
+  constructor(initialSize = 4096) {
+    this.buf = Buffer.allocUnsafe(initialSize);
+  }
+
+  /** Make room for `n` more bytes. */
+  ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16LE(v, this.pos);
+    this.pos += 2;
+  }
+  s16(v: number): void {
+    this.ensure(2);
+    this.buf.writeInt16LE(v, this.pos);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  s32(v: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.pos);
+    this.pos += 4;
+  }
+  u64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(v, this.pos);
+    this.pos += 8;
+  }
+  s64(v: bigint): void {
+    this.ensure(8);
+    this.buf.writeBigInt64LE(v, this.pos);
+    this.pos += 8;
+  }
+  be16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(v, this.pos);
+    this.pos += 2;
+  }
+  be32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32BE(v, this.pos);
+    this.pos += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  /** A string's UTF-8 bytes (no terminator). */
+  utf8(s: string): void {
+    const n = Buffer.byteLength(s);
+    this.ensure(n);
+    this.buf.write(s, this.pos, 'utf8');
+    this.pos += n;
+  }
+  zeros(n: number): void {
+    this.ensure(n);
+    this.buf.fill(0, this.pos, this.pos + n);
+    this.pos += n;
+  }
+  /** Pad with zeros to the next 4-byte boundary. */
+  align(): void {
+    const pad = align4(this.pos) - this.pos;
+    if (pad) this.zeros(pad);
+  }
+
+  /** Open a netlink message: writes an nlmsghdr with a placeholder length; returns its offset. */
+  beginMessage(type: number, flags: number, seq: number, pid = 0): number {
+    const start = this.pos;
+    this.ensure(NLMSG_HDRLEN);
+    const b = this.buf;
+    b.writeUInt32LE(0, start);
+    b.writeUInt16LE(type, start + 4);
+    b.writeUInt16LE(flags, start + 6);
+    b.writeUInt32LE(seq >>> 0, start + 8);
+    b.writeUInt32LE(pid >>> 0, start + 12);
+    this.pos += NLMSG_HDRLEN;
+    return start;
+  }
+  /** Close a message: back-patch nlmsg_len and align. */
+  endMessage(start: number): void {
+    this.align();
+    this.buf.writeUInt32LE(this.pos - start, start);
+  }
+
+  /** Open an attribute (type includes any NLA_F_* flags); returns its offset. */
+  beginAttr(type: number): number {
+    const start = this.pos;
+    this.ensure(NLA_HDRLEN);
+    this.buf.writeUInt32LE(type << 16, start); // nla_len patched in endAttr
+    this.pos += NLA_HDRLEN;
+    return start;
+  }
+  /** Close an attribute: nla_len excludes the trailing padding, which is then written. */
+  endAttr(start: number): void {
+    const len = this.pos - start;
+    if (len > 0xffff) throw new RangeError(`attribute of ${len} bytes exceeds the 65535-byte netlink limit`);
+    this.buf.writeUInt16LE(len, start);
+    this.align();
+  }
+
+  /** Overwrite a u32 already written (host order). */
+  patchU32(offset: number, v: number): void {
+    this.buf.writeUInt32LE(v >>> 0, offset);
+  }
+
+  /** The bytes written so far: a view, valid until the next write or reset. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+  /** The bytes written so far, copied into a buffer of their own. */
+  toBuffer(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+  reset(): void {
+    this.pos = 0;
+  }
+}
