@@ -19,6 +19,17 @@ import type { Writer } from './writer.js';
 export interface RawAttr {
   type: number;
   data: Buffer;
+  /**
+   * Where it stood: after the known attribute with this key, or first when null. Decoding records
+   * it so that re-encoding is byte-exact; without it the attribute is written last.
+   */
+  after?: string | null;
+}
+
+function writeRaw(w: Writer, raw: RawAttr): void {
+  const start = w.beginAttr(raw.type);
+  w.bytes(raw.data);
+  w.endAttr(start);
 }
 
 export interface AttrOptions {
@@ -75,6 +86,8 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
   /** Write the attributes of `value` (payload of a message or of a nest). */
   encode(w: Writer, value: AttrValues<D>): void {
     const v = value as Record<string, unknown>;
+    const unknown = value.unknown;
+    if (unknown) for (const raw of unknown) if (raw.after === null) writeRaw(w, raw);
     for (const key in v) {
       const x = v[key];
       if (x === undefined || key === 'unknown') continue;
@@ -89,15 +102,9 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
         throw err;
       }
       w.endAttr(start);
+      if (unknown) for (const raw of unknown) if (raw.after === key) writeRaw(w, raw);
     }
-    const unknown = value.unknown;
-    if (unknown) {
-      for (const raw of unknown) {
-        const start = w.beginAttr(raw.type);
-        w.bytes(raw.data);
-        w.endAttr(start);
-      }
-    }
+    if (unknown) for (const raw of unknown) if (raw.after === undefined || (raw.after !== null && v[raw.after] === undefined)) writeRaw(w, raw);
   }
 
   /** Read the attributes between `start` and `end`. */
@@ -105,6 +112,7 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
     const out: Record<string, unknown> = {};
     let unknown: RawAttr[] | undefined;
     let deferred: Array<{ e: Entry; s: number; t: number }> | undefined;
+    let lastKey: string | null = null;
     let at = start;
     while (at < end) {
       if (end - at < NLA_HDRLEN) {
@@ -120,12 +128,14 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
       const e = this.byType[rawType & NLA_TYPE_MASK];
       if (!e || out[e.key] !== undefined) {
         if (opts.strict && !e) throw new DecodeError(`unknown attribute type ${rawType & NLA_TYPE_MASK}`, [this.prefix], at);
-        (unknown ??= []).push({ type: rawType, data: Buffer.from(buf.subarray(at + NLA_HDRLEN, at + len)) });
+        (unknown ??= []).push({ type: rawType, data: Buffer.from(buf.subarray(at + NLA_HDRLEN, at + len)), after: lastKey });
       } else if (e.codec.deferred) {
         (deferred ??= []).push({ e, s: at + NLA_HDRLEN, t: at + len });
         out[e.key] = null; // reserve the key's position; filled below
+        lastKey = e.key;
       } else {
         out[e.key] = this.decodeOne(e, buf, at + NLA_HDRLEN, at + len, opts, out);
+        lastKey = e.key;
       }
       at += align4(len);
     }
@@ -167,6 +177,17 @@ export interface NestOptions {
   /** Set NLA_F_NESTED on the attribute, as the kernel and newer iproute2 do for some nests. */
   flag?: boolean;
 }
+
+/** The raw payload of a nest we do not model, written back with NLA_F_NESTED as the kernel sent it. */
+export const nestedBytes: Codec<Buffer> = {
+  name: 'nested (raw)',
+  typeFlags: NLA_F.NESTED,
+  encode(w, v) {
+    if (!(v instanceof Uint8Array)) throw new EncodeError(`bytes expected, got ${typeof v}`);
+    w.bytes(v);
+  },
+  decode: (buf, start, end) => Buffer.from(buf.subarray(start, end)),
+};
 
 /** A nested attribute holding the set `set`. */
 export function nested<D extends AttrDefs>(set: AttrSet<D>, opts: NestOptions = {}): ContainerCodec<AttrValues<D>> {

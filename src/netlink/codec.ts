@@ -104,6 +104,20 @@ export const string: Codec<string> = {
   },
 };
 
+/**
+ * A string written without a NUL terminator (iproute2 writes IFLA_INFO_KIND this way); read like
+ * `string`.
+ */
+export const unterminatedString: Codec<string> = {
+  name: 'string (no NUL)',
+  encode(w, v) {
+    if (typeof v !== 'string') throw new EncodeError(`string expected, got ${typeof v}`);
+    if (v.includes('\0')) throw new EncodeError('string must not contain NUL');
+    w.utf8(v);
+  },
+  decode: string.decode,
+};
+
 /** Raw bytes, copied out of the receive buffer. */
 export const bytes: Codec<Buffer> = {
   name: 'bytes',

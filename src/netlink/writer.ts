@@ -115,7 +115,8 @@ export class Writer {
   beginAttr(type: number): number {
     const start = this.pos;
     this.ensure(NLA_HDRLEN);
-    this.buf.writeUInt32LE(type << 16, start); // nla_len patched in endAttr
+    this.buf.writeUInt16LE(0, start); // nla_len, patched in endAttr
+    this.buf.writeUInt16LE(type, start + 2);
     this.pos += NLA_HDRLEN;
     return start;
   }

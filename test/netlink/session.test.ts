@@ -30,7 +30,7 @@ const newLink = (attrs: LinkAttrs, flags = NLM_F.CREATE | NLM_F.EXCL): Request =
   encode: (w) => encodeBody(w, linkMessage, { attrs }),
 });
 const getLinks: Request = { type: RTM.GETLINK, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, {}) };
-const linkReply = (seq: number, index: number, name: string, flags = NLM_F.MULTI) =>
+const linkReply = (seq: number, index: number, name: string, flags: number = NLM_F.MULTI) =>
   message(RTM.NEWLINK, seq, flags, (w) => encodeBody(w, linkMessage, { header: { index }, attrs: { ifname: name } }));
 const decodeLink = (m: NetlinkMessage) => decodeBody(linkMessage, m.payload).attrs.ifname;
 

@@ -1,4 +1,4 @@
-import { attrSet, bytes, field, lladdr, messageSchema, nested, pad, s32, string, struct, subMessage, u32, u8 } from '../../netlink/index.js';
+import { attrSet, bytes, nestedBytes, field, lladdr, messageSchema, nested, pad, s32, string, struct, subMessage, u32, u8, unterminatedString } from '../../netlink/index.js';
 import type { AttrValues, DecodeOptions, MessageBody, Writer } from '../../netlink/index.js';
 
 /** struct ifinfomsg. */
@@ -107,7 +107,7 @@ const IFLA_DEFS = {
   tsoMaxSize: [59, u32],
   tsoMaxSegs: [60, u32],
   allmulti: [61, u32],
-  devlinkPort: [62, bytes],
+  devlinkPort: [62, nestedBytes],
   gsoIpv4MaxSize: [63, u32],
   groIpv4MaxSize: [64, u32],
 } as const;
@@ -153,7 +153,8 @@ const vethPeerCodec = {
 export const VETH_INFO = attrSet('VETH_INFO', { peer: [1, vethPeerCodec] } as const);
 
 export const IFLA_INFO = attrSet('IFLA_INFO', {
-  kind: [1, string],
+  // iproute2 writes the kind without a terminator; the kernel accepts both and sends one back.
+  kind: [1, unterminatedString],
   data: [2, subMessage('kind', { veth: nested(VETH_INFO) }, { selectorType: 1 })],
   xstats: [3, bytes],
   slaveKind: [4, string],

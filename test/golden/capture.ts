@@ -1,0 +1,94 @@
+/**
+ * Regenerate golden vectors: runs the reference tools under ../shared/tools/nlcapture inside a lab
+ * namespace and records the netlink messages they send (seq/pid zeroed), plus a few kernel replies
+ * read with our own session. The decoded form is written by our decoder and must be reviewed by
+ * eye; the tests then hold both directions to these bytes.
+ *
+ *   npx tsx test/golden/capture.ts [netlink]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { release } from 'node:os';
+import { NetlinkSession, Netns, decodeBody, encodeBody } from '../../src/netlink/index.js';
+import { RTM } from '../../src/rtnl/index.js';
+import { Lab, sweepStaleLabs } from '../helpers/lab.js';
+import { toJsonValue } from '../helpers/golden.js';
+import { SCHEMAS } from './schemas.js';
+
+const NLCAPTURE = join(import.meta.dirname, '..', '..', '..', 'shared', 'tools', 'nlcapture');
+const toolVersion = (tool: string) => execFileSync(tool, ['-V'], { encoding: 'utf8' }).trim();
+
+interface Captured {
+  type: number;
+  flags: number;
+  hex: string;
+}
+
+function capture(ns: string, cmd: string[], all = false): Captured[] {
+  const out = execFileSync(NLCAPTURE, ['--netns', ns, ...(all ? ['--all'] : []), '--', ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Captured)
+    .filter((m) => m.hex.length > 64); // drop iproute2's empty capability probes
+}
+
+function write(area: string, name: string, v: object): void {
+  const dir = join(import.meta.dirname, area);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(v, null, 2) + '\n');
+  console.log(`wrote ${area}/${name}.json`);
+}
+
+function recordRequest(area: string, name: string, ns: string, schema: keyof typeof SCHEMAS, cmd: string[], opts: { all?: boolean; pick?: (m: Captured) => boolean; note?: string } = {}): void {
+  const msgs = capture(ns, cmd, opts.all).filter(opts.pick ?? (() => true));
+  if (msgs.length !== 1) throw new Error(`${name}: expected one message from ${cmd.join(' ')}, got ${msgs.length}`);
+  const m = msgs[0]!;
+  const bytes = Buffer.from(m.hex, 'hex');
+  const decoded = decodeBody(SCHEMAS[schema], bytes.subarray(16), { strict: true });
+  write(area, name, {
+    provenance: { command: cmd.join(' '), tool: toolVersion(cmd[0]!), kernel: release(), method: 'nlcapture (strace sendmsg), seq/pid zeroed', ...(opts.note ? { note: opts.note } : {}) },
+    direction: 'request',
+    schema,
+    type: m.type,
+    flags: m.flags,
+    hex: m.hex,
+    decoded: toJsonValue(decoded),
+  });
+}
+
+async function captureNetlink(): Promise<void> {
+  const lab = new Lab();
+  try {
+    const h = lab.host;
+    recordRequest('netlink', 'getlink-dump-ip-link-show', h, 'link', ['ip', 'link', 'show'], { all: true, pick: (m) => m.type === RTM.GETLINK });
+    recordRequest('netlink', 'newlink-veth-with-macs-mtu', h, 'link', ['ip', 'link', 'add', 'v0', 'address', '02:00:00:00:00:01', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'v1', 'address', '02:00:00:00:00:02']);
+    recordRequest('netlink', 'newaddr-ipv4', h, 'address', ['ip', 'addr', 'add', '198.18.0.9/24', 'dev', 'eth0']);
+    recordRequest('netlink', 'deladdr-ipv4', h, 'address', ['ip', 'addr', 'del', '198.18.0.9/24', 'dev', 'eth0']);
+    // A kernel reply: lo in a fresh namespace (down, zero counters), read with our own session.
+    const fresh = lab.addNamespace('fresh');
+    const s = NetlinkSession.open({ netns: Netns.fromName(fresh) });
+    const r = await s.request({ type: RTM.GETLINK, encode: (w) => encodeBody(w, SCHEMAS.link, { attrs: { ifname: 'lo' } }) });
+    s.close();
+    const reply = r.replies[0]!;
+    const raw = Buffer.from(reply.raw);
+    raw.writeUInt32LE(0, 8);
+    raw.writeUInt32LE(0, 12);
+    write('netlink', 'reply-newlink-lo-fresh-netns', {
+      provenance: { command: 'RTM_GETLINK ifname=lo in a new netns', kernel: release(), method: 'kernel reply read by NetlinkSession, seq/pid zeroed' },
+      direction: 'reply',
+      schema: 'link',
+      type: reply.type,
+      flags: reply.flags,
+      hex: raw.toString('hex'),
+      decoded: toJsonValue(decodeBody(SCHEMAS.link, raw.subarray(16))),
+    });
+  } finally {
+    lab.destroy();
+  }
+}
+
+sweepStaleLabs();
+const areas = process.argv.slice(2);
+if (!areas.length || areas.includes('netlink')) await captureNetlink();
