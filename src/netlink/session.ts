@@ -312,7 +312,7 @@ export class NetlinkSession {
       return; // a late answer to a request that timed out, or a notification
     }
     if (m.flags & NLM_F.DUMP_INTR) p.interrupted = true;
-    p.deadline = Date.now() + p.timeoutMs; // progress
+    if (p.dump) p.deadline = Date.now() + p.timeoutMs; // a dump that makes progress is alive
     try {
       switch (m.type) {
         case NLMSG.NOOP:
