@@ -1,6 +1,6 @@
 /**
  * raw: the netlink core's floor. RTM_GETLINK for one link (reply + ACK), one request at a time
- * and batched, next to iproute2 doing the same (`ip -batch` and one `ip` process per request),
+ * (async and the synchronous fast path) and batched, next to iproute2 doing the same (`ip -batch` and one `ip` process per request),
  * in a lab namespace.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,6 +13,8 @@ export interface RawResult {
   n: number;
   sdk_single_per_sec: number;
   sdk_single_latency_us: { p50: number; p99: number };
+  sdk_sync_single_per_sec: number;
+  ratio_sync_vs_async_single: number;
   sdk_batched_per_sec: number;
   ip_batch_per_sec: number;
   ip_process_per_sec: number;
@@ -33,6 +35,7 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
     for (let i = 0; i < 3; i++) await session.batch(Array.from({ length: n }, () => getLo));
 
     const single: number[] = [];
+    const syncSingle: number[] = [];
     const batched: number[] = [];
     const ipBatch: number[] = [];
     const ipProcess: number[] = [];
@@ -49,6 +52,13 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
               await session.request(getLo);
               latenciesUs.push(Number(process.hrtime.bigint() - t0) / 1e3);
             }
+          })) /
+            1e3),
+      );
+      syncSingle.push(
+        n /
+          ((await timeMs(() => {
+            for (let i = 0; i < n; i++) session.requestSync(getLo);
           })) /
             1e3),
       );
@@ -70,6 +80,7 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
       );
     }
     const s = summarize(single);
+    const ss = summarize(syncSingle);
     const b = summarize(batched);
     const ib = summarize(ipBatch);
     const ip = summarize(ipProcess);
@@ -78,6 +89,8 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
       n,
       sdk_single_per_sec: Math.round(s.median),
       sdk_single_latency_us: { p50: round(lat.median, 1), p99: round(lat.p99, 1) },
+      sdk_sync_single_per_sec: Math.round(ss.median),
+      ratio_sync_vs_async_single: round(ss.median / s.median),
       sdk_batched_per_sec: Math.round(b.median),
       ip_batch_per_sec: Math.round(ib.median),
       ip_process_per_sec: Math.round(ip.median),
@@ -85,6 +98,7 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
       repetitions: reps,
       spread: {
         sdk_single_per_sec: { min: Math.round(s.min), max: Math.round(s.max) },
+        sdk_sync_single_per_sec: { min: Math.round(ss.min), max: Math.round(ss.max) },
         sdk_batched_per_sec: { min: Math.round(b.min), max: Math.round(b.max) },
         ip_batch_per_sec: { min: Math.round(ib.min), max: Math.round(ib.max) },
         ip_process_per_sec: { min: Math.round(ip.min), max: Math.round(ip.max) },

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -161,6 +162,16 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
+// waitReadable(fd, timeoutMs) -> 1 readable, 0 timed out, or -errno. Blocks the calling thread:
+// only for the synchronous request path, whose callers accept that.
+Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "waitReadable")) return info.Env().Undefined();
+  pollfd p = {IntArg(info, 0), POLLIN, 0};
+  int n = poll(&p, 1, IntArg(info, 1));
+  if (n < 0) return Napi::Number::New(info.Env(), errno == EINTR ? 0 : -errno);
+  return Napi::Number::New(info.Env(), n > 0 ? 1 : 0);
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, 1, "close")) return info.Env().Undefined();
   if (close(IntArg(info, 0)) < 0 && errno != EINTR) return ThrowErrno(info.Env(), errno, "close");
@@ -263,7 +274,17 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (handle_ != nullptr) uv_poll_stop(handle_);
     return info.Env().Undefined();
   }
-  Napi::Value Close(const Napi::CallbackInfo& info) {
+  // waitReadable(fd, timeoutMs) -> 1 readable, 0 timed out, or -errno. Blocks the calling thread:
+// only for the synchronous request path, whose callers accept that.
+Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "waitReadable")) return info.Env().Undefined();
+  pollfd p = {IntArg(info, 0), POLLIN, 0};
+  int n = poll(&p, 1, IntArg(info, 1));
+  if (n < 0) return Napi::Number::New(info.Env(), errno == EINTR ? 0 : -errno);
+  return Napi::Number::New(info.Env(), n > 0 ? 1 : 0);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseHandle();
     return info.Env().Undefined();
   }
@@ -289,6 +310,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("send", Napi::Function::New(env, Send));
   exports.Set("sendmmsg", Napi::Function::New(env, SendMmsg));
   exports.Set("recv", Napi::Function::New(env, Recv));
+  exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("setns", Napi::Function::New(env, SetNs));
   exports.Set("unshare", Napi::Function::New(env, Unshare));

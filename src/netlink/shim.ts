@@ -28,6 +28,8 @@ export interface NativeShim {
   sendmmsg(fd: number, bufs: Buffer[]): number;
   /** Non-blocking receive of one datagram; meta ← [sender port id, msg_flags, groups]. */
   recv(fd: number, buf: Buffer, flags: number, meta: Int32Array): number;
+  /** Block until readable or timeout: 1 readable, 0 timed out, -errno. */
+  waitReadable(fd: number, timeoutMs: number): number;
   close(fd: number): void;
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;

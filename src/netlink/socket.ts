@@ -160,6 +160,14 @@ export class NetlinkSocket {
     }
   }
 
+  /** Block the thread until a datagram is queued or `timeoutMs` passes; true when readable. */
+  waitReadable(timeoutMs: number): boolean {
+    this.checkOpen();
+    const r = this.shim.waitReadable(this.fd, Math.max(0, Math.ceil(timeoutMs)));
+    if (r < 0) throw new SocketError('poll', -r);
+    return r === 1;
+  }
+
   /** Call `onReadable` from the event loop whenever a datagram is queued, until stopPolling(). */
   startPolling(onReadable: () => void): void {
     this.checkOpen();

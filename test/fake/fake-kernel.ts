@@ -66,6 +66,15 @@ export class FakeKernel implements NativeShim {
     meta[2] = 0;
     return next.length;
   }
+  waitReadable(_fd: number, timeoutMs: number): number {
+    if (this.queue.length) return 1;
+    // A scripted kernel answers synchronously or through timers, which cannot fire while blocked.
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      /* spin: mimics a blocking poll */
+    }
+    return this.queue.length ? 1 : 0;
+  }
   close(fd: number): void {
     this.closedFds.push(fd);
   }

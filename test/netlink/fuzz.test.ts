@@ -30,7 +30,7 @@ function mutate(src: Buffer, next: () => number): Buffer {
         b[at] = next() & 0xff;
         break;
       case 1:
-        b[at] ^= 1 << (next() % 8);
+        b[at] = b[at]! ^ (1 << (next() % 8));
         break;
       case 2:
         if (at + 1 < b.length) b.writeUInt16LE(next() & 0xffff, at); // lengths and types

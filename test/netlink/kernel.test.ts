@@ -92,6 +92,13 @@ describe('RTM_GETLINK dump in a lab namespace', () => {
     expect(vethOnly).toContain('eth0');
   });
 
+  it('answers the synchronous fast path like the asynchronous one', async () => {
+    const get: Request = { type: RTM.GETLINK, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { attrs: { ifname: 'lo' } }) };
+    const decode = (m: NetlinkMessage) => decodeBody(linkMessage, m.payload).header.index;
+    expect(session.requestSync(get, { decode }).replies).toEqual((await session.request(get, { decode })).replies);
+    expect(() => session.requestSync(newLink({ ifname: 'v-s', linkinfo: { kind: 'nosuchkind' } }))).toThrow(NetlinkError);
+  });
+
   it('decodes a GET of one link by name, with its reply before the ACK', async () => {
     const r = await session.request(
       { type: RTM.GETLINK, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { attrs: { ifname: 'eth0' } }) },

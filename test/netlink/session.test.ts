@@ -208,6 +208,23 @@ describe('request engine against a scripted kernel', () => {
     expect(k.closedFds).toEqual([100]);
   });
 
+  describe('synchronous fast path', () => {
+    it('returns the ACK and replies without the event loop', () => {
+      const k = new FakeKernel((m) => [datagram(linkReply(m.seq, 7, 'eth0', 0), errorReply(m, 0))]);
+      const r = session(k).requestSync(getLinks, { decode: decodeLink });
+      expect(r).toEqual({ warnings: [], replies: ['eth0'] });
+    });
+    it('throws the kernel refusal', () => {
+      const k = new FakeKernel((m) => [errorReply(m, 17, { msg: 'File exists' })]);
+      expect(() => session(k).requestSync(newLink({ ifname: 'a' }))).toThrow('RTM_NEWLINK: EEXIST: File exists');
+    });
+    it('times out when no answer comes', () => {
+      const s = session(new FakeKernel(() => []), { timeoutMs: 20 });
+      expect(() => s.requestSync(newLink({ ifname: 'a' }))).toThrow(TimeoutError);
+      expect(s.pendingCount).toBe(0);
+    });
+  });
+
   describe('batches', () => {
     it('returns one result per request; a refusal does not hide the others', async () => {
       const k = new FakeKernel((m) => [errorReply(m, decodeLink(m) === 'bad' ? 17 : 0, decodeLink(m) === 'bad' ? { msg: 'exists' } : undefined)]);
