@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { NetlinkMessage } from './framing.js';
 import { parseMessages } from './framing.js';
 import type { SocketOptions } from './socket.js';
-import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN } from './socket.js';
+import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socket.js';
 
 export interface SubscriptionOptions extends Omit<SocketOptions, 'groups'> {
   /** Multicast group numbers to join (RTNLGRP_LINK = 1, ...). */
@@ -57,7 +57,7 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
         return;
       }
       if (d === RECV_EMPTY) return;
-      if (d === RECV_OVERRUN) {
+      if (d === RECV_OVERRUN || d === RECV_TRUNCATED) {
         this.overruns++;
         this.emit('overrun');
         continue;

@@ -7,7 +7,7 @@ import { parseDonePayload, parseErrorPayload, parseMessages } from './framing.js
 import type { MessageSchema } from './message.js';
 import { pathInMessage } from './message.js';
 import type { SocketOptions } from './socket.js';
-import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN } from './socket.js';
+import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socket.js';
 import { Writer } from './writer.js';
 
 /** A request to send: message type, flags and a body writer. NLM_F_REQUEST is always added. */
@@ -317,6 +317,10 @@ export class NetlinkSession {
         if (d === RECV_EMPTY) break;
         if (d === RECV_OVERRUN) {
           this.failAll(new OverrunError('netlink request socket'));
+          continue;
+        }
+        if (d === RECV_TRUNCATED) {
+          this.failAll(new OverrunError(`a ${this.socket.lastTruncatedBytes}-byte answer did not fit the receive buffer (now enlarged; retry)`));
           continue;
         }
         if (d.senderPort !== 0) continue; // only the kernel may answer us

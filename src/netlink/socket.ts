@@ -34,9 +34,11 @@ const DEFAULT_RCVBUF = 4 << 20;
 const DEFAULT_SNDBUF = 1 << 20;
 const INITIAL_RECV_BUFFER = 64 << 10;
 
-/** Result of a receive that got nothing: no datagram queued, or the queue overflowed. */
+/** Results of a receive that got no datagram: nothing queued; the kernel dropped messages
+ * (ENOBUFS); or a datagram was larger than the receive buffer and was lost (the buffer grows). */
 export const RECV_EMPTY = 0;
 export const RECV_OVERRUN = -1;
+export const RECV_TRUNCATED = -2;
 
 /**
  * An AF_NETLINK socket: open/bind/options, datagram send and non-blocking receive, and a
@@ -53,6 +55,8 @@ export class NetlinkSocket {
   private poller: NativePoller | undefined;
   private polling = false;
   private refed = true;
+  /** Size of the last datagram that did not fit the receive buffer. */
+  lastTruncatedBytes = 0;
   private closed = false;
 
   private constructor(shim: NativeShim, fd: number, protocol: number, portId: number) {
@@ -142,7 +146,7 @@ export class NetlinkSocket {
    * RECV_OVERRUN when the kernel dropped messages (ENOBUFS); otherwise the datagram, whose
    * bytes stay valid until the next call.
    */
-  receive(): Datagram | typeof RECV_EMPTY | typeof RECV_OVERRUN {
+  receive(): Datagram | typeof RECV_EMPTY | typeof RECV_OVERRUN | typeof RECV_TRUNCATED {
     this.checkOpen();
     for (;;) {
       const n = this.shim.recv(this.fd, this.recvBuf, MSG.TRUNC, this.meta);
@@ -150,9 +154,11 @@ export class NetlinkSocket {
         return { data: this.recvBuf.subarray(0, n), senderPort: this.meta[0]! >>> 0, groups: this.meta[2]! >>> 0 };
       }
       if (n > this.recvBuf.length) {
-        // The datagram was larger than our buffer and is lost; grow so it cannot happen again.
+        // MSG_TRUNC told us the real size: that datagram is lost, so grow for the next one. The
+        // kernel's dump datagrams are at most 32 KiB, so this takes a single message over 64 KiB.
+        this.lastTruncatedBytes = n;
         this.recvBuf = Buffer.allocUnsafe(Math.max(n, this.recvBuf.length * 2));
-        return RECV_OVERRUN;
+        return RECV_TRUNCATED;
       }
       if (-n === 11 /* EAGAIN */) return RECV_EMPTY;
       if (-n === 105 /* ENOBUFS */) return RECV_OVERRUN;

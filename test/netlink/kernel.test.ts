@@ -210,6 +210,28 @@ describe('network namespaces', () => {
     expect(removeNetns(name)).toBe(false);
   });
 
+  it('finds the namespace of a process by pid, and accepts an open fd', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn('ip', ['netns', 'exec', lab.world, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      const world = Netns.fromName(lab.world);
+      let byPid: Netns | undefined;
+      for (let i = 0; i < 100; i++) {
+        byPid = Netns.fromPid(child.pid!);
+        if (byPid.inode === world.inode) break; // ip netns exec enters the namespace after exec
+        byPid.close();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(byPid!.inode).toBe(world.inode);
+      const byFd = Netns.fromFd(world.fd);
+      expect(byFd.inode).toBe(world.inode);
+      byPid!.close();
+      world.close();
+    } finally {
+      child.kill();
+    }
+  });
+
   it('rejects invalid namespace names and missing namespaces with clear errors', () => {
     expect(() => Netns.fromName('../etc')).toThrow(/invalid network namespace name/);
     expect(() => Netns.fromName(`${LAB_PREFIX}does-not-exist`).inode).toThrow(/ENOENT.*does-not-exist|does-not-exist.*ENOENT/);

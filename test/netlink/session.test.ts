@@ -167,6 +167,19 @@ describe('request engine against a scripted kernel', () => {
     expect(err.code).toBe('ENOBUFS');
   });
 
+  it('reports an answer too large for the receive buffer, then grows and succeeds', async () => {
+    // One message of ~70 kB (two 35 kB attributes): larger than the initial 64 KiB buffer.
+    const huge = (seq: number) =>
+      message(RTM.NEWLINK, seq, 0, (w) => encodeBody(w, linkMessage, { attrs: { ifname: 'x'.repeat(35_000), ifalias: 'y'.repeat(35_000) } }));
+    const k = new FakeKernel((m) => [datagram(huge(m.seq), errorReply(m, 0))]);
+    const s = session(k);
+    const err = await s.request(getLinks).catch((e) => e);
+    expect(err).toBeInstanceOf(OverrunError);
+    expect(err.message).toMatch(/a 700\d\d-byte answer did not fit the receive buffer/);
+    const ok = await s.request(getLinks, { decode: decodeLink });
+    expect(ok.replies[0]).toHaveLength(35_000);
+  });
+
   it('times out, ignores the late answer, and keeps working', async () => {
     let first = true;
     const k = new FakeKernel((m) => {
