@@ -274,17 +274,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (handle_ != nullptr) uv_poll_stop(handle_);
     return info.Env().Undefined();
   }
-  // waitReadable(fd, timeoutMs) -> 1 readable, 0 timed out, or -errno. Blocks the calling thread:
-// only for the synchronous request path, whose callers accept that.
-Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
-  if (!CheckArgs(info, 2, "waitReadable")) return info.Env().Undefined();
-  pollfd p = {IntArg(info, 0), POLLIN, 0};
-  int n = poll(&p, 1, IntArg(info, 1));
-  if (n < 0) return Napi::Number::New(info.Env(), errno == EINTR ? 0 : -errno);
-  return Napi::Number::New(info.Env(), n > 0 ? 1 : 0);
-}
-
-Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseHandle();
     return info.Env().Undefined();
   }
