@@ -24,8 +24,8 @@ export interface Codec<T> {
   decode(buf: Buffer, start: number, end: number, opts: DecodeOptions, parent?: Record<string, unknown>): T;
 }
 
-/** The value type a codec produces. */
-export type CodecValue<C> = C extends Codec<infer T> ? T : never;
+/** The value type a codec produces (what decode returns). */
+export type CodecValue<C> = C extends { decode(...args: any[]): infer T } ? T : never;
 
 function need(name: string, start: number, end: number, size: number): void {
   if (end - start !== size) throw new DecodeError(`${name} needs ${size} bytes, got ${end - start}`, [], start);

@@ -103,3 +103,86 @@ export const ARPHRD = Object.freeze({
   LOOPBACK: 772,
   NONE: 0xfffe,
 } as const);
+
+/** Routing tables (enum rt_class_t). */
+export const RT_TABLE = Object.freeze({
+  UNSPEC: 0,
+  DEFAULT: 253,
+  MAIN: 254,
+  LOCAL: 255,
+} as const);
+
+/** Route origins (RTPROT_*). */
+export const RTPROT = Object.freeze({
+  UNSPEC: 0,
+  REDIRECT: 1,
+  KERNEL: 2,
+  BOOT: 3,
+  STATIC: 4,
+} as const);
+
+/** Route scopes (enum rt_scope_t). */
+export const RT_SCOPE = Object.freeze({
+  UNIVERSE: 0,
+  SITE: 200,
+  LINK: 253,
+  HOST: 254,
+  NOWHERE: 255,
+} as const);
+
+/** Route types (RTN_*). */
+export const RTN = Object.freeze({
+  UNSPEC: 0,
+  UNICAST: 1,
+  LOCAL: 2,
+  BROADCAST: 3,
+  ANYCAST: 4,
+  MULTICAST: 5,
+  BLACKHOLE: 6,
+  UNREACHABLE: 7,
+  PROHIBIT: 8,
+  THROW: 9,
+  NAT: 10,
+} as const);
+
+/** rtm_flags (RTM_F_*). */
+export const RTM_F = Object.freeze({
+  NOTIFY: 0x100,
+  CLONED: 0x200,
+  EQUALIZE: 0x400,
+  PREFIX: 0x800,
+  LOOKUP_TABLE: 0x1000,
+  FIB_MATCH: 0x2000,
+} as const);
+
+/** Neighbour states (NUD_*). */
+export const NUD = Object.freeze({
+  INCOMPLETE: 0x01,
+  REACHABLE: 0x02,
+  STALE: 0x04,
+  DELAY: 0x08,
+  PROBE: 0x10,
+  FAILED: 0x20,
+  NOARP: 0x40,
+  PERMANENT: 0x80,
+  NONE: 0x00,
+} as const);
+
+/** Address flags (IFA_F_*). */
+export const IFA_F = Object.freeze({
+  SECONDARY: 0x01,
+  NODAD: 0x02,
+  OPTIMISTIC: 0x04,
+  DADFAILED: 0x08,
+  HOMEADDRESS: 0x10,
+  DEPRECATED: 0x20,
+  TENTATIVE: 0x40,
+  PERMANENT: 0x80,
+  MANAGETEMPADDR: 0x100,
+  NOPREFIXROUTE: 0x200,
+  MCAUTOJOIN: 0x400,
+  STABLE_PRIVACY: 0x800,
+} as const);
+
+/** Operational states (IF_OPER_*), as `ip` names them. */
+export const IF_OPER = Object.freeze(['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'] as const);

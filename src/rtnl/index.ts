@@ -1,4 +1,14 @@
-/** rtnetlink: message schemas and constants (links, addresses, routes, neighbours). */
+/** rtnetlink: links, addresses, routes, neighbours, sysctls — schemas, request builders and verbs. */
 export * from './constants.js';
+export * from './validate.js';
 export * from './schemas/link.js';
 export * from './schemas/address.js';
+export * from './schemas/route.js';
+export * from './schemas/neigh.js';
+export * from './link.js';
+export * from './address.js';
+export * from './route.js';
+export * from './neighbour.js';
+export * from './sysctl.js';
+export * from './events.js';
+export * from './rtnl.js';

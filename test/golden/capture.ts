@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { release } from 'node:os';
 import { NetlinkSession, Netns, decodeBody, encodeBody } from '../../src/netlink/index.js';
 import { RTM } from '../../src/rtnl/index.js';
-import { Lab, sweepStaleLabs } from '../helpers/lab.js';
+import { Lab, ip, sweepStaleLabs } from '../helpers/lab.js';
 import { toJsonValue } from '../helpers/golden.js';
 import { SCHEMAS } from './schemas.js';
 
@@ -31,7 +31,7 @@ function capture(ns: string, cmd: string[], all = false): Captured[] {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Captured)
-    .filter((m) => m.hex.length > 64); // drop iproute2's empty capability probes
+    .filter((m) => !(m.type === RTM.NEWLINK && /^0+$/.test(m.hex.slice(32)))); // iproute2's empty probe
 }
 
 function write(area: string, name: string, v: object): void {
@@ -89,6 +89,37 @@ async function captureNetlink(): Promise<void> {
   }
 }
 
+async function captureRtnl(): Promise<void> {
+  const lab = new Lab();
+  try {
+    const h = lab.host;
+    const other = lab.addNamespace('peer');
+    const rec = (name: string, schema: keyof typeof SCHEMAS, cmd: string, opts: { all?: boolean; pick?: (m: Captured) => boolean } = {}) =>
+      recordRequest('rtnl', name, h, schema, cmd.split(' '), opts);
+    rec('newlink-veth-peer-in-netns', 'link', `ip link add v0 address 02:00:00:00:00:01 type veth peer name eth1 address 02:00:00:00:00:02 netns ${other}`);
+    rec('setlink-up', 'link', 'ip link set v0 up');
+    rec('setlink-down', 'link', 'ip link set v0 down');
+    rec('setlink-mtu', 'link', 'ip link set v0 mtu 1400');
+    rec('setlink-address', 'link', 'ip link set v0 address 02:00:00:00:00:09');
+    rec('setlink-name', 'link', 'ip link set v0 name v9');
+    rec('setlink-netns', 'link', `ip link set v9 netns ${other}`);
+    ip(other, 'link', 'del', 'v9');
+    ip(h, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
+    rec('dellink-by-name', 'link', 'ip link del v0');
+    ip(h, 'route', 'del', 'default');
+    rec('newroute-default-via', 'route', 'ip route add default via 198.18.0.1');
+    rec('newroute-prefix-dev', 'route', 'ip route add 198.18.5.0/24 dev eth0');
+    rec('newroute-prefix-via-dev-metric', 'route', 'ip route add 198.18.6.0/24 via 198.18.0.1 dev eth0 metric 7');
+    rec('delroute-prefix-dev', 'route', 'ip route del 198.18.5.0/24 dev eth0');
+    rec('getroute-lookup', 'route', 'ip route get 198.18.0.1', { all: true, pick: (m) => m.type === 26 });
+    rec('newneigh-permanent', 'neigh', 'ip neigh add 198.18.0.1 lladdr 02:00:00:00:00:07 dev eth0 nud permanent');
+    rec('delneigh', 'neigh', 'ip neigh del 198.18.0.1 dev eth0');
+  } finally {
+    lab.destroy();
+  }
+}
+
 sweepStaleLabs();
 const areas = process.argv.slice(2);
 if (!areas.length || areas.includes('netlink')) await captureNetlink();
+if (!areas.length || areas.includes('rtnl')) await captureRtnl();

@@ -1,8 +1,10 @@
 /** The message schemas golden vectors name in their `schema` field. */
 import type { MessageSchema } from '../../src/netlink/index.js';
-import { addressMessage, linkMessage } from '../../src/rtnl/index.js';
+import { addressMessage, linkMessage, neighMessage, routeMessage } from '../../src/rtnl/index.js';
 
-export const SCHEMAS: Readonly<Record<'link' | 'address', MessageSchema>> = {
+export const SCHEMAS: Readonly<Record<'link' | 'address' | 'route' | 'neigh', MessageSchema>> = {
   link: linkMessage,
   address: addressMessage,
+  route: routeMessage,
+  neigh: neighMessage,
 };

@@ -12,7 +12,7 @@ function encodeMessage(schema: keyof typeof SCHEMAS, type: number, flags: number
   return w.toBuffer().toString('hex');
 }
 
-describe.each(['netlink'])('golden vectors: %s', (area) => {
+describe.each(['netlink', 'rtnl'])('golden vectors: %s', (area) => {
   const vectors = loadGolden(area);
   it('exist', () => expect(vectors.length).toBeGreaterThanOrEqual(5));
   describe.each(vectors.map((v) => [v.name, v] as const))('%s', (_name, v) => {

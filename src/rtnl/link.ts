@@ -1,0 +1,247 @@
+import type { Netns, NetlinkSession, Request } from '../netlink/index.js';
+import { NLM_F, NetlinkError, NetlinkSubscription, decodeBody, encodeBody } from '../netlink/index.js';
+import { IFF, IF_OPER, RTM, RTNLGRP } from './constants.js';
+import type { LinkAttrs, LinkMessage, LinkStats64 } from './schemas/link.js';
+import { linkMessage } from './schemas/link.js';
+import { InvalidArgumentError, checkIfIndex, checkIfName, checkMac, checkMtu } from './validate.js';
+
+/** A network interface as the kernel describes it. */
+export interface Link {
+  index: number;
+  name: string;
+  /** IFF_* bits. */
+  flags: number;
+  /** Administratively up (IFF_UP). */
+  up: boolean;
+  /** Operational state as `ip` prints it: 'UP', 'DOWN', 'UNKNOWN', 'LOWERLAYERDOWN', … */
+  operstate: string;
+  mtu: number;
+  /** ARPHRD_* link type. */
+  type: number;
+  address: string | undefined;
+  broadcast: string | undefined;
+  /** IFLA_INFO_KIND: 'veth', 'ifb', … (undefined for physical devices and lo). */
+  kind: string | undefined;
+  master: number | undefined;
+  /** IFLA_LINK: the peer or lower device's index (in the namespace `linkNetnsid` names, if set). */
+  linkIndex: number | undefined;
+  linkNetnsid: number | undefined;
+  txqlen: number | undefined;
+  /** IFLA_STATS64: every counter a bigint. */
+  stats: LinkStats64 | undefined;
+  /** Every attribute as decoded. */
+  attrs: LinkAttrs;
+}
+
+export function toLink(m: LinkMessage): Link {
+  const a = m.attrs as LinkAttrs;
+  return {
+    index: m.header.index,
+    name: a.ifname ?? '',
+    flags: m.header.flags,
+    up: (m.header.flags & IFF.UP) !== 0,
+    operstate: IF_OPER[a.operstate ?? 0] ?? String(a.operstate),
+    mtu: a.mtu ?? 0,
+    type: m.header.type,
+    address: a.address,
+    broadcast: a.broadcast,
+    kind: a.linkinfo?.kind,
+    master: a.master,
+    linkIndex: a.link,
+    linkNetnsid: a.linkNetnsid,
+    txqlen: a.txqlen,
+    stats: a.stats64,
+    attrs: a,
+  };
+}
+
+/** A link by index or by name. */
+export type LinkRef = number | string;
+
+/** Where to put a device: a namespace handle (by fd) or a process (by pid). */
+export type NetnsTarget = Netns | { pid: number };
+
+function netnsAttrs(target: NetnsTarget | undefined): Pick<LinkAttrs, 'netNsFd' | 'netNsPid'> {
+  if (!target) return {};
+  if ('pid' in target && typeof target.pid === 'number') {
+    if (!Number.isInteger(target.pid) || target.pid <= 0) throw new InvalidArgumentError(`invalid pid ${String(target.pid)}`);
+    return { netNsPid: target.pid };
+  }
+  return { netNsFd: (target as Netns).fd };
+}
+
+function refHeader(ref: LinkRef): { header: { index: number }; attrs: LinkAttrs } {
+  if (typeof ref === 'number') return { header: { index: checkIfIndex(ref) }, attrs: {} };
+  return { header: { index: 0 }, attrs: { ifname: checkIfName(ref) } };
+}
+
+export interface VethEnd {
+  name: string;
+  /** MAC address, set in the creating message. */
+  address?: string;
+  mtu?: number;
+}
+
+export interface VethSpec extends VethEnd {
+  /** The other end: created directly in `netns` when given (no move afterwards). */
+  peer: VethEnd & { netns?: NetnsTarget };
+  /** Create the near end in another namespace too. */
+  netns?: NetnsTarget;
+}
+
+export interface LinkChange {
+  up?: boolean;
+  mtu?: number;
+  address?: string;
+  /** Rename (needs the link by index, or resolves it first). */
+  name?: string;
+  txqlen?: number;
+  /** Move to another namespace. */
+  netns?: NetnsTarget;
+}
+
+function endAttrs(end: VethEnd, what: string): LinkAttrs {
+  const attrs: LinkAttrs = {};
+  if (end.address !== undefined) attrs.address = checkMac(end.address, `${what} MAC address`);
+  if (end.mtu !== undefined) attrs.mtu = checkMtu(end.mtu);
+  attrs.ifname = checkIfName(end.name, `${what} name`);
+  return attrs;
+}
+
+/** Request builders: pure, validated before anything is sent, usable in a batch. */
+export const linkRequests = {
+  /** RTM_NEWLINK creating a veth pair, encoded the way `ip link add … type veth peer …` does. */
+  addVeth(spec: VethSpec): Request {
+    const attrs: LinkAttrs = { ...endAttrs(spec, 'veth'), ...netnsAttrs(spec.netns) };
+    const peer: LinkAttrs = endAttrs(spec.peer, 'veth peer');
+    const peerAttrs: LinkAttrs = { ...(peer.address ? { address: peer.address } : {}), ...(peer.mtu ? { mtu: peer.mtu } : {}), ...netnsAttrs(spec.peer.netns), ifname: peer.ifname! };
+    if (attrs.ifname === peerAttrs.ifname && !spec.peer.netns && !spec.netns) throw new InvalidArgumentError(`veth ends must have different names in one namespace (${attrs.ifname})`);
+    const ordered: LinkAttrs = { ...(attrs.address ? { address: attrs.address } : {}), ...(attrs.mtu ? { mtu: attrs.mtu } : {}), ...netnsAttrs(spec.netns), ifname: attrs.ifname! };
+    ordered.linkinfo = { kind: 'veth', data: { peer: { header: {}, attrs: peerAttrs } } };
+    return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { attrs: ordered }) };
+  },
+
+  /** RTM_NEWLINK changing an existing link, as `ip link set` does (up/down via ifi_change). */
+  set(ref: LinkRef, change: LinkChange): Request {
+    const { header, attrs } = refHeader(ref);
+    const h = { ...header, flags: 0, change: 0 };
+    if (change.up !== undefined) {
+      h.change = IFF.UP;
+      h.flags = change.up ? IFF.UP : 0;
+    }
+    if (change.mtu !== undefined) attrs.mtu = checkMtu(change.mtu);
+    if (change.txqlen !== undefined) {
+      if (!Number.isInteger(change.txqlen) || change.txqlen < 0 || change.txqlen > 0xffffffff) throw new InvalidArgumentError(`txqlen must be a non-negative integer, got ${String(change.txqlen)}`);
+      attrs.txqlen = change.txqlen;
+    }
+    if (change.address !== undefined) attrs.address = checkMac(change.address);
+    if (change.name !== undefined) {
+      if (typeof ref !== 'number') throw new InvalidArgumentError('renaming needs the link by index');
+      attrs.ifname = checkIfName(change.name);
+    }
+    Object.assign(attrs, netnsAttrs(change.netns));
+    return { type: RTM.NEWLINK, flags: 0, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { header: h, attrs }) };
+  },
+
+  /** RTM_DELLINK. Deleting one end of a veth pair removes both. */
+  delete(ref: LinkRef): Request {
+    const body = refHeader(ref);
+    return { type: RTM.DELLINK, flags: 0, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, body) };
+  },
+
+  /** RTM_GETLINK for one link. */
+  get(ref: LinkRef): Request {
+    const body = refHeader(ref);
+    return { type: RTM.GETLINK, flags: 0, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, body) };
+  },
+
+  /** RTM_GETLINK dump of every link. */
+  dump(): Request {
+    return { type: RTM.GETLINK, flags: 0, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, {}) };
+  },
+};
+
+const decodeLink = (m: { payload: Buffer }) => toLink(decodeBody(linkMessage, m.payload) as LinkMessage);
+
+/** Link verbs bound to one namespace's session. */
+export class Links {
+  constructor(
+    private readonly session: NetlinkSession,
+    private readonly netns: Netns | undefined,
+  ) {}
+
+  list(): Promise<Link[]> {
+    return this.session.dump(linkRequests.dump(), { decode: decodeLink });
+  }
+
+  /** One link; rejects with NetlinkError ENODEV when it does not exist. */
+  async get(ref: LinkRef): Promise<Link> {
+    const r = await this.session.request(linkRequests.get(ref), { decode: decodeLink });
+    const link = r.replies[0];
+    if (!link) throw new Error(`RTM_GETLINK ${String(ref)}: the kernel sent no link`);
+    return link;
+  }
+
+  /** One link, or undefined when there is none. */
+  async find(ref: LinkRef): Promise<Link | undefined> {
+    try {
+      return await this.get(ref);
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'ENODEV') return undefined;
+      throw e;
+    }
+  }
+
+  async addVeth(spec: VethSpec): Promise<void> {
+    await this.session.request(linkRequests.addVeth(spec));
+  }
+
+  async set(ref: LinkRef, change: LinkChange): Promise<void> {
+    const target = change.name !== undefined && typeof ref === 'string' ? (await this.get(ref)).index : ref;
+    await this.session.request(linkRequests.set(target, change));
+  }
+
+  async delete(ref: LinkRef): Promise<void> {
+    await this.session.request(linkRequests.delete(ref));
+  }
+
+  /** Delete if present; returns whether something was deleted. */
+  async deleteIfExists(ref: LinkRef): Promise<boolean> {
+    try {
+      await this.delete(ref);
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'ENODEV') return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Resolve once the link is gone, watching RTM_DELLINK notifications (no polling). Resolves at
+   * once if it does not exist; rejects after `timeoutMs`.
+   */
+  async waitRemoved(ref: LinkRef, timeoutMs = 10_000): Promise<void> {
+    const sub = NetlinkSubscription.open(this.netns ? { netns: this.netns, groups: [RTNLGRP.LINK] } : { groups: [RTNLGRP.LINK] });
+    try {
+      const gone = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`link ${String(ref)} still exists after ${timeoutMs} ms`)), timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        sub.on('message', (m) => {
+          if (m.type !== RTM.DELLINK) return;
+          const l = decodeLink(m);
+          if (l.index === ref || l.name === ref) done();
+        });
+        sub.on('overrun', () => void this.find(ref).then((l) => (l ? undefined : done()), reject));
+        // Subscribed first, so a removal between here and the check cannot be missed.
+        this.find(ref).then((l) => (l ? undefined : done()), reject);
+      });
+      sub.ref();
+      await gone;
+    } finally {
+      sub.close();
+    }
+  }
+}
