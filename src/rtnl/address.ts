@@ -3,7 +3,7 @@ import { NLM_F, decodeBody, encodeBody } from '../netlink/index.js';
 import { AF, RTM } from './constants.js';
 import type { AddressMessage } from './schemas/address.js';
 import { addressMessage } from './schemas/address.js';
-import { InvalidArgumentError, checkIfIndex, checkIfName, parsePrefix } from './validate.js';
+import { InvalidArgumentError, checkIfIndex, checkLabel, parsePrefix } from './validate.js';
 
 /** An interface address. */
 export interface Address {
@@ -58,7 +58,7 @@ function body(spec: AddressSpec) {
     if (p.family !== 4) throw new InvalidArgumentError('broadcast addresses are IPv4 only');
     attrs.broadcast = parsePrefix(spec.broadcast, 'broadcast').address;
   }
-  if (spec.label !== undefined) attrs.label = checkIfName(spec.label, 'address label');
+  if (spec.label !== undefined) attrs.label = checkLabel(spec.label);
   return { header, attrs };
 }
 

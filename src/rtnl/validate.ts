@@ -16,6 +16,14 @@ export function checkIfName(name: unknown, what = 'interface name'): string {
   return name;
 }
 
+/** Address labels (IFA_LABEL): like interface names but may hold ':' (eth0:1). */
+export function checkLabel(label: unknown): string {
+  if (typeof label !== 'string' || label.length === 0 || Buffer.byteLength(label) >= IFNAMSIZ || /[/\s\0]/.test(label)) {
+    throw new InvalidArgumentError(`address label ${JSON.stringify(label)} must be 1–15 bytes without '/' or spaces`);
+  }
+  return label;
+}
+
 /** An Ethernet MAC: six colon-separated hex octets. */
 export function checkMac(mac: unknown, what = 'MAC address'): string {
   if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new InvalidArgumentError(`${what} ${JSON.stringify(mac)} is not six hex octets like 02:00:00:00:00:01`);

@@ -57,7 +57,7 @@ function reencode(schema: MessageSchema, value: any): Buffer {
   return w.toBuffer();
 }
 
-const seeds = loadGolden('netlink');
+const seeds = [...loadGolden('netlink'), ...loadGolden('rtnl')];
 const ROUNDS = 4000;
 
 describe('fuzzing decoders', () => {
