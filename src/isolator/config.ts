@@ -1,0 +1,202 @@
+import { parseBytes } from './bytes.js';
+import { ConfigError } from './errors.js';
+import { PortSet } from './port-set.js';
+import { parseResources } from './resources.js';
+
+/**
+ * The isolator's flags, under Mesos' names and with Mesos' meaning (DESIGN.md §4). Byte values
+ * are strings with units ('125000B', '10MB'); the CLI passes them through as given.
+ */
+export interface IsolatorFlags {
+  resources?: string;
+  ephemeral_ports_per_container?: number | string;
+  eth0_name?: string;
+  lo_name?: string;
+  egress_rate_limit_per_container?: string;
+  egress_rate_per_cpu?: string;
+  minimum_egress_rate_limit?: string;
+  maximum_egress_rate_limit?: string;
+  egress_ceil_limit?: string;
+  egress_burst?: string;
+  egress_unique_flow_per_container?: boolean;
+  egress_flow_classifier_parent?: string;
+  ingress_rate_limit_per_container?: string;
+  ingress_rate_per_cpu?: string;
+  minimum_ingress_rate_limit?: string;
+  maximum_ingress_rate_limit?: string;
+  ingress_ceil_limit?: string;
+  ingress_burst?: string;
+  ingress_isolate_existing_containers?: boolean;
+  network_link_speed?: string;
+  network_enable_socket_statistics_summary?: boolean;
+  network_enable_socket_statistics_details?: boolean;
+  network_enable_snmp_statistics?: boolean;
+}
+
+/** The names of every flag above, for the CLI's "unknown flag" check. */
+export const ISOLATOR_FLAG_NAMES: ReadonlyArray<keyof IsolatorFlags> = [
+  'resources',
+  'ephemeral_ports_per_container',
+  'eth0_name',
+  'lo_name',
+  'egress_rate_limit_per_container',
+  'egress_rate_per_cpu',
+  'minimum_egress_rate_limit',
+  'maximum_egress_rate_limit',
+  'egress_ceil_limit',
+  'egress_burst',
+  'egress_unique_flow_per_container',
+  'egress_flow_classifier_parent',
+  'ingress_rate_limit_per_container',
+  'ingress_rate_per_cpu',
+  'minimum_ingress_rate_limit',
+  'maximum_ingress_rate_limit',
+  'ingress_ceil_limit',
+  'ingress_burst',
+  'ingress_isolate_existing_containers',
+  'network_link_speed',
+  'network_enable_socket_statistics_summary',
+  'network_enable_socket_statistics_details',
+  'network_enable_snmp_statistics',
+];
+
+/** Shaping flags of one direction, parsed. `perCpu: 'auto'` is resolved against the link speed. */
+export interface DirectionConfig {
+  limitBytesPerSec?: number;
+  perCpu?: number | 'auto';
+  minimumBytesPerSec?: number;
+  maximumBytesPerSec?: number;
+  ceilBytesPerSec?: number;
+  burstBytes?: number;
+}
+
+export interface IsolatorConfig {
+  /** Managed non-ephemeral ports: containers may only be given ports from here. */
+  ports: PortSet;
+  /** The pool ephemeral blocks are cut from. */
+  ephemeralPorts: PortSet;
+  ephemeralPortsPerContainer: number;
+  /** The agent's cpus from --resources (for 'auto' per-CPU rates). */
+  agentCpus: number | undefined;
+  eth0Name: string | undefined;
+  loName: string | undefined;
+  egress: DirectionConfig;
+  ingress: DirectionConfig;
+  egressUniqueFlowPerContainer: boolean;
+  egressFlowClassifierParent: string;
+  ingressIsolateExistingContainers: boolean;
+  linkSpeedBytesPerSec: number | undefined;
+  socketStatisticsSummary: boolean;
+  socketStatisticsDetails: boolean;
+  snmpStatistics: boolean;
+}
+
+/** Mesos' agent defaults, with an ephemeral pool that leaves the host 57344–60999. */
+export const DEFAULT_RESOURCES = 'ports:[31000-32000];ephemeral_ports:[32768-57343]';
+export const DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER = 1024;
+export const MIN_EPHEMERAL_PORTS_PER_CONTAINER = 16;
+const WELL_KNOWN_PORTS = PortSet.ofRanges([[1, 1023]]);
+
+function bytesFlag(flags: IsolatorFlags, name: keyof IsolatorFlags): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  try {
+    return parseBytes(String(v));
+  } catch (e) {
+    throw new ConfigError(name, (e as Error).message);
+  }
+}
+
+function direction(flags: IsolatorFlags, dir: 'egress' | 'ingress'): DirectionConfig {
+  const fixedName = `${dir}_rate_limit_per_container` as const;
+  const perCpuName = `${dir}_rate_per_cpu` as const;
+  const cfg: DirectionConfig = {};
+  const fixed = bytesFlag(flags, fixedName);
+  if (fixed !== undefined) cfg.limitBytesPerSec = fixed;
+  const perCpu = flags[perCpuName];
+  if (perCpu !== undefined) {
+    if (fixed !== undefined) throw new ConfigError(perCpuName, `Cannot specify both ${fixedName} and ${perCpuName}`);
+    cfg.perCpu = perCpu === 'auto' ? 'auto' : bytesFlag(flags, perCpuName)!;
+  }
+  const min = bytesFlag(flags, `minimum_${dir}_rate_limit`);
+  const max = bytesFlag(flags, `maximum_${dir}_rate_limit`);
+  if (min !== undefined) cfg.minimumBytesPerSec = min;
+  if (max !== undefined) cfg.maximumBytesPerSec = max;
+  if (min !== undefined && max !== undefined && min > max) {
+    throw new ConfigError(`minimum_${dir}_rate_limit`, `Minimum ${dir} rate limit cannot be greater than maximum ${dir} rate`);
+  }
+  const ceil = bytesFlag(flags, `${dir}_ceil_limit`);
+  const burst = bytesFlag(flags, `${dir}_burst`);
+  if (ceil !== undefined) cfg.ceilBytesPerSec = ceil;
+  if (burst !== undefined) {
+    if (burst > 0xffffffff) throw new ConfigError(`${dir}_burst`, 'burst must be below 4GB');
+    cfg.burstBytes = burst;
+  }
+  return cfg;
+}
+
+/**
+ * Parse and validate the flags that do not depend on the host (Mesos §1.3 steps 5–8, 10–12, 14,
+ * 15's syntax). Host checks (the host's ip_local_port_range, interfaces, link speed) are done by
+ * the engine when it opens the host. Throws ConfigError naming the flag.
+ */
+export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
+  let res;
+  try {
+    res = parseResources(flags.resources ?? DEFAULT_RESOURCES);
+  } catch (e) {
+    throw new ConfigError('resources', `Failed to parse --resources: ${(e as Error).message}`);
+  }
+  const { ports, ephemeralPorts } = res;
+  if (ephemeralPorts.isEmpty) throw new ConfigError('resources', 'Ephemeral ports are not specified');
+  if (ephemeralPorts.intersects(ports)) {
+    throw new ConfigError('resources', `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with the specified non-ephemeral ports ${ports.toIntervalString()}`);
+  }
+  if (ephemeralPorts.intersects(WELL_KNOWN_PORTS)) {
+    throw new ConfigError('resources', `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with well known ports [0,1024)`);
+  }
+
+  const rawN = flags.ephemeral_ports_per_container ?? DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER;
+  const n = typeof rawN === 'number' ? rawN : /^\d+$/.test(rawN) ? Number(rawN) : NaN;
+  if (!Number.isInteger(n) || n <= 0 || n > 65536) throw new ConfigError('ephemeral_ports_per_container', `'${rawN}' is not a positive integer`);
+  if ((n & (n - 1)) !== 0) throw new ConfigError('ephemeral_ports_per_container', `The number of ephemeral ports for each container (${n}) is not a power of 2`);
+  if (ephemeralPorts.size < n) {
+    throw new ConfigError('ephemeral_ports_per_container', `Network Isolator is given ephemeral ports of size: ${ephemeralPorts.size}, but asked to allocate ${n} ephemeral ports for a container`);
+  }
+  if (n < MIN_EPHEMERAL_PORTS_PER_CONTAINER) {
+    throw new ConfigError('ephemeral_ports_per_container', `Each container has only ${n} ephemeral ports. The minimum required is: ${MIN_EPHEMERAL_PORTS_PER_CONTAINER}`);
+  }
+
+  const egress = direction(flags, 'egress');
+  const ingress = direction(flags, 'ingress');
+  for (const [dir, cfg] of [['egress', egress], ['ingress', ingress]] as const) {
+    if (cfg.perCpu === 'auto' && !res.cpus) {
+      throw new ConfigError(`${dir}_rate_per_cpu`, `CPUs resource has to be specified to determine per CPU ${dir} rate limit`);
+    }
+  }
+  const parent = flags.egress_flow_classifier_parent ?? 'root';
+  if (parent !== 'root' && !/^[0-9a-f]{1,4}:[0-9a-f]{0,4}$/i.test(parent)) {
+    throw new ConfigError('egress_flow_classifier_parent', `Failed to parse egress_flow_classifier_parent: '${parent}' is neither 'root' nor a handle like 1:0`);
+  }
+  for (const name of ['eth0_name', 'lo_name'] as const) {
+    const v = flags[name];
+    if (v !== undefined && (v === '' || Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw new ConfigError(name, `'${v}' is not a valid interface name`);
+  }
+  return {
+    ports,
+    ephemeralPorts,
+    ephemeralPortsPerContainer: n,
+    agentCpus: res.cpus,
+    eth0Name: flags.eth0_name,
+    loName: flags.lo_name,
+    egress,
+    ingress,
+    egressUniqueFlowPerContainer: flags.egress_unique_flow_per_container ?? false,
+    egressFlowClassifierParent: parent,
+    ingressIsolateExistingContainers: flags.ingress_isolate_existing_containers ?? true,
+    linkSpeedBytesPerSec: bytesFlag(flags, 'network_link_speed'),
+    socketStatisticsSummary: flags.network_enable_socket_statistics_summary ?? false,
+    socketStatisticsDetails: flags.network_enable_socket_statistics_details ?? false,
+    snmpStatistics: flags.network_enable_snmp_statistics ?? false,
+  };
+}
