@@ -73,7 +73,7 @@ export interface NetlinkWarning {
 
 /** Bytes that do not parse as what they claim to be. `path` names the attributes we were inside. */
 export class DecodeError extends Error {
-  override readonly name = 'DecodeError';
+  override readonly name: string = 'DecodeError';
   readonly path: string[];
   readonly offset: number;
   readonly reason: string;
@@ -88,7 +88,7 @@ export class DecodeError extends Error {
 
 /** A value cannot be encoded (wrong type, out of range, unknown attribute name). Nothing was sent. */
 export class EncodeError extends Error {
-  override readonly name = 'EncodeError';
+  override readonly name: string = 'EncodeError';
   readonly path: string[];
   readonly reason: string;
   constructor(reason: string, path: readonly string[] = []) {
