@@ -2,7 +2,8 @@
 //
 // AF_NETLINK socket I/O (socket, bind, setsockopt, send, sendmmsg, recvmsg, close), a readiness
 // watcher on the event loop (uv_poll) so async receivers never block, and the namespace calls
-// (setns, unshare, mount, umount2) needed to enter, create and pin network namespaces.
+// (setns, unshare, mount, umount2) needed to enter, create and pin network namespaces, and flock
+// for the work_dir lock.
 // There is no protocol logic here: framing, attributes and sessions live in TypeScript.
 //
 // Conventions: calls that are part of a hot path (send, sendmmsg, recv) return -errno instead of
@@ -16,6 +17,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -172,6 +174,17 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n > 0 ? 1 : 0);
 }
 
+// flock(fd, operation) -> 0, or -errno (EWOULDBLOCK with LOCK_NB). The work_dir lock: released by
+// the kernel when the process dies, so a killed agent never leaves a stale lock.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "flock")) return info.Env().Undefined();
+  int rc;
+  do {
+    rc = flock(IntArg(info, 0), IntArg(info, 1));
+  } while (rc < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, 1, "close")) return info.Env().Undefined();
   if (close(IntArg(info, 0)) < 0 && errno != EINTR) return ThrowErrno(info.Env(), errno, "close");
@@ -301,6 +314,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendmmsg", Napi::Function::New(env, SendMmsg));
   exports.Set("recv", Napi::Function::New(env, Recv));
   exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
+  exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("setns", Napi::Function::New(env, SetNs));
   exports.Set("unshare", Napi::Function::New(env, Unshare));

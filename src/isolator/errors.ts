@@ -3,7 +3,7 @@
  * message as one line and exits 2. `flag` names the offending flag (Mesos spelling).
  */
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
   constructor(
     readonly flag: string,
     message: string,
@@ -14,7 +14,7 @@ export class ConfigError extends Error {
 
 /** A runtime failure of an isolator operation (exit 1); nothing half-built is left behind. */
 export class IsolatorError extends Error {
-  override readonly name = 'IsolatorError';
+  override readonly name: string = 'IsolatorError';
   constructor(
     message: string,
     /** Underlying errors, e.g. every failure cleanup went past. */

@@ -121,6 +121,14 @@ export const MNT = Object.freeze({
   DETACH: 2,
 } as const);
 
+/** flock(2) operations. */
+export const LOCK = Object.freeze({
+  SH: 1,
+  EX: 2,
+  NB: 4,
+  UN: 8,
+} as const);
+
 /** recvmsg(2) flags and msg_flags bits. */
 export const MSG = Object.freeze({
   PEEK: 0x2,

@@ -30,6 +30,8 @@ export interface NativeShim {
   recv(fd: number, buf: Buffer, flags: number, meta: Int32Array): number;
   /** Block until readable or timeout: 1 readable, 0 timed out, -errno. */
   waitReadable(fd: number, timeoutMs: number): number;
+  /** flock(2): 0 or -errno. */
+  flock(fd: number, operation: number): number;
   close(fd: number): void;
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;

@@ -75,6 +75,9 @@ export class FakeKernel implements NativeShim {
     }
     return this.queue.length ? 1 : 0;
   }
+  flock(): number {
+    return 0;
+  }
   close(fd: number): void {
     this.closedFds.push(fd);
   }

@@ -1,0 +1,84 @@
+import type { Netns } from '../netlink/index.js';
+import { IFF, type Rtnl } from '../rtnl/index.js';
+import type { IsolatorConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import { PortSet } from './port-set.js';
+
+/** What the isolator needs to know about the host it acts on. */
+export interface HostFacts {
+  netns: Netns | undefined;
+  eth0: { name: string; index: number; address: string; mtu: number };
+  lo: { name: string; index: number; address: string; mtu: number };
+  /** The host's public IPv4 address and prefix length on eth0; containers share it. */
+  ip: string;
+  prefixlen: number;
+  gateway: string;
+  /** The host's own ip_local_port_range, inclusive. */
+  localPortRange: [number, number];
+}
+
+/** Parse /proc/sys/net/ipv4/ip_local_port_range ('32768\t60999'). */
+export function parseLocalPortRange(raw: string): [number, number] {
+  const parts = raw.trim().split(/\s+/);
+  if (parts.length !== 2) throw new Error(`Unexpected format from host ip_local_port_range: ${raw.trim()}`);
+  const [b, e] = parts.map(Number) as [number, number];
+  if (!Number.isInteger(b) || !Number.isInteger(e) || b < 1 || e > 65535 || b > e) throw new Error(`Unexpected format from host ip_local_port_range: ${raw.trim()}`);
+  return [b, e];
+}
+
+/**
+ * Find the host's public interface (--eth0_name, or the default route's), loopback, IPv4 address,
+ * MAC, MTU and gateway, and check the ephemeral pool against the host's ip_local_port_range
+ * (Mesos §1.3 steps 9, 13, 18). Failures are ConfigErrors naming the flag to fix.
+ */
+export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<HostFacts> {
+  const links = await rtnl.links.list();
+  const byName = (n: string) => links.find((l) => l.name === n);
+  const def = await rtnl.routes.defaultRoute();
+
+  let eth0;
+  if (config.eth0Name) {
+    eth0 = byName(config.eth0Name);
+    if (!eth0) throw new ConfigError('eth0_name', `The public interface ${config.eth0Name} does not exist`);
+  } else {
+    eth0 = def?.oif !== undefined ? links.find((l) => l.index === def.oif) : undefined;
+    if (!eth0) throw new ConfigError('eth0_name', 'Network Isolator failed to find a public interface: the host has no IPv4 default route (pass --eth0_name)');
+  }
+  let lo;
+  if (config.loName) {
+    lo = byName(config.loName);
+    if (!lo) throw new ConfigError('lo_name', `The loopback interface ${config.loName} does not exist`);
+  } else {
+    lo = links.find((l) => (l.flags & IFF.LOOPBACK) !== 0);
+    if (!lo) throw new ConfigError('lo_name', 'Network Isolator failed to find a loopback interface');
+  }
+  const addr = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet' }))[0];
+  if (!addr) throw new ConfigError('eth0_name', `Failed to get the public IP network of ${eth0.name}: does not have an IPv4 network`);
+  if (!eth0.address || eth0.address.split(':').length !== 6) throw new ConfigError('eth0_name', `Failed to get the MAC address of ${eth0.name}: it has no Ethernet address`);
+  const gateway = def?.gateway;
+  if (!gateway) throw new ConfigError('eth0_name', 'Failed to get the default gateway of the host: The default gateway of the host does not exist');
+
+  let localPortRange: [number, number];
+  try {
+    localPortRange = parseLocalPortRange(rtnl.readSysctl('net.ipv4.ip_local_port_range'));
+  } catch (e) {
+    throw new ConfigError('resources', `Failed to read host ip_local_port_range: ${(e as Error).message}`);
+  }
+  const hostRange = PortSet.ofRanges([localPortRange]);
+  if (config.ephemeralPorts.intersects(hostRange)) {
+    throw new ConfigError(
+      'resources',
+      `The specified ephemeral ports ${config.ephemeralPorts.toIntervalString()} intersect with the ephemeral ports used by the host [${localPortRange[0]},${localPortRange[1] + 1}) ` +
+        `(move the host's net.ipv4.ip_local_port_range out of the pool, or choose other ephemeral_ports)`,
+    );
+  }
+  return {
+    netns: rtnl.netns,
+    eth0: { name: eth0.name, index: eth0.index, address: eth0.address, mtu: eth0.mtu },
+    lo: { name: lo.name, index: lo.index, address: lo.address ?? '00:00:00:00:00:00', mtu: lo.mtu },
+    ip: addr.address,
+    prefixlen: addr.prefixlen,
+    gateway,
+    localPortRange,
+  };
+}

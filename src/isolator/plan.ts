@@ -1,0 +1,298 @@
+/**
+ * The planner: pure functions from a container's description and the host's facts to the tc
+ * objects the isolator needs (Mesos §3.5, §3.6, §5), with deterministic handles. No I/O here; the
+ * engine turns the plan into netlink batches.
+ *
+ * Where we differ from Mesos, on purpose:
+ * - the port filters on the host's eth0 and lo live in u32 hash tables keyed on the destination
+ *   port's high byte, so a packet is compared only with the filters of its own 256-port window,
+ *   however many containers there are; a block wider than 256 ports is placed in every bucket it
+ *   spans;
+ * - ARP and ICMP mirrors are split into filters of at most MIRRORS_PER_FILTER actions (the kernel
+ *   takes at most 32 actions per filter), each but the last continuing classification, so there is
+ *   no limit of 32 containers, and a container start or stop rewrites one such filter, not all;
+ * - blocks are computed per port set (ephemeral and non-ephemeral apart).
+ */
+import type { PortBlock } from './port-blocks.js';
+import type { HtbConfig } from './rates.js';
+
+/** A device: in the host namespace or the container's, by interface index. */
+export interface DevRef {
+  ns: 'host' | 'container';
+  index: number;
+}
+
+/** One u32 key with natural values: the 32-bit word at `off` (from the IP header), masked. */
+export interface U32Key {
+  off: number;
+  val: number;
+  mask: number;
+}
+
+export type PlannedAction =
+  /** mirred egress redirect (TC_ACT_STOLEN). */
+  | { kind: 'redirect'; to: DevRef }
+  /** mirred egress mirror; `continue` makes classification go on to the next filter. */
+  | { kind: 'mirror'; to: DevRef; continue?: boolean };
+
+export interface U32FilterPlan {
+  type: 'u32';
+  dev: DevRef;
+  /** Parent qdisc handle (ffff:0 for ingress). */
+  parent: number;
+  prio: number;
+  protocol: 'ip' | 'arp' | 'all';
+  /** Explicit u32 handle (htid:hash:node); undefined lets the kernel choose. */
+  handle?: number;
+  keys: U32Key[];
+  /** TC_U32_TERMINAL: set whenever there are actions or none but the match must end here. */
+  terminal: boolean;
+  actions: PlannedAction[];
+  /** A hash table: this "filter" creates table `handle` with `divisor` buckets. */
+  divisor?: number;
+  /** Link to hash table `link`, hashing the word at `hashOff` with `hashMask`. */
+  link?: number;
+  hashOff?: number;
+  hashMask?: number;
+  classid?: number;
+}
+
+export interface QdiscPlan {
+  type: 'qdisc';
+  dev: DevRef;
+  kind: 'ingress' | 'htb' | 'fq_codel';
+  parent: number;
+  handle: number;
+  /** HTB: default class minor. */
+  defcls?: number;
+}
+
+export interface HtbClassPlan {
+  type: 'htb-class';
+  dev: DevRef;
+  parent: number;
+  classid: number;
+  config: HtbConfig;
+}
+
+export type TcPlan = U32FilterPlan | QdiscPlan | HtbClassPlan;
+
+// Handles and priorities (Mesos §3.1).
+export const TC_H_ROOT = 0xffffffff;
+export const TC_H_INGRESS = 0xfffffff1;
+export const INGRESS_HANDLE = 0xffff0000;
+export const HTB_HANDLE = 0x00010000;
+export const HTB_CLASS = 0x00010001;
+export const PRIO = Object.freeze({
+  ARP: 0x0102, // 258
+  ICMP: 0x0202, // 514
+  IP_HIGH: 0x0301, // 769
+  IP: 0x0302, // 770
+  IP_LOW: 0x0303, // 771
+  DEFAULT: 0x0402, // 1026
+} as const);
+
+/** The hash table of port filters on the host's eth0 and lo ingress, and its geometry. */
+export const PORT_TABLE_HTID = 0x100;
+export const PORT_TABLE_DIVISOR = 256;
+/** The kernel's per-filter action limit (TCA_ACT_MAX_PRIO). */
+export const MIRRORS_PER_FILTER = 32;
+/** Mirror chunk k is node k + 1 of its table. */
+export const MIRROR_NODE_BASE = 1;
+
+export const u32HandleOf = (htid: number, hash: number, node: number): number => ((htid << 20) | (hash << 12) | node) >>> 0;
+
+// Keys (Mesos §3.2).
+export const keyIhl5: U32Key = { off: 0, val: 0x05000000, mask: 0x0f000000 };
+export const keyIcmp: U32Key = { off: 8, val: 0x00010000, mask: 0x00ff0000 };
+export const keyMatchAll: U32Key = { off: 0, val: 0, mask: 0 };
+
+export function ipToU32(ip: string): number {
+  const p = ip.split('.').map(Number);
+  return (((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0);
+}
+export const keyDstIp = (ip: string): U32Key => ({ off: 16, val: ipToU32(ip), mask: 0xffffffff });
+export function keysDstMac(mac: string): U32Key[] {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  return [
+    { off: -16, val: ((b[0]! << 8) | b[1]!) >>> 0, mask: 0x0000ffff },
+    { off: -12, val: ((b[2]! << 24) | (b[3]! << 16) | (b[4]! << 8) | b[5]!) >>> 0, mask: 0xffffffff },
+  ];
+}
+export const keyDport = (b: PortBlock): U32Key => ({ off: 20, val: b.begin, mask: b.mask });
+export const keySport = (b: PortBlock): U32Key => ({ off: 20, val: (b.begin << 16) >>> 0, mask: (b.mask << 16) >>> 0 });
+
+/** The buckets (destination port high bytes) a block spans. */
+export function bucketsOf(b: PortBlock): number[] {
+  const out: number[] = [];
+  for (let h = b.begin >> 8; h <= b.end >> 8; h++) out.push(h);
+  return out;
+}
+
+export interface HostView {
+  ip: string;
+  mac: string;
+  eth0: number;
+  lo: number;
+}
+
+/**
+ * The shared layout on one host device's ingress (eth0 or lo): the port hash table and the
+ * link filter that sends matching IPv4 packets into it. Created once per host.
+ */
+export function portTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterPlan[] {
+  const ref: DevRef = { ns: 'host', index: host[dev] };
+  const table: U32FilterPlan = { type: 'u32', dev: ref, parent: INGRESS_HANDLE, prio: PRIO.IP, protocol: 'ip', handle: u32HandleOf(PORT_TABLE_HTID, 0, 0), keys: [], terminal: false, actions: [], divisor: PORT_TABLE_DIVISOR };
+  // On eth0 only frames to the host's MAC and IP are steered; on lo any destination is.
+  const keys = dev === 'eth0' ? [keyIhl5, ...keysDstMac(host.mac), keyDstIp(host.ip)] : [keyIhl5];
+  const link: U32FilterPlan = { type: 'u32', dev: ref, parent: INGRESS_HANDLE, prio: PRIO.IP, protocol: 'ip', keys, terminal: false, actions: [], link: u32HandleOf(PORT_TABLE_HTID, 0, 0), hashOff: 20, hashMask: 0x0000ff00 };
+  return [table, link];
+}
+
+/** Node ids already used in each bucket of a device's port table, for choosing new handles. */
+export type NodeUse = Map<number, Set<number>>;
+
+export function allocateNode(use: NodeUse, bucket: number): number {
+  let set = use.get(bucket);
+  if (!set) use.set(bucket, (set = new Set()));
+  for (let node = 1; node <= 0xfff; node++) {
+    if (!set.has(node)) {
+      set.add(node);
+      return node;
+    }
+  }
+  throw new Error(`No available handle exists in bucket ${bucket} of the port table (4095 filters)`);
+}
+
+export interface ContainerView {
+  /** Host end of the veth pair. */
+  veth: number;
+  /** Container ends. */
+  cEth0: number;
+  cLo: number;
+  /** Every block the container owns: its ephemeral block and its non-ephemeral ports, apart. */
+  blocks: PortBlock[];
+  egress?: HtbConfig;
+  ingress?: HtbConfig;
+  /** fq_codel is available in this kernel (else HTB alone). */
+  fqCodel: boolean;
+}
+
+/**
+ * Host-side filters steering one container's blocks: the H.eth0 and H.lo port-table entries
+ * (Mesos §3.5, one per bucket the block spans), with handles from `use`.
+ */
+export function hostPortFilters(host: HostView, c: ContainerView, blocks: PortBlock[], use: { eth0: NodeUse; lo: NodeUse }): Array<U32FilterPlan & { devRole: 'eth0' | 'lo' }> {
+  const out: Array<U32FilterPlan & { devRole: 'eth0' | 'lo' }> = [];
+  const veth: DevRef = { ns: 'host', index: c.veth };
+  for (const dev of ['eth0', 'lo'] as const) {
+    for (const b of blocks) {
+      for (const bucket of bucketsOf(b)) {
+        out.push({
+          devRole: dev,
+          type: 'u32',
+          dev: { ns: 'host', index: host[dev] },
+          parent: INGRESS_HANDLE,
+          prio: PRIO.IP,
+          protocol: 'ip',
+          handle: u32HandleOf(PORT_TABLE_HTID, bucket, allocateNode(use[dev], bucket)),
+          keys: [keyDport(b)],
+          terminal: true,
+          actions: [{ kind: 'redirect', to: veth }],
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Filters on the container's host veth ingress: what the container sends (Mesos §3.5). */
+export function vethFilters(host: HostView, c: ContainerView): TcPlan[] {
+  const veth: DevRef = { ns: 'host', index: c.veth };
+  const toEth0 = { kind: 'redirect' as const, to: { ns: 'host' as const, index: host.eth0 } };
+  const toLo = { kind: 'redirect' as const, to: { ns: 'host' as const, index: host.lo } };
+  const f = (prio: number, protocol: 'ip' | 'arp', keys: U32Key[], action: PlannedAction): U32FilterPlan => ({ type: 'u32', dev: veth, parent: INGRESS_HANDLE, prio, protocol, keys, terminal: true, actions: [action] });
+  const out: TcPlan[] = [{ type: 'qdisc', dev: veth, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }];
+  for (const b of c.blocks) {
+    // Added before the host eth0/lo filters and removed after them (Mesos §7.8).
+    out.push(f(PRIO.IP_LOW, 'ip', [keyIhl5, keySport(b)], toEth0));
+    out.push(f(PRIO.IP, 'ip', [keyIhl5, keyDstIp(host.ip), keySport(b)], toLo));
+    out.push(f(PRIO.IP, 'ip', [keyIhl5, keyDstIp('127.0.0.1'), keySport(b)], toLo));
+  }
+  out.push(f(PRIO.ICMP, 'ip', [keyIcmp], toEth0));
+  out.push(f(PRIO.ARP, 'arp', [keyMatchAll], toEth0));
+  return out;
+}
+
+/** HTB root `1:` (default class 1), class `1:1` and an fq_codel leaf when the kernel has one (Mesos §5.2). */
+export function shapingPlan(dev: DevRef, config: HtbConfig, fqCodel: boolean): TcPlan[] {
+  const out: TcPlan[] = [
+    { type: 'qdisc', dev, kind: 'htb', parent: TC_H_ROOT, handle: HTB_HANDLE, defcls: 1 },
+    { type: 'htb-class', dev, parent: HTB_HANDLE, classid: HTB_CLASS, config },
+  ];
+  if (fqCodel) out.push({ type: 'qdisc', dev, kind: 'fq_codel', parent: HTB_CLASS, handle: 0 });
+  return out;
+}
+
+/** Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0. */
+export function containerFilters(host: HostView, c: ContainerView): TcPlan[] {
+  const lo: DevRef = { ns: 'container', index: c.cLo };
+  const eth0: DevRef = { ns: 'container', index: c.cEth0 };
+  const f = (dev: DevRef, prio: number, keys: U32Key[], actions: PlannedAction[]): U32FilterPlan => ({ type: 'u32', dev, parent: INGRESS_HANDLE, prio, protocol: 'ip', keys, terminal: true, actions });
+  const out: TcPlan[] = [
+    { type: 'qdisc', dev: lo, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
+    { type: 'qdisc', dev: eth0, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
+    // A ping to itself stays local.
+    f(lo, PRIO.ICMP, [keyIcmp, keyDstIp(host.ip)], []),
+    f(lo, PRIO.ICMP, [keyIcmp, keyDstIp('127.0.0.1')], []),
+  ];
+  // Local traffic to its own ports stays on lo…
+  for (const b of c.blocks) out.push(f(lo, PRIO.IP_HIGH, [keyIhl5, keyDport(b)], []));
+  // …everything else addressed to "self" leaves the container, to the host or another container.
+  out.push(f(lo, PRIO.IP, [keyIhl5, keyDstIp(host.ip)], [{ kind: 'redirect', to: eth0 }]));
+  out.push(f(lo, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1')], [{ kind: 'redirect', to: eth0 }]));
+  // Traffic for 127.0.0.1:<own port> arriving from outside is handed to lo.
+  for (const b of c.blocks) out.push(f(eth0, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1'), keyDport(b)], [{ kind: 'redirect', to: lo }]));
+  if (c.egress) out.push(...shapingPlan(eth0, c.egress, c.fqCodel));
+  return out;
+}
+
+/** The hash tables (one bucket each) that hold the ARP and ICMP mirror filters on eth0. */
+export const MIRROR_TABLE_HTID = Object.freeze({ arp: 0x110, icmp: 0x111 } as const);
+
+/**
+ * The ARP and ICMP mirror layout on the host's eth0 ingress, created once per host: a table per
+ * kind, and a TERMINAL link filter at Mesos' priority that sends matching packets through it.
+ * When the table's mirrors have run (each continues classification) the link filter's terminal
+ * flag accepts the packet, so nothing else (the port table) sees it, as in Mesos.
+ */
+export function mirrorTablePlan(host: HostView, what: 'arp' | 'icmp'): U32FilterPlan[] {
+  const eth0: DevRef = { ns: 'host', index: host.eth0 };
+  const htid = MIRROR_TABLE_HTID[what];
+  const prio = what === 'arp' ? PRIO.ARP : PRIO.ICMP;
+  const protocol = what === 'arp' ? 'arp' : 'ip';
+  return [
+    { type: 'u32', dev: eth0, parent: INGRESS_HANDLE, prio, protocol, handle: u32HandleOf(htid, 0, 0), keys: [], terminal: false, actions: [], divisor: 1 },
+    { type: 'u32', dev: eth0, parent: INGRESS_HANDLE, prio, protocol, keys: what === 'arp' ? [keyMatchAll] : [keyIcmp, keyDstIp(host.ip)], terminal: true, actions: [], link: u32HandleOf(htid, 0, 0) },
+  ];
+}
+
+/**
+ * One chunk of the ARP or ICMP mirror: mirrors to up to MIRRORS_PER_FILTER veths (the kernel's
+ * action limit per filter), the last one continuing classification to the next chunk. Chunk k
+ * has handle <table>:0:<k+1>.
+ */
+export function mirrorChunk(host: HostView, what: 'arp' | 'icmp', chunk: number, veths: number[]): U32FilterPlan {
+  if (veths.length === 0 || veths.length > MIRRORS_PER_FILTER) throw new RangeError(`a mirror chunk holds 1..${MIRRORS_PER_FILTER} devices, got ${veths.length}`);
+  return {
+    type: 'u32',
+    dev: { ns: 'host', index: host.eth0 },
+    parent: INGRESS_HANDLE,
+    prio: what === 'arp' ? PRIO.ARP : PRIO.ICMP,
+    protocol: what === 'arp' ? 'arp' : 'ip',
+    handle: u32HandleOf(MIRROR_TABLE_HTID[what], 0, MIRROR_NODE_BASE + chunk),
+    keys: [keyMatchAll],
+    terminal: true,
+    actions: veths.map((v, i) => ({ kind: 'mirror', to: { ns: 'host', index: v }, ...(i === veths.length - 1 ? { continue: true } : {}) })),
+  };
+}

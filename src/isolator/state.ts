@@ -1,0 +1,212 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { LOCK } from '../netlink/constants.js';
+import type { NativeShim } from '../netlink/shim.js';
+import { nativeShim } from '../netlink/shim.js';
+import { IsolatorError } from './errors.js';
+import type { HtbConfig } from './rates.js';
+
+/**
+ * The isolator's checkpoint in its work_dir, shared by every CLI invocation, the agent and the
+ * CNI plugin on one host:
+ *
+ *   <work_dir>/lock                 flock(2)-held while state and kernel objects change
+ *   <work_dir>/host.json            what the isolator did to the host (to undo it in `cleanup`)
+ *   <work_dir>/containers/<id>.json one record per container, written before kernel objects exist
+ *   <work_dir>/netns/<id>           pinned network namespaces of containers we created
+ *
+ * Records are replaced atomically (write, fsync, rename), so a crash leaves the old or the new
+ * record, never half of one.
+ */
+
+export const DEFAULT_WORK_DIR = '/var/run/portmap-isolator';
+
+/** A container's lifecycle phase, as checkpointed. Anything but 'ready' after a crash means: clean up. */
+export type ContainerPhase = 'creating' | 'ready' | 'updating' | 'destroying';
+
+export interface ContainerRecord {
+  id: string;
+  phase: ContainerPhase;
+  /** The container's network namespace (a pin we made, or /proc/<pid>/ns/net). */
+  netns: string;
+  /** Whether we created and pinned the namespace (and so remove it). */
+  ownsNetns: boolean;
+  pid?: number;
+  /** Host end of the veth pair. */
+  veth: string;
+  /** The container's ephemeral block, inclusive. */
+  ephemeralPorts: { begin: number; end: number };
+  /** Non-ephemeral ports, inclusive ranges. */
+  ports: Array<[number, number]>;
+  /** Ports being moved to by an update in progress (phase 'updating'). */
+  pendingPorts?: Array<[number, number]>;
+  egress?: HtbConfig;
+  ingress?: HtbConfig;
+  flowId?: number;
+  /** u32 handles of this container's filters on the host eth0 and lo, for exact removal. */
+  hostFilters: Array<{ dev: 'eth0' | 'lo'; handle: number; prio: number }>;
+  createdAt: string;
+}
+
+/** Host-wide changes made by the isolator, recorded so that `cleanup` can undo them. */
+export interface HostRecord {
+  /** Namespace identity (inode) the record belongs to. */
+  netnsInode: number;
+  /** Ingress qdiscs we created (not pre-existing ones). */
+  createdIngress: Array<'eth0' | 'lo'>;
+  /** Sysctl values before we changed them: key → old value. */
+  sysctls: Record<string, string>;
+  /** lo's MAC and MTU before we changed them. */
+  lo?: { address: string; mtu: number };
+  /** Next number for host veth names (pmi<N>). */
+  nextVeth: number;
+  /** Objects of the shared layout: hash tables, link filters, ARP/ICMP mirrors. */
+  shared: Record<string, unknown>;
+}
+
+export class LockTimeoutError extends IsolatorError {
+  override readonly name = 'LockTimeoutError';
+  readonly code = 'EAGAIN';
+}
+
+export class StateStore {
+  private lockFd: number | undefined;
+  private lockDepth = 0;
+  private readonly shim: NativeShim;
+
+  constructor(
+    readonly workDir: string,
+    shim?: NativeShim,
+  ) {
+    this.shim = shim ?? nativeShim();
+  }
+
+  get containersDir(): string {
+    return join(this.workDir, 'containers');
+  }
+  get netnsDir(): string {
+    return join(this.workDir, 'netns');
+  }
+  netnsPath(id: string): string {
+    return join(this.netnsDir, id);
+  }
+
+  init(): void {
+    mkdirSync(this.containersDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.netnsDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Run `fn` holding the work_dir lock (re-entrant within this process). Waits up to `timeoutMs`
+   * for another holder; the kernel releases a dead holder's lock.
+   */
+  async withLock<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+    if (this.lockDepth > 0) {
+      this.lockDepth++;
+      try {
+        return await fn();
+      } finally {
+        this.lockDepth--;
+      }
+    }
+    this.init();
+    const fd = openSync(join(this.workDir, 'lock'), 'a');
+    const deadline = Date.now() + timeoutMs;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      const rc = this.shim.flock(fd, LOCK.EX | LOCK.NB);
+      if (rc === 0) break;
+      if (rc !== -11 /* EWOULDBLOCK */) {
+        closeSync(fd);
+        throw new IsolatorError(`cannot lock ${this.workDir}: flock failed with errno ${-rc}`);
+      }
+      if (Date.now() >= deadline) {
+        closeSync(fd);
+        throw new LockTimeoutError(`${this.workDir} is locked by another portmap-isolator process (waited ${timeoutMs} ms)`);
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    this.lockFd = fd;
+    this.lockDepth = 1;
+    try {
+      return await fn();
+    } finally {
+      this.lockDepth = 0;
+      this.lockFd = undefined;
+      this.shim.flock(fd, LOCK.UN);
+      closeSync(fd);
+    }
+  }
+
+  readHost(): HostRecord | undefined {
+    return this.readJson<HostRecord>(join(this.workDir, 'host.json'));
+  }
+  writeHost(rec: HostRecord): void {
+    this.writeJson(join(this.workDir, 'host.json'), rec);
+  }
+  deleteHost(): void {
+    unlinkQuiet(join(this.workDir, 'host.json'));
+  }
+
+  listContainers(): ContainerRecord[] {
+    if (!existsSync(this.containersDir)) return [];
+    return readdirSync(this.containersDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => this.readJson<ContainerRecord>(join(this.containersDir, f)))
+      .filter((r): r is ContainerRecord => r !== undefined)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+  readContainer(id: string): ContainerRecord | undefined {
+    return this.readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
+  }
+  writeContainer(rec: ContainerRecord): void {
+    this.writeJson(join(this.containersDir, `${rec.id}.json`), rec);
+  }
+  deleteContainer(id: string): void {
+    unlinkQuiet(join(this.containersDir, `${id}.json`));
+  }
+
+  private readJson<T>(path: string): T | undefined {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      // A torn write cannot happen (rename is atomic); anything else unreadable is set aside.
+      renameSync(path, `${path}.corrupt-${Date.now()}`);
+      return undefined;
+    }
+  }
+
+  private writeJson(path: string, value: unknown): void {
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(value, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Container ids: what Mesos, CNI runtimes and people use, and safe as file names. */
+export function checkContainerId(id: unknown): string {
+  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) {
+    throw new IsolatorError(`invalid container id ${JSON.stringify(id)}: use 1–128 letters, digits, '_', '.', '-' (not starting with a symbol)`);
+  }
+  return id;
+}
