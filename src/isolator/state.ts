@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
 import type { NativeShim } from '../netlink/shim.js';
@@ -15,8 +15,9 @@ import type { HtbConfig } from './rates.js';
  *   <work_dir>/containers/<id>.json one record per container, written before kernel objects exist
  *   <work_dir>/netns/<id>           pinned network namespaces of containers we created
  *
- * Records are replaced atomically (write, fsync, rename), so a crash leaves the old or the new
- * record, never half of one.
+ * Records are replaced atomically (write, rename), so a crash of the process leaves the old or the
+ * new record, never half of one. They are not fsync'd: what they describe (namespaces, links,
+ * filters) does not survive a reboot either.
  */
 
 export const DEFAULT_WORK_DIR = '/var/run/portmap-isolator';
@@ -45,6 +46,13 @@ export interface ContainerRecord {
   flowId?: number;
   /** u32 handles of this container's filters on the host eth0 and lo, for exact removal. */
   hostFilters: Array<{ dev: 'eth0' | 'lo'; handle: number; prio: number }>;
+  /** Its place in the ARP/ICMP mirror filters (chunk = slot / 32). */
+  mirrorSlot: number;
+  /** Interface index of the host veth (and of the container's eth0, in its namespace). */
+  vethIndex: number;
+  /** The container's eth0 name (the host's public interface name, or CNI_IFNAME). */
+  ifname: string;
+  cpus?: number;
   createdAt: string;
 }
 
@@ -137,6 +145,24 @@ export class StateStore {
     }
   }
 
+  /**
+   * A number that changes whenever any process changes the state (read under the lock), so an
+   * in-memory copy of the records can be reused while it is unchanged.
+   */
+  readGeneration(): string {
+    try {
+      return readFileSync(join(this.workDir, 'generation'), 'utf8');
+    } catch {
+      return '0';
+    }
+  }
+  /** Mark the state changed; returns the new generation. */
+  bumpGeneration(): string {
+    const g = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    this.writeJson(join(this.workDir, 'generation'), g);
+    return JSON.stringify(g) + '\n';
+  }
+
   readHost(): HostRecord | undefined {
     return this.readJson<HostRecord>(join(this.workDir, 'host.json'));
   }
@@ -187,7 +213,6 @@ export class StateStore {
     const fd = openSync(tmp, 'w', 0o600);
     try {
       writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

@@ -77,6 +77,8 @@ function refHeader(ref: LinkRef): { header: { index: number }; attrs: LinkAttrs 
 
 export interface VethEnd {
   name: string;
+  /** Interface index to create it with (the kernel picks one when omitted). */
+  index?: number;
   /** MAC address, set in the creating message. */
   address?: string;
   mtu?: number;
@@ -117,8 +119,9 @@ export const linkRequests = {
     const peerAttrs: LinkAttrs = { ...(peer.address ? { address: peer.address } : {}), ...(peer.mtu ? { mtu: peer.mtu } : {}), ...netnsAttrs(spec.peer.netns), ifname: peer.ifname! };
     if (attrs.ifname === peerAttrs.ifname && !spec.peer.netns && !spec.netns) throw new InvalidArgumentError(`veth ends must have different names in one namespace (${attrs.ifname})`);
     const ordered: LinkAttrs = { ...(attrs.address ? { address: attrs.address } : {}), ...(attrs.mtu ? { mtu: attrs.mtu } : {}), ...netnsAttrs(spec.netns), ifname: attrs.ifname! };
-    ordered.linkinfo = { kind: 'veth', data: { peer: { header: {}, attrs: peerAttrs } } };
-    return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { attrs: ordered }) };
+    ordered.linkinfo = { kind: 'veth', data: { peer: { header: spec.peer.index ? { index: checkIfIndex(spec.peer.index) } : {}, attrs: peerAttrs } } };
+    const header = spec.index ? { index: checkIfIndex(spec.index) } : {};
+    return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { header, attrs: ordered }) };
   },
 
   /** RTM_NEWLINK changing an existing link, as `ip link set` does (up/down via ifi_change). */

@@ -24,12 +24,19 @@ export function readSysctl(ns: Netns, key: string | readonly string[]): string {
 
 export function writeSysctl(ns: Netns, key: string | readonly string[], value: string | number): void {
   const path = sysctlPath(key);
-  ns.run(() => {
-    const fd = openSync(path, 'w');
-    try {
-      writeSync(fd, `${value}\n`);
-    } finally {
-      closeSync(fd);
-    }
-  });
+  ns.run(() => writeSysctlHere(path, value));
+}
+
+/**
+ * Write a sysctl of the namespace the thread is in now: for several writes inside one
+ * Netns.run (one switch instead of one per key).
+ */
+export function writeSysctlHere(key: string | readonly string[], value: string | number): void {
+  const path = typeof key === 'string' && key.startsWith('/proc/sys/') ? key : sysctlPath(key);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, `${value}\n`);
+  } finally {
+    closeSync(fd);
+  }
 }

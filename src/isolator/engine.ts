@@ -1,0 +1,457 @@
+/**
+ * The isolator engine: create (Mesos prepare + isolate), update, destroy (cleanup), usage,
+ * recover and a full cleanup, over the netlink SDK, with the state checkpointed in the work_dir.
+ *
+ * Crash safety: a container's record is written (phase 'creating') before any kernel object
+ * exists, and kernel objects carry handles chosen in advance and recorded, so `recover` can find
+ * and remove everything a crash left at any point. Each change of state happens under the
+ * work_dir lock, shared with other CLI invocations, the agent and the CNI plugin.
+ */
+import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
+import { NetlinkError, NetlinkSession as Session, Netns, createNetns, removeNetns } from '../netlink/index.js';
+import { RTM_NAMES, Rtnl, linkRequests, writeSysctl } from '../rtnl/index.js';
+import type { Psched } from '../tc/rate.js';
+import { systemPsched } from '../tc/rate.js';
+import { EphemeralPortsAllocator } from './allocator.js';
+import type { IsolatorConfig, IsolatorFlags } from './config.js';
+import { parseConfig } from './config.js';
+import { containerRequests, writeContainerSysctls } from './container-setup.js';
+import { ConfigError, IsolatorError } from './errors.js';
+import type { HostFacts } from './host.js';
+import { discoverHost } from './host.js';
+import { hostView, setUpHost, tearDownHost } from './host-setup.js';
+import type { ContainerView, NodeUse, U32FilterPlan } from './plan.js';
+import { MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
+import type { PortBlock } from './port-blocks.js';
+import { portBlocks } from './port-blocks.js';
+import { PortSet } from './port-set.js';
+import type { HtbConfig } from './rates.js';
+import { htbConfig } from './rates.js';
+import type { ContainerRecord, HostRecord } from './state.js';
+import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
+import type { TcRequestContext } from './tc-requests.js';
+import { tcRequest } from './tc-requests.js';
+import { probeQdisc } from './probe.js';
+
+export interface IsolatorOptions {
+  flags?: IsolatorFlags;
+  /** The host to act on: NAME (/run/netns/NAME) or a path; default the caller's namespace. */
+  netns?: string;
+  workDir?: string;
+  /** HTB clock parameters (tests inject them); default /proc/net/psched. */
+  psched?: Psched;
+  /** Where warnings go (once each). */
+  onWarning?: (message: string) => void;
+}
+
+export interface CreateSpec {
+  id: string;
+  /** Non-ephemeral ports: Mesos range syntax or a PortSet. */
+  ports?: string | PortSet;
+  /** Isolate this process's namespace instead of creating one. */
+  pid?: number;
+  /** Isolate the namespace pinned at this path (a runtime's, e.g. CNI_NETNS). */
+  netnsPath?: string;
+  /** The container's interface name (default: the host's public interface name). */
+  ifname?: string;
+  /** The container's cpus, for per-CPU rate limits. */
+  cpus?: number;
+}
+
+/** What `create` prints (DESIGN.md §4). */
+export interface ContainerInfo {
+  id: string;
+  netns: string;
+  veth: string;
+  ephemeral_ports: { begin: number; end: number };
+  ports: Array<[number, number]>;
+}
+
+/** Interface indexes of host veths are chosen by us: VETH_INDEX_BASE + a per-host sequence number. */
+export const VETH_INDEX_BASE = 1_000_000;
+export const VETH_PREFIX = 'pmi';
+
+export function toInfo(r: ContainerRecord): ContainerInfo {
+  return { id: r.id, netns: r.netns, veth: r.veth, ephemeral_ports: { ...r.ephemeralPorts }, ports: r.ports.map(([b, e]) => [b, e]) };
+}
+
+const blocksOf = (r: Pick<ContainerRecord, 'ephemeralPorts' | 'ports'>): PortBlock[] => [
+  ...portBlocks(PortSet.ofRanges([[r.ephemeralPorts.begin, r.ephemeralPorts.end]])),
+  ...portBlocks(PortSet.ofRanges(r.ports)),
+];
+
+function firstFailure(results: BatchResult[], ignore: string[] = []): Error | undefined {
+  for (const r of results) {
+    if (!r.ok && !(r.error instanceof NetlinkError && ignore.includes(r.error.code))) return r.error;
+  }
+  return undefined;
+}
+
+/** In-memory view of every record, rebuilt when another process changed the state. */
+class Registry {
+  records = new Map<string, ContainerRecord>();
+  allocator!: EphemeralPortsAllocator;
+  nodes = { eth0: new Map() as NodeUse, lo: new Map() as NodeUse };
+  generation = '';
+
+  constructor(private readonly config: IsolatorConfig) {
+    this.reset([]);
+  }
+
+  reset(records: ContainerRecord[]): void {
+    this.records = new Map(records.map((r) => [r.id, r]));
+    this.allocator = new EphemeralPortsAllocator(this.config.ephemeralPorts, this.config.ephemeralPortsPerContainer);
+    this.nodes = { eth0: new Map(), lo: new Map() };
+    for (const r of records) this.index(r);
+  }
+
+  index(r: ContainerRecord): void {
+    this.allocator.claim(r.ephemeralPorts.begin, r.ephemeralPorts.end);
+    for (const f of r.hostFilters) this.useNode(f.dev, f.handle, true);
+  }
+  unindex(r: ContainerRecord): void {
+    this.allocator.release(r.ephemeralPorts.begin, r.ephemeralPorts.end);
+    for (const f of r.hostFilters) this.useNode(f.dev, f.handle, false);
+  }
+  private useNode(dev: 'eth0' | 'lo', handle: number, used: boolean): void {
+    const bucket = (handle >>> 12) & 0xff;
+    let set = this.nodes[dev].get(bucket);
+    if (!set) this.nodes[dev].set(bucket, (set = new Set()));
+    if (used) set.add(handle & 0xfff);
+    else set.delete(handle & 0xfff);
+  }
+
+  portsInUse(except?: string): PortSet {
+    let s = PortSet.EMPTY;
+    for (const r of this.records.values()) if (r.id !== except) s = s.union(PortSet.ofRanges(r.pendingPorts ? [...r.ports, ...r.pendingPorts] : r.ports));
+    return s;
+  }
+  freeMirrorSlot(): number {
+    const used = new Set([...this.records.values()].map((r) => r.mirrorSlot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    return slot;
+  }
+  /** Host veth indexes of the containers in one mirror chunk, in slot order. */
+  chunkVeths(chunk: number, without?: string): number[] {
+    return [...this.records.values()]
+      .filter((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && r.phase !== 'destroying')
+      .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
+      .map((r) => r.vethIndex);
+  }
+}
+
+export class Isolator {
+  private readonly registry: Registry;
+  private fqCodel: boolean | undefined;
+  private readonly warned = new Set<string>();
+  private readonly background = new Set<Promise<unknown>>();
+
+  private constructor(
+    readonly config: IsolatorConfig,
+    readonly host: HostFacts,
+    readonly store: StateStore,
+    private readonly rtnl: Rtnl,
+    private readonly ctx: TcRequestContext,
+    private readonly onWarning: (message: string) => void,
+    private readonly perCpu: { egress?: number; ingress?: number },
+  ) {
+    this.registry = new Registry(config);
+  }
+
+  /**
+   * Validate the flags, find the host's interfaces, addresses and gateway, and check the
+   * ephemeral pool against the host. Throws ConfigError (bad flags or host mismatch).
+   */
+  static async open(opts: IsolatorOptions = {}): Promise<Isolator> {
+    const config = parseConfig(opts.flags ?? {});
+    let ns: Netns | undefined;
+    if (opts.netns !== undefined) {
+      try {
+        ns = Netns.parse(opts.netns);
+        void ns.inode;
+      } catch (e) {
+        throw new ConfigError('netns', `cannot open network namespace ${JSON.stringify(opts.netns)}: ${(e as Error).message}`);
+      }
+    }
+    const rtnl = Rtnl.open(ns);
+    try {
+      const host = await discoverHost(rtnl, config);
+      const perCpu: { egress?: number; ingress?: number } = {};
+      for (const dir of ['egress', 'ingress'] as const) {
+        const p = config[dir].perCpu;
+        if (p === 'auto') {
+          const speed = config.linkSpeedBytesPerSec;
+          if (speed === undefined) throw new ConfigError(`${dir}_rate_per_cpu`, `Failed to determine per CPU ${dir} rate limit: the link speed of ${host.eth0.name} is unknown here; pass --network_link_speed`);
+          perCpu[dir] = Math.floor(speed / Math.floor(config.agentCpus!));
+        } else if (p !== undefined) perCpu[dir] = p;
+      }
+      const store = new StateStore(opts.workDir ?? DEFAULT_WORK_DIR);
+      store.init();
+      const ctx: TcRequestContext = { psched: opts.psched ?? systemPsched(), mtu: host.eth0.mtu };
+      return new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu);
+    } catch (e) {
+      rtnl.close();
+      throw e;
+    }
+  }
+
+  private get session(): NetlinkSession {
+    return this.rtnl.session;
+  }
+
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.onWarning(message);
+  }
+
+  /** Re-read the records if another process changed them since we last looked (under the lock). */
+  private sync(): void {
+    const g = this.store.readGeneration();
+    if (g !== this.registry.generation) {
+      this.registry.reset(this.store.listContainers());
+      this.registry.generation = g;
+    }
+  }
+  private saveRecord(r: ContainerRecord): void {
+    this.store.writeContainer(r);
+    this.registry.generation = this.store.bumpGeneration();
+  }
+  private dropRecord(id: string): void {
+    this.store.deleteContainer(id);
+    this.registry.generation = this.store.bumpGeneration();
+  }
+
+  /** The host-wide setup, done at the first container (and recorded). */
+  private async ensureHost(): Promise<HostRecord> {
+    const existing = this.store.readHost();
+    const inode = (this.host.netns ?? Netns.current()).inode;
+    if (existing && existing.netnsInode === inode) return existing;
+    const rec = await setUpHost(this.session, this.host, this.ctx, existing?.nextVeth ?? 1);
+    this.store.writeHost(rec);
+    return rec;
+  }
+
+  private shapingFor(dir: 'egress' | 'ingress', cpus: number | undefined): HtbConfig | undefined {
+    const c = this.config[dir];
+    const perCpu = this.perCpu[dir];
+    return htbConfig({ ...c, ...(perCpu !== undefined ? { perCpuBytesPerSec: perCpu } : {}) }, cpus);
+  }
+
+  /** Whether the kernel has fq_codel: probed once, in a scratch namespace, when shaping is first needed. */
+  private async probeFqCodel(): Promise<boolean> {
+    if (this.fqCodel === undefined) {
+      this.fqCodel = await probeQdisc(this.store.netnsPath('.probe'), 'fq_codel', this.ctx);
+      if (!this.fqCodel) this.warnOnce('this kernel has no fq_codel: shaping uses HTB alone and bloat_reduction statistics are left out');
+    }
+    return this.fqCodel;
+  }
+
+  private view(r: ContainerRecord, blocks = blocksOf(r)): ContainerView {
+    return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false };
+  }
+
+  private mirrorRequests(chunk: number, without?: string): Request[] {
+    const reqs: Request[] = [];
+    const veths = this.registry.chunkVeths(chunk, without);
+    for (const what of ['arp', 'icmp'] as const) {
+      const handle = u32HandleOf(MIRROR_TABLE_HTID[what], 0, 1 + chunk);
+      if (veths.length) reqs.push(tcRequest(mirrorChunk(hostView(this.host), what, chunk, veths), 'set', this.ctx));
+      else reqs.push(tcRequest({ ...mirrorChunk(hostView(this.host), what, chunk, [0]), handle }, 'delete', this.ctx));
+    }
+    return reqs;
+  }
+
+  /** Create a container: its namespace (unless given), veth, filters and shaping. */
+  async create(spec: CreateSpec): Promise<ContainerInfo> {
+    const id = checkContainerId(spec.id);
+    let ports: PortSet;
+    try {
+      ports = spec.ports === undefined ? PortSet.EMPTY : typeof spec.ports === 'string' ? PortSet.parse(spec.ports) : spec.ports;
+    } catch (e) {
+      throw new IsolatorError(`invalid ports for container ${id}: ${(e as Error).message}`);
+    }
+    const ifname = spec.ifname ?? this.host.eth0.name;
+    return this.store.withLock(async () => {
+      this.sync();
+      if (this.registry.records.has(id)) throw new IsolatorError(`container ${id} already exists`);
+      if (!this.config.ports.contains(ports)) {
+        throw new IsolatorError(`Some non-ephemeral ports specified in ${ports.toString()} are not managed by the isolator (managed: ${this.config.ports.toString()})`);
+      }
+      const clash = ports.intersect(this.registry.portsInUse());
+      if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
+      const hostRec = await this.ensureHost();
+      const block = this.registry.allocator.allocate();
+      if (!block) {
+        throw new IsolatorError(
+          `Failed to allocate ephemeral ports: no free block of ${this.config.ephemeralPortsPerContainer} ports is left in ${this.config.ephemeralPorts.toString()} (${this.registry.records.size} containers)`,
+        );
+      }
+      const seq = hostRec.nextVeth;
+      hostRec.nextVeth = seq + 1;
+      this.store.writeHost(hostRec);
+      const rec: ContainerRecord = {
+        id,
+        phase: 'creating',
+        netns: spec.netnsPath ?? (spec.pid !== undefined ? `/proc/${spec.pid}/ns/net` : this.store.netnsPath(id)),
+        ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
+        ...(spec.pid !== undefined ? { pid: spec.pid } : {}),
+        veth: `${VETH_PREFIX}${seq}`,
+        vethIndex: VETH_INDEX_BASE + seq,
+        ifname,
+        ephemeralPorts: block,
+        ports: ports.ranges,
+        hostFilters: [],
+        mirrorSlot: this.registry.freeMirrorSlot(),
+        createdAt: new Date().toISOString(),
+        ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
+      };
+      const egress = this.shapingFor('egress', spec.cpus);
+      const ingress = this.shapingFor('ingress', spec.cpus);
+      if (egress) rec.egress = egress;
+      if (ingress) rec.ingress = ingress;
+      if (egress || ingress) await this.probeFqCodel();
+      const blocks = blocksOf(rec);
+      const portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes);
+      rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio }));
+      // Checkpoint first: from here on, recover() can find and remove whatever exists.
+      this.registry.records.set(id, rec);
+      this.registry.index(rec);
+      this.saveRecord(rec);
+      try {
+        await this.build(rec, portFilters);
+        rec.phase = 'ready';
+        this.saveRecord(rec);
+        return toInfo(rec);
+      } catch (e) {
+        const undo = await this.teardown(rec, { wait: true });
+        const cause = e instanceof Error ? e.message : String(e);
+        throw new IsolatorError(`Failed to create container ${id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`, [e as Error, ...undo]);
+      }
+    });
+  }
+
+  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[]): Promise<void> {
+    const h = this.host;
+    const ns = rec.ownsNetns ? createNetns(rec.netns) : Netns.fromPath(rec.netns);
+    const view = this.view(rec);
+    try {
+      // Host side, one batch: the veth pair (peer created inside the container's namespace, both
+      // ends with the host's MAC and MTU, our interface indexes), then the veth's filters before
+      // the eth0/lo port filters that point at it (Mesos §7.8), the mirrors, ingress shaping, up.
+      const veth = linkRequests.addVeth({
+        name: rec.veth,
+        index: rec.vethIndex,
+        address: h.eth0.address,
+        mtu: h.eth0.mtu,
+        peer: { name: rec.ifname, index: rec.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, netns: ns },
+      });
+      const hostReqs: Request[] = [
+        veth,
+        ...vethFilters(hostView(h), view).map((p) => tcRequest(p, 'add', this.ctx)),
+        ...portFilters.map((p) => tcRequest(p, 'add', this.ctx)),
+        ...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER)),
+        ...(rec.ingress ? shapingPlan({ ns: 'host', index: rec.vethIndex }, rec.ingress, view.fqCodel).map((p) => tcRequest(p, 'add', this.ctx)) : []),
+        linkRequests.set(rec.vethIndex, { up: true }),
+      ];
+      const hostErr = firstFailure(await this.session.batch(hostReqs));
+      if (hostErr) throw hostErr;
+      try {
+        writeSysctl(h.netns ?? Netns.current(), ['net', 'ipv6', 'conf', rec.veth, 'disable_ipv6'], '1');
+      } catch {
+        /* no IPv6 in this kernel */
+      }
+      // Container side, one batch over a socket opened inside its namespace.
+      const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
+      try {
+        const err = firstFailure(await cs.batch(containerRequests(h, view, hostView(h), this.ctx)));
+        if (err) throw err;
+      } finally {
+        cs.close();
+      }
+      writeContainerSysctls(ns, h, rec.ephemeralPorts);
+    } finally {
+      ns.close();
+    }
+  }
+
+  /**
+   * Remove a container's objects: host port filters by handle, its mirror slot, the veth (which
+   * takes the container side with it) and the namespace pin. Continues past errors, returns them.
+   * With `wait: false` the veth deletion (slow in the kernel: it waits for RCU) finishes in the
+   * background after the veth is down and every filter pointing at it is gone.
+   */
+  private async teardown(rec: ContainerRecord, opts: { wait: boolean }): Promise<Error[]> {
+    const errors: Error[] = [];
+    const reqs: Request[] = [];
+    for (const f of rec.hostFilters) {
+      reqs.push(tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'eth0' ? this.host.eth0.index : this.host.lo.index }, parent: 0xffff0000, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx));
+    }
+    reqs.push(...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER), rec.id));
+    reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
+    const gone = ['ENOENT', 'ENODEV', 'EINVAL'];
+    for (const r of await this.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && gone.includes(r.error.code))) errors.push(r.error);
+    if (rec.ownsNetns) {
+      try {
+        removeNetns(rec.netns);
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    }
+    const del = this.session.request(linkRequests.delete(rec.vethIndex)).then(
+      () => undefined,
+      (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
+    );
+    if (opts.wait) {
+      const e = await del;
+      if (e) errors.push(e as Error);
+    } else {
+      const p = del.then((e) => e && this.warnOnce(`deleting ${rec.veth} failed: ${(e as Error).message}`));
+      this.background.add(p);
+      void p.finally(() => this.background.delete(p));
+    }
+    return errors;
+  }
+
+  /** Destroy a container; false if it does not exist (idempotent). */
+  async destroy(id: string): Promise<boolean> {
+    checkContainerId(id);
+    return this.store.withLock(async () => {
+      this.sync();
+      const rec = this.registry.records.get(id);
+      if (!rec) return false;
+      rec.phase = 'destroying';
+      this.saveRecord(rec);
+      const errors = await this.teardown(rec, { wait: false });
+      this.registry.unindex(rec);
+      this.registry.records.delete(id);
+      this.dropRecord(id);
+      if (errors.length) throw new IsolatorError(`destroyed container ${id}, but: ${errors.map((e) => e.message).join(', ')}`, errors);
+      return true;
+    });
+  }
+
+  /** The containers, as `create` prints them. */
+  async list(): Promise<ContainerInfo[]> {
+    return this.store.withLock(async () => {
+      this.sync();
+      return [...this.registry.records.values()].filter((r) => r.phase !== 'destroying').map(toInfo);
+    });
+  }
+
+  /** A container's record (undefined if unknown). */
+  async get(id: string): Promise<ContainerRecord | undefined> {
+    return this.store.withLock(async () => {
+      this.sync();
+      return this.registry.records.get(id);
+    });
+  }
+
+  /** Wait for background work (veth deletions) and close the netlink sockets. */
+  async close(): Promise<void> {
+    await Promise.all([...this.background]);
+    this.rtnl.close();
+  }
+}
+

@@ -1,0 +1,112 @@
+/**
+ * Host-wide setup (Mesos §2.5), done once per host and recorded in host.json so that `cleanup`
+ * can undo it: lo's MAC and MTU set to eth0's, ingress qdiscs on eth0 and lo, the sysctls that
+ * make hairpinned host-IP traffic acceptable, and the shared tc layout (port hash tables on eth0
+ * and lo, ARP and ICMP mirror tables on eth0).
+ */
+import type { NetlinkSession, Request } from '../netlink/index.js';
+import { NetlinkError, Netns } from '../netlink/index.js';
+import { linkRequests, readSysctl, writeSysctl } from '../rtnl/index.js';
+import type { HostFacts } from './host.js';
+import type { HostView, TcPlan } from './plan.js';
+import { INGRESS_HANDLE, TC_H_INGRESS, mirrorTablePlan, portTablePlan } from './plan.js';
+import type { HostRecord } from './state.js';
+import type { TcRequestContext } from './tc-requests.js';
+import { tcRequest } from './tc-requests.js';
+
+export const hostView = (h: HostFacts): HostView => ({ ip: h.ip, mac: h.eth0.address, eth0: h.eth0.index, lo: h.lo.index });
+
+/** Sysctls the isolator sets on the host, with the value it sets (Mesos §2.5 step 6–7). */
+export function hostSysctls(h: HostFacts): Array<[string[], string]> {
+  const lo = h.lo.name;
+  return [
+    [['net', 'ipv4', 'conf', lo, 'route_localnet'], '1'],
+    [['net', 'ipv4', 'conf', 'all', 'rp_filter'], '0'],
+    [['net', 'ipv4', 'conf', lo, 'rp_filter'], '0'],
+    [['net', 'ipv4', 'conf', 'all', 'send_redirects'], '0'],
+    [['net', 'ipv4', 'conf', lo, 'send_redirects'], '0'],
+    [['net', 'ipv4', 'conf', lo, 'accept_local'], '1'],
+  ];
+}
+
+/** The shared tc objects of the host, in creation order. */
+export function sharedLayout(h: HostFacts): TcPlan[] {
+  const v = hostView(h);
+  return [...portTablePlan(v, 'eth0'), ...portTablePlan(v, 'lo'), ...mirrorTablePlan(v, 'arp'), ...mirrorTablePlan(v, 'icmp')];
+}
+
+async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequestContext): Promise<boolean> {
+  try {
+    await session.request(tcRequest({ type: 'qdisc', dev: { ns: 'host', index }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }, 'add', ctx));
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/**
+ * Apply the host-wide setup and return its record. On failure, undo what was done and rethrow.
+ */
+export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext, nextVeth: number): Promise<HostRecord> {
+  const ns = h.netns ?? Netns.current();
+  const rec: HostRecord = { netnsInode: ns.inode, createdIngress: [], sysctls: {}, lo: { address: h.lo.address, mtu: h.lo.mtu }, nextVeth, shared: {} };
+  try {
+    if (h.lo.address !== h.eth0.address || h.lo.mtu !== h.eth0.mtu) {
+      await session.request(linkRequests.set(h.lo.index, { address: h.eth0.address, mtu: h.eth0.mtu }));
+    }
+    if (await ensureIngress(session, h.eth0.index, ctx)) rec.createdIngress.push('eth0');
+    if (await ensureIngress(session, h.lo.index, ctx)) rec.createdIngress.push('lo');
+    for (const [key, value] of hostSysctls(h)) {
+      const old = readSysctl(ns, key);
+      rec.sysctls[key.join('/')] = old;
+      if (old !== value) writeSysctl(ns, key, value);
+    }
+    const results = await session.batch(sharedLayout(h).map((p) => tcRequest(p, 'add', ctx)));
+    const failed = results.find((r) => !r.ok);
+    if (failed && !failed.ok) throw failed.error;
+    rec.shared = { layout: 'hashed-v1' };
+    return rec;
+  } catch (e) {
+    await tearDownHost(session, h, rec, ctx).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Undo the host-wide setup: remove the shared filters (by priority), the ingress qdiscs we
+ * created (which takes every filter with them), restore sysctls and lo. Continues past errors
+ * and returns them.
+ */
+export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: HostRecord, ctx: TcRequestContext): Promise<Error[]> {
+  const errors: Error[] = [];
+  const ns = h.netns ?? Netns.current();
+  const reqs: Request[] = [];
+  // Deleting a whole priority removes its tables and filters.
+  for (const p of sharedLayout(h)) {
+    if (p.type !== 'u32' || p.divisor === undefined) continue;
+    if ((p.dev.index === h.eth0.index && rec.createdIngress.includes('eth0')) || (p.dev.index === h.lo.index && rec.createdIngress.includes('lo'))) continue;
+    reqs.push(tcRequest({ ...p, handle: undefined, divisor: undefined }, 'delete', ctx));
+  }
+  for (const dev of rec.createdIngress) {
+    reqs.push(tcRequest({ type: 'qdisc', dev: { ns: 'host', index: dev === 'eth0' ? h.eth0.index : h.lo.index }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }, 'delete', ctx));
+  }
+  for (const r of await session.batch(reqs)) {
+    if (!r.ok && !(r.error instanceof NetlinkError && ['ENOENT', 'EINVAL'].includes(r.error.code))) errors.push(r.error);
+  }
+  for (const [key, old] of Object.entries(rec.sysctls)) {
+    try {
+      writeSysctl(ns, key.split('/'), old);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  if (rec.lo && (rec.lo.address !== h.eth0.address || rec.lo.mtu !== h.eth0.mtu)) {
+    try {
+      await session.request(linkRequests.set(h.lo.index, { address: rec.lo.address, mtu: rec.lo.mtu }));
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  return errors;
+}
