@@ -132,6 +132,45 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n < 0 ? -errno : n);
 }
 
+// sendInBackground(fd, buffer, length, callback(result)): the same send, on a libuv threadpool
+// thread, for requests the kernel is slow to process inside sendmsg (deleting a veth waits for an
+// RCU grace period): the event loop goes on meanwhile. result is bytes sent or -errno.
+class SendWorker : public Napi::AsyncWorker {
+ public:
+  SendWorker(Napi::Function cb, int fd, Napi::Buffer<uint8_t> buf, size_t length)
+      : Napi::AsyncWorker(cb, "NetlinkSendInBackground"), fd_(fd), data_(buf.Data()), length_(length) {
+    buffer_ = Napi::Persistent(buf);  // keeps the bytes alive until the send is done
+  }
+  void Execute() override {
+    sockaddr_nl addr = KernelAddress();
+    ssize_t n;
+    do {
+      n = sendto(fd_, data_, length_, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    } while (n < 0 && errno == EINTR);
+    result_ = n < 0 ? -errno : static_cast<double>(n);
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    Callback().Call({Napi::Number::New(Env(), result_)});
+  }
+
+ private:
+  int fd_;
+  uint8_t* data_;
+  size_t length_;
+  double result_ = 0;
+  Napi::Reference<Napi::Buffer<uint8_t>> buffer_;
+};
+
+Napi::Value SendInBackground(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 4, "sendInBackground")) return info.Env().Undefined();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  size_t length = info[2].As<Napi::Number>().Uint32Value();
+  if (length > buf.Length()) length = buf.Length();
+  (new SendWorker(info[3].As<Napi::Function>(), IntArg(info, 0), buf, length))->Queue();
+  return info.Env().Undefined();
+}
+
 // recv(fd, buffer, flags, meta: Int32Array(3)) -> datagram length, or -errno.
 // With MSG_TRUNC in flags the real length is returned even when it exceeds the buffer (size a
 // buffer with MSG_PEEK|MSG_TRUNC first). meta receives [sender port id, msg_flags, sender groups].
@@ -312,6 +351,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getsockopt", Napi::Function::New(env, GetSockOpt));
   exports.Set("send", Napi::Function::New(env, Send));
   exports.Set("sendmmsg", Napi::Function::New(env, SendMmsg));
+  exports.Set("sendInBackground", Napi::Function::New(env, SendInBackground));
   exports.Set("recv", Napi::Function::New(env, Recv));
   exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
   exports.Set("flock", Napi::Function::New(env, Flock));

@@ -141,8 +141,23 @@ class Registry {
   }
 }
 
+/** Where the time of the last operation went, phase by phase (milliseconds), for benchmarks and metrics. */
+export type Timings = Record<string, number>;
+
+class Stopwatch {
+  readonly timings: Timings = {};
+  private last = performance.now();
+  lap(phase: string): void {
+    const now = performance.now();
+    this.timings[phase] = (this.timings[phase] ?? 0) + (now - this.last);
+    this.last = now;
+  }
+}
+
 export class Isolator {
   private readonly registry: Registry;
+  /** Phase timings of the last create/destroy/update. */
+  lastTimings: Timings = {};
   private fqCodel: boolean | undefined;
   private readonly warned = new Set<string>();
   private readonly background = new Set<Promise<unknown>>();
@@ -273,7 +288,10 @@ export class Isolator {
       throw new IsolatorError(`invalid ports for container ${id}: ${(e as Error).message}`);
     }
     const ifname = spec.ifname ?? this.host.eth0.name;
+    const sw = new Stopwatch();
+    this.lastTimings = sw.timings;
     return this.store.withLock(async () => {
+      sw.lap('lock');
       this.sync();
       if (this.registry.records.has(id)) throw new IsolatorError(`container ${id} already exists`);
       if (!this.config.ports.contains(ports)) {
@@ -282,6 +300,7 @@ export class Isolator {
       const clash = ports.intersect(this.registry.portsInUse());
       if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
       const hostRec = await this.ensureHost();
+      sw.lap('state');
       const block = this.registry.allocator.allocate();
       if (!block) {
         throw new IsolatorError(
@@ -319,10 +338,12 @@ export class Isolator {
       this.registry.records.set(id, rec);
       this.registry.index(rec);
       this.saveRecord(rec);
+      sw.lap('plan+checkpoint');
       try {
-        await this.build(rec, portFilters);
+        await this.build(rec, portFilters, sw);
         rec.phase = 'ready';
         this.saveRecord(rec);
+        sw.lap('checkpoint');
         return toInfo(rec);
       } catch (e) {
         const undo = await this.teardown(rec, { wait: true });
@@ -332,9 +353,10 @@ export class Isolator {
     });
   }
 
-  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[]): Promise<void> {
+  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch): Promise<void> {
     const h = this.host;
     const ns = rec.ownsNetns ? createNetns(rec.netns) : Netns.fromPath(rec.netns);
+    sw.lap('netns');
     const view = this.view(rec);
     try {
       // Host side, one batch: the veth pair (peer created inside the container's namespace, both
@@ -357,20 +379,25 @@ export class Isolator {
       ];
       const hostErr = firstFailure(await this.session.batch(hostReqs));
       if (hostErr) throw hostErr;
+      sw.lap('host batch');
       try {
         writeSysctl(h.netns ?? Netns.current(), ['net', 'ipv6', 'conf', rec.veth, 'disable_ipv6'], '1');
       } catch {
         /* no IPv6 in this kernel */
       }
+      sw.lap('host sysctl');
       // Container side, one batch over a socket opened inside its namespace.
       const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
       try {
+        sw.lap('container socket');
         const err = firstFailure(await cs.batch(containerRequests(h, view, hostView(h), this.ctx)));
         if (err) throw err;
+        sw.lap('container batch');
       } finally {
         cs.close();
       }
       writeContainerSysctls(ns, h, rec.ephemeralPorts);
+      sw.lap('container sysctls');
     } finally {
       ns.close();
     }
@@ -399,7 +426,7 @@ export class Isolator {
         errors.push(e as Error);
       }
     }
-    const del = this.session.request(linkRequests.delete(rec.vethIndex)).then(
+    const del = this.session.request(linkRequests.delete(rec.vethIndex), { offload: true }).then(
       () => undefined,
       (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
     );

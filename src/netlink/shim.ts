@@ -26,6 +26,8 @@ export interface NativeShim {
   getsockopt(fd: number, level: number, name: number): number;
   send(fd: number, buf: Buffer, length: number): number;
   sendmmsg(fd: number, bufs: Buffer[]): number;
+  /** send() on a threadpool thread; the callback gets bytes sent or -errno. */
+  sendInBackground(fd: number, buf: Buffer, length: number, done: (result: number) => void): void;
   /** Non-blocking receive of one datagram; meta ← [sender port id, msg_flags, groups]. */
   recv(fd: number, buf: Buffer, flags: number, meta: Int32Array): number;
   /** Block until readable or timeout: 1 readable, 0 timed out, -errno. */

@@ -130,6 +130,17 @@ export class NetlinkSocket {
     if (n !== length) throw new SocketError('sendmsg', 5 /* EIO */, `short send: ${n} of ${length} bytes`);
   }
 
+  /** Send one datagram from a threadpool thread; resolves when the kernel has taken (and processed) it. */
+  sendInBackground(buf: Buffer): Promise<void> {
+    this.checkOpen();
+    return new Promise((resolve, reject) => {
+      this.shim.sendInBackground(this.fd, buf, buf.length, (n) => {
+        if (n < 0) reject(new SocketError('sendmsg', -n));
+        else resolve();
+      });
+    });
+  }
+
   /** Send several datagrams in one system call. */
   sendMany(bufs: Buffer[]): void {
     this.checkOpen();

@@ -51,6 +51,12 @@ export class FakeKernel implements NativeShim {
     }
     return length;
   }
+  sendInBackground(fd: number, buf: Buffer, length: number, done: (result: number) => void): void {
+    setImmediate(() => {
+      done(this.send(fd, buf, length));
+      this.wake();
+    });
+  }
   sendmmsg(fd: number, bufs: Buffer[]): number {
     for (const b of bufs) this.send(fd, b, b.length);
     return bufs.length;

@@ -221,6 +221,17 @@ describe('request engine against a scripted kernel', () => {
     expect(k.closedFds).toEqual([100]);
   });
 
+  it('offloads a slow request to a threadpool thread and still collects its ACK', async () => {
+    const k = new FakeKernel((m) => [errorReply(m, 0)]);
+    const s = session(k);
+    const pending = s.request(newLink({ ifname: 'slow' }), { offload: true });
+    expect(k.sent).toHaveLength(0); // nothing sent from the calling thread
+    await expect(pending).resolves.toEqual({ warnings: [], replies: [] });
+    expect(k.sent).toHaveLength(1);
+    const refused = new FakeKernel((m) => [errorReply(m, 19)]);
+    await expect(session(refused).request(newLink({ ifname: 'x' }), { offload: true })).rejects.toThrow(/ENODEV/);
+  });
+
   describe('synchronous fast path', () => {
     it('returns the ACK and replies without the event loop', () => {
       const k = new FakeKernel((m) => [datagram(linkReply(m.seq, 7, 'eth0', 0), errorReply(m, 0))]);
