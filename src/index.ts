@@ -1,3 +1,4 @@
-/** portmap-isolator SDK: netlink core, rtnetlink and tc. */
+/** portmap-isolator SDK: the netlink core, rtnetlink and tc. The isolator is the './isolator' entry. */
 export * from './netlink/index.js';
 export * from './rtnl/index.js';
+export * from './tc/index.js';

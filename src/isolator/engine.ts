@@ -7,6 +7,7 @@
  * and remove everything a crash left at any point. Each change of state happens under the
  * work_dir lock, shared with other CLI invocations, the agent and the CNI plugin.
  */
+import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, removeNetns } from '../netlink/index.js';
 import { RTM_NAMES, Rtnl, linkRequests, writeSysctl } from '../rtnl/index.js';
@@ -21,7 +22,7 @@ import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
 import { hostView, setUpHost, tearDownHost } from './host-setup.js';
 import type { ContainerView, NodeUse, U32FilterPlan } from './plan.js';
-import { MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
+import { MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, PORT_TABLE_HTID, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
 import type { PortBlock } from './port-blocks.js';
 import { portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
@@ -32,6 +33,14 @@ import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
 import type { TcRequestContext } from './tc-requests.js';
 import { tcRequest } from './tc-requests.js';
 import { probeQdisc } from './probe.js';
+import { decodeBody, encodeBody } from '../netlink/index.js';
+import { RTM } from '../rtnl/index.js';
+import { tcMessage } from '../tc/schemas/tca.js';
+import type { TcMessage } from '../tc/schemas/tca.js';
+import type { MesosStatistics } from './statistics.js';
+import { containerStatistics } from './statistics.js';
+import { containerFilters, keyDport, keySport } from './plan.js';
+import type { TcPlan, U32Key } from './plan.js';
 
 export interface IsolatorOptions {
   flags?: IsolatorFlags;
@@ -65,6 +74,81 @@ export interface ContainerInfo {
   veth: string;
   ephemeral_ports: { begin: number; end: number };
   ports: Array<[number, number]>;
+}
+
+export interface RecoverReport {
+  recovered: string[];
+  cleaned: Array<{ id: string; reason: string }>;
+  orphans: { veths: string[]; netns: string[]; filters: string[] };
+  errors: string[];
+}
+
+export interface CleanupReport {
+  destroyed: string[];
+  errors: string[];
+}
+
+function pinExists(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function listPins(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => !n.startsWith('.') || n === '.probe');
+  } catch {
+    return [];
+  }
+}
+
+/** Asked about a container that does not exist (HTTP 404, CLI exit 1). */
+export class UnknownContainerError extends IsolatorError {
+  override readonly name = 'UnknownContainerError';
+  constructor(readonly id: string) {
+    super(`Unknown container ${id}`);
+  }
+}
+
+const sameKey = (a: U32Key, b: U32Key) => a.off === b.off && a.mask >>> 0 === b.mask >>> 0 && (a.val & a.mask) >>> 0 === (b.val & b.mask) >>> 0;
+
+export interface DumpedFilter {
+  handle: number;
+  prio: number;
+  keys: U32Key[];
+  deleteRequest: Request;
+}
+
+/** The u32 filters on a device's parent, with their keys (natural values). */
+export async function dumpFilters(s: NetlinkSession, ifindex: number, parent: number): Promise<DumpedFilter[]> {
+  const msgs = await s.dump(
+    { type: RTM.GETTFILTER, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex, parent } }) },
+    { decode: (m) => decodeBody(tcMessage, m.payload) as TcMessage },
+  );
+  const out: DumpedFilter[] = [];
+  for (const m of msgs) {
+    const o = m.attrs.options as { sel?: { keys: Array<{ off: number; val: number; mask: number }> } } | undefined;
+    if (m.attrs.kind !== 'u32' || !o?.sel || m.header.handle === 0) continue;
+    const header = { ifindex, handle: m.header.handle, parent, info: m.header.info };
+    out.push({
+      handle: m.header.handle,
+      prio: m.header.info >>> 16,
+      keys: o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })),
+      deleteRequest: { type: RTM.DELTFILTER, flags: 0, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header, attrs: { kind: 'u32' } }) },
+    });
+  }
+  return out;
+}
+
+/** The veth filters that depend on a block (vethFilters without the per-container ones). */
+function perBlockVethFilters(h: ReturnType<typeof hostView>, view: ContainerView): TcPlan[] {
+  return vethFilters(h, view).filter((p) => p.type === 'u32' && p.keys.some((k) => k.off === 20));
+}
+/** The container filters that depend on a block. */
+function perBlockContainerFilters(h: ReturnType<typeof hostView>, view: ContainerView): TcPlan[] {
+  return containerFilters(h, { ...view, egress: undefined } as ContainerView).filter((p) => p.type === 'u32' && p.keys.some((k) => k.off === 20));
 }
 
 /** Interface indexes of host veths are chosen by us: VETH_INDEX_BASE + a per-host sequence number. */
@@ -144,10 +228,14 @@ class Registry {
 /** Where the time of the last operation went, phase by phase (milliseconds), for benchmarks and metrics. */
 export type Timings = Record<string, number>;
 
+/** Test hook: PORTMAP_ISOLATOR_CRASH_AT=<phase> kills the process right after that phase. */
+const CRASH_AT = process.env.PORTMAP_ISOLATOR_CRASH_AT;
+
 class Stopwatch {
   readonly timings: Timings = {};
   private last = performance.now();
   lap(phase: string): void {
+    if (CRASH_AT === phase) process.kill(process.pid, 'SIGKILL');
     const now = performance.now();
     this.timings[phase] = (this.timings[phase] ?? 0) + (now - this.last);
     this.last = now;
@@ -333,7 +421,7 @@ export class Isolator {
       if (egress || ingress) await this.probeFqCodel();
       const blocks = blocksOf(rec);
       const portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes);
-      rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio }));
+      rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
       // Checkpoint first: from here on, recover() can find and remove whatever exists.
       this.registry.records.set(id, rec);
       this.registry.index(rec);
@@ -472,6 +560,252 @@ export class Isolator {
     return this.store.withLock(async () => {
       this.sync();
       return this.registry.records.get(id);
+    });
+  }
+
+  /**
+   * Change a running container's non-ephemeral ports. New filters are added before old ones are
+   * removed, so traffic on ports kept never stops; if adding fails, what was added is removed
+   * and the container (kernel and record) is as before.
+   */
+  async update(id: string, portsText: string | PortSet): Promise<ContainerInfo> {
+    checkContainerId(id);
+    let ports: PortSet;
+    try {
+      ports = typeof portsText === 'string' ? PortSet.parse(portsText) : portsText;
+    } catch (e) {
+      throw new IsolatorError(`invalid ports for container ${id}: ${(e as Error).message}`);
+    }
+    const sw = new Stopwatch();
+    this.lastTimings = sw.timings;
+    return this.store.withLock(async () => {
+      this.sync();
+      const rec = this.registry.records.get(id);
+      if (!rec || rec.phase !== 'ready') throw new UnknownContainerError(id);
+      if (!this.config.ports.contains(ports)) {
+        throw new IsolatorError(`Some non-ephemeral ports specified in ${ports.toString()} are not managed by the isolator (managed: ${this.config.ports.toString()})`);
+      }
+      const clash = ports.intersect(this.registry.portsInUse(id));
+      if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
+      const same = (a: PortBlock, b: PortBlock) => a.begin === b.begin && a.end === b.end;
+      const oldBlocks = portBlocks(PortSet.ofRanges(rec.ports));
+      const newBlocks = portBlocks(ports);
+      const toAdd = newBlocks.filter((b) => !oldBlocks.some((o) => same(o, b)));
+      const toRemove = oldBlocks.filter((b) => !newBlocks.some((n) => same(n, b)));
+      if (!toAdd.length && !toRemove.length) return toInfo(rec);
+
+      rec.phase = 'updating';
+      rec.pendingPorts = ports.ranges;
+      this.saveRecord(rec);
+      const h = hostView(this.host);
+      const view = this.view(rec, toAdd);
+      const added = hostPortFilters(h, view, toAdd, this.registry.nodes);
+      const addedHandles = added.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] as [number, number] }));
+      const vethAdds = perBlockVethFilters(h, view);
+      const containerAdds = perBlockContainerFilters(h, view);
+      const ns = Netns.fromPath(rec.netns);
+      try {
+        // Add: veth filters, then the host port filters pointing at the veth, then the container's.
+        let err = firstFailure(await this.session.batch([...vethAdds, ...added].map((p) => tcRequest(p, 'add', this.ctx))));
+        if (!err) err = await this.inContainer(ns, async (cs) => firstFailure(await cs.batch(containerAdds.map((p) => tcRequest(p, 'add', this.ctx)))));
+        if (err) {
+          await this.removeBlocks(rec, ns, toAdd, addedHandles);
+          for (const f of addedHandles) this.releaseNode(f);
+          rec.phase = 'ready';
+          delete rec.pendingPorts;
+          this.saveRecord(rec);
+          throw new IsolatorError(`Failed to update container ${id}: ${err.message}; its ports are unchanged`, [err]);
+        }
+        sw.lap('add');
+        // Remove the blocks no longer wanted: host port filters first, then the container's and the veth's.
+        const removedHandles = rec.hostFilters.filter((f) => toRemove.some((b) => f.block[0] === b.begin && f.block[1] === b.end));
+        const errors = await this.removeBlocks(rec, ns, toRemove, removedHandles);
+        for (const f of removedHandles) this.releaseNode(f);
+        rec.hostFilters = [...rec.hostFilters.filter((f) => !removedHandles.includes(f)), ...addedHandles];
+        rec.ports = ports.ranges;
+        rec.phase = 'ready';
+        delete rec.pendingPorts;
+        this.saveRecord(rec);
+        sw.lap('remove');
+        if (errors.length) this.warnOnce(`update of ${id}: some old filters could not be removed: ${errors.map((e) => e.message).join(', ')}`);
+        return toInfo(rec);
+      } finally {
+        ns.close();
+      }
+    });
+  }
+
+  private releaseNode(f: { dev: 'eth0' | 'lo'; handle: number }): void {
+    this.registry.nodes[f.dev].get((f.handle >>> 12) & 0xff)?.delete(f.handle & 0xfff);
+  }
+
+  private async inContainer<T>(ns: Netns, fn: (s: NetlinkSession) => Promise<T>): Promise<T> {
+    const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
+    try {
+      return await fn(cs);
+    } finally {
+      cs.close();
+    }
+  }
+
+  /**
+   * Remove the filters of some blocks: host port filters by handle, and the veth's and the
+   * container's per-block filters, found by their keys (their handles are the kernel's).
+   */
+  private async removeBlocks(rec: ContainerRecord, ns: Netns, blocks: PortBlock[], handles: ContainerRecord['hostFilters']): Promise<Error[]> {
+    const errors: Error[] = [];
+    const gone = ['ENOENT', 'ENODEV', 'EINVAL'];
+    const collect = (rs: BatchResult[]) => rs.forEach((r) => !r.ok && !(r.error instanceof NetlinkError && gone.includes(r.error.code)) && errors.push(r.error));
+    collect(await this.session.batch(handles.map((f) => this.portFilterDelete(f))));
+    if (!blocks.length) return errors;
+    const wanted = (keys: U32Key[]) => blocks.some((b) => keys.some((k) => k.off === 20 && (sameKey(k, keyDport(b)) || sameKey(k, keySport(b)))));
+    const del = async (s: NetlinkSession, ifindex: number) => {
+      const found = await dumpFilters(s, ifindex, 0xffff0000);
+      collect(await s.batch(found.filter((f) => wanted(f.keys)).map((f) => f.deleteRequest)));
+    };
+    await this.inContainer(ns, async (cs) => {
+      await del(cs, 1);
+      await del(cs, rec.vethIndex);
+    }).catch((e: Error) => errors.push(e));
+    await del(this.session, rec.vethIndex).catch((e: Error) => errors.push(e));
+    return errors;
+  }
+
+  private portFilterDelete(f: { dev: 'eth0' | 'lo'; handle: number; prio: number }): Request {
+    return tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'eth0' ? this.host.eth0.index : this.host.lo.index }, parent: 0xffff0000, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx);
+  }
+
+  /** Mesos /monitor/statistics entries for one container or all. */
+  async stats(id?: string): Promise<MesosStatistics[]> {
+    const records = await this.store.withLock(async () => {
+      this.sync();
+      return [...this.registry.records.values()].filter((r) => r.phase === 'ready' && (id === undefined || r.id === id));
+    });
+    if (id !== undefined && records.length === 0) throw new UnknownContainerError(id);
+    const out: MesosStatistics[] = [];
+    for (const r of records) {
+      out.push(await containerStatistics(r, { host: this.session, config: this.config, fqCodel: this.fqCodel ?? false }));
+    }
+    return out;
+  }
+
+  /**
+   * Rebuild from the checkpoint, cross-checked with the kernel: containers whose creation,
+   * update or destruction was interrupted are finished (removed), containers whose veth vanished
+   * are cleaned up, and objects nobody owns (veths named pmi<N>, namespace pins, port-table
+   * filters) are removed. Never aborts on inconsistent state: every problem is reported.
+   */
+  async recover(): Promise<RecoverReport> {
+    return this.store.withLock(async () => {
+      const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, errors: [] };
+      this.registry.reset(this.store.listContainers());
+      this.registry.generation = this.store.readGeneration();
+      const links = await this.rtnl.links.list();
+      const hostRec = this.store.readHost();
+      for (const rec of [...this.registry.records.values()]) {
+        const veth = links.find((l) => l.index === rec.vethIndex && l.name === rec.veth);
+        let reason: string | undefined;
+        if (rec.phase === 'creating' || rec.phase === 'destroying') reason = `interrupted while ${rec.phase}`;
+        else if (!veth) reason = 'its veth is gone';
+        else if (rec.ownsNetns && !pinExists(rec.netns)) reason = 'its network namespace is gone';
+        if (!reason && rec.phase === 'updating') {
+          // An interrupted update: keep the old ports; drop filters of the new ones it may have added.
+          const ns = Netns.fromPath(rec.netns);
+          try {
+            const pending = portBlocks(PortSet.ofRanges(rec.pendingPorts ?? []).subtract(PortSet.ofRanges(rec.ports)));
+            const errs = await this.removeBlocks(rec, ns, pending, []);
+            report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+          } finally {
+            ns.close();
+          }
+          rec.phase = 'ready';
+          delete rec.pendingPorts;
+          this.saveRecord(rec);
+        }
+        if (reason) {
+          const errs = await this.teardown(rec, { wait: true });
+          report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+          this.registry.unindex(rec);
+          this.registry.records.delete(rec.id);
+          this.dropRecord(rec.id);
+          report.cleaned.push({ id: rec.id, reason });
+        } else {
+          report.recovered.push(rec.id);
+        }
+      }
+      // Orphans: our veths without a record.
+      const known = new Set([...this.registry.records.values()].map((r) => r.vethIndex));
+      for (const l of links) {
+        if (!/^pmi\d+$/.test(l.name) || known.has(l.index)) continue;
+        try {
+          await this.session.request(linkRequests.delete(l.index), { offload: true });
+          report.orphans.veths.push(l.name);
+        } catch (e) {
+          if (!(e instanceof NetlinkError && e.code === 'ENODEV')) report.errors.push(`${l.name}: ${(e as Error).message}`);
+        }
+      }
+      // Orphans: namespace pins without a record.
+      const pins = new Set([...this.registry.records.values()].filter((r) => r.ownsNetns).map((r) => r.netns));
+      for (const name of listPins(this.store.netnsDir)) {
+        const path = `${this.store.netnsDir}/${name}`;
+        if (pins.has(path)) continue;
+        try {
+          removeNetns(path);
+          report.orphans.netns.push(path);
+        } catch (e) {
+          report.errors.push(`${path}: ${(e as Error).message}`);
+        }
+      }
+      if (hostRec) {
+        // Orphans: port-table and mirror filters that no record owns; then the mirrors rewritten.
+        const owned = new Set([...this.registry.records.values()].flatMap((r) => r.hostFilters.map((f) => `${f.dev}:${f.handle}`)));
+        for (const dev of ['eth0', 'lo'] as const) {
+          const index = dev === 'eth0' ? this.host.eth0.index : this.host.lo.index;
+          try {
+            const found = await dumpFilters(this.session, index, 0xffff0000);
+            const stray = found.filter((f) => f.handle >>> 20 === PORT_TABLE_HTID && (f.handle & 0xfff) !== 0 && !owned.has(`${dev}:${f.handle}`));
+            const results = await this.session.batch(stray.map((f) => f.deleteRequest));
+            stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${f.handle.toString(16)}`) : report.errors.push(`${dev} filter ${f.handle.toString(16)}: ${(results[i] as { error: Error }).error.message}`)));
+          } catch (e) {
+            report.errors.push(`${dev} filters: ${(e as Error).message}`);
+          }
+        }
+        const chunks = new Set([...this.registry.records.values()].map((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER)));
+        const maxChunk = Math.max(0, ...chunks);
+        const reqs: Request[] = [];
+        for (let c = 0; c <= maxChunk + 1; c++) reqs.push(...this.mirrorRequests(c));
+        const err = firstFailure(await this.session.batch(reqs), ['ENOENT', 'EINVAL']);
+        if (err) report.errors.push(`mirrors: ${err.message}`);
+      }
+      return report;
+    });
+  }
+
+  /**
+   * Destroy every container and undo everything the isolator did to the host: its filters and
+   * tables, the ingress qdiscs it created, lo's MAC and MTU, and the sysctls it changed.
+   * Continues past errors and reports them all.
+   */
+  async cleanup(): Promise<CleanupReport> {
+    return this.store.withLock(async () => {
+      const report: CleanupReport = { destroyed: [], errors: [] };
+      const recovered = await this.recover();
+      report.errors.push(...recovered.errors);
+      for (const rec of [...this.registry.records.values()]) {
+        const errs = await this.teardown(rec, { wait: true });
+        report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+        this.registry.unindex(rec);
+        this.registry.records.delete(rec.id);
+        this.dropRecord(rec.id);
+        report.destroyed.push(rec.id);
+      }
+      const hostRec = this.store.readHost();
+      if (hostRec) {
+        const errs = await tearDownHost(this.session, this.host, hostRec, this.ctx);
+        report.errors.push(...errs.map((e) => `host: ${e.message}`));
+        this.store.deleteHost();
+      }
+      return report;
     });
   }
 

@@ -63,7 +63,8 @@ export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRe
       if (old !== value) writeSysctl(ns, key, value);
     }
     const results = await session.batch(sharedLayout(h).map((p) => tcRequest(p, 'add', ctx)));
-    const failed = results.find((r) => !r.ok);
+    // Already there (a host record lost while the objects stayed) is fine.
+    const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
     rec.shared = { layout: 'hashed-v1' };
     return rec;

@@ -182,14 +182,15 @@ export interface ContainerView {
  * Host-side filters steering one container's blocks: the H.eth0 and H.lo port-table entries
  * (Mesos §3.5, one per bucket the block spans), with handles from `use`.
  */
-export function hostPortFilters(host: HostView, c: ContainerView, blocks: PortBlock[], use: { eth0: NodeUse; lo: NodeUse }): Array<U32FilterPlan & { devRole: 'eth0' | 'lo' }> {
-  const out: Array<U32FilterPlan & { devRole: 'eth0' | 'lo' }> = [];
+export function hostPortFilters(host: HostView, c: ContainerView, blocks: PortBlock[], use: { eth0: NodeUse; lo: NodeUse }): Array<U32FilterPlan & { devRole: 'eth0' | 'lo'; block: PortBlock }> {
+  const out: Array<U32FilterPlan & { devRole: 'eth0' | 'lo'; block: PortBlock }> = [];
   const veth: DevRef = { ns: 'host', index: c.veth };
   for (const dev of ['eth0', 'lo'] as const) {
     for (const b of blocks) {
       for (const bucket of bucketsOf(b)) {
         out.push({
           devRole: dev,
+          block: b,
           type: 'u32',
           dev: { ns: 'host', index: host[dev] },
           parent: INGRESS_HANDLE,

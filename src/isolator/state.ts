@@ -45,7 +45,7 @@ export interface ContainerRecord {
   ingress?: HtbConfig;
   flowId?: number;
   /** u32 handles of this container's filters on the host eth0 and lo, for exact removal. */
-  hostFilters: Array<{ dev: 'eth0' | 'lo'; handle: number; prio: number }>;
+  hostFilters: HostFilterRecord[];
   /** Its place in the ARP/ICMP mirror filters (chunk = slot / 32). */
   mirrorSlot: number;
   /** Interface index of the host veth (and of the container's eth0, in its namespace). */
@@ -54,6 +54,15 @@ export interface ContainerRecord {
   ifname: string;
   cpus?: number;
   createdAt: string;
+}
+
+/** One of a container's filters in the host's port tables: which device, handle and port block. */
+export interface HostFilterRecord {
+  dev: 'eth0' | 'lo';
+  handle: number;
+  prio: number;
+  /** The port block it steers, inclusive. */
+  block: [number, number];
 }
 
 /** Host-wide changes made by the isolator, recorded so that `cleanup` can undo them. */

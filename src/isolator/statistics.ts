@@ -1,0 +1,138 @@
+/**
+ * Per-container statistics in the shape of Mesos' /monitor/statistics (§6), read in-process:
+ * link counters of the host veth (swapped: what the host end receives, the container sent),
+ * the rate limits in force, the ephemeral block, tc statistics of the shaping qdiscs, and the
+ * optional socket summary and SNMP counters of the container's namespace.
+ */
+import { readFileSync } from 'node:fs';
+import type { NetlinkSession } from '../netlink/index.js';
+import { NetlinkSession as Session, Netns, decodeBody, encodeBody } from '../netlink/index.js';
+import { RTM, RTM_NAMES, linkRequests, toLink, linkMessage } from '../rtnl/index.js';
+import type { LinkMessage } from '../rtnl/index.js';
+import type { TcMessage } from '../tc/schemas/tca.js';
+import { tcMessage } from '../tc/schemas/tca.js';
+import type { MesosTcStats } from '../tc/stats.js';
+import { statsFromAttrs, toMesosStats } from '../tc/stats.js';
+import type { IsolatorConfig } from './config.js';
+import { HTB_CLASS, HTB_HANDLE, TC_H_ROOT } from './plan.js';
+import type { ContainerRecord } from './state.js';
+
+export interface MesosStatistics {
+  executor_id: string;
+  source: string;
+  container_id: string;
+  statistics: Record<string, unknown> & { timestamp: number };
+}
+
+export type TcStatisticsEntry = { id: string } & MesosTcStats;
+
+/** Qdiscs of one device: kind, handle, parent and Mesos-view statistics. */
+async function qdiscStats(s: NetlinkSession, ifindex: number): Promise<Array<{ kind: string; handle: number; parent: number; stats: MesosTcStats | undefined }>> {
+  const msgs = await s.dump(
+    { type: RTM.GETQDISC, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex } }) },
+    { decode: (m) => decodeBody(tcMessage, m.payload) as TcMessage },
+  );
+  return msgs
+    .filter((m) => m.header.ifindex === ifindex)
+    .map((m) => {
+      const st = statsFromAttrs(m.attrs.stats2 as never);
+      return { kind: String(m.attrs.kind), handle: m.header.handle, parent: m.header.parent, stats: st ? toMesosStats(st) : undefined };
+    });
+}
+
+/** The bw_limit / bloat_reduction pair of one shaped device (Mesos §5.5). */
+function shapingEntries(qdiscs: Awaited<ReturnType<typeof qdiscStats>>, prefix: '' | 'ingress_'): TcStatisticsEntry[] {
+  const out: TcStatisticsEntry[] = [];
+  const htb = qdiscs.find((q) => q.kind === 'htb' && q.parent === TC_H_ROOT && q.handle === HTB_HANDLE);
+  if (htb?.stats) out.push({ id: `${prefix}bw_limit`, ...htb.stats });
+  const fq = qdiscs.find((q) => q.kind === 'fq_codel' && q.parent === HTB_CLASS);
+  if (fq?.stats) out.push({ id: `${prefix}bloat_reduction`, ...fq.stats });
+  return out;
+}
+
+/** `TCP: inuse 3 orphan 0 tw 1 alloc 5 mem 1` → active (in use) and time-wait counts. */
+export function parseSockstat(text: string): { active: number; timeWait: number } | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('TCP:'));
+  if (!line) return undefined;
+  const t = line.split(/\s+/);
+  const at = (k: string) => Number(t[t.indexOf(k) + 1]);
+  return { active: at('inuse'), timeWait: at('tw') };
+}
+
+/** /proc/net/snmp's pairs of lines into {ip_stats, icmp_stats, tcp_stats, udp_stats}. */
+export function parseSnmp(text: string): Record<string, Record<string, number>> {
+  const lines = text.split('\n').filter(Boolean);
+  const out: Record<string, Record<string, number>> = {};
+  const names: Record<string, string> = { Ip: 'ip_stats', Icmp: 'icmp_stats', Tcp: 'tcp_stats', Udp: 'udp_stats' };
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [proto, keys] = lines[i]!.split(':');
+    const [, values] = lines[i + 1]!.split(':');
+    const name = names[proto!.trim()];
+    if (!name || keys === undefined || values === undefined) continue;
+    const ks = keys.trim().split(/\s+/);
+    const vs = values.trim().split(/\s+/).map(Number);
+    out[name] = Object.fromEntries(ks.map((k, j) => [k, vs[j]!]));
+  }
+  return out;
+}
+
+export interface StatisticsContext {
+  host: NetlinkSession;
+  config: IsolatorConfig;
+  fqCodel: boolean;
+}
+
+export async function containerStatistics(r: ContainerRecord, ctx: StatisticsContext): Promise<MesosStatistics> {
+  const st: Record<string, unknown> = { timestamp: Date.now() / 1000 };
+  const link = await ctx.host.request(linkRequests.get(r.vethIndex), { decode: (m) => toLink(decodeBody(linkMessage, m.payload) as LinkMessage) });
+  const s = link.replies[0]?.stats;
+  if (s) {
+    // Swapped: the host end receives what the container sends.
+    Object.assign(st, {
+      net_rx_packets: Number(s.txPackets),
+      net_rx_bytes: Number(s.txBytes),
+      net_rx_errors: Number(s.txErrors),
+      net_rx_dropped: Number(s.txDropped),
+      net_tx_packets: Number(s.rxPackets),
+      net_tx_bytes: Number(s.rxBytes),
+      net_tx_errors: Number(s.rxErrors),
+      net_tx_dropped: Number(s.rxDropped),
+    });
+  }
+  if (r.egress) {
+    st.net_tx_rate_limit = r.egress.rateBytesPerSec;
+    if (r.egress.ceilBytesPerSec !== undefined) st.net_tx_burst_rate_limit = r.egress.ceilBytesPerSec;
+    if (r.egress.ceilBytesPerSec !== undefined && r.egress.burstBytes !== undefined) st.net_tx_burst_size = r.egress.burstBytes;
+  }
+  if (r.ingress) {
+    st.net_rx_rate_limit = r.ingress.rateBytesPerSec;
+    if (r.ingress.ceilBytesPerSec !== undefined) st.net_rx_burst_rate_limit = r.ingress.ceilBytesPerSec;
+    if (r.ingress.ceilBytesPerSec !== undefined && r.ingress.burstBytes !== undefined) st.net_rx_burst_size = r.ingress.burstBytes;
+  }
+  st.net_ephemeral_ports = { begin: r.ephemeralPorts.begin, end: r.ephemeralPorts.end };
+  const tc: TcStatisticsEntry[] = [];
+  const ns = Netns.fromPath(r.netns);
+  try {
+    if (r.egress) {
+      const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
+      try {
+        tc.push(...shapingEntries(await qdiscStats(cs, r.vethIndex), ''));
+      } finally {
+        cs.close();
+      }
+    }
+    if (r.ingress) tc.push(...shapingEntries(await qdiscStats(ctx.host, r.vethIndex), 'ingress_'));
+    if (ctx.config.socketStatisticsSummary) {
+      const sock = parseSockstat(ns.run(() => readFileSync('/proc/thread-self/net/sockstat', 'utf8')));
+      if (sock) {
+        st.net_tcp_active_connections = sock.active;
+        st.net_tcp_time_wait_connections = sock.timeWait;
+      }
+    }
+    if (ctx.config.snmpStatistics) st.net_snmp_statistics = parseSnmp(ns.run(() => readFileSync('/proc/thread-self/net/snmp', 'utf8')));
+  } finally {
+    ns.close();
+  }
+  if (tc.length) st.net_traffic_control_statistics = tc;
+  return { executor_id: r.id, source: 'portmap-isolator', container_id: r.id, statistics: st as MesosStatistics['statistics'] };
+}

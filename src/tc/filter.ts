@@ -1,0 +1,279 @@
+/**
+ * u32 filters: typed matches, classid/flowid, actions, protocol and priority, and the whole hash
+ * table life cycle (a table with a divisor, a link from a parent with a hash key, filters placed
+ * in `ht:bucket`). filterRequest() builds what tc sends; parseFilter() decodes a dump back into
+ * the same shape with typed matches.
+ */
+import { decodeBody, encodeBody } from '../netlink/index.js';
+import type { NetlinkMessage, Request } from '../netlink/index.js';
+import { RTM } from '../rtnl/constants.js';
+import { actionAttrs, parseAction } from './action.js';
+import type { Action, ActionSpec } from './action.js';
+import { ETH_P, TC_U32 } from './constants.js';
+import { TcInputError, checkInt } from './errors.js';
+import { parseTcHandle, parseU32Handle, u32HandleParts } from './handle.js';
+import type { TcHandleInput, U32HandleInput } from './handle.js';
+import { VERB_FLAGS, checkVerb, tcRequest } from './request.js';
+import type { TcMessageInput, TcVerb } from './request.js';
+import type { TcaActEntry } from './schemas/action.js';
+import { tcMessage } from './schemas/tca.js';
+import type { TcMessage, TcaAttrs } from './schemas/tca.js';
+import type { TcU32Sel, U32Attrs, U32Pcnt } from './schemas/u32.js';
+import { decodeMatches, packMatches } from './u32-match.js';
+import type { U32Match } from './u32-match.js';
+
+/** A filter protocol: a name tc knows, or any ethertype. */
+export type FilterProtocol = 'ip' | 'arp' | 'all' | 'ipv6' | '802.1Q' | number;
+
+const PROTOCOLS: Record<string, number> = { ip: ETH_P.IP, arp: ETH_P.ARP, all: ETH_P.ALL, ipv6: ETH_P.IPV6, '802.1q': ETH_P['8021Q'] };
+
+/** The ethertype of a protocol name or number. */
+export function filterProtocol(p: FilterProtocol): number {
+  if (typeof p === 'number') return checkInt('filter protocol', p, 0, 0xffff);
+  const v = typeof p === 'string' ? PROTOCOLS[p.toLowerCase()] : undefined;
+  if (v === undefined) throw new TcInputError(`unknown filter protocol ${JSON.stringify(p)} (ip, arp, all, ipv6, 802.1Q or an ethertype number)`);
+  return v;
+}
+
+/** The name tc prints for an ethertype ('ip', 'arp', 'all', 'ipv6', '802.1Q'), else hex. */
+export function protocolName(ethertype: number): string {
+  for (const [k, v] of Object.entries(PROTOCOLS)) if (v === ethertype) return k === '802.1q' ? '802.1Q' : k;
+  return `0x${ethertype.toString(16).padStart(4, '0')}`;
+}
+
+const htons = (p: number) => ((p & 0xff) << 8) | (p >>> 8);
+
+/** tcm_info of a filter: (priority << 16) | htons(protocol). */
+export function filterInfo(priority: number, protocol: number): number {
+  return ((priority << 16) | htons(protocol)) >>> 0;
+}
+
+/** Which filter: the device, the parent, the priority and protocol, and (for one node) its handle. */
+export interface FilterRef {
+  ifindex: number;
+  /** The qdisc or class the filter hangs off ('ffff:' for ingress, '1:' ...). */
+  parent: TcHandleInput;
+  /** tc `pref`/`prio`: 1..65535, lower is tried first. */
+  priority: number;
+  /** Default 'ip'. */
+  protocol?: FilterProtocol;
+  /** The node's handle ('800::801'); omitted, the kernel (add) or the whole priority (delete). */
+  handle?: U32HandleInput;
+  chain?: number;
+  kind?: 'u32';
+}
+
+/** A u32 filter node, a hash table (with `divisor`), or a link into one. */
+export interface U32FilterSpec extends FilterRef {
+  kind: 'u32';
+  /** Keys the packet must match, packed as tc packs them. */
+  matches?: U32Match[];
+  /** The class/flow chosen on a match (tc `classid`/`flowid`); sets TC_U32_TERMINAL. */
+  classid?: TcHandleInput;
+  /** End classification on a match even without classid or actions. */
+  terminal?: boolean;
+  actions?: ActionSpec[];
+  /** Create a hash table with this many buckets (a power of two ≤ 256); `handle` is the table ('2:'). */
+  divisor?: number;
+  /** On a match, continue in this hash table ('2:'). */
+  link?: U32HandleInput;
+  /** With `link`: which bits choose the bucket: the word at `at` (a multiple of 4) under `mask`. */
+  hashkey?: { mask: number; at: number };
+  /** Place this node in a table's bucket (tc `ht 2:7a:`). */
+  ht?: U32HandleInput;
+}
+
+/** A u32 filter as the kernel reports it. */
+export interface U32Filter {
+  kind: 'u32';
+  ifindex: number;
+  parent: number;
+  priority: number;
+  protocol: number;
+  handle: number;
+  chain?: number;
+  matches: U32Match[];
+  terminal: boolean;
+  classid?: number;
+  actions: Action[];
+  divisor?: number;
+  link?: number;
+  hashkey?: { mask: number; at: number };
+  /** The table and bucket this node is in (TCA_U32_HASH). */
+  ht?: number;
+  /** TCA_U32_FLAGS (TCA_CLS_FLAGS_*). */
+  flags?: number;
+  /** Hit counters, when the kernel was built with CONFIG_CLS_U32_PERF. */
+  counters?: U32Pcnt;
+  raw: TcMessage;
+}
+
+/** A filter of another kind: only the common fields. */
+export interface OtherFilter {
+  kind: string;
+  ifindex: number;
+  parent: number;
+  priority: number;
+  protocol: number;
+  handle: number;
+  chain?: number;
+  raw: TcMessage;
+}
+
+export type Filter = U32Filter | OtherFilter;
+
+export const isU32 = (f: Filter): f is U32Filter => f.kind === 'u32' && 'matches' in f;
+
+function header(spec: FilterRef, handle: number) {
+  checkInt('ifindex', spec.ifindex, 1, 0x7fffffff);
+  const priority = checkInt('filter priority', spec.priority, 1, 0xffff);
+  const protocol = filterProtocol(spec.protocol ?? 'ip');
+  return { ifindex: spec.ifindex, handle, parent: parseTcHandle(spec.parent), info: filterInfo(priority, protocol) };
+}
+
+function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
+  const o: U32Attrs = {};
+  if (spec.divisor !== undefined) {
+    const d = checkInt('divisor', spec.divisor, 1, TC_U32.MAX_DIVISOR);
+    if (d & (d - 1)) throw new TcInputError(`divisor ${d} is not a power of two`);
+    const parts = u32HandleParts(handle);
+    if (!parts.htid || parts.hash || parts.node) throw new TcInputError(`a hash table is created with a table handle like '2:' (htid only), got ${String(spec.handle)}`);
+    if (spec.matches?.length || spec.actions?.length || spec.link !== undefined || spec.classid !== undefined) {
+      throw new TcInputError('a hash table (divisor) takes no matches, actions, link or classid');
+    }
+    o.divisor = d;
+    return o;
+  }
+  let terminal = spec.terminal === true;
+  // tc's order: classid, link, actions (as given on its command line), then hash, then the selector.
+  if (spec.classid !== undefined) {
+    o.classid = parseTcHandle(spec.classid);
+    terminal = true;
+  }
+  if (spec.link !== undefined) {
+    const link = parseU32Handle(spec.link);
+    if (link & 0xfff) throw new TcInputError(`link must name a hash table ('2:'), not a node: ${String(spec.link)}`);
+    o.link = link;
+  }
+  if (spec.actions?.length) {
+    o.act = spec.actions.map((a, i) => {
+      try {
+        return actionAttrs(a);
+      } catch (e) {
+        if (e instanceof TcInputError) throw new TcInputError(`action ${i + 1}: ${e.reason}`);
+        throw e;
+      }
+    }) as TcaActEntry[];
+    terminal = true;
+  }
+  if (spec.ht !== undefined) {
+    const ht = parseU32Handle(spec.ht);
+    if (ht & 0xfff) throw new TcInputError(`ht must name a table and bucket ('2:7a:'), not a node: ${String(spec.ht)}`);
+    if (handle >>> 20 && handle >>> 20 !== ht >>> 20) throw new TcInputError(`handle ${String(spec.handle)} is not in hash table ${String(spec.ht)}`);
+    o.hash = ht;
+  }
+  if (spec.hashkey && spec.link === undefined) throw new TcInputError('hashkey only means something with link');
+  const keys = packMatches(spec.matches ?? []);
+  const sel: TcU32Sel = { flags: terminal ? TC_U32.TERMINAL : 0, offshift: 0, offmask: 0, off: 0, offoff: 0, hoff: 0, hmask: 0, keys };
+  if (spec.hashkey) {
+    sel.hmask = checkInt('hashkey mask', spec.hashkey.mask, 1, 0xffffffff);
+    sel.hoff = checkInt('hashkey at', spec.hashkey.at, -0x8000, 0x7fff);
+    if (sel.hoff % 4) throw new TcInputError(`hashkey at ${sel.hoff} is not a multiple of 4`);
+  }
+  o.sel = sel;
+  return o;
+}
+
+/** The message `tc filter <verb> … u32 …` sends. */
+export function filterMessage(verb: TcVerb, spec: U32FilterSpec | FilterRef): TcMessageInput {
+  checkVerb(verb);
+  const handle = spec.handle === undefined ? 0 : parseU32Handle(spec.handle);
+  const h = header(spec, handle);
+  const attrs: TcaAttrs = {};
+  if (spec.chain !== undefined) attrs.chain = checkInt('chain', spec.chain, 0, 0xffffffff);
+  if (verb === 'delete') {
+    if (spec.kind) attrs.kind = spec.kind;
+    else if (handle) throw new TcInputError('deleting one filter by handle needs its kind (u32)');
+    return { header: h, attrs };
+  }
+  if (spec.kind !== 'u32') throw new TcInputError(`unsupported filter kind ${JSON.stringify(spec.kind)} (supported: u32)`);
+  if (handle && !(handle & 0xfff) && (spec as U32FilterSpec).divisor === undefined) {
+    throw new TcInputError(`filter handle ${String(spec.handle)} names a hash table; a filter node needs a node id (e.g. '800::801' or '::801')`);
+  }
+  attrs.kind = 'u32';
+  attrs.options = u32Options(spec as U32FilterSpec, handle) as TcaAttrs['options'];
+  return { header: h, attrs };
+}
+
+/** A Request for `tc filter add|replace|change|delete`, usable in session.batch(). */
+export function filterRequest(verb: TcVerb, spec: U32FilterSpec | FilterRef): Request {
+  return tcRequest(verb === 'delete' ? RTM.DELTFILTER : RTM.NEWTFILTER, VERB_FLAGS.filter[verb], filterMessage(verb, spec));
+}
+
+/** RTM_GETTFILTER of one filter node (priority, protocol, handle and kind are needed). */
+export function filterGetRequest(ref: FilterRef & { handle: U32HandleInput }): Request {
+  const handle = parseU32Handle(ref.handle);
+  return tcRequest(RTM.GETTFILTER, 0, { header: header(ref, handle), attrs: { kind: ref.kind ?? 'u32' } });
+}
+
+/** RTM_GETTFILTER dump of the filters on one parent of one device. */
+export function filterDumpRequest(ifindex: number, parent: TcHandleInput, chain?: number): Request {
+  checkInt('ifindex', ifindex, 1, 0x7fffffff);
+  const attrs: TcaAttrs = chain === undefined ? {} : { chain: checkInt('chain', chain, 0, 0xffffffff) };
+  return { type: RTM.GETTFILTER, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex, parent: parseTcHandle(parent) }, attrs }) };
+}
+
+/** Decode a dumped filter; u32 filters come back with typed matches and actions. */
+export function parseFilter(m: TcMessage): Filter {
+  const info = m.header.info;
+  const base = {
+    kind: m.attrs.kind ?? '',
+    ifindex: m.header.ifindex,
+    parent: m.header.parent,
+    priority: info >>> 16,
+    protocol: htons(info & 0xffff),
+    handle: m.header.handle,
+    raw: m,
+  } as OtherFilter;
+  if (m.attrs.chain !== undefined) base.chain = m.attrs.chain;
+  const o = m.attrs.options as U32Attrs | Buffer | undefined;
+  if (base.kind !== 'u32' || !o || Buffer.isBuffer(o)) return base;
+  const f: U32Filter = { ...base, kind: 'u32', matches: [], terminal: false, actions: [] };
+  if (o.sel) {
+    f.matches = decodeMatches(o.sel.keys, f.protocol);
+    f.terminal = (o.sel.flags & TC_U32.TERMINAL) !== 0;
+    if (o.sel.hmask) f.hashkey = { mask: o.sel.hmask, at: o.sel.hoff };
+  }
+  if (o.classid !== undefined) f.classid = o.classid;
+  if (o.divisor !== undefined) f.divisor = o.divisor;
+  if (o.link !== undefined) f.link = o.link;
+  if (o.hash !== undefined) f.ht = o.hash;
+  if (o.flags !== undefined) f.flags = o.flags;
+  if (o.pcnt) f.counters = o.pcnt;
+  if (o.act) f.actions = o.act.map(parseAction);
+  return f;
+}
+
+/** Decode an RTM_NEWTFILTER message. */
+export function decodeFilterMessage(msg: NetlinkMessage): Filter {
+  return parseFilter(decodeBody(tcMessage, msg.payload));
+}
+
+/**
+ * The spec that recreates a dumped u32 filter node (its matches, classid, actions, link and
+ * placement), e.g. to change its actions with `replace`.
+ */
+export function u32FilterSpec(f: U32Filter): U32FilterSpec {
+  const spec: U32FilterSpec = { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol, handle: f.handle, matches: f.matches };
+  if (f.chain !== undefined) spec.chain = f.chain;
+  if (f.divisor !== undefined) return { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol, handle: f.handle, divisor: f.divisor };
+  if (f.classid !== undefined) spec.classid = f.classid;
+  if (f.terminal && f.classid === undefined && !f.actions.length) spec.terminal = true;
+  if (f.link !== undefined) spec.link = f.link;
+  if (f.hashkey) spec.hashkey = f.hashkey;
+  if (f.ht !== undefined) spec.ht = f.ht;
+  spec.actions = f.actions.map((a) =>
+    a.kind === 'mirred' && a.direction && a.action && a.ifindex ? { kind: 'mirred', direction: a.direction, action: a.action, ifindex: a.ifindex, verdict: a.verdict } : { kind: 'mirred', bindIndex: a.index ?? 0 },
+  ) as ActionSpec[];
+  return spec;
+}

@@ -1,0 +1,295 @@
+/**
+ * A tc handle bound to one NetlinkSession (and so to one network namespace): verbs for qdiscs,
+ * classes, filters and actions, Mesos-style idempotent helpers, and bulk filter installation in
+ * one batch. Devices are given by ifindex.
+ */
+import { NLM_F, NetlinkError, decodeBody } from '../netlink/index.js';
+import type { AckResult, BatchResult, NetlinkMessage, NetlinkSession, Request } from '../netlink/index.js';
+import { actionDumpRequest, actionGetRequest, actionRequest, parseAction } from './action.js';
+import type { Action, ActionRef, StandaloneActionSpec } from './action.js';
+import { classDumpRequest, classRequest, parseClass } from './class.js';
+import type { ClassRef, HtbClass, HtbClassSpec } from './class.js';
+import { TcInputError } from './errors.js';
+import { filterDumpRequest, filterGetRequest, filterRequest, isU32, parseFilter } from './filter.js';
+import type { Filter, FilterRef, U32Filter, U32FilterSpec } from './filter.js';
+import { parseTcHandle, parseU32Handle } from './handle.js';
+import type { TcHandleInput, U32HandleInput } from './handle.js';
+import { parseQdisc, qdiscDumpRequest, qdiscRequest } from './qdisc.js';
+import type { Qdisc, QdiscRef, QdiscSpec } from './qdisc.js';
+import { systemPsched } from './rate.js';
+import type { Psched } from './rate.js';
+import type { TcVerb } from './request.js';
+import { actionMessage } from './schemas/action.js';
+import { tcMessage } from './schemas/tca.js';
+import { U32NodeAllocator } from './u32-handles.js';
+
+export interface TcOptions {
+  /** Clock parameters for rate math; default this machine's /proc/net/psched (read once). */
+  psched?: Psched;
+}
+
+export interface ListFilterOptions {
+  priority?: number;
+  chain?: number;
+  /** Keep the kernel's per-priority placeholder entries (handle 0, no options). Default false. */
+  includePlaceholders?: boolean;
+}
+
+export interface BulkResult {
+  /** One outcome per spec, in order. */
+  results: BatchResult[];
+  /** The handle each spec was sent with (chosen by the SDK when the spec had none). */
+  handles: number[];
+}
+
+const notFound = (e: unknown) => e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EINVAL' || e.code === 'ENODEV');
+
+export class Tc {
+  readonly psched: Psched;
+
+  constructor(
+    readonly session: NetlinkSession,
+    options: TcOptions = {},
+  ) {
+    this.psched = options.psched ?? systemPsched();
+  }
+
+  private send(req: Request): Promise<AckResult> {
+    return this.session.request(req);
+  }
+
+  private echo<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T | undefined> {
+    return this.session.request({ ...req, flags: (req.flags ?? 0) | NLM_F.ECHO }, { decode }).then((r) => r.replies[0]);
+  }
+
+  // ---- qdiscs -------------------------------------------------------------------------------
+
+  /** `tc qdisc add|replace|change|delete`; resolves with the kernel's warnings. */
+  async qdisc(verb: TcVerb, spec: QdiscSpec | QdiscRef): Promise<AckResult> {
+    return this.send(qdiscRequest(verb, spec, { psched: this.psched }));
+  }
+  addQdisc(spec: QdiscSpec) {
+    return this.qdisc('add', spec);
+  }
+  replaceQdisc(spec: QdiscSpec) {
+    return this.qdisc('replace', spec);
+  }
+  changeQdisc(spec: QdiscSpec) {
+    return this.qdisc('change', spec);
+  }
+  deleteQdisc(ref: QdiscRef) {
+    return this.qdisc('delete', ref);
+  }
+
+  /** Every qdisc, or those of one device, with options and statistics. */
+  async listQdiscs(ifindex?: number): Promise<Qdisc[]> {
+    const all = await this.session.dump(qdiscDumpRequest(), { decode: (m) => parseQdisc(decodeBody(tcMessage, m.payload), this.psched) });
+    return ifindex === undefined ? all : all.filter((q) => q.ifindex === ifindex);
+  }
+
+  /** The qdisc at a place (by parent, and by handle when given). */
+  async getQdisc(ref: QdiscRef): Promise<Qdisc | undefined> {
+    const hook = ref.kind === 'ingress' || ref.kind === 'clsact';
+    const parent = parseTcHandle(ref.parent ?? (hook ? 'ingress' : 'root'));
+    const handle = ref.handle === undefined ? undefined : parseTcHandle(ref.handle);
+    return (await this.listQdiscs(ref.ifindex)).find((q) => q.parent === parent && (handle === undefined || q.handle === handle) && (!ref.kind || q.kind === ref.kind));
+  }
+
+  /** Does a qdisc of this kind sit there? */
+  async qdiscExists(ref: QdiscRef): Promise<boolean> {
+    return (await this.getQdisc(ref)) !== undefined;
+  }
+
+  /** Mesos' create: add; `created: false` when one already exists (EEXIST). */
+  async ensureQdisc(spec: QdiscSpec): Promise<{ created: boolean }> {
+    try {
+      await this.addQdisc(spec);
+      return { created: true };
+    } catch (e) {
+      if (e instanceof NetlinkError && e.code === 'EEXIST') return { created: false };
+      throw e;
+    }
+  }
+
+  /** Mesos' remove: true when removed, false when there was none. */
+  async removeQdiscIfExists(ref: QdiscRef): Promise<boolean> {
+    try {
+      await this.deleteQdisc(ref);
+      return true;
+    } catch (e) {
+      if (notFound(e)) return false;
+      throw e;
+    }
+  }
+
+  // ---- classes ------------------------------------------------------------------------------
+
+  /** `tc class add|replace|change|delete … htb`. */
+  async class(verb: TcVerb, spec: HtbClassSpec | ClassRef): Promise<AckResult> {
+    return this.send(classRequest(verb, spec, { psched: this.psched }));
+  }
+  addClass(spec: HtbClassSpec) {
+    return this.class('add', spec);
+  }
+  replaceClass(spec: HtbClassSpec) {
+    return this.class('replace', spec);
+  }
+  changeClass(spec: HtbClassSpec) {
+    return this.class('change', spec);
+  }
+  deleteClass(ref: ClassRef) {
+    return this.class('delete', ref);
+  }
+
+  async listClasses(ifindex: number): Promise<HtbClass[]> {
+    return this.session.dump(classDumpRequest(ifindex), { decode: (m) => parseClass(decodeBody(tcMessage, m.payload), this.psched) });
+  }
+
+  async getClass(ifindex: number, classid: TcHandleInput): Promise<HtbClass | undefined> {
+    const id = parseTcHandle(classid);
+    return (await this.listClasses(ifindex)).find((c) => c.classid === id);
+  }
+
+  // ---- filters ------------------------------------------------------------------------------
+
+  /** `tc filter add|replace|change|delete`; add/replace/change resolve with the filter as created (ECHO). */
+  async filter(verb: TcVerb, spec: U32FilterSpec | FilterRef): Promise<Filter | undefined> {
+    const req = filterRequest(verb, spec);
+    if (verb === 'delete') {
+      await this.send(req);
+      return undefined;
+    }
+    return this.echo(req, (m) => parseFilter(decodeBody(tcMessage, m.payload)));
+  }
+  addFilter(spec: U32FilterSpec) {
+    return this.filter('add', spec);
+  }
+  replaceFilter(spec: U32FilterSpec) {
+    return this.filter('replace', spec);
+  }
+  changeFilter(spec: U32FilterSpec) {
+    return this.filter('change', spec);
+  }
+  async deleteFilter(ref: FilterRef): Promise<void> {
+    await this.filter('delete', ref);
+  }
+
+  /** Mesos' remove: true when removed, false when it was not there. */
+  async removeFilterIfExists(ref: FilterRef): Promise<boolean> {
+    try {
+      await this.deleteFilter(ref);
+      return true;
+    } catch (e) {
+      if (notFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /** Filters on one parent of a device, in the kernel's order (priority, then table, bucket, node). */
+  async listFilters(ifindex: number, parent: TcHandleInput, options: ListFilterOptions = {}): Promise<Filter[]> {
+    const all = await this.session.dump(filterDumpRequest(ifindex, parent, options.chain), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });
+    return all.filter((f) => (options.includePlaceholders || f.handle !== 0) && (options.priority === undefined || f.priority === options.priority));
+  }
+
+  /** u32 filter nodes only (no hash tables, no placeholders). */
+  async listU32Nodes(ifindex: number, parent: TcHandleInput, options: ListFilterOptions = {}): Promise<U32Filter[]> {
+    return (await this.listFilters(ifindex, parent, options)).filter((f): f is U32Filter => isU32(f) && f.divisor === undefined && (f.handle & 0xfff) !== 0);
+  }
+
+  /** One filter node by handle (RTM_GETTFILTER); undefined when it does not exist. */
+  async getFilter(ref: FilterRef & { handle: U32HandleInput }): Promise<Filter | undefined> {
+    try {
+      const r = await this.session.request(filterGetRequest(ref), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });
+      return r.replies[0];
+    } catch (e) {
+      if (notFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Install many u32 filters in one batch. Specs without a handle get one chosen here (from the
+   * nodes already on the device, 0x800 upwards per bucket), so thousands of filters in one
+   * bucket or priority never collide. One result per spec; a refused filter does not stop the others.
+   */
+  async addFilters(specs: readonly U32FilterSpec[], options: { verb?: 'add' | 'replace' } = {}): Promise<BulkResult> {
+    const handles: number[] = new Array(specs.length);
+    let alloc: Map<string, U32NodeAllocator> | undefined;
+    const allocator = async (ifindex: number, parent: number) => {
+      alloc ??= new Map();
+      const k = `${ifindex}/${parent}`;
+      let a = alloc.get(k);
+      if (!a) {
+        a = new U32NodeAllocator();
+        for (const f of await this.listU32Nodes(ifindex, parent)) {
+          const ht = f.handle & 0xfffff000;
+          if (f.handle >>> 20 >= 0x800) a.reserve({ priority: f.priority }, f.handle);
+          a.reserve({ ht }, f.handle);
+        }
+        for (const s of specs) {
+          if (s.handle === undefined || s.ifindex !== ifindex || parseTcHandle(s.parent) !== parent || s.divisor !== undefined) continue;
+          const h = parseU32Handle(s.handle);
+          if (h >>> 20) a.reserve({ ht: h }, h);
+          else a.reserve({ priority: s.priority }, h);
+        }
+        alloc.set(k, a);
+      }
+      return a;
+    };
+    const reqs: Request[] = [];
+    for (let i = 0; i < specs.length; i++) {
+      const s = specs[i]!;
+      let spec = s;
+      if (s.handle === undefined && s.divisor === undefined) {
+        const a = await allocator(s.ifindex, parseTcHandle(s.parent));
+        const handle = s.ht !== undefined ? a.allocate({ ht: parseU32Handle(s.ht) }) : a.allocate({ priority: s.priority });
+        spec = { ...s, handle };
+      }
+      try {
+        reqs.push(filterRequest(options.verb ?? 'add', spec));
+      } catch (e) {
+        if (e instanceof TcInputError) throw new TcInputError(`filter ${i + 1}: ${e.reason}`);
+        throw e;
+      }
+      handles[i] = spec.handle === undefined ? 0 : parseU32Handle(spec.handle);
+    }
+    return { results: await this.session.batch(reqs), handles };
+  }
+
+  /** Delete many filters in one batch; one result per ref. */
+  async deleteFilters(refs: readonly FilterRef[]): Promise<BatchResult[]> {
+    return this.session.batch(refs.map((r) => filterRequest('delete', r)));
+  }
+
+  // ---- actions ------------------------------------------------------------------------------
+
+  /** Create standalone actions (filters then bind them with `{ kind: 'mirred', bindIndex }`). */
+  async addActions(specs: StandaloneActionSpec | StandaloneActionSpec[]): Promise<AckResult> {
+    return this.send(actionRequest('add', specs));
+  }
+  async deleteActions(refs: ActionRef | ActionRef[]): Promise<AckResult> {
+    return this.send(actionRequest('delete', refs));
+  }
+
+  /** One standalone or bound action by index, with its statistics; undefined when absent. */
+  async getAction(kind: 'mirred', index: number): Promise<Action | undefined> {
+    try {
+      const r = await this.session.request(actionGetRequest(kind, index), { decode: (m) => decodeBody(actionMessage, m.payload).attrs.tab ?? [] });
+      return r.replies.flat().map(parseAction)[0];
+    } catch (e) {
+      if (notFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Every action of a kind. */
+  async listActions(kind: 'mirred'): Promise<Action[]> {
+    const pages = await this.session.dump(actionDumpRequest(kind), { decode: (m) => decodeBody(actionMessage, m.payload).attrs.tab ?? [] });
+    return pages.flat().map(parseAction);
+  }
+
+  /** Send prepared requests (from qdiscRequest, classRequest, filterRequest …) in one batch. */
+  async batch(reqs: readonly Request[]): Promise<BatchResult[]> {
+    return this.session.batch(reqs);
+  }
+}

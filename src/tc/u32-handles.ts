@@ -1,0 +1,45 @@
+/**
+ * u32 node handles chosen by the SDK. The kernel's own choice (gen_new_kid) walks 0x800..0xfff,
+ * then 0x001..0x7ff, and past 4095 nodes in one bucket hands out 0xfff again; choosing handles
+ * ourselves keeps bulk installs deterministic and refuses a full bucket with a clear error.
+ */
+import { U32_MAX_NODES_PER_BUCKET } from './constants.js';
+import { TcInputError } from './errors.js';
+import { formatU32Handle } from './handle.js';
+
+/** Where a node goes: a priority's root table (ht unknown until the kernel makes it) or table|bucket. */
+export type U32Place = { priority: number } | { ht: number };
+
+const key = (p: U32Place) => ('ht' in p ? `ht:${p.ht & 0xfffff000}` : `prio:${p.priority}`);
+
+export class U32NodeAllocator {
+  private readonly used = new Map<string, Set<number>>();
+  private readonly next = new Map<string, number>();
+
+  /** Record a node that already exists. */
+  reserve(place: U32Place, node: number): void {
+    let s = this.used.get(key(place));
+    if (!s) this.used.set(key(place), (s = new Set()));
+    s.add(node & 0xfff);
+  }
+
+  /**
+   * The next free node id of a place: 0x800..0xfff first, then 0x001..0x7ff (the kernel's
+   * order), and the full handle to send: table|bucket|node, or just the node (`::801`) for a
+   * priority's root table, which the kernel completes with that table's id.
+   */
+  allocate(place: U32Place): number {
+    const k = key(place);
+    let s = this.used.get(k);
+    if (!s) this.used.set(k, (s = new Set()));
+    if (s.size >= U32_MAX_NODES_PER_BUCKET) {
+      const where = 'ht' in place ? `bucket ${formatU32Handle(place.ht & 0xfffff000)}` : `the root table of priority ${place.priority}`;
+      throw new TcInputError(`no free u32 handle in ${where}: it holds ${U32_MAX_NODES_PER_BUCKET} nodes, the most a bucket can`);
+    }
+    let n = this.next.get(k) ?? 0x800;
+    while (s.has(n)) n = n === 0xfff ? 1 : n + 1;
+    s.add(n);
+    this.next.set(k, n === 0xfff ? 1 : n + 1);
+    return 'ht' in place ? ((place.ht & 0xfffff000) | n) >>> 0 : n;
+  }
+}

@@ -1,0 +1,39 @@
+/** A lab set up for the isolator: the host's own ephemeral range moved out of the pool. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IsolatorFlags } from '../../src/isolator/config.js';
+import { Isolator } from '../../src/isolator/engine.js';
+import { Lab } from './lab.js';
+
+export const HOST_IP = '198.18.0.2';
+export const GATEWAY = '198.18.0.1';
+/** The Mesos test fixture (§9.1). */
+export const FIXTURE: IsolatorFlags = { resources: 'cpus:2;mem:1024;ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16 };
+
+export class IsolatorLab {
+  readonly lab = new Lab();
+  readonly workDir = mkdtempSync(join(tmpdir(), 'pmi-work-'));
+  private readonly isolators: Isolator[] = [];
+
+  constructor() {
+    // The host's own ephemeral ports must not overlap the pool (Mesos §1.3 step 9).
+    execFileSync('ip', ['netns', 'exec', this.lab.host, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=61000 65000']);
+  }
+
+  async open(flags: IsolatorFlags = FIXTURE, warnings: string[] = []): Promise<Isolator> {
+    const iso = await Isolator.open({ netns: this.lab.host, workDir: this.workDir, flags, onWarning: (m) => warnings.push(m) });
+    this.isolators.push(iso);
+    return iso;
+  }
+
+  async destroy(): Promise<void> {
+    for (const iso of this.isolators.splice(0)) {
+      await iso.cleanup().catch(() => undefined);
+      await iso.close().catch(() => undefined);
+    }
+    this.lab.destroy();
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,99 @@
+/** Helpers of the tc kernel tests: `tc -n NS` runners and parsers of what tc prints. */
+import { execFileSync } from 'node:child_process';
+
+/** `tc -n NS ARGS…`, stdout. */
+export function tcRun(ns: string, ...args: string[]): string {
+  return execFileSync('tc', ['-n', ns, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
+}
+
+/** Retry `fn` while it fails, up to `ms` (the kernel frees u32 nodes and actions in deferred work). */
+export async function eventually<T>(fn: () => Promise<T>, ms = 2000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** `tc -n NS ARGS…` expected to fail; its stderr. */
+export function tcFails(ns: string, ...args: string[]): string {
+  try {
+    execFileSync('tc', ['-n', ns, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    return String((e as { stderr: string }).stderr).trim();
+  }
+  throw new Error(`tc ${args.join(' ')} succeeded`);
+}
+
+/**
+ * `tc -j -n NS ARGS…` parsed. tc 6.1 repeats the key "match" inside one u32 object; those are
+ * renamed match#1, match#2 … before parsing so none is lost.
+ */
+export function tcJson<T = any>(ns: string, ...args: string[]): T {
+  let n = 0;
+  const text = tcRun(ns, '-j', ...args).replace(/"match":\{/g, () => `"match#${++n}":{`);
+  return JSON.parse(text || '[]') as T;
+}
+
+/** The u32 keys tc printed for one filter object (in order). */
+export function tcKeys(o: Record<string, any>): Array<{ val: number; mask: number; off: number }> {
+  return Object.keys(o)
+    .filter((k) => k.startsWith('match#'))
+    .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
+    .map((k) => ({ val: parseInt(o[k].value, 16), mask: parseInt(o[k].mask, 16), off: o[k].off }));
+}
+
+const RATE_UNITS: Record<string, number> = { bit: 1, Kbit: 1e3, Mbit: 1e6, Gbit: 1e9, Tbit: 1e12 };
+const SIZE_UNITS: Record<string, number> = { b: 1, Kb: 1024, Mb: 1024 * 1024, Gb: 1024 ** 3 };
+
+/** One HTB class as `tc -s class show` prints it (tc 6.1 has no JSON for HTB classes). */
+export interface TcTextClass {
+  classid: string;
+  prio: number;
+  rateBytesPerSec: number;
+  ceilBytesPerSec: number;
+  burstBytes: number;
+  cburstBytes: number;
+  sentBytes: number;
+  sentPackets: number;
+  lends: number;
+  borrows: number;
+  tokens: number;
+  ctokens: number;
+}
+
+export function tcClasses(ns: string, dev: string): TcTextClass[] {
+  const text = tcRun(ns, '-s', 'class', 'show', 'dev', dev);
+  return text
+    .split(/\n(?=class )/)
+    .filter((b) => b.startsWith('class htb'))
+    .map((b) => {
+      const m = (re: RegExp) => re.exec(b) ?? [];
+      const rate = (s: string) => {
+        const [, n, u] = /^([\d.]+)(\w+)$/.exec(s)!;
+        return Math.round((Number(n) * RATE_UNITS[u!]!) / 8);
+      };
+      const size = (s: string) => {
+        const [, n, u] = /^([\d.]+)(\w+)$/.exec(s)!;
+        return Math.round(Number(n) * SIZE_UNITS[u!]!);
+      };
+      return {
+        classid: m(/^class htb (\S+)/)[1]!,
+        prio: Number(m(/ prio (\d+)/)[1]),
+        rateBytesPerSec: rate(m(/ rate (\S+)/)[1]!),
+        ceilBytesPerSec: rate(m(/ ceil (\S+)/)[1]!),
+        burstBytes: size(m(/ burst (\S+)/)[1]!),
+        cburstBytes: size(m(/ cburst (\S+)/)[1]!),
+        sentBytes: Number(m(/Sent (\d+) bytes/)[1]),
+        sentPackets: Number(m(/bytes (\d+) pkt/)[1]),
+        lends: Number(m(/lended: (\d+)/)[1]),
+        borrows: Number(m(/borrowed: (\d+)/)[1]),
+        tokens: Number(m(/ tokens: (-?\d+)/)[1]),
+        ctokens: Number(m(/ctokens: (-?\d+)/)[1]),
+      };
+    });
+}
