@@ -555,6 +555,20 @@ export class Isolator {
     });
   }
 
+  /** Ports and blocks in use and free, for monitoring. */
+  async capacity(): Promise<{ containers: number; portsInUse: number; portsFree: number; ephemeralBlocksFree: number }> {
+    return this.store.withLock(async () => {
+      this.sync();
+      const inUse = this.registry.portsInUse();
+      return {
+        containers: this.registry.records.size,
+        portsInUse: inUse.size,
+        portsFree: this.config.ports.subtract(inUse).size,
+        ephemeralBlocksFree: this.registry.allocator.freeBlocks,
+      };
+    });
+  }
+
   /** A container's record (undefined if unknown). */
   async get(id: string): Promise<ContainerRecord | undefined> {
     return this.store.withLock(async () => {

@@ -103,8 +103,10 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
     }
   }
   if (rec.lo && (rec.lo.address !== h.eth0.address || rec.lo.mtu !== h.eth0.mtu)) {
+    // The kernel refuses an all-zero MAC (lo's usual one), so that one stays: it is harmless.
+    const zero = /^(00:)*00$/.test(rec.lo.address);
     try {
-      await session.request(linkRequests.set(h.lo.index, { address: rec.lo.address, mtu: rec.lo.mtu }));
+      await session.request(linkRequests.set(h.lo.index, { ...(zero ? {} : { address: rec.lo.address }), mtu: rec.lo.mtu }));
     } catch (e) {
       errors.push(e as Error);
     }

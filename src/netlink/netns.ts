@@ -1,3 +1,4 @@
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, statSync, unlinkSync, writeSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CLONE, MNT, MS } from './constants.js';
@@ -96,6 +97,14 @@ export class Netns {
    */
   run<T>(fn: () => T): T {
     return runInNetns(this, fn, this.shim);
+  }
+
+  /**
+   * Start a process inside this namespace: the fork happens while the calling thread is switched
+   * in, so the child is born there (with every socket it opens), and the thread switches back.
+   */
+  spawn(command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
+    return this.run(() => spawn(command, args, options));
   }
 
   close(): void {

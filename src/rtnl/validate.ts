@@ -31,7 +31,7 @@ export function checkMac(mac: unknown, what = 'MAC address'): string {
 }
 
 export function checkMtu(mtu: unknown): number {
-  if (!Number.isInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 0xffff) throw new InvalidArgumentError(`MTU must be an integer in 68..65535, got ${String(mtu)}`);
+  if (!Number.isInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 0x7fffffff) throw new InvalidArgumentError(`MTU must be an integer of at least 68, got ${String(mtu)}`);
   return mtu as number;
 }
 

@@ -1,0 +1,67 @@
+/** Prometheus text exposition (version 0.0.4) for the agent's /metrics. */
+
+/** Operation latencies and errors, observed by the agent. */
+export class OperationMetrics {
+  static readonly BUCKETS_SECONDS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+  private readonly hist = new Map<string, { counts: number[]; sum: number; count: number }>();
+  private readonly errors = new Map<string, number>();
+
+  observe(op: string, seconds: number): void {
+    let h = this.hist.get(op);
+    if (!h) this.hist.set(op, (h = { counts: OperationMetrics.BUCKETS_SECONDS.map(() => 0), sum: 0, count: 0 }));
+    OperationMetrics.BUCKETS_SECONDS.forEach((b, i) => {
+      if (seconds <= b) h!.counts[i]!++;
+    });
+    h.sum += seconds;
+    h.count++;
+  }
+  error(op: string): void {
+    this.errors.set(op, (this.errors.get(op) ?? 0) + 1);
+  }
+
+  /** Time an operation, counting failures. */
+  async time<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = process.hrtime.bigint();
+    try {
+      return await fn();
+    } catch (e) {
+      this.error(op);
+      throw e;
+    } finally {
+      this.observe(op, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  }
+
+  render(w: MetricsWriter): void {
+    w.help('portmap_isolator_operation_duration_seconds', 'histogram', 'Duration of isolator operations.');
+    for (const [op, h] of this.hist) {
+      OperationMetrics.BUCKETS_SECONDS.forEach((b, i) => w.sample('portmap_isolator_operation_duration_seconds_bucket', { op, le: String(b) }, h.counts[i]!));
+      w.sample('portmap_isolator_operation_duration_seconds_bucket', { op, le: '+Inf' }, h.count);
+      w.sample('portmap_isolator_operation_duration_seconds_sum', { op }, h.sum);
+      w.sample('portmap_isolator_operation_duration_seconds_count', { op }, h.count);
+    }
+    w.help('portmap_isolator_operation_errors_total', 'counter', 'Failed isolator operations.');
+    for (const [op, n] of this.errors) w.sample('portmap_isolator_operation_errors_total', { op }, n);
+  }
+}
+
+const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+export class MetricsWriter {
+  private readonly lines: string[] = [];
+  private readonly declared = new Set<string>();
+
+  help(name: string, type: 'gauge' | 'counter' | 'histogram', text: string): void {
+    if (this.declared.has(name)) return;
+    this.declared.add(name);
+    this.lines.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+  }
+  sample(name: string, labels: Record<string, string>, value: number): void {
+    const l = Object.entries(labels);
+    const ls = l.length ? `{${l.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : '';
+    this.lines.push(`${name}${ls} ${Number.isFinite(value) ? value : 0}`);
+  }
+  toString(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
