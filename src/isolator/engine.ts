@@ -36,6 +36,7 @@ import { probeQdisc } from './probe.js';
 import { decodeBody, encodeBody } from '../netlink/index.js';
 import { RTM } from '../rtnl/index.js';
 import { tcMessage } from '../tc/schemas/tca.js';
+import { formatU32Handle } from '../tc/handle.js';
 import type { TcMessage } from '../tc/schemas/tca.js';
 import type { MesosStatistics } from './statistics.js';
 import { containerStatistics } from './statistics.js';
@@ -292,7 +293,11 @@ export class Isolator {
       const store = new StateStore(opts.workDir ?? DEFAULT_WORK_DIR);
       store.init();
       const ctx: TcRequestContext = { psched: opts.psched ?? systemPsched(), mtu: host.eth0.mtu };
-      return new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu);
+      const iso = new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu);
+      if (config.egressUniqueFlowPerContainer && !(await iso.probeFqCodel())) {
+        throw new ConfigError('egress_unique_flow_per_container', 'this kernel has no fq_codel qdisc, which unique egress flows need (sch_fq_codel); drop the flag or use a kernel with fq_codel');
+      }
+      return iso;
     } catch (e) {
       rtnl.close();
       throw e;
@@ -779,7 +784,7 @@ export class Isolator {
             const found = await dumpFilters(this.session, index, 0xffff0000);
             const stray = found.filter((f) => f.handle >>> 20 === PORT_TABLE_HTID && (f.handle & 0xfff) !== 0 && !owned.has(`${dev}:${f.handle}`));
             const results = await this.session.batch(stray.map((f) => f.deleteRequest));
-            stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${f.handle.toString(16)}`) : report.errors.push(`${dev} filter ${f.handle.toString(16)}: ${(results[i] as { error: Error }).error.message}`)));
+            stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
           } catch (e) {
             report.errors.push(`${dev} filters: ${(e as Error).message}`);
           }

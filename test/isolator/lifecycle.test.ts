@@ -1,0 +1,218 @@
+/**
+ * The isolator's lifecycle against the kernel: pool exhaustion, shaping with real transfers,
+ * host-dependent validation, restart and recovery with orphans, a crash at every step of create,
+ * and cleanup (twice).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/isolator/errors.js';
+import { sweepStaleLabs } from '../helpers/lab.js';
+import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
+import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+
+let lab: IsolatorLab;
+beforeAll(() => sweepStaleLabs());
+afterEach(async () => {
+  stopAllTraffic();
+  await lab?.destroy();
+});
+
+const hostLinks = () => JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>;
+const pmiLinks = () => hostLinks().filter((l) => /^pmi\d+$/.test(l.ifname)).map((l) => l.ifname);
+/** Our filters in the port tables of the host's eth0 and lo (handles 100:x:y with y ≠ 0). */
+function portTableFilters(): string[] {
+  const out: string[] = [];
+  for (const dev of ['eth0', 'lo']) {
+    let text = '';
+    try {
+      text = execFileSync('tc', ['-n', lab.lab.host, 'filter', 'show', 'dev', dev, 'ingress'], { encoding: 'utf8' });
+    } catch {
+      continue; // no ingress qdisc (after cleanup)
+    }
+    for (const m of text.matchAll(/fh (100:[0-9a-f]+:[0-9a-f]+) /g)) out.push(`${dev} ${m[1]}`);
+  }
+  return out;
+}
+const pins = () => (existsSync(join(lab.workDir, 'netns')) ? readdirSync(join(lab.workDir, 'netns')) : []);
+const records = () => (existsSync(join(lab.workDir, 'containers')) ? readdirSync(join(lab.workDir, 'containers')).filter((f) => f.endsWith('.json')) : []);
+
+/**
+ * Send `bytes` over TCP from namespace `from` to addr:port and return the seconds until the
+ * receiver `sink` had all of it (the sender finishes early: its data waits in socket buffers).
+ */
+async function timedTransfer(from: string, sink: { received(): string }, addr: string, port: number, bytes: number): Promise<number> {
+  const t0 = Date.now();
+  execFileSync('nsenter', [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`], { timeout: 20_000 });
+  expect(await until(() => sink.received().length >= bytes, 15_000)).toBe(true);
+  return (Date.now() - t0) / 1000;
+}
+
+describe('the ephemeral pool', () => {
+  it('refuses a container when the pool is exhausted, builds nothing, and frees blocks on destroy (TooManyContainers)', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open({ ...FIXTURE, ephemeral_ports_per_container: 512 });
+    const c1 = await iso.create({ id: 'c1' });
+    expect(c1.ephemeral_ports).toEqual({ begin: 30208, end: 30719 });
+    const before = { links: pmiLinks(), filters: portTableFilters(), pins: pins(), records: records() };
+    await expect(iso.create({ id: 'c2' })).rejects.toThrow(/Failed to allocate ephemeral ports: no free block of 512 ports/);
+    expect({ links: pmiLinks(), filters: portTableFilters(), pins: pins(), records: records() }).toEqual(before);
+    expect(await iso.destroy('c1')).toBe(true);
+    expect(await iso.destroy('c1')).toBe(false);
+    const c2 = await iso.create({ id: 'c2' });
+    expect(c2.ephemeral_ports).toEqual({ begin: 30208, end: 30719 });
+  });
+});
+
+describe('rate limits (real transfers)', () => {
+  it('shapes egress on the container side to the configured rate (SmallEgressLimit)', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open({ ...FIXTURE, egress_rate_limit_per_container: '100KB', minimum_egress_rate_limit: '0B' });
+    const c = await iso.create({ id: 'c1' });
+    const sink = await listen(lab.lab.world, 'tcp', 7100);
+    const seconds = await timedTransfer(c.netns, sink, GATEWAY, 7100, 300 * 1024);
+    expect(seconds).toBeGreaterThan(2.2); // 300 KB at 100 KB/s, less the first burst
+    const cls = JSON.parse(execFileSync('nsenter', [`--net=${c.netns}`, 'tc', '-j', 'qdisc', 'show', 'dev', 'eth0'], { encoding: 'utf8' }));
+    expect(cls.some((q: { kind: string; handle: string }) => q.kind === 'htb' && q.handle === '1:')).toBe(true);
+    const [s] = await iso.stats('c1');
+    expect(s!.statistics.net_tx_rate_limit).toBe(102400);
+    const bw = (s!.statistics.net_traffic_control_statistics as Array<{ id: string; bytes: number }>).find((t) => t.id === 'bw_limit');
+    expect(bw!.bytes).toBeGreaterThan(300 * 1024);
+  });
+
+  it('shapes ingress on the host veth to the configured rate (SmallIngressLimit)', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open({ ...FIXTURE, ingress_rate_limit_per_container: '100KB', minimum_ingress_rate_limit: '0B' });
+    const c = await iso.create({ id: 'c1', ports: '[31000-31009]' });
+    const sink = await listen(c.netns, 'tcp', 31001);
+    const seconds = await timedTransfer(`/run/netns/${lab.lab.world}`, sink, HOST_IP, 31001, 300 * 1024);
+    expect(seconds).toBeGreaterThan(2.2);
+    const classes = execFileSync('tc', ['-n', lab.lab.host, 'class', 'show', 'dev', 'pmi1'], { encoding: 'utf8' });
+    expect(classes).toMatch(/class htb 1:1 root .*rate 819200bit/);
+    const [s] = await iso.stats('c1');
+    expect(s!.statistics.net_rx_rate_limit).toBe(102400);
+    expect((s!.statistics.net_traffic_control_statistics as Array<{ id: string }>).map((t) => t.id)).toContain('ingress_bw_limit');
+  });
+});
+
+describe('validation against the host', () => {
+  it("refuses an ephemeral pool that overlaps the host's ip_local_port_range, naming --resources", async () => {
+    lab = new IsolatorLab();
+    execFileSync('ip', ['netns', 'exec', lab.lab.host, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=30500 40000']);
+    const err = await lab.open().catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.flag).toBe('resources');
+    expect(err.message).toMatch(/intersect with the ephemeral ports used by the host \[30500,40001\)/);
+  });
+  it('refuses a missing public interface, naming --eth0_name', async () => {
+    lab = new IsolatorLab();
+    const err = await lab.open({ ...FIXTURE, eth0_name: 'nope0' }).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe('--eth0_name: The public interface nope0 does not exist');
+  });
+  it('refuses unique egress flows up front on a kernel without fq_codel, and accepts them where it exists', async () => {
+    lab = new IsolatorLab();
+    const hasFqCodel = spawnSync('tc', ['-n', lab.lab.host, 'qdisc', 'add', 'dev', 'lo', 'root', 'fq_codel']).status === 0;
+    if (hasFqCodel) execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'del', 'dev', 'lo', 'root']);
+    const r = await lab.open({ ...FIXTURE, egress_unique_flow_per_container: true }).then(
+      () => 'opened',
+      (e: Error) => e,
+    );
+    if (hasFqCodel) expect(r).toBe('opened');
+    else {
+      expect(r).toBeInstanceOf(ConfigError);
+      expect((r as ConfigError).message).toMatch(/^--egress_unique_flow_per_container: .*fq_codel/);
+    }
+  });
+});
+
+describe('restart and recovery', () => {
+  it('recovers live containers after a restart; traffic keeps flowing; orphans are removed', async () => {
+    lab = new IsolatorLab();
+    const first = await lab.open();
+    const c = await first.create({ id: 'live', ports: '[31000-31009]' });
+    await first.close(); // the agent "restarts"
+    // Orphans: a veth named like ours, a namespace pin and a port-table filter nobody owns.
+    execFileSync('ip', ['-n', lab.lab.host, 'link', 'add', 'pmi999', 'type', 'veth', 'peer', 'name', 'pmi999p']);
+    execFileSync('ip', ['netns', 'add', 'pmi-orphan-tmp']);
+    execFileSync('touch', [join(lab.workDir, 'netns', 'ghost')]);
+    execFileSync('mount', ['--bind', '/run/netns/pmi-orphan-tmp', join(lab.workDir, 'netns', 'ghost')]);
+    execFileSync('ip', ['netns', 'del', 'pmi-orphan-tmp']);
+    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '770', 'handle', '100:7a:fff', 'protocol', 'ip', 'u32', 'ht', '100:7a:', 'match', 'ip', 'dport', '31234', '0xffff']);
+    const second = await lab.open();
+    const report = await second.recover();
+    expect(report.recovered).toEqual(['live']);
+    expect(report.orphans.veths).toEqual(['pmi999']);
+    expect(report.orphans.netns).toEqual([join(lab.workDir, 'netns', 'ghost')]);
+    expect(report.orphans.filters).toEqual(['eth0 100:7a:fff']);
+    expect(report.errors).toEqual([]);
+    expect(await until(() => !pmiLinks().includes('pmi999'))).toBe(true);
+    const l = await listen(c.netns, 'tcp', 31005);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31005, 'still-there\n')).toBe('ok');
+    expect(await until(() => l.received().includes('still-there'))).toBe(true);
+    expect((await second.list()).map((x) => x.id)).toEqual(['live']);
+  });
+
+  it.each(['plan+checkpoint', 'netns', 'host batch', 'host sysctl', 'container socket', 'container batch', 'container sysctls', 'checkpoint'])(
+    'a kill right after "%s" of create leaves nothing recover cannot find and remove',
+    async (phase) => {
+      lab = new IsolatorLab();
+      const iso = await lab.open();
+      await iso.create({ id: 'keep', ports: '[31000-31009]' }); // sets up the host first
+      const keep = { links: pmiLinks(), filters: portTableFilters() };
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), lab.lab.host, lab.workDir, 'crashy'], {
+        env: { ...process.env, PORTMAP_ISOLATOR_CRASH_AT: phase },
+        timeout: 30_000,
+        encoding: 'utf8',
+      });
+      expect(r.signal).toBe('SIGKILL');
+      const report = await iso.recover();
+      if (phase === 'checkpoint') expect(report.recovered).toContain('crashy'); // complete: kept
+      else expect(report.cleaned.map((c) => c.id)).toEqual(['crashy']);
+      expect(report.errors).toEqual([]);
+      if (phase === 'checkpoint') await iso.destroy('crashy');
+      await until(() => pmiLinks().length === keep.links.length);
+      expect(pmiLinks()).toEqual(keep.links);
+      expect(portTableFilters()).toEqual(keep.filters);
+      expect(records()).toEqual(['keep.json']);
+      expect(pins()).toEqual(['keep']);
+    },
+  );
+});
+
+describe('cleanup', () => {
+  it('removes every container and every host-side change, and is idempotent', async () => {
+    lab = new IsolatorLab();
+    const sysctl = (k: string) => execFileSync('ip', ['netns', 'exec', lab.lab.host, 'sysctl', '-n', k], { encoding: 'utf8' }).trim();
+    const before = { rp: sysctl('net.ipv4.conf.all.rp_filter'), local: sysctl('net.ipv4.conf.lo.route_localnet'), mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu };
+    const iso = await lab.open();
+    await iso.create({ id: 'a', ports: '[31000-31009]' });
+    await iso.create({ id: 'b', ports: '[31010-31019]' });
+    expect(sysctl('net.ipv4.conf.lo.route_localnet')).toBe('1');
+    const r = await iso.cleanup();
+    expect(r.destroyed.sort()).toEqual(['a', 'b']);
+    expect(r.errors).toEqual([]);
+    expect(await until(() => pmiLinks().length === 0)).toBe(true);
+    expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'eth0'], { encoding: 'utf8' })).not.toMatch(/ingress/);
+    expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/ingress/);
+    expect({ rp: sysctl('net.ipv4.conf.all.rp_filter'), local: sysctl('net.ipv4.conf.lo.route_localnet'), mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu }).toEqual(before);
+    expect(records()).toEqual([]);
+    expect(pins()).toEqual([]);
+    const again = await iso.cleanup();
+    expect(again).toEqual({ destroyed: [], errors: [] });
+  });
+});
+
+it('keeps a pre-existing ingress qdisc on the host eth0 and its filters through cleanup', async () => {
+  lab = new IsolatorLab();
+  execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'add', 'dev', 'eth0', 'ingress']);
+  execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '10', 'protocol', 'ip', 'u32', 'match', 'ip', 'dport', '9', '0xffff']);
+  const iso = await lab.open();
+  await iso.create({ id: 'a' });
+  await iso.cleanup();
+  const left = execFileSync('tc', ['-n', lab.lab.host, 'filter', 'show', 'dev', 'eth0', 'ingress'], { encoding: 'utf8' });
+  expect(left).toMatch(/pref 10 u32/);
+  expect(left).not.toMatch(/pref (258|514|770)/);
+  writeFileSync('/dev/null', '');
+});
