@@ -65,19 +65,23 @@ function allowedFlags(command: string | undefined): ReadonlySet<string> {
   return new Set<string>([...COMMON_FLAGS, ...(command && COMMANDS[command] ? COMMANDS[command]!.flags : [])]);
 }
 
-/** Isolator flags: those given, else the ones the work_dir remembers. */
-function resolveFlags(args: ParsedArgs, workDir: string, remember: boolean): IsolatorFlags {
+/**
+ * Isolator flags: those given, else the ones the work_dir remembers. Given flags are remembered
+ * (by `remember()`, once they proved valid) so that later commands need not repeat them.
+ */
+function resolveFlags(args: ParsedArgs, workDir: string): { flags: IsolatorFlags; remember: () => void } {
   const given = isolatorFlags(args.flags);
   const file = join(workDir, 'flags.json');
   if (Object.keys(given).length === 0) {
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as IsolatorFlags;
-    return given;
+    return { flags: existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as IsolatorFlags) : given, remember: () => undefined };
   }
-  if (remember) {
-    mkdirSync(workDir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify(given, null, 2) + '\n');
-  }
-  return given;
+  return {
+    flags: given,
+    remember: () => {
+      mkdirSync(workDir, { recursive: true, mode: 0o700 });
+      writeFileSync(file, JSON.stringify(given, null, 2) + '\n');
+    },
+  };
 }
 
 function needId(args: ParsedArgs, command: string): string {
@@ -130,8 +134,12 @@ export async function main(argv: string[]): Promise<number> {
   let iso: Isolator | undefined;
   try {
     if (command === 'demo') return await runDemo({ log, workDir: stringFlag(args.flags, 'work_dir') });
-    const flags = resolveFlags(args, workDir, command === 'create' || command === 'agent' || command === 'run');
-    const open = async () => (iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), onWarning: (m) => log.warn(m) }));
+    const { flags, remember } = resolveFlags(args, workDir);
+    const open = async () => {
+      iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), onWarning: (m) => log.warn(m) });
+      if (command === 'create' || command === 'agent' || command === 'run') remember();
+      return iso;
+    };
     switch (command) {
       case 'doctor': {
         const checks = await doctor({ flags, workDir, ...(netns !== undefined ? { netns } : {}) });
