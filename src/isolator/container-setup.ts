@@ -3,7 +3,7 @@
  * like the host's, the host IP and default route, the container's sysctls, and its tc objects.
  */
 import type { Netns, Request } from '../netlink/index.js';
-import { addressRequests, linkRequests, routeRequests, writeSysctlHere } from '../rtnl/index.js';
+import { IPV4_DEVCONF, addressRequests, linkRequests, routeRequests, writeSysctlHere } from '../rtnl/index.js';
 import { existsSync } from 'node:fs';
 import type { HostFacts } from './host.js';
 import type { ContainerView } from './plan.js';
@@ -14,8 +14,9 @@ import { tcRequest } from './tc-requests.js';
 /** Requests for the container's namespace, in order; sent as one batch. */
 export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcRequestContext): Request[] {
   return [
-    linkRequests.set(c.cLo, { address: h.eth0.address, mtu: h.eth0.mtu, up: true }),
-    linkRequests.set(c.cEth0, { up: true }),
+    // accept_local: packets from "our own" IP arrive from outside; route_localnet on lo.
+    linkRequests.set(c.cLo, { address: h.eth0.address, mtu: h.eth0.mtu, up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 } }),
+    linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1 } }),
     addressRequests.add({ ifindex: c.cEth0, address: `${h.ip}/${h.prefixlen}` }),
     routeRequests.add({ dst: 'default', gateway: h.gateway, oif: c.cEth0 }),
     ...containerFilters(hostView, c).map((p) => tcRequest(p, 'add', ctx)),
@@ -23,17 +24,13 @@ export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip
 }
 
 /**
- * Sysctls inside the container: its ephemeral block as ip_local_port_range, accept_local on eth0
- * and lo (packets from "our own" IP arrive from outside), route_localnet on lo, IPv6 off (the
- * isolator steers IPv4 only). Written in one namespace switch.
+ * Sysctls inside the container that netlink cannot set: its ephemeral block as
+ * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only). One namespace switch.
  */
-export function writeContainerSysctls(ns: Netns, h: HostFacts, ephemeral: { begin: number; end: number }): void {
+export function writeContainerSysctls(ns: Netns, ephemeral: { begin: number; end: number }): void {
   ns.run(() => {
     const w = writeSysctlHere;
     w(['net', 'ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
-    w(['net', 'ipv4', 'conf', h.eth0.name, 'accept_local'], '1');
-    w(['net', 'ipv4', 'conf', h.lo.name, 'accept_local'], '1');
-    w(['net', 'ipv4', 'conf', h.lo.name, 'route_localnet'], '1');
     if (existsSync('/proc/sys/net/ipv6/conf/all/disable_ipv6')) w(['net', 'ipv6', 'conf', 'all', 'disable_ipv6'], '1');
   });
 }

@@ -250,6 +250,8 @@ export class Isolator {
   private fqCodel: boolean | undefined;
   private readonly warned = new Set<string>();
   private readonly background = new Set<Promise<unknown>>();
+  /** host.json as last read or written (reset when another process changes the state). */
+  private hostRecord: HostRecord | undefined;
 
   private constructor(
     readonly config: IsolatorConfig,
@@ -320,6 +322,7 @@ export class Isolator {
     if (g !== this.registry.generation) {
       this.registry.reset(this.store.listContainers());
       this.registry.generation = g;
+      this.hostRecord = undefined;
     }
   }
   private saveRecord(r: ContainerRecord): void {
@@ -333,12 +336,14 @@ export class Isolator {
 
   /** The host-wide setup, done at the first container (and recorded). */
   private async ensureHost(): Promise<HostRecord> {
+    if (this.hostRecord) return this.hostRecord;
     const existing = this.store.readHost();
     const inode = (this.host.netns ?? Netns.current()).inode;
-    if (existing && existing.netnsInode === inode) return existing;
-    const rec = await setUpHost(this.session, this.host, this.ctx, existing?.nextVeth ?? 1);
+    if (existing && existing.netnsInode === inode) return (this.hostRecord = existing);
+    const rec = await setUpHost(this.session, this.host, this.ctx);
     this.store.writeHost(rec);
-    return rec;
+    this.registry.generation = this.store.bumpGeneration();
+    return (this.hostRecord = rec);
   }
 
   private shapingFor(dir: 'egress' | 'ingress', cpus: number | undefined): HtbConfig | undefined {
@@ -392,7 +397,7 @@ export class Isolator {
       }
       const clash = ports.intersect(this.registry.portsInUse());
       if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
-      const hostRec = await this.ensureHost();
+      await this.ensureHost();
       sw.lap('state');
       const block = this.registry.allocator.allocate();
       if (!block) {
@@ -400,9 +405,7 @@ export class Isolator {
           `Failed to allocate ephemeral ports: no free block of ${this.config.ephemeralPortsPerContainer} ports is left in ${this.config.ephemeralPorts.toString()} (${this.registry.records.size} containers)`,
         );
       }
-      const seq = hostRec.nextVeth;
-      hostRec.nextVeth = seq + 1;
-      this.store.writeHost(hostRec);
+      const seq = this.store.nextVethNumber();
       const rec: ContainerRecord = {
         id,
         phase: 'creating',
@@ -489,7 +492,7 @@ export class Isolator {
       } finally {
         cs.close();
       }
-      writeContainerSysctls(ns, h, rec.ephemeralPorts);
+      writeContainerSysctls(ns, rec.ephemeralPorts);
       sw.lap('container sysctls');
     } finally {
       ns.close();
@@ -823,6 +826,8 @@ export class Isolator {
         const errs = await tearDownHost(this.session, this.host, hostRec, this.ctx);
         report.errors.push(...errs.map((e) => `host: ${e.message}`));
         this.store.deleteHost();
+        this.hostRecord = undefined;
+        this.registry.generation = this.store.bumpGeneration();
       }
       return report;
     });
@@ -832,6 +837,7 @@ export class Isolator {
   async close(): Promise<void> {
     await Promise.all([...this.background]);
     this.rtnl.close();
+    this.host.netns?.close();
   }
 }
 

@@ -48,9 +48,9 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequ
 /**
  * Apply the host-wide setup and return its record. On failure, undo what was done and rethrow.
  */
-export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext, nextVeth: number): Promise<HostRecord> {
+export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext): Promise<HostRecord> {
   const ns = h.netns ?? Netns.current();
-  const rec: HostRecord = { netnsInode: ns.inode, createdIngress: [], sysctls: {}, lo: { address: h.lo.address, mtu: h.lo.mtu }, nextVeth, shared: {} };
+  const rec: HostRecord = { netnsInode: ns.inode, createdIngress: [], sysctls: {}, lo: { address: h.lo.address, mtu: h.lo.mtu }, shared: {} };
   try {
     if (h.lo.address !== h.eth0.address || h.lo.mtu !== h.eth0.mtu) {
       await session.request(linkRequests.set(h.lo.index, { address: h.eth0.address, mtu: h.eth0.mtu }));

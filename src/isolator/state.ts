@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
 import type { NativeShim } from '../netlink/shim.js';
@@ -75,8 +75,6 @@ export interface HostRecord {
   sysctls: Record<string, string>;
   /** lo's MAC and MTU before we changed them. */
   lo?: { address: string; mtu: number };
-  /** Next number for host veth names (pmi<N>). */
-  nextVeth: number;
   /** Objects of the shared layout: hash tables, link filters, ARP/ICMP mirrors. */
   shared: Record<string, unknown>;
 }
@@ -127,7 +125,7 @@ export class StateStore {
       }
     }
     this.init();
-    const fd = openSync(join(this.workDir, 'lock'), 'a');
+    const fd = openSync(join(this.workDir, 'lock'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
     const deadline = Date.now() + timeoutMs;
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
       const rc = this.shim.flock(fd, LOCK.EX | LOCK.NB);
@@ -155,21 +153,39 @@ export class StateStore {
   }
 
   /**
-   * A number that changes whenever any process changes the state (read under the lock), so an
-   * in-memory copy of the records can be reused while it is unchanged.
+   * Counters kept in the lock file itself (read and written in place while the lock is held, one
+   * system call each): `gen` changes whenever any process changes the state, so an in-memory copy
+   * of the records can be reused while it is unchanged; `veth` numbers host veths (pmi<N>).
    */
+  private readCounters(): { gen: number; veth: number } {
+    if (this.lockFd === undefined) throw new IsolatorError('state counters need the work_dir lock');
+    const buf = Buffer.alloc(64);
+    const n = readSync(this.lockFd, buf, 0, 64, 0);
+    const m = /gen=(\d+) veth=(\d+)/.exec(buf.toString('latin1', 0, n));
+    return m ? { gen: Number(m[1]), veth: Number(m[2]) } : { gen: 0, veth: 1 };
+  }
+  private writeCounters(c: { gen: number; veth: number }): void {
+    writeSync(this.lockFd!, `gen=${c.gen} veth=${c.veth}`.padEnd(63) + '\n', 0);
+  }
+
+  /** The state's generation (under the lock). */
   readGeneration(): string {
-    try {
-      return readFileSync(join(this.workDir, 'generation'), 'utf8');
-    } catch {
-      return '0';
-    }
+    return String(this.readCounters().gen);
   }
   /** Mark the state changed; returns the new generation. */
   bumpGeneration(): string {
-    const g = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    this.writeJson(join(this.workDir, 'generation'), g);
-    return JSON.stringify(g) + '\n';
+    const c = this.readCounters();
+    c.gen++;
+    this.writeCounters(c);
+    return String(c.gen);
+  }
+  /** A new host veth number, never handed out before in this work_dir. */
+  nextVethNumber(): number {
+    const c = this.readCounters();
+    const n = c.veth;
+    c.veth++;
+    this.writeCounters(c);
+    return n;
   }
 
   readHost(): HostRecord | undefined {

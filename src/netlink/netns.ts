@@ -81,8 +81,16 @@ export class Netns {
     return this.fdValue;
   }
 
-  /** The namespace's inode number: equal inodes mean the same namespace. */
+  /** The namespace's inode number: equal inodes mean the same namespace. Opens nothing for a path. */
   get inode(): number {
+    if (this.fdValue === undefined && this.path !== undefined) {
+      try {
+        return statSync(this.path).ino;
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new SocketError('stat', err.errno ?? 2, `network namespace ${this.path}`);
+      }
+    }
     return fstatSync(this.fd).ino;
   }
 

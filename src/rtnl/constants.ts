@@ -186,3 +186,17 @@ export const IFA_F = Object.freeze({
 
 /** Operational states (IF_OPER_*), as `ip` names them. */
 export const IF_OPER = Object.freeze(['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'] as const);
+
+/** Per-device IPv4 settings (enum IPV4_DEVCONF_*), settable through IFLA_AF_SPEC › AF_INET › IFLA_INET_CONF. */
+export const IPV4_DEVCONF = Object.freeze({
+  FORWARDING: 1,
+  RP_FILTER: 8,
+  SEND_REDIRECTS: 6,
+  ACCEPT_LOCAL: 23,
+  ROUTE_LOCALNET: 26,
+} as const);
+
+/** IFLA_AF_SPEC › AF_INET attributes. */
+export const IFLA_INET = Object.freeze({
+  CONF: 1,
+} as const);

@@ -1,6 +1,6 @@
 import type { Netns, NetlinkSession, Request } from '../netlink/index.js';
-import { NLM_F, NetlinkError, NetlinkSubscription, decodeBody, encodeBody } from '../netlink/index.js';
-import { IFF, IF_OPER, RTM, RTNLGRP } from './constants.js';
+import { NLA_F, NLM_F, NetlinkError, NetlinkSubscription, Writer, decodeBody, encodeBody } from '../netlink/index.js';
+import { AF, IFF, IFLA_INET, IF_OPER, RTM, RTNLGRP } from './constants.js';
 import type { LinkAttrs, LinkMessage, LinkStats64 } from './schemas/link.js';
 import { linkMessage } from './schemas/link.js';
 import { InvalidArgumentError, checkIfIndex, checkIfName, checkMac, checkMtu } from './validate.js';
@@ -93,6 +93,11 @@ export interface VethSpec extends VethEnd {
 
 export interface LinkChange {
   up?: boolean;
+  /**
+   * Per-device IPv4 settings (IPV4_DEVCONF id → value), the netlink way to set
+   * net.ipv4.conf.<dev>.* (accept_local, route_localnet, rp_filter, …) in the same message.
+   */
+  ipv4Devconf?: Record<number, number>;
   mtu?: number;
   address?: string;
   /** Rename (needs the link by index, or resolves it first). */
@@ -108,6 +113,27 @@ function endAttrs(end: VethEnd, what: string): LinkAttrs {
   if (end.mtu !== undefined) attrs.mtu = checkMtu(end.mtu);
   attrs.ifname = checkIfName(end.name, `${what} name`);
   return attrs;
+}
+
+/**
+ * IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { id: value … } } }. The kernel takes the settings as
+ * nested attributes (and reports them as a flat array in dumps), so this payload is written here.
+ */
+export function ipv4DevconfSpec(conf: Record<number, number>): Buffer {
+  const w = new Writer(64);
+  const inet = w.beginAttr(AF.INET | NLA_F.NESTED);
+  const nest = w.beginAttr(IFLA_INET.CONF | NLA_F.NESTED);
+  for (const [id, value] of Object.entries(conf)) {
+    const n = Number(id);
+    if (!Number.isInteger(n) || n <= 0 || n > 0xff) throw new InvalidArgumentError(`IPV4_DEVCONF id must be 1..255, got ${id}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new InvalidArgumentError(`IPV4_DEVCONF value must be a u32, got ${String(value)}`);
+    const a = w.beginAttr(n);
+    w.u32(value);
+    w.endAttr(a);
+  }
+  w.endAttr(nest);
+  w.endAttr(inet);
+  return w.toBuffer();
 }
 
 /** Request builders: pure, validated before anything is sent, usable in a batch. */
@@ -143,6 +169,7 @@ export const linkRequests = {
       attrs.ifname = checkIfName(change.name);
     }
     Object.assign(attrs, netnsAttrs(change.netns));
+    if (change.ipv4Devconf) attrs.afSpec = ipv4DevconfSpec(change.ipv4Devconf);
     return { type: RTM.NEWLINK, flags: 0, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { header: h, attrs }) };
   },
 

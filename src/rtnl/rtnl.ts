@@ -5,7 +5,8 @@ import { RTM_NAMES } from './constants.js';
 import { Links } from './link.js';
 import { Neighbours } from './neighbour.js';
 import { Routes } from './route.js';
-import { readSysctl, writeSysctl } from './sysctl.js';
+import { readFileSync } from 'node:fs';
+import { readSysctl, sysctlPath, writeSysctl, writeSysctlHere } from './sysctl.js';
 
 /**
  * rtnetlink bound to one network namespace: links, addresses, routes, neighbours and sysctls.
@@ -16,6 +17,9 @@ export class Rtnl {
   readonly addresses: Addresses;
   readonly routes: Routes;
   readonly neighbours: Neighbours;
+
+  /** Whether close() also closes `netns` (opened here from a name or path). */
+  private ownsNetns = false;
 
   constructor(
     readonly session: NetlinkSession,
@@ -31,17 +35,28 @@ export class Rtnl {
   /** Open a handle on `netns` (a Netns, or a name/path in the CLI's --netns spelling). */
   static open(netns?: Netns | string, options: Omit<SessionOptions, 'netns' | 'typeNames'> = {}): Rtnl {
     const ns = typeof netns === 'string' ? Netns.parse(netns) : netns;
-    return new Rtnl(NetlinkSession.open({ ...options, netns: ns, typeNames: RTM_NAMES }), ns);
+    let session: NetlinkSession;
+    try {
+      session = NetlinkSession.open({ ...options, netns: ns, typeNames: RTM_NAMES });
+    } catch (e) {
+      if (typeof netns === 'string') ns?.close();
+      throw e;
+    }
+    const r = new Rtnl(session, ns);
+    r.ownsNetns = typeof netns === 'string';
+    return r;
   }
 
   readSysctl(key: string | readonly string[]): string {
-    return readSysctl(this.netns ?? Netns.current(), key);
+    return this.netns ? readSysctl(this.netns, key) : readFileSync(sysctlPath(key), 'utf8').trim();
   }
   writeSysctl(key: string | readonly string[], value: string | number): void {
-    writeSysctl(this.netns ?? Netns.current(), key, value);
+    if (this.netns) writeSysctl(this.netns, key, value);
+    else writeSysctlHere(key, value);
   }
 
   close(): void {
     this.session.close();
+    if (this.ownsNetns) this.netns?.close();
   }
 }

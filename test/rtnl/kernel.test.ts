@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, Netns } from '../../src/netlink/index.js';
-import { NUD, RT_SCOPE, Rtnl, RtnlEvents, type RtnlEvent } from '../../src/rtnl/index.js';
+import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, type RtnlEvent } from '../../src/rtnl/index.js';
 import { Lab, ip, ipJson, nsExec, sweepStaleLabs } from '../helpers/lab.js';
 
 let lab: Lab;
@@ -90,6 +90,14 @@ describe('links', () => {
     expect(exists(lab.host, 've-b')).toBe(true);
     t = ipLink(lab.host, 've-b');
     expect(t.mtu).toBe(1300);
+  });
+
+  it('sets per-device IPv4 settings over netlink (IFLA_AF_SPEC), as sysctl then shows', async () => {
+    await host.links.addVeth({ name: 've-conf', peer: { name: 've-conf2' } });
+    await host.links.set('ve-conf', { ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 } });
+    expect(host.readSysctl(['net', 'ipv4', 'conf', 've-conf', 'accept_local'])).toBe('1');
+    expect(host.readSysctl(['net', 'ipv4', 'conf', 've-conf', 'route_localnet'])).toBe('1');
+    expect(host.readSysctl(['net', 'ipv4', 'conf', 've-conf2', 'accept_local'])).toBe('0');
   });
 
   it('moves a link to another namespace', async () => {
