@@ -21,8 +21,8 @@ import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
 import { hostView, setUpHost, tearDownHost } from './host-setup.js';
-import type { ContainerView, NodeUse, U32FilterPlan } from './plan.js';
-import { MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, PORT_TABLE_HTID, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
+import type { ContainerView, HostFilterRole, NodeUse, U32FilterPlan } from './plan.js';
+import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, PORT_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
 import type { PortBlock } from './port-blocks.js';
 import { portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
@@ -36,7 +36,7 @@ import { probeQdisc } from './probe.js';
 import { decodeBody, encodeBody } from '../netlink/index.js';
 import { RTM } from '../rtnl/index.js';
 import { tcMessage } from '../tc/schemas/tca.js';
-import { formatU32Handle } from '../tc/handle.js';
+import { formatU32Handle, parseTcHandle } from '../tc/handle.js';
 import type { TcMessage } from '../tc/schemas/tca.js';
 import type { MesosStatistics } from './statistics.js';
 import { containerStatistics } from './statistics.js';
@@ -176,7 +176,7 @@ function firstFailure(results: BatchResult[], ignore: string[] = []): Error | un
 class Registry {
   records = new Map<string, ContainerRecord>();
   allocator!: EphemeralPortsAllocator;
-  nodes = { eth0: new Map() as NodeUse, lo: new Map() as NodeUse };
+  nodes: Record<HostFilterRole, NodeUse> = { eth0: new Map(), lo: new Map(), egress: new Map() };
   generation = '';
 
   constructor(private readonly config: IsolatorConfig) {
@@ -186,7 +186,7 @@ class Registry {
   reset(records: ContainerRecord[]): void {
     this.records = new Map(records.map((r) => [r.id, r]));
     this.allocator = new EphemeralPortsAllocator(this.config.ephemeralPorts, this.config.ephemeralPortsPerContainer);
-    this.nodes = { eth0: new Map(), lo: new Map() };
+    this.nodes = { eth0: new Map(), lo: new Map(), egress: new Map() };
     for (const r of records) this.index(r);
   }
 
@@ -198,7 +198,7 @@ class Registry {
     this.allocator.release(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of r.hostFilters) this.useNode(f.dev, f.handle, false);
   }
-  private useNode(dev: 'eth0' | 'lo', handle: number, used: boolean): void {
+  private useNode(dev: HostFilterRole, handle: number, used: boolean): void {
     const bucket = (handle >>> 12) & 0xff;
     let set = this.nodes[dev].get(bucket);
     if (!set) this.nodes[dev].set(bucket, (set = new Set()));
@@ -340,7 +340,8 @@ export class Isolator {
     const existing = this.store.readHost();
     const inode = (this.host.netns ?? Netns.current()).inode;
     if (existing && existing.netnsInode === inode) return (this.hostRecord = existing);
-    const rec = await setUpHost(this.session, this.host, this.ctx);
+    const flows = this.config.egressUniqueFlowPerContainer ? { parent: this.flowParent, qdisc: this.flowQdisc } : undefined;
+    const rec = await setUpHost(this.session, this.host, this.ctx, flows);
     this.store.writeHost(rec);
     this.registry.generation = this.store.bumpGeneration();
     return (this.hostRecord = rec);
@@ -427,8 +428,10 @@ export class Isolator {
       if (egress) rec.egress = egress;
       if (ingress) rec.ingress = ingress;
       if (egress || ingress) await this.probeFqCodel();
+      if (this.config.egressUniqueFlowPerContainer) rec.flowId = this.freeFlowId();
       const blocks = blocksOf(rec);
-      const portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes);
+      const flow = rec.flowId !== undefined ? { qdisc: this.flowQdisc, flowId: rec.flowId } : undefined;
+      const portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes, flow);
       rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
       // Checkpoint first: from here on, recover() can find and remove whatever exists.
       this.registry.records.set(id, rec);
@@ -508,9 +511,7 @@ export class Isolator {
   private async teardown(rec: ContainerRecord, opts: { wait: boolean }): Promise<Error[]> {
     const errors: Error[] = [];
     const reqs: Request[] = [];
-    for (const f of rec.hostFilters) {
-      reqs.push(tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'eth0' ? this.host.eth0.index : this.host.lo.index }, parent: 0xffff0000, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx));
-    }
+    for (const f of rec.hostFilters) reqs.push(this.portFilterDelete(f));
     reqs.push(...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER), rec.id));
     reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
     const gone = ['ENOENT', 'ENODEV', 'EINVAL'];
@@ -621,7 +622,7 @@ export class Isolator {
       this.saveRecord(rec);
       const h = hostView(this.host);
       const view = this.view(rec, toAdd);
-      const added = hostPortFilters(h, view, toAdd, this.registry.nodes);
+      const added = hostPortFilters(h, view, toAdd, this.registry.nodes, rec.flowId !== undefined ? { qdisc: this.flowQdisc, flowId: rec.flowId } : undefined);
       const addedHandles = added.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] as [number, number] }));
       const vethAdds = perBlockVethFilters(h, view);
       const containerAdds = perBlockContainerFilters(h, view);
@@ -657,7 +658,7 @@ export class Isolator {
     });
   }
 
-  private releaseNode(f: { dev: 'eth0' | 'lo'; handle: number }): void {
+  private releaseNode(f: { dev: HostFilterRole; handle: number }): void {
     this.registry.nodes[f.dev].get((f.handle >>> 12) & 0xff)?.delete(f.handle & 0xfff);
   }
 
@@ -693,8 +694,25 @@ export class Isolator {
     return errors;
   }
 
-  private portFilterDelete(f: { dev: 'eth0' | 'lo'; handle: number; prio: number }): Request {
-    return tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'eth0' ? this.host.eth0.index : this.host.lo.index }, parent: 0xffff0000, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx);
+  private portFilterDelete(f: { dev: HostFilterRole; handle: number; prio: number }): Request {
+    const parent = f.dev === 'egress' ? (this.hostRecord?.flows?.qdisc ?? this.flowQdisc) : 0xffff0000;
+    return tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'lo' ? this.host.lo.index : this.host.eth0.index }, parent, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx);
+  }
+
+  /** The fq_codel handle unique flows use on eth0 (from --egress_flow_classifier_parent). */
+  private get flowQdisc(): number {
+    return flowQdiscHandle(this.flowParent);
+  }
+  private get flowParent(): number {
+    const p = this.config.egressFlowClassifierParent;
+    return p === 'root' ? TC_H_ROOT : parseTcHandle(p);
+  }
+
+  /** The lowest free fq_codel flow for a new container (Mesos §5.4), or an error when none is left. */
+  private freeFlowId(): number {
+    const used = new Set([...this.registry.records.values()].map((r) => r.flowId));
+    for (let id = FLOW.MIN_CONTAINER; id <= FLOW.MAX_CONTAINER; id++) if (!used.has(id)) return id;
+    throw new IsolatorError(`no free egress flow is left (flows ${FLOW.MIN_CONTAINER}..${FLOW.MAX_CONTAINER} are taken)`);
   }
 
   /** Mesos /monitor/statistics entries for one container or all. */

@@ -9,7 +9,7 @@ import { NetlinkError, Netns } from '../netlink/index.js';
 import { linkRequests, readSysctl, writeSysctl } from '../rtnl/index.js';
 import type { HostFacts } from './host.js';
 import type { HostView, TcPlan } from './plan.js';
-import { INGRESS_HANDLE, TC_H_INGRESS, mirrorTablePlan, portTablePlan } from './plan.js';
+import { INGRESS_HANDLE, TC_H_INGRESS, flowSharedPlan, mirrorTablePlan, portTablePlan } from './plan.js';
 import type { HostRecord } from './state.js';
 import type { TcRequestContext } from './tc-requests.js';
 import { tcRequest } from './tc-requests.js';
@@ -48,7 +48,7 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequ
 /**
  * Apply the host-wide setup and return its record. On failure, undo what was done and rethrow.
  */
-export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext): Promise<HostRecord> {
+export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext, flows?: { parent: number; qdisc: number }): Promise<HostRecord> {
   const ns = h.netns ?? Netns.current();
   const rec: HostRecord = { netnsInode: ns.inode, createdIngress: [], sysctls: {}, lo: { address: h.lo.address, mtu: h.lo.mtu }, shared: {} };
   try {
@@ -67,6 +67,21 @@ export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRe
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
     rec.shared = { layout: 'hashed-v1' };
+    if (flows) {
+      // An fq_codel already at that parent is reused (Mesos does the same); anything else there is an error.
+      const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);
+      let created = true;
+      try {
+        await session.request(tcRequest(qdisc!, 'add', ctx));
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+        created = false;
+      }
+      rec.flows = { ...flows, created };
+      const r = await session.batch(classifiers.map((p) => tcRequest(p, 'add', ctx)));
+      const bad = r.find((x) => !x.ok && !(x.error instanceof NetlinkError && x.error.code === 'EEXIST'));
+      if (bad && !bad.ok) throw new Error(`Egress qdisc already exists on ${h.eth0.name}, or its flow classifiers cannot be added: ${bad.error.message}`);
+    }
     return rec;
   } catch (e) {
     await tearDownHost(session, h, rec, ctx).catch(() => undefined);
@@ -88,6 +103,16 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
     if (p.type !== 'u32' || p.divisor === undefined) continue;
     if ((p.dev.index === h.eth0.index && rec.createdIngress.includes('eth0')) || (p.dev.index === h.lo.index && rec.createdIngress.includes('lo'))) continue;
     reqs.push(tcRequest({ ...p, handle: undefined, divisor: undefined }, 'delete', ctx));
+  }
+  if (rec.flows) {
+    const eth0 = { ns: 'host' as const, index: h.eth0.index };
+    if (rec.flows.created) {
+      reqs.push(tcRequest({ type: 'qdisc', dev: eth0, kind: 'fq_codel', parent: rec.flows.parent, handle: rec.flows.qdisc }, 'delete', ctx));
+    } else {
+      for (const p of flowSharedPlan(hostView(h), rec.flows.parent, rec.flows.qdisc)) {
+        if (p.type === 'u32' && p.link === undefined) reqs.push(tcRequest({ ...p, handle: undefined, divisor: undefined }, 'delete', ctx));
+      }
+    }
   }
   for (const dev of rec.createdIngress) {
     reqs.push(tcRequest({ type: 'qdisc', dev: { ns: 'host', index: dev === 'eth0' ? h.eth0.index : h.lo.index }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }, 'delete', ctx));

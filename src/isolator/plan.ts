@@ -182,8 +182,16 @@ export interface ContainerView {
  * Host-side filters steering one container's blocks: the H.eth0 and H.lo port-table entries
  * (Mesos §3.5, one per bucket the block spans), with handles from `use`.
  */
-export function hostPortFilters(host: HostView, c: ContainerView, blocks: PortBlock[], use: { eth0: NodeUse; lo: NodeUse }): Array<U32FilterPlan & { devRole: 'eth0' | 'lo'; block: PortBlock }> {
-  const out: Array<U32FilterPlan & { devRole: 'eth0' | 'lo'; block: PortBlock }> = [];
+export type HostFilterRole = 'eth0' | 'lo' | 'egress';
+
+export function hostPortFilters(
+  host: HostView,
+  c: ContainerView,
+  blocks: PortBlock[],
+  use: Record<HostFilterRole, NodeUse>,
+  flow?: { qdisc: number; flowId: number },
+): Array<U32FilterPlan & { devRole: HostFilterRole; block: PortBlock }> {
+  const out: Array<U32FilterPlan & { devRole: HostFilterRole; block: PortBlock }> = [];
   const veth: DevRef = { ns: 'host', index: c.veth };
   for (const dev of ['eth0', 'lo'] as const) {
     for (const b of blocks) {
@@ -204,7 +212,56 @@ export function hostPortFilters(host: HostView, c: ContainerView, blocks: PortBl
       }
     }
   }
+  // Unique egress flows (Mesos §5.4): the container's source ports → its own fq_codel flow.
+  if (flow) {
+    for (const b of blocks) {
+      for (const bucket of bucketsOf(b)) {
+        out.push({
+          devRole: 'egress',
+          block: b,
+          type: 'u32',
+          dev: { ns: 'host', index: host.eth0 },
+          parent: flow.qdisc,
+          prio: PRIO.IP_LOW,
+          protocol: 'ip',
+          handle: u32HandleOf(FLOW_TABLE_HTID, bucket, allocateNode(use.egress, bucket)),
+          keys: [keySport(b)],
+          terminal: true,
+          actions: [],
+          classid: (flow.qdisc | flow.flowId) >>> 0,
+        });
+      }
+    }
+  }
   return out;
+}
+
+/** fq_codel flow numbers (Mesos §3.1): the host's, ARP/ICMP, and the containers' range. */
+export const FLOW = Object.freeze({ HOST: 1, ARP_ICMP: 2, MIN_CONTAINER: 3, MAX_CONTAINER: 1023 } as const);
+/** The table of per-container egress flow classifiers, keyed on the source port's high byte. */
+export const FLOW_TABLE_HTID = 0x102;
+
+/** The fq_codel handle for --egress_flow_classifier_parent: root → 1:0, X:Y → (X+1):0 (as Mesos). */
+export function flowQdiscHandle(parent: number): number {
+  return parent === TC_H_ROOT ? 0x00010000 : (((parent >>> 16) + 1) << 16) >>> 0;
+}
+
+/**
+ * The shared egress layout of unique flows on the host's eth0: fq_codel at `parent` with handle
+ * `qdisc`; ARP and ICMP to flow 2, everything unclassified to flow 1 (without a catch-all,
+ * fq_codel drops what no filter classifies), and the table of per-container flow filters.
+ */
+export function flowSharedPlan(host: HostView, parent: number, qdisc: number): TcPlan[] {
+  const eth0: DevRef = { ns: 'host', index: host.eth0 };
+  const f = (prio: number, protocol: 'ip' | 'arp' | 'all', keys: U32Key[], flowId: number): U32FilterPlan => ({ type: 'u32', dev: eth0, parent: qdisc, prio, protocol, keys, terminal: true, actions: [], classid: (qdisc | flowId) >>> 0 });
+  return [
+    { type: 'qdisc', dev: eth0, kind: 'fq_codel', parent, handle: qdisc },
+    f(PRIO.ARP, 'arp', [keyMatchAll], FLOW.ARP_ICMP),
+    f(PRIO.ICMP, 'ip', [keyIcmp], FLOW.ARP_ICMP),
+    f(PRIO.DEFAULT, 'all', [keyMatchAll], FLOW.HOST),
+    { type: 'u32', dev: eth0, parent: qdisc, prio: PRIO.IP_LOW, protocol: 'ip', handle: u32HandleOf(FLOW_TABLE_HTID, 0, 0), keys: [], terminal: false, actions: [], divisor: PORT_TABLE_DIVISOR },
+    { type: 'u32', dev: eth0, parent: qdisc, prio: PRIO.IP_LOW, protocol: 'ip', keys: [keyIhl5], terminal: false, actions: [], link: u32HandleOf(FLOW_TABLE_HTID, 0, 0), hashOff: 20, hashMask: 0xff000000 },
+  ];
 }
 
 /** Filters on the container's host veth ingress: what the container sends (Mesos §3.5). */

@@ -58,7 +58,8 @@ export interface ContainerRecord {
 
 /** One of a container's filters in the host's port tables: which device, handle and port block. */
 export interface HostFilterRecord {
-  dev: 'eth0' | 'lo';
+  /** eth0 or lo ingress (port tables), or eth0 egress (unique-flow classifiers). */
+  dev: 'eth0' | 'lo' | 'egress';
   handle: number;
   prio: number;
   /** The port block it steers, inclusive. */
@@ -77,6 +78,8 @@ export interface HostRecord {
   lo?: { address: string; mtu: number };
   /** Objects of the shared layout: hash tables, link filters, ARP/ICMP mirrors. */
   shared: Record<string, unknown>;
+  /** Unique egress flows: the fq_codel on eth0 (its parent and handle), and whether we created it. */
+  flows?: { parent: number; qdisc: number; created: boolean };
 }
 
 export class LockTimeoutError extends IsolatorError {

@@ -1,0 +1,87 @@
+/** The pure planner: handles, buckets, mirror chunks and the unique-flow layout, and their encoding. */
+import { describe, expect, it } from 'vitest';
+import { Writer, decodeBody } from '../../src/netlink/index.js';
+import { FLOW, FLOW_TABLE_HTID, MIRRORS_PER_FILTER, PORT_TABLE_HTID, TC_H_ROOT, allocateNode, bucketsOf, flowQdiscHandle, flowSharedPlan, hostPortFilters, keyDport, keySport, mirrorChunk, u32HandleOf } from '../../src/isolator/plan.js';
+import type { NodeUse, TcPlan } from '../../src/isolator/plan.js';
+import { tcRequest } from '../../src/isolator/tc-requests.js';
+import { blockFromBeginEnd } from '../../src/isolator/port-blocks.js';
+import { tcMessage } from '../../src/tc/schemas/tca.js';
+
+const host = { ip: '198.18.0.2', mac: '02:00:00:00:00:01', eth0: 2, lo: 1 };
+const view = { veth: 1_000_001, cEth0: 1_000_001, cLo: 1, blocks: [], fqCodel: false };
+const ctx = { psched: { tickInUsec: 1, clockFactor: 1, hz: 1000 }, mtu: 1500 };
+const decoded = (p: TcPlan) => {
+  const w = new Writer();
+  tcRequest(p, 'add', ctx).encode!(w);
+  return decodeBody(tcMessage, w.toBuffer()) as any;
+};
+const uses = (): Record<'eth0' | 'lo' | 'egress', NodeUse> => ({ eth0: new Map(), lo: new Map(), egress: new Map() });
+
+describe('port keys and buckets', () => {
+  it('encodes Mesos §4 blocks as dport and sport keys at offset 20', () => {
+    const b = blockFromBeginEnd(31232, 31487);
+    expect(keyDport(b)).toEqual({ off: 20, val: 0x7a00, mask: 0xff00 });
+    expect(keySport(b)).toEqual({ off: 20, val: 0x7a000000, mask: 0xff000000 });
+  });
+  it('places a block in every 256-port bucket it spans', () => {
+    expect(bucketsOf(blockFromBeginEnd(31000, 31007))).toEqual([0x79]);
+    expect(bucketsOf(blockFromBeginEnd(31232, 31743))).toEqual([0x7a, 0x7b]);
+    expect(bucketsOf(blockFromBeginEnd(32768, 65535))).toHaveLength(128);
+  });
+  it('chooses distinct nodes per bucket and refuses a full one', () => {
+    const use: NodeUse = new Map();
+    expect([allocateNode(use, 7), allocateNode(use, 7), allocateNode(use, 8)]).toEqual([1, 2, 1]);
+    for (let i = 3; i <= 0xfff; i++) allocateNode(use, 7);
+    expect(() => allocateNode(use, 7)).toThrow(/No available handle exists in bucket 7/);
+  });
+  it('gives each host filter a handle in its bucket of the port table, on eth0 and lo', () => {
+    const fs = hostPortFilters(host, view, [blockFromBeginEnd(31000, 31007), blockFromBeginEnd(31232, 31743)], uses());
+    expect(fs.map((f) => `${f.devRole} ${(f.handle! >>> 20).toString(16)}:${((f.handle! >>> 12) & 0xff).toString(16)}:${f.handle! & 0xfff}`)).toEqual([
+      'eth0 100:79:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 100:79:1', 'lo 100:7a:1', 'lo 100:7b:1',
+    ]);
+    const m = decoded(fs[0]!);
+    expect(m.header.handle >>> 20).toBe(PORT_TABLE_HTID);
+    expect(m.attrs.options.hash).toBe(u32HandleOf(PORT_TABLE_HTID, 0x79, 0));
+    expect(m.attrs.options.sel.keys).toEqual([{ mask: 0xfff8, val: 31000, off: 20, offmask: 0 }]);
+    expect(m.attrs.options.act[0].options.parms).toMatchObject({ eaction: 1, action: 4, ifindex: 1_000_001 });
+  });
+});
+
+describe('mirror chunks', () => {
+  it('mirror to at most 32 veths, the last continuing classification', () => {
+    const p = mirrorChunk(host, 'arp', 1, [11, 12, 13]);
+    expect(p.handle).toBe(u32HandleOf(0x110, 0, 2));
+    const acts = decoded(p).attrs.options.act.map((a: any) => a.options.parms.action);
+    expect(acts).toEqual([3, 3, -1]); // PIPE, PIPE, UNSPEC (continue)
+    expect(() => mirrorChunk(host, 'icmp', 0, Array.from({ length: MIRRORS_PER_FILTER + 1 }, (_, i) => i + 10))).toThrow(/1\.\.32 devices/);
+  });
+});
+
+describe('unique egress flows (Mesos §5.4)', () => {
+  it('picks the fq_codel handle from the classifier parent as Mesos does', () => {
+    expect(flowQdiscHandle(TC_H_ROOT)).toBe(0x00010000);
+    expect(flowQdiscHandle(0x00050001)).toBe(0x00060000);
+  });
+  it('lays out ARP/ICMP → flow 2, a catch-all → flow 1 and the per-container flow table', () => {
+    const plan = flowSharedPlan(host, TC_H_ROOT, 0x10000);
+    expect(plan[0]).toMatchObject({ type: 'qdisc', kind: 'fq_codel', parent: TC_H_ROOT, handle: 0x10000 });
+    const filters = plan.slice(1).map(decoded);
+    expect(filters.map((f: any) => [f.header.info >>> 16, f.header.info & 0xffff, f.attrs.options.classid])).toEqual([
+      [258, 0x0608, 0x10002],
+      [514, 0x0008, 0x10002],
+      [1026, 0x0300, 0x10001],
+      [771, 0x0008, undefined],
+      [771, 0x0008, undefined],
+    ]);
+    expect(filters[3].attrs.options.divisor).toBe(256);
+    expect(filters[4].attrs.options).toMatchObject({ link: FLOW_TABLE_HTID << 20, sel: { hoff: 20, hmask: 0xff000000 } });
+  });
+  it("classifies a container's source ports into its own flow", () => {
+    const fs = hostPortFilters(host, view, [blockFromBeginEnd(30016, 30031)], uses(), { qdisc: 0x10000, flowId: FLOW.MIN_CONTAINER });
+    const egress = fs.filter((f) => f.devRole === 'egress');
+    expect(egress).toHaveLength(1);
+    const m = decoded(egress[0]!);
+    expect(m.header.parent).toBe(0x10000);
+    expect(m.attrs.options).toMatchObject({ classid: 0x10003, hash: u32HandleOf(FLOW_TABLE_HTID, 0x75, 0), sel: { keys: [{ off: 20, val: 30016 << 16, mask: 0xfff00000 }] } });
+  });
+});
