@@ -60,7 +60,8 @@ function oneLine(s: string): string {
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
   if (e instanceof ConfigError) {
-    return new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid network configuration: ${oneLine(e.message)}`, `field "${e.flag}" of the network configuration`);
+    const text = oneLine(e.message).replace(`--${e.flag}: `, '');
+    return new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid network configuration: "${e.flag}": ${text}`, `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`);
   }
   if (e instanceof LockTimeoutError) return new CniError(CNI_ERR.TRY_AGAIN_LATER, oneLine(e.message), 'another portmap-isolator process (CLI, agent or CNI plugin) holds the work_dir lock');
   if (e instanceof UnknownContainerError) return new CniError(CNI_ERR.UNKNOWN_CONTAINER, oneLine(e.message));

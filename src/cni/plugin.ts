@@ -12,6 +12,9 @@
  *
  * The runtime runs plugins in its own network namespace: that namespace is "the host".
  */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IsolatorFlags } from '../isolator/config.js';
 import { Isolator } from '../isolator/engine.js';
 import type { ContainerRecord } from '../isolator/state.js';
 import { Netns } from '../netlink/index.js';
@@ -128,18 +131,20 @@ async function add(
   } finally {
     ns.close();
   }
+  const sandboxes = new SandboxStore(conf.workDir);
   const rec = await locked(async () => {
     const existing = await iso.get(env.containerId);
     if (existing) {
       if (isCniRecord(existing) && !(await vethExists(existing))) {
         // Left by an ADD whose namespace died without a DEL: its kernel objects are gone with it.
+        const stale = sandboxes.read(existing.id);
+        if (stale) await restoreSandbox(stale).catch(() => undefined); // a no-op unless that very namespace is still there
         await iso.destroy(existing.id);
       } else {
         throw new CniError(CNI_ERR.ALREADY_EXISTS, `container ${env.containerId} already exists in ${conf.workDir}`, isCniRecord(existing) ? `attached in ${existing.netns} as ${existing.ifname}; DEL it first` : 'a container of that id was created by the CLI or agent');
       }
     }
     checkNetns(env.netns); // still there after the wait for the lock
-    const sandboxes = new SandboxStore(conf.workDir);
     const before = await snapshotSandbox(env.netns);
     sandboxes.write(env.containerId, before);
     try {
@@ -154,6 +159,7 @@ async function add(
       else sandboxes.delete(env.containerId);
       throw e;
     }
+    rememberFlags(conf.workDir, conf.flags);
     return (await iso.get(env.containerId))!;
   });
   return mergeResult(
@@ -177,6 +183,23 @@ async function add(
       rt.close();
     }
   }
+}
+
+/**
+ * Remember the flags in the work_dir as the CLI's `create` does (`<work_dir>/flags.json`), so that
+ * `portmap-isolator list|stats|cleanup --work_dir=…` work on a CNI host without repeating them.
+ */
+function rememberFlags(workDir: string, flags: IsolatorFlags): void {
+  const file = join(workDir, 'flags.json');
+  const text = JSON.stringify(flags, null, 2) + '\n';
+  try {
+    if (readFileSync(file, 'utf8') === text) return;
+  } catch {
+    /* not there yet */
+  }
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
 }
 
 /**

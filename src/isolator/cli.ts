@@ -103,6 +103,11 @@ function printList(list: ContainerInfo[]): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Installed in a CNI_PATH under the plugin's type name, the same binary is the CNI plugin.
+  if (process.env.CNI_COMMAND) {
+    const { cniMain } = await import('../cni/plugin.js');
+    return await cniMain(); // exits with the plugin's status
+  }
   let args: ParsedArgs;
   try {
     args = parseArgs(argv, allowedFlags);

@@ -446,6 +446,9 @@ export class Isolator {
         return toInfo(rec);
       } catch (e) {
         const undo = await this.teardown(rec, { wait: true });
+        this.registry.unindex(rec);
+        this.registry.records.delete(id);
+        this.dropRecord(id);
         const cause = e instanceof Error ? e.message : String(e);
         throw new IsolatorError(`Failed to create container ${id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`, [e as Error, ...undo]);
       }
