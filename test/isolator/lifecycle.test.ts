@@ -65,6 +65,22 @@ describe('the ephemeral pool', () => {
   });
 });
 
+describe('a failed create', () => {
+  it('leaves no record, no veth, no filters, and the next create works', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    await iso.create({ id: 'ok1', ports: '[31000-31009]' });
+    const before = { links: pmiLinks(), filters: portTableFilters(), records: records() };
+    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', netnsPath: '/run/netns/pmi-lab-no-such-namespace' })).rejects.toThrow(/Failed to create container bad: .*ENOENT/);
+    expect({ links: pmiLinks(), filters: portTableFilters(), records: records() }).toEqual(before);
+    expect((await iso.list()).map((c) => c.id)).toEqual(['ok1']);
+    const next = await iso.create({ id: 'ok2', ports: '[31010-31019]' });
+    const l = await listen(next.netns, 'tcp', 31011);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31011, 'after-failure\n')).toBe('ok');
+    expect(await until(() => l.received().includes('after-failure'))).toBe(true);
+  });
+});
+
 describe('rate limits (real transfers)', () => {
   it('shapes egress on the container side to the configured rate (SmallEgressLimit)', async () => {
     lab = new IsolatorLab();
