@@ -137,11 +137,20 @@ Napi::Value SendMmsg(const Napi::CallbackInfo& info) {
 // RCU grace period): the event loop goes on meanwhile. result is bytes sent or -errno.
 class SendWorker : public Napi::AsyncWorker {
  public:
+  // The worker sends on its own duplicate of the socket, so closing the socket meanwhile cannot
+  // make it write to whatever file reuses the number.
   SendWorker(Napi::Function cb, int fd, Napi::Buffer<uint8_t> buf, size_t length)
-      : Napi::AsyncWorker(cb, "NetlinkSendInBackground"), fd_(fd), data_(buf.Data()), length_(length) {
+      : Napi::AsyncWorker(cb, "NetlinkSendInBackground"), fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)), data_(buf.Data()), length_(length) {
     buffer_ = Napi::Persistent(buf);  // keeps the bytes alive until the send is done
   }
+  ~SendWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
   void Execute() override {
+    if (fd_ < 0) {
+      result_ = -EBADF;
+      return;
+    }
     sockaddr_nl addr = KernelAddress();
     ssize_t n;
     do {
@@ -203,13 +212,13 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
-// waitReadable(fd, timeoutMs) -> 1 readable, 0 timed out, or -errno. Blocks the calling thread:
+// waitReadable(fd, timeoutMs) -> 1 readable, 0 timed out, or -errno (-EINTR on a signal). Blocks the calling thread:
 // only for the synchronous request path, whose callers accept that.
 Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, 2, "waitReadable")) return info.Env().Undefined();
   pollfd p = {IntArg(info, 0), POLLIN, 0};
   int n = poll(&p, 1, IntArg(info, 1));
-  if (n < 0) return Napi::Number::New(info.Env(), errno == EINTR ? 0 : -errno);
+  if (n < 0) return Napi::Number::New(info.Env(), -errno);  // -EINTR: the caller retries
   return Napi::Number::New(info.Env(), n > 0 ? 1 : 0);
 }
 

@@ -41,6 +41,16 @@ export class EphemeralPortsAllocator {
     return true;
   }
 
+  /**
+   * Mark a block used whatever its state (a recorded container's): with a changed pool or a
+   * conflicting record, it is still never handed to anyone else.
+   */
+  reserve(begin: number, end: number): void {
+    const block = PortSet.ofRanges([[begin, end]]);
+    this.free = this.free.subtract(block);
+    this.used = this.used.union(block);
+  }
+
   /** Give a block back. False if it was not in use. */
   release(begin: number, end: number): boolean {
     const block = PortSet.ofRanges([[begin, end]]);

@@ -4,7 +4,7 @@
  * (one line, nothing half-built left), 2 configuration error (one line naming the flag).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '../netlink/index.js';
@@ -79,7 +79,9 @@ function resolveFlags(args: ParsedArgs, workDir: string): { flags: IsolatorFlags
     flags: given,
     remember: () => {
       mkdirSync(workDir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, JSON.stringify(given, null, 2) + '\n');
+      const tmp = `${file}.tmp-${process.pid}`;
+      writeFileSync(tmp, JSON.stringify(given, null, 2) + '\n');
+      renameSync(tmp, file); // readers see the old or the new file, never half of one
     },
   };
 }
@@ -220,37 +222,46 @@ export async function main(argv: string[]): Promise<number> {
 
 async function runCommand(args: ParsedArgs, open: () => Promise<Isolator>, log: ReturnType<typeof createLogger>): Promise<number> {
   if (!args.rest.length) throw new ConfigError('run', "needs a command: portmap-isolator run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]");
-  const iso = await open();
-  const id = stringFlag(args.flags, 'id') ?? `run-${process.pid}`;
-  const ports = stringFlag(args.flags, 'ports');
-  const info = await iso.create({ id, ...(ports !== undefined ? { ports } : {}) });
-  log.info('container created', { id, ephemeral_ports: `${info.ephemeral_ports.begin}-${info.ephemeral_ports.end}` });
+  // Signals are ours from the start: one during create or destroy must not leave a half-built
+  // container; one while CMD runs is forwarded to it.
   const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   let child: ChildProcess | undefined;
+  let pending: NodeJS.Signals | undefined;
+  const handlers = forwarded.map((sig) => {
+    const h = () => {
+      if (child && child.exitCode === null) child.kill(sig);
+      else pending ??= sig;
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
   try {
-    const ns = Netns.fromPath(info.netns);
+    const iso = await open();
+    const id = stringFlag(args.flags, 'id') ?? `run-${process.pid}`;
+    const ports = stringFlag(args.flags, 'ports');
+    const info = await iso.create({ id, ...(ports !== undefined ? { ports } : {}) });
+    log.info('container created', { id, ephemeral_ports: `${info.ephemeral_ports.begin}-${info.ephemeral_ports.end}` });
     try {
-      child = ns.spawn(args.rest[0]!, args.rest.slice(1), { stdio: 'inherit', env: { ...process.env, PORTMAP_ISOLATOR_CONTAINER: id } });
-    } finally {
-      ns.close();
-    }
-    const handlers = forwarded.map((sig) => {
-      const h = () => child!.kill(sig);
-      process.on(sig, h);
-      return [sig, h] as const;
-    });
-    const status = await new Promise<number>((resolve) => {
-      child!.on('error', (e: Error) => {
-        log.error(`cannot run ${args.rest[0]}: ${e.message}`);
-        resolve(127);
+      if (pending) return 128 + (signalNumber(pending) ?? 0);
+      const ns = Netns.fromPath(info.netns);
+      try {
+        child = ns.spawn(args.rest[0]!, args.rest.slice(1), { stdio: 'inherit', env: { ...process.env, PORTMAP_ISOLATOR_CONTAINER: id } });
+      } finally {
+        ns.close();
+      }
+      return await new Promise<number>((resolve) => {
+        child!.on('error', (e: Error) => {
+          log.error(`cannot run ${args.rest[0]}: ${e.message}`);
+          resolve(127);
+        });
+        child!.on('exit', (code: number | null, signal: NodeJS.Signals | null) => resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 1)));
       });
-      child!.on('exit', (code: number | null, signal: NodeJS.Signals | null) => resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 1)));
-    });
-    for (const [sig, h] of handlers) process.off(sig, h);
-    return status;
+    } finally {
+      await iso.destroy(id);
+      log.info('container destroyed', { id });
+    }
   } finally {
-    await iso.destroy(id);
-    log.info('container destroyed', { id });
+    for (const [sig, h] of handlers) process.off(sig, h);
   }
 }
 

@@ -70,7 +70,7 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
   if (!checks.every((c) => c.ok)) return checks;
   let features: Record<string, string | true> = {};
   try {
-    features = await probeKernel(`${opts.workDir}/netns/.doctor`);
+    features = await probeKernel(`${opts.workDir}/netns/.doctor-${process.pid}`);
   } catch (e) {
     add('kernel probe', false, true, `cannot create a scratch namespace: ${(e as Error).message}`);
     return checks;

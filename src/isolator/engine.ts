@@ -9,7 +9,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
-import { NetlinkError, NetlinkSession as Session, Netns, createNetns, removeNetns } from '../netlink/index.js';
+import { NetlinkError, NetlinkSession as Session, Netns, createNetns, pinNetns, removeNetns } from '../netlink/index.js';
 import { RTM_NAMES, Rtnl, linkRequests, writeSysctl } from '../rtnl/index.js';
 import type { Psched } from '../tc/rate.js';
 import { systemPsched } from '../tc/rate.js';
@@ -97,9 +97,19 @@ function pinExists(path: string): boolean {
   }
 }
 
+/** Pins in the work_dir: containers' (by id), and scratch probes of processes that died. */
 function listPins(dir: string): string[] {
   try {
-    return readdirSync(dir).filter((n) => !n.startsWith('.') || n === '.probe');
+    return readdirSync(dir).filter((n) => {
+      const probe = /^\.(?:probe|doctor)-(\d+)$/.exec(n);
+      if (!probe) return !n.startsWith('.');
+      try {
+        process.kill(Number(probe[1]), 0);
+        return false; // its process is alive
+      } catch {
+        return true;
+      }
+    });
   } catch {
     return [];
   }
@@ -191,12 +201,12 @@ class Registry {
   }
 
   index(r: ContainerRecord): void {
-    this.allocator.claim(r.ephemeralPorts.begin, r.ephemeralPorts.end);
-    for (const f of r.hostFilters) this.useNode(f.dev, f.handle, true);
+    this.allocator.reserve(r.ephemeralPorts.begin, r.ephemeralPorts.end);
+    for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, true);
   }
   unindex(r: ContainerRecord): void {
     this.allocator.release(r.ephemeralPorts.begin, r.ephemeralPorts.end);
-    for (const f of r.hostFilters) this.useNode(f.dev, f.handle, false);
+    for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, false);
   }
   private useNode(dev: HostFilterRole, handle: number, used: boolean): void {
     const bucket = (handle >>> 12) & 0xff;
@@ -218,9 +228,9 @@ class Registry {
     return slot;
   }
   /** Host veth indexes of the containers in one mirror chunk, in slot order. */
-  chunkVeths(chunk: number, without?: string): number[] {
+  chunkVeths(chunk: number, without?: string, include?: string): number[] {
     return [...this.records.values()]
-      .filter((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && r.phase !== 'destroying')
+      .filter((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && (r.phase === 'ready' || r.phase === 'updating' || r.id === include))
       .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
       .map((r) => r.vethIndex);
   }
@@ -295,6 +305,11 @@ export class Isolator {
       const store = new StateStore(opts.workDir ?? DEFAULT_WORK_DIR);
       store.init();
       const ctx: TcRequestContext = { psched: opts.psched ?? systemPsched(), mtu: host.eth0.mtu };
+      const recorded = store.readHost();
+      const inode = (ns ?? Netns.current()).inode;
+      if (recorded && recorded.netnsInode !== inode) {
+        throw new ConfigError('netns', `the work_dir ${store.workDir} belongs to another network namespace (inode ${recorded.netnsInode}, this one is ${inode}): pass the --netns it was used with, or another --work_dir`);
+      }
       const iso = new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu);
       if (config.egressUniqueFlowPerContainer && !(await iso.probeFqCodel())) {
         throw new ConfigError('egress_unique_flow_per_container', 'this kernel has no fq_codel qdisc, which unique egress flows need (sch_fq_codel); drop the flag or use a kernel with fq_codel');
@@ -326,12 +341,14 @@ export class Isolator {
     }
   }
   private saveRecord(r: ContainerRecord): void {
-    this.store.writeContainer(r);
+    // Bump first: a crash in between leaves a generation other processes reload on, never a
+    // record their caches miss.
     this.registry.generation = this.store.bumpGeneration();
+    this.store.writeContainer(r);
   }
   private dropRecord(id: string): void {
-    this.store.deleteContainer(id);
     this.registry.generation = this.store.bumpGeneration();
+    this.store.deleteContainer(id);
   }
 
   /** The host-wide setup, done at the first container (and recorded). */
@@ -339,10 +356,16 @@ export class Isolator {
     if (this.hostRecord) return this.hostRecord;
     const existing = this.store.readHost();
     const inode = (this.host.netns ?? Netns.current()).inode;
-    if (existing && existing.netnsInode === inode) return (this.hostRecord = existing);
+    if (existing && existing.netnsInode === inode && existing.complete !== false) return (this.hostRecord = existing);
     const flows = this.config.egressUniqueFlowPerContainer ? { parent: this.flowParent, qdisc: this.flowQdisc } : undefined;
-    const rec = await setUpHost(this.session, this.host, this.ctx, flows);
-    this.store.writeHost(rec);
+    const save = (r: HostRecord) => this.store.writeHost(r);
+    let rec: HostRecord;
+    try {
+      rec = await setUpHost(this.session, this.host, this.ctx, flows, save, existing?.netnsInode === inode ? existing : undefined);
+    } catch (e) {
+      this.store.deleteHost(); // setUpHost undid its changes
+      throw e;
+    }
     this.registry.generation = this.store.bumpGeneration();
     return (this.hostRecord = rec);
   }
@@ -356,7 +379,7 @@ export class Isolator {
   /** Whether the kernel has fq_codel: probed once, in a scratch namespace, when shaping is first needed. */
   private async probeFqCodel(): Promise<boolean> {
     if (this.fqCodel === undefined) {
-      this.fqCodel = await probeQdisc(this.store.netnsPath('.probe'), 'fq_codel', this.ctx);
+      this.fqCodel = await probeQdisc(this.store.netnsPath(`.probe-${process.pid}`), 'fq_codel', this.ctx);
       if (!this.fqCodel) this.warnOnce('this kernel has no fq_codel: shaping uses HTB alone and bloat_reduction statistics are left out');
     }
     return this.fqCodel;
@@ -366,9 +389,9 @@ export class Isolator {
     return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false };
   }
 
-  private mirrorRequests(chunk: number, without?: string): Request[] {
+  private mirrorRequests(chunk: number, without?: string, include?: string): Request[] {
     const reqs: Request[] = [];
-    const veths = this.registry.chunkVeths(chunk, without);
+    const veths = this.registry.chunkVeths(chunk, without, include);
     for (const what of ['arp', 'icmp'] as const) {
       const handle = u32HandleOf(MIRROR_TABLE_HTID[what], 0, 1 + chunk);
       if (veths.length) reqs.push(tcRequest(mirrorChunk(hostView(this.host), what, chunk, veths), 'set', this.ctx));
@@ -391,7 +414,7 @@ export class Isolator {
     this.lastTimings = sw.timings;
     return this.store.withLock(async () => {
       sw.lap('lock');
-      this.sync();
+      await this.syncAndRepair();
       if (this.registry.records.has(id)) throw new IsolatorError(`container ${id} already exists`);
       if (!this.config.ports.contains(ports)) {
         throw new IsolatorError(`Some non-ephemeral ports specified in ${ports.toString()} are not managed by the isolator (managed: ${this.config.ports.toString()})`);
@@ -400,39 +423,48 @@ export class Isolator {
       if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
       await this.ensureHost();
       sw.lap('state');
+      const egress = this.shapingFor('egress', spec.cpus);
+      const ingress = this.shapingFor('ingress', spec.cpus);
+      if (egress || ingress) await this.probeFqCodel();
+      const flowId = this.config.egressUniqueFlowPerContainer ? this.freeFlowId() : undefined;
       const block = this.registry.allocator.allocate();
       if (!block) {
         throw new IsolatorError(
           `Failed to allocate ephemeral ports: no free block of ${this.config.ephemeralPortsPerContainer} ports is left in ${this.config.ephemeralPorts.toString()} (${this.registry.records.size} containers)`,
         );
       }
-      const seq = this.store.nextVethNumber();
-      const rec: ContainerRecord = {
-        id,
-        phase: 'creating',
-        netns: spec.netnsPath ?? (spec.pid !== undefined ? `/proc/${spec.pid}/ns/net` : this.store.netnsPath(id)),
-        ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
-        ...(spec.pid !== undefined ? { pid: spec.pid } : {}),
-        veth: `${VETH_PREFIX}${seq}`,
-        vethIndex: VETH_INDEX_BASE + seq,
-        ifname,
-        ephemeralPorts: block,
-        ports: ports.ranges,
-        hostFilters: [],
-        mirrorSlot: this.registry.freeMirrorSlot(),
-        createdAt: new Date().toISOString(),
-        ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
-      };
-      const egress = this.shapingFor('egress', spec.cpus);
-      const ingress = this.shapingFor('ingress', spec.cpus);
-      if (egress) rec.egress = egress;
-      if (ingress) rec.ingress = ingress;
-      if (egress || ingress) await this.probeFqCodel();
-      if (this.config.egressUniqueFlowPerContainer) rec.flowId = this.freeFlowId();
-      const blocks = blocksOf(rec);
-      const flow = rec.flowId !== undefined ? { qdisc: this.flowQdisc, flowId: rec.flowId } : undefined;
-      const portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes, flow);
-      rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
+      let rec: ContainerRecord;
+      let portFilters: ReturnType<typeof hostPortFilters>;
+      try {
+        const seq = this.store.nextVethNumber();
+        rec = {
+          id,
+          phase: 'creating',
+          // A process's namespace is pinned in the work_dir too: a reused pid can never point elsewhere.
+          netns: spec.netnsPath ?? this.store.netnsPath(id),
+          ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
+          ...(spec.pid !== undefined ? { pid: spec.pid, pinned: true } : {}),
+          veth: `${VETH_PREFIX}${seq}`,
+          vethIndex: VETH_INDEX_BASE + seq,
+          ifname,
+          ephemeralPorts: block,
+          ports: ports.ranges,
+          hostFilters: [],
+          mirrorSlot: this.registry.freeMirrorSlot(),
+          createdAt: new Date().toISOString(),
+          ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
+          ...(egress ? { egress } : {}),
+          ...(ingress ? { ingress } : {}),
+          ...(flowId !== undefined ? { flowId } : {}),
+        };
+        const blocks = blocksOf(rec);
+        const flow = flowId !== undefined ? { qdisc: this.flowQdisc, flowId } : undefined;
+        portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes, flow);
+        rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
+      } catch (e) {
+        this.registry.reset([...this.registry.records.values()]); // give back the block and any handles
+        throw e;
+      }
       // Checkpoint first: from here on, recover() can find and remove whatever exists.
       this.registry.records.set(id, rec);
       this.registry.index(rec);
@@ -457,7 +489,7 @@ export class Isolator {
 
   private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch): Promise<void> {
     const h = this.host;
-    const ns = rec.ownsNetns ? createNetns(rec.netns) : Netns.fromPath(rec.netns);
+    const ns = rec.ownsNetns ? createNetns(rec.netns) : rec.pinned ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns) : Netns.fromPath(rec.netns);
     sw.lap('netns');
     const view = this.view(rec);
     try {
@@ -475,7 +507,7 @@ export class Isolator {
         veth,
         ...vethFilters(hostView(h), view).map((p) => tcRequest(p, 'add', this.ctx)),
         ...portFilters.map((p) => tcRequest(p, 'add', this.ctx)),
-        ...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER)),
+        ...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER), undefined, rec.id),
         ...(rec.ingress ? shapingPlan({ ns: 'host', index: rec.vethIndex }, rec.ingress, view.fqCodel).map((p) => tcRequest(p, 'add', this.ctx)) : []),
         linkRequests.set(rec.vethIndex, { up: true }),
       ];
@@ -519,7 +551,24 @@ export class Isolator {
     reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
     const gone = ['ENOENT', 'ENODEV', 'EINVAL'];
     for (const r of await this.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && gone.includes(r.error.code))) errors.push(r.error);
-    if (rec.ownsNetns) {
+    if (!rec.ownsNetns) {
+      // The namespace outlives us: take our loopback filters out of it (its eth0 goes with the veth).
+      try {
+        const ns = Netns.fromPath(rec.netns);
+        try {
+          await this.inContainer(ns, async (cs) => {
+            const r = await cs.batch([tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', this.ctx)]);
+            const e = firstFailure(r, gone);
+            if (e) errors.push(e);
+          });
+        } finally {
+          ns.close();
+        }
+      } catch (e) {
+        if (!/ENOENT/.test((e as Error).message)) errors.push(e as Error);
+      }
+    }
+    if (rec.ownsNetns || rec.pinned) {
       try {
         removeNetns(rec.netns);
       } catch (e) {
@@ -530,7 +579,8 @@ export class Isolator {
       () => undefined,
       (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
     );
-    if (opts.wait) {
+    // A namespace that outlives us may get a new interface of the same name right away: wait.
+    if (opts.wait || !rec.ownsNetns) {
       const e = await del;
       if (e) errors.push(e as Error);
     } else {
@@ -545,7 +595,7 @@ export class Isolator {
   async destroy(id: string): Promise<boolean> {
     checkContainerId(id);
     return this.store.withLock(async () => {
-      this.sync();
+      await this.syncAndRepair();
       const rec = this.registry.records.get(id);
       if (!rec) return false;
       rec.phase = 'destroying';
@@ -605,7 +655,7 @@ export class Isolator {
     const sw = new Stopwatch();
     this.lastTimings = sw.timings;
     return this.store.withLock(async () => {
-      this.sync();
+      await this.syncAndRepair();
       const rec = this.registry.records.get(id);
       if (!rec || rec.phase !== 'ready') throw new UnknownContainerError(id);
       if (!this.config.ports.contains(ports)) {
@@ -620,38 +670,34 @@ export class Isolator {
       const toRemove = oldBlocks.filter((b) => !newBlocks.some((n) => same(n, b)));
       if (!toAdd.length && !toRemove.length) return toInfo(rec);
 
-      rec.phase = 'updating';
-      rec.pendingPorts = ports.ranges;
-      this.saveRecord(rec);
       const h = hostView(this.host);
       const view = this.view(rec, toAdd);
       const added = hostPortFilters(h, view, toAdd, this.registry.nodes, rec.flowId !== undefined ? { qdisc: this.flowQdisc, flowId: rec.flowId } : undefined);
       const addedHandles = added.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] as [number, number] }));
-      const vethAdds = perBlockVethFilters(h, view);
-      const containerAdds = perBlockContainerFilters(h, view);
+      // Checkpoint the target and the handles about to exist, so a crash can be rolled back.
+      rec.phase = 'updating';
+      rec.pendingPorts = ports.ranges;
+      rec.pendingFilters = addedHandles;
+      this.saveRecord(rec);
       const ns = Netns.fromPath(rec.netns);
       try {
-        // Add: veth filters, then the host port filters pointing at the veth, then the container's.
-        let err = firstFailure(await this.session.batch([...vethAdds, ...added].map((p) => tcRequest(p, 'add', this.ctx))));
-        if (!err) err = await this.inContainer(ns, async (cs) => firstFailure(await cs.batch(containerAdds.map((p) => tcRequest(p, 'add', this.ctx)))));
+        let err: Error | undefined;
+        try {
+          // Add: veth filters, then the host port filters pointing at the veth, then the container's.
+          err = firstFailure(await this.session.batch([...perBlockVethFilters(h, view), ...added].map((p) => tcRequest(p, 'add', this.ctx))));
+          if (!err) err = await this.inContainer(ns, async (cs) => firstFailure(await cs.batch(perBlockContainerFilters(h, view).map((p) => tcRequest(p, 'add', this.ctx)))));
+        } catch (e) {
+          err = e as Error;
+        }
         if (err) {
-          await this.removeBlocks(rec, ns, toAdd, addedHandles);
-          for (const f of addedHandles) this.releaseNode(f);
-          rec.phase = 'ready';
-          delete rec.pendingPorts;
-          this.saveRecord(rec);
+          await this.rollBackUpdate(rec, ns);
           throw new IsolatorError(`Failed to update container ${id}: ${err.message}; its ports are unchanged`, [err]);
         }
         sw.lap('add');
-        // Remove the blocks no longer wanted: host port filters first, then the container's and the veth's.
-        const removedHandles = rec.hostFilters.filter((f) => toRemove.some((b) => f.block[0] === b.begin && f.block[1] === b.end));
-        const errors = await this.removeBlocks(rec, ns, toRemove, removedHandles);
-        for (const f of removedHandles) this.releaseNode(f);
-        rec.hostFilters = [...rec.hostFilters.filter((f) => !removedHandles.includes(f)), ...addedHandles];
-        rec.ports = ports.ranges;
-        rec.phase = 'ready';
-        delete rec.pendingPorts;
+        rec.removing = true;
         this.saveRecord(rec);
+        sw.lap('adopt');
+        const errors = await this.rollForwardUpdate(rec, ns);
         sw.lap('remove');
         if (errors.length) this.warnOnce(`update of ${id}: some old filters could not be removed: ${errors.map((e) => e.message).join(', ')}`);
         return toInfo(rec);
@@ -659,6 +705,88 @@ export class Isolator {
         ns.close();
       }
     });
+  }
+
+  /** Blocks of the ports an update moves to that the current ports do not have (and the reverse). */
+  private updateDelta(rec: ContainerRecord): { toAdd: PortBlock[]; toRemove: PortBlock[] } {
+    const same = (a: PortBlock, b: PortBlock) => a.begin === b.begin && a.end === b.end;
+    const oldBlocks = portBlocks(PortSet.ofRanges(rec.ports));
+    const newBlocks = portBlocks(PortSet.ofRanges(rec.pendingPorts ?? rec.ports));
+    return { toAdd: newBlocks.filter((b) => !oldBlocks.some((o) => same(o, b))), toRemove: oldBlocks.filter((b) => !newBlocks.some((n) => same(n, b))) };
+  }
+
+  /** Undo the adding half of an update: the container keeps its old ports. */
+  private async rollBackUpdate(rec: ContainerRecord, ns: Netns): Promise<Error[]> {
+    const errors = await this.removeBlocks(rec, ns, this.updateDelta(rec).toAdd, rec.pendingFilters ?? []);
+    for (const f of rec.pendingFilters ?? []) this.releaseNode(f);
+    rec.phase = 'ready';
+    delete rec.pendingPorts;
+    delete rec.pendingFilters;
+    delete rec.removing;
+    this.saveRecord(rec);
+    return errors;
+  }
+
+  /** Finish an update whose new filters all exist: remove the old blocks' filters, adopt the new ports. */
+  private async rollForwardUpdate(rec: ContainerRecord, ns: Netns): Promise<Error[]> {
+    const { toRemove } = this.updateDelta(rec);
+    const removed = rec.hostFilters.filter((f) => toRemove.some((b) => f.block[0] === b.begin && f.block[1] === b.end));
+    const errors = await this.removeBlocks(rec, ns, toRemove, removed);
+    for (const f of removed) this.releaseNode(f);
+    rec.hostFilters = [...rec.hostFilters.filter((f) => !removed.includes(f)), ...(rec.pendingFilters ?? [])];
+    rec.ports = rec.pendingPorts ?? rec.ports;
+    rec.phase = 'ready';
+    delete rec.pendingPorts;
+    delete rec.pendingFilters;
+    delete rec.removing;
+    this.saveRecord(rec);
+    return errors;
+  }
+
+  /**
+   * Finish what a dead process left: a create or destroy that did not complete is torn down, an
+   * update is rolled back (or forward, once its new filters all existed). Called under the lock,
+   * where any record not 'ready' cannot belong to a live operation. Returns what went wrong.
+   */
+  private async finishInterrupted(links?: Array<{ index: number; name: string }>): Promise<{ cleaned: Array<{ id: string; reason: string }>; errors: string[] }> {
+    const out = { cleaned: [] as Array<{ id: string; reason: string }>, errors: [] as string[] };
+    for (const rec of [...this.registry.records.values()]) {
+      let reason: string | undefined;
+      if (rec.phase === 'creating' || rec.phase === 'destroying') reason = `interrupted while ${rec.phase}`;
+      else if (links && !links.some((l) => l.index === rec.vethIndex && l.name === rec.veth)) reason = 'its veth is gone';
+      else if (links && (rec.ownsNetns || rec.pinned) && !pinExists(rec.netns)) reason = 'its network namespace is gone';
+      if (!reason && rec.phase === 'updating') {
+        let ns: Netns | undefined;
+        try {
+          ns = Netns.fromPath(rec.netns);
+          const errs = rec.removing ? await this.rollForwardUpdate(rec, ns) : await this.rollBackUpdate(rec, ns);
+          out.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+        } catch (e) {
+          out.errors.push(`${rec.id}: ${(e as Error).message}`);
+        } finally {
+          ns?.close();
+        }
+      }
+      if (reason) {
+        const errs = await this.teardown(rec, { wait: true });
+        out.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+        this.registry.unindex(rec);
+        this.registry.records.delete(rec.id);
+        this.dropRecord(rec.id);
+        out.cleaned.push({ id: rec.id, reason });
+      }
+    }
+    return out;
+  }
+
+  /** sync() and finish interrupted operations of dead processes: the start of every change. */
+  private async syncAndRepair(): Promise<void> {
+    this.sync();
+    if ([...this.registry.records.values()].some((r) => r.phase !== 'ready')) {
+      const r = await this.finishInterrupted();
+      for (const c of r.cleaned) this.warnOnce(`cleaned up container ${c.id}: ${c.reason}`);
+      for (const e of r.errors) this.warnOnce(`while finishing an interrupted operation: ${e}`);
+    }
   }
 
   private releaseNode(f: { dev: HostFilterRole; handle: number }): void {
@@ -727,7 +855,13 @@ export class Isolator {
     if (id !== undefined && records.length === 0) throw new UnknownContainerError(id);
     const out: MesosStatistics[] = [];
     for (const r of records) {
-      out.push(await containerStatistics(r, { host: this.session, config: this.config, fqCodel: this.fqCodel ?? false }));
+      try {
+        out.push(await containerStatistics(r, { host: this.session, config: this.config, fqCodel: this.fqCodel ?? false }));
+      } catch (e) {
+        // Destroyed meanwhile by another process, or its namespace died: one container's problem.
+        if (id !== undefined) throw e;
+        this.warnOnce(`statistics of ${r.id} are unavailable: ${(e as Error).message}`);
+      }
     }
     return out;
   }
@@ -745,37 +879,10 @@ export class Isolator {
       this.registry.generation = this.store.readGeneration();
       const links = await this.rtnl.links.list();
       const hostRec = this.store.readHost();
-      for (const rec of [...this.registry.records.values()]) {
-        const veth = links.find((l) => l.index === rec.vethIndex && l.name === rec.veth);
-        let reason: string | undefined;
-        if (rec.phase === 'creating' || rec.phase === 'destroying') reason = `interrupted while ${rec.phase}`;
-        else if (!veth) reason = 'its veth is gone';
-        else if (rec.ownsNetns && !pinExists(rec.netns)) reason = 'its network namespace is gone';
-        if (!reason && rec.phase === 'updating') {
-          // An interrupted update: keep the old ports; drop filters of the new ones it may have added.
-          const ns = Netns.fromPath(rec.netns);
-          try {
-            const pending = portBlocks(PortSet.ofRanges(rec.pendingPorts ?? []).subtract(PortSet.ofRanges(rec.ports)));
-            const errs = await this.removeBlocks(rec, ns, pending, []);
-            report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
-          } finally {
-            ns.close();
-          }
-          rec.phase = 'ready';
-          delete rec.pendingPorts;
-          this.saveRecord(rec);
-        }
-        if (reason) {
-          const errs = await this.teardown(rec, { wait: true });
-          report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
-          this.registry.unindex(rec);
-          this.registry.records.delete(rec.id);
-          this.dropRecord(rec.id);
-          report.cleaned.push({ id: rec.id, reason });
-        } else {
-          report.recovered.push(rec.id);
-        }
-      }
+      const finished = await this.finishInterrupted(links);
+      report.cleaned.push(...finished.cleaned);
+      report.errors.push(...finished.errors);
+      report.recovered.push(...[...this.registry.records.values()].map((r) => r.id));
       // Orphans: our veths without a record.
       const known = new Set([...this.registry.records.values()].map((r) => r.vethIndex));
       for (const l of links) {

@@ -46,22 +46,42 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequ
 }
 
 /**
- * Apply the host-wide setup and return its record. On failure, undo what was done and rethrow.
+ * Apply the host-wide setup and return its record. What the host looked like is recorded (by
+ * `save`) before anything changes, and each change is recorded as it is made, so a crash in the
+ * middle leaves a record `cleanup` can undo. A `previous` unfinished record keeps its captured
+ * "before" values (the host may already show our changes). On failure, undo and rethrow.
  */
-export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRequestContext, flows?: { parent: number; qdisc: number }): Promise<HostRecord> {
+export async function setUpHost(
+  session: NetlinkSession,
+  h: HostFacts,
+  ctx: TcRequestContext,
+  flows: { parent: number; qdisc: number } | undefined,
+  save: (rec: HostRecord) => void,
+  previous?: HostRecord,
+): Promise<HostRecord> {
   const ns = h.netns ?? Netns.current();
-  const rec: HostRecord = { netnsInode: ns.inode, createdIngress: [], sysctls: {}, lo: { address: h.lo.address, mtu: h.lo.mtu }, shared: {} };
+  const rec: HostRecord = {
+    netnsInode: ns.inode,
+    complete: false,
+    createdIngress: [...(previous?.createdIngress ?? [])],
+    sysctls: { ...(previous?.sysctls ?? {}) },
+    lo: previous?.lo ?? { address: h.lo.address, mtu: h.lo.mtu },
+    shared: {},
+    ...(previous?.flows ? { flows: previous.flows } : {}),
+  };
+  for (const [key] of hostSysctls(h)) rec.sysctls[key.join('/')] ??= readSysctl(ns, key);
+  save(rec);
   try {
     if (h.lo.address !== h.eth0.address || h.lo.mtu !== h.eth0.mtu) {
       await session.request(linkRequests.set(h.lo.index, { address: h.eth0.address, mtu: h.eth0.mtu }));
     }
-    if (await ensureIngress(session, h.eth0.index, ctx)) rec.createdIngress.push('eth0');
-    if (await ensureIngress(session, h.lo.index, ctx)) rec.createdIngress.push('lo');
-    for (const [key, value] of hostSysctls(h)) {
-      const old = readSysctl(ns, key);
-      rec.sysctls[key.join('/')] = old;
-      if (old !== value) writeSysctl(ns, key, value);
+    for (const dev of ['eth0', 'lo'] as const) {
+      if ((await ensureIngress(session, h[dev].index, ctx)) && !rec.createdIngress.includes(dev)) {
+        rec.createdIngress.push(dev);
+        save(rec);
+      }
     }
+    for (const [key, value] of hostSysctls(h)) if (readSysctl(ns, key) !== value) writeSysctl(ns, key, value);
     const results = await session.batch(sharedLayout(h).map((p) => tcRequest(p, 'add', ctx)));
     // Already there (a host record lost while the objects stayed) is fine.
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
@@ -70,18 +90,21 @@ export async function setUpHost(session: NetlinkSession, h: HostFacts, ctx: TcRe
     if (flows) {
       // An fq_codel already at that parent is reused (Mesos does the same); anything else there is an error.
       const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);
-      let created = true;
+      let created = rec.flows?.created ?? false;
       try {
         await session.request(tcRequest(qdisc!, 'add', ctx));
+        created = true;
       } catch (e) {
         if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
-        created = false;
       }
       rec.flows = { ...flows, created };
+      save(rec);
       const r = await session.batch(classifiers.map((p) => tcRequest(p, 'add', ctx)));
       const bad = r.find((x) => !x.ok && !(x.error instanceof NetlinkError && x.error.code === 'EEXIST'));
       if (bad && !bad.ok) throw new Error(`Egress qdisc already exists on ${h.eth0.name}, or its flow classifiers cannot be added: ${bad.error.message}`);
     }
+    rec.complete = true;
+    save(rec);
     return rec;
   } catch (e) {
     await tearDownHost(session, h, rec, ctx).catch(() => undefined);

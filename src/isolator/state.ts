@@ -1,4 +1,5 @@
 import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
 import type { NativeShim } from '../netlink/shim.js';
@@ -32,6 +33,8 @@ export interface ContainerRecord {
   netns: string;
   /** Whether we created and pinned the namespace (and so remove it). */
   ownsNetns: boolean;
+  /** A process's namespace that we pinned at `netns` (unpinned on destroy; the process keeps it). */
+  pinned?: boolean;
   pid?: number;
   /** Host end of the veth pair. */
   veth: string;
@@ -41,6 +44,10 @@ export interface ContainerRecord {
   ports: Array<[number, number]>;
   /** Ports being moved to by an update in progress (phase 'updating'). */
   pendingPorts?: Array<[number, number]>;
+  /** Host filters that update adds (checkpointed before they exist). */
+  pendingFilters?: HostFilterRecord[];
+  /** The update's new filters all exist: a crash now is finished forward, not rolled back. */
+  removing?: boolean;
   egress?: HtbConfig;
   ingress?: HtbConfig;
   flowId?: number;
@@ -70,6 +77,8 @@ export interface HostFilterRecord {
 export interface HostRecord {
   /** Namespace identity (inode) the record belongs to. */
   netnsInode: number;
+  /** False while the setup is under way (a crash leaves it false: the next setup resumes). */
+  complete?: boolean;
   /** Ingress qdiscs we created (not pre-existing ones). */
   createdIngress: Array<'eth0' | 'lo'>;
   /** Sysctl values before we changed them: key → old value. */
@@ -89,7 +98,10 @@ export class LockTimeoutError extends IsolatorError {
 
 export class StateStore {
   private lockFd: number | undefined;
-  private lockDepth = 0;
+  /** The call chain holding the lock in this process. */
+  private readonly holder = new AsyncLocalStorage<StateStore>();
+  /** Calls of this process waiting for the lock, in order. */
+  private queue: Promise<void> = Promise.resolve();
   private readonly shim: NativeShim;
 
   constructor(
@@ -119,14 +131,21 @@ export class StateStore {
    * for another holder; the kernel releases a dead holder's lock.
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-    if (this.lockDepth > 0) {
-      this.lockDepth++;
-      try {
-        return await fn();
-      } finally {
-        this.lockDepth--;
-      }
+    // Re-entrant within one call chain (AsyncLocalStorage), exclusive between concurrent calls of
+    // this process (a promise queue) and between processes (flock).
+    if (this.holder.getStore() === this) return fn();
+    const previous = this.queue;
+    let release!: () => void;
+    this.queue = new Promise<void>((r) => (release = r));
+    try {
+      await previous;
+      return await this.holder.run(this, () => this.lockFile(fn, timeoutMs));
+    } finally {
+      release();
     }
+  }
+
+  private async lockFile<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
     this.init();
     const fd = openSync(join(this.workDir, 'lock'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
     const deadline = Date.now() + timeoutMs;
@@ -144,11 +163,9 @@ export class StateStore {
       await new Promise((r) => setTimeout(r, wait));
     }
     this.lockFd = fd;
-    this.lockDepth = 1;
     try {
       return await fn();
     } finally {
-      this.lockDepth = 0;
       this.lockFd = undefined;
       this.shim.flock(fd, LOCK.UN);
       closeSync(fd);

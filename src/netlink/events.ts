@@ -46,6 +46,12 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
     return sub;
   }
 
+  /** 'error' without a listener would throw inside the event loop's poll callback: warn instead. */
+  private fail(e: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+    else process.emitWarning(`netlink subscription: ${e.message}`);
+  }
+
   /** Read what is queued now (also called from the event loop when the socket is readable). */
   drain(): void {
     while (!this.socket.isClosed) {
@@ -53,7 +59,7 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
       try {
         d = this.socket.receive();
       } catch (e) {
-        this.emit('error', e as Error);
+        this.fail(e as Error);
         return;
       }
       if (d === RECV_EMPTY) return;
@@ -67,7 +73,7 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
       try {
         messages = parseMessages(d.data);
       } catch (e) {
-        this.emit('error', e as Error);
+        this.fail(e as Error);
         continue;
       }
       for (const m of messages) this.emit('message', m);

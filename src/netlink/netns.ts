@@ -139,15 +139,26 @@ export function runInNetns<T>(ns: Netns, fn: () => T, shim: NativeShim = nativeS
       if (threadNetnsInode() !== targetIno) throw new Error(`setns into ${ns} did not take effect`);
       return checkSync(fn());
     } finally {
-      enter(shim, home, 'returning from', ns.toString());
-      if (threadNetnsInode() !== homeIno) {
-        // Never continue in the wrong namespace: everything after would act on the wrong host.
-        process.emitWarning(`portmap-isolator: could not return from ${ns}; aborting`);
-        process.abort();
-      }
+      returnHome(shim, home, homeIno, ns.toString());
     }
   } finally {
     closeSync(home);
+  }
+}
+
+/** Switch back to the thread's home namespace; never continue anywhere else (abort instead). */
+function returnHome(shim: NativeShim, home: number, homeIno: number, from: string): void {
+  let ok = false;
+  try {
+    shim.setns(home, CLONE.NEWNET);
+    ok = threadNetnsInode() === homeIno;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    // Everything after would act on the wrong host.
+    process.emitWarning(`portmap-isolator: could not return from network namespace ${from}; aborting`);
+    process.abort();
   }
 }
 
@@ -218,14 +229,31 @@ export function createNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): 
       unlinkQuiet(path);
       throw new SocketError('mount', (e as { errno: number }).errno ?? 1, `pinning network namespace at ${path}`);
     } finally {
-      enter(shim, home, 'returning from new namespace', path);
-      if (threadNetnsInode() !== homeIno) {
-        process.emitWarning('portmap-isolator: could not return from a new network namespace; aborting');
-        process.abort();
-      }
+      returnHome(shim, home, homeIno, path);
     }
   } finally {
     closeSync(home);
+  }
+  return Netns.fromPath(path, opts.shim);
+}
+
+/**
+ * Pin an existing namespace (e.g. /proc/PID/ns/net) at `path` by a bind mount, so that it can be
+ * reached by path even after the process is gone or its pid reused. Returns a handle to the pin.
+ */
+export function pinNetns(source: string, path: string, opts: CreateNetnsOptions = {}): Netns {
+  const shim = opts.shim ?? nativeShim();
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  try {
+    closeSync(openSync(path, fsConstants.O_RDONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o444));
+  } catch (e) {
+    throw new SocketError('open', (e as NodeJS.ErrnoException).errno ?? 17, `creating network namespace pin ${path}`);
+  }
+  try {
+    shim.mount(source, path, 'none', MS.BIND, null);
+  } catch (e) {
+    unlinkQuiet(path);
+    throw new SocketError('mount', (e as { errno: number }).errno ?? 1, `pinning ${source} at ${path}`);
   }
   return Netns.fromPath(path, opts.shim);
 }

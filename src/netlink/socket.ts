@@ -180,9 +180,13 @@ export class NetlinkSocket {
   /** Block the thread until a datagram is queued or `timeoutMs` passes; true when readable. */
   waitReadable(timeoutMs: number): boolean {
     this.checkOpen();
-    const r = this.shim.waitReadable(this.fd, Math.max(0, Math.ceil(timeoutMs)));
-    if (r < 0) throw new SocketError('poll', -r);
-    return r === 1;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.shim.waitReadable(this.fd, Math.max(0, Math.ceil(deadline - Date.now())));
+      if (r === -4 /* EINTR: a signal, not a timeout */ && Date.now() < deadline) continue;
+      if (r < 0 && r !== -4) throw new SocketError('poll', -r);
+      return r === 1;
+    }
   }
 
   /** Call `onReadable` from the event loop whenever a datagram is queued, until stopPolling(). */

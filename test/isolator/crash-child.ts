@@ -1,12 +1,15 @@
 /**
- * Creates one container and is killed (SIGKILL) by the engine's test hook right after the phase
- * named in PORTMAP_ISOLATOR_CRASH_AT: what a crash at that point leaves behind is for recover().
+ * Runs one engine operation and is killed (SIGKILL) by the engine's test hook right after the
+ * phase named in PORTMAP_ISOLATOR_CRASH_AT: what a crash at that point leaves is for recover().
+ *   crash-child.ts NETNS WORK_DIR ID            create ID with ports [31900-31999]
+ *   crash-child.ts NETNS WORK_DIR ID PORTS      update ID to PORTS
  */
 import { Isolator } from '../../src/isolator/engine.js';
 import { FIXTURE } from '../helpers/isolator-lab.js';
 
-const [netns, workDir, id] = process.argv.slice(2);
+const [netns, workDir, id, ports] = process.argv.slice(2);
 const iso = await Isolator.open({ netns: netns!, workDir: workDir!, flags: FIXTURE, onWarning: () => undefined });
-await iso.create({ id: id!, ports: '[31900-31999]' });
+if (ports) await iso.update(id!, ports);
+else await iso.create({ id: id!, ports: '[31900-31999]' });
 await iso.close();
 process.exit(0);

@@ -197,6 +197,48 @@ describe('restart and recovery', () => {
   );
 });
 
+describe('interrupted operations are finished by the next change, without a recover', () => {
+  const crash = (phase: string, id: string, ports?: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), lab.lab.host, lab.workDir, id, ...(ports ? [ports] : [])], {
+      env: { ...process.env, PORTMAP_ISOLATOR_CRASH_AT: phase },
+      timeout: 30_000,
+    });
+
+  it('a create killed half-way does not break the next create in the same mirror chunk', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    await iso.create({ id: 'first', ports: '[31000-31009]' });
+    expect(crash('host batch', 'torn').signal).toBe('SIGKILL');
+    const next = await iso.create({ id: 'second', ports: '[31010-31019]' });
+    expect((await iso.list()).map((c) => c.id).sort()).toEqual(['first', 'second']);
+    expect(records().sort()).toEqual(['first.json', 'second.json']);
+    const l = await listen(next.netns, 'tcp', 31012);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31012, 'ok-after-crash\n')).toBe('ok');
+    expect(await until(() => l.received().includes('ok-after-crash'))).toBe(true);
+  });
+
+  it.each([
+    ['add', [[31000, 31009]]],
+    ['adopt', [[31000, 31019]]],
+  ] as const)('an update killed after "%s" is rolled to a consistent state: ports %j, and exactly their filters', async (phase, expected) => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    const c = await iso.create({ id: 'u', ports: '[31000-31009]' });
+    expect(crash(phase, 'u', '[31000-31019]').signal).toBe('SIGKILL');
+    const report = await iso.recover();
+    expect(report.errors).toEqual([]);
+    const after = (await iso.list())[0]!;
+    expect(after.ports).toEqual(expected);
+    // Traffic agrees with the recorded ports: 31015 reaches the container only if it owns it.
+    const l = await listen(c.netns, 'tcp', 31015);
+    const r = send(lab.lab.world, 'tcp', HOST_IP, 31015, 'probe\n');
+    if (phase === 'add') expect(r).toMatch(/^fail: .*refused/);
+    else expect(await until(() => l.received().includes('probe'))).toBe(true);
+    // and the update can be done again
+    expect((await iso.update('u', '[31000-31029]')).ports).toEqual([[31000, 31029]]);
+  });
+});
+
 describe('cleanup', () => {
   it('removes every container and every host-side change, and is idempotent', async () => {
     lab = new IsolatorLab();
