@@ -95,8 +95,11 @@ export const PRIO = Object.freeze({
 /** The hash table of port filters on the host's eth0 and lo ingress, and its geometry. */
 export const PORT_TABLE_HTID = 0x100;
 export const PORT_TABLE_DIVISOR = 256;
-/** The kernel's per-filter action limit (TCA_ACT_MAX_PRIO). */
-export const MIRRORS_PER_FILTER = 32;
+/**
+ * Mirror actions per filter: at most 32 (the kernel's TCA_ACT_MAX_PRIO); 8 keeps the rewrite a
+ * container start or stop causes small (the kernel creates every action of the filter anew).
+ */
+export const MIRRORS_PER_FILTER = 8;
 /** Mirror chunk k is node k + 1 of its table. */
 export const MIRROR_NODE_BASE = 1;
 

@@ -10,7 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
 import { sweepStaleLabs } from '../helpers/lab.js';
 import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, runIn, send, stopAllTraffic, until } from '../helpers/traffic.js';
 
 let lab: IsolatorLab;
 beforeAll(() => sweepStaleLabs());
@@ -78,6 +78,21 @@ describe('a failed create', () => {
     const l = await listen(next.netns, 'tcp', 31011);
     expect(send(lab.lab.world, 'tcp', HOST_IP, 31011, 'after-failure\n')).toBe('ok');
     expect(await until(() => l.received().includes('after-failure'))).toBe(true);
+  });
+});
+
+describe('mirrors beyond one filter', () => {
+  it('ARP and ICMP answers reach containers in every mirror filter (more containers than one filter holds)', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    const cs = [];
+    for (let i = 0; i < 10; i++) cs.push(await iso.create({ id: `m${i}` }));
+    for (const c of [cs[0]!, cs[8]!, cs[9]!]) {
+      expect(runIn(c.netns, ['arping', '-c', '1', '-w', '2', '-I', 'eth0', GATEWAY])).toBe(0);
+      expect(runIn(c.netns, ['ping', '-c', '1', '-W', '2', GATEWAY])).toBe(0);
+    }
+    await iso.destroy('m9'); // the second filter shrinks; the others keep working
+    expect(runIn(cs[8]!.netns, ['arping', '-c', '1', '-w', '2', '-I', 'eth0', GATEWAY])).toBe(0);
   });
 });
 
