@@ -7,6 +7,7 @@
 import type { NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, Netns } from '../netlink/index.js';
 import { linkRequests, readSysctl, writeSysctl } from '../rtnl/index.js';
+import { Tc, formatTcHandle } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { HostView, TcPlan } from './plan.js';
 import { INGRESS_HANDLE, TC_H_INGRESS, flowSharedPlan, mirrorTablePlan, portTablePlan } from './plan.js';
@@ -96,6 +97,12 @@ export async function setUpHost(
         created = true;
       } catch (e) {
         if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+        // Reuse only an fq_codel with our handle there: never hang classifiers on another qdisc.
+        const there = await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent });
+        if (there?.kind !== 'fq_codel' || there.handle !== flows.qdisc) {
+          const what = there ? `${there.kind} ${formatTcHandle(there.handle)}` : e.message;
+          throw new Error(`Egress qdisc already exists on ${h.eth0.name} at ${formatTcHandle(flows.parent)} (${what}), and unique flows need fq_codel ${formatTcHandle(flows.qdisc)} there`);
+        }
       }
       rec.flows = { ...flows, created };
       save(rec);

@@ -259,9 +259,10 @@ export function flowSharedPlan(host: HostView, parent: number, qdisc: number): T
   const f = (prio: number, protocol: 'ip' | 'arp' | 'all', keys: U32Key[], flowId: number): U32FilterPlan => ({ type: 'u32', dev: eth0, parent: qdisc, prio, protocol, keys, terminal: true, actions: [], classid: (qdisc | flowId) >>> 0 });
   return [
     { type: 'qdisc', dev: eth0, kind: 'fq_codel', parent, handle: qdisc },
+    // The catch-all first: until it exists fq_codel drops whatever no filter classifies.
+    f(PRIO.DEFAULT, 'all', [keyMatchAll], FLOW.HOST),
     f(PRIO.ARP, 'arp', [keyMatchAll], FLOW.ARP_ICMP),
     f(PRIO.ICMP, 'ip', [keyIcmp], FLOW.ARP_ICMP),
-    f(PRIO.DEFAULT, 'all', [keyMatchAll], FLOW.HOST),
     { type: 'u32', dev: eth0, parent: qdisc, prio: PRIO.IP_LOW, protocol: 'ip', handle: u32HandleOf(FLOW_TABLE_HTID, 0, 0), keys: [], terminal: false, actions: [], divisor: PORT_TABLE_DIVISOR },
     { type: 'u32', dev: eth0, parent: qdisc, prio: PRIO.IP_LOW, protocol: 'ip', keys: [keyIhl5], terminal: false, actions: [], link: u32HandleOf(FLOW_TABLE_HTID, 0, 0), hashOff: 20, hashMask: 0xff000000 },
   ];

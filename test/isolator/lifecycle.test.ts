@@ -3,7 +3,7 @@
  * host-dependent validation, restart and recovery with orphans, a crash at every step of create,
  * and cleanup (twice).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -44,7 +44,11 @@ const records = () => (existsSync(join(lab.workDir, 'containers')) ? readdirSync
  */
 async function timedTransfer(from: string, sink: { received(): string }, addr: string, port: number, bytes: number): Promise<number> {
   const t0 = Date.now();
-  execFileSync('nsenter', [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`], { timeout: 20_000 });
+  // Asynchronous: the listener's stdout is read by this process's event loop; a synchronous
+  // sender stalls once TCP buffers are full (as soon as fq_codel's drops keep the window small).
+  await new Promise<void>((resolve, reject) =>
+    execFile('nsenter', [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`], { timeout: 20_000 }, (e) => (e ? reject(e) : resolve())),
+  );
   expect(await until(() => sink.received().length >= bytes, 15_000)).toBe(true);
   return (Date.now() - t0) / 1000;
 }

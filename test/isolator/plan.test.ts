@@ -67,9 +67,9 @@ describe('unique egress flows (Mesos §5.4)', () => {
     expect(plan[0]).toMatchObject({ type: 'qdisc', kind: 'fq_codel', parent: TC_H_ROOT, handle: 0x10000 });
     const filters = plan.slice(1).map(decoded);
     expect(filters.map((f: any) => [f.header.info >>> 16, f.header.info & 0xffff, f.attrs.options.classid])).toEqual([
+      [1026, 0x0300, 0x10001],
       [258, 0x0608, 0x10002],
       [514, 0x0008, 0x10002],
-      [1026, 0x0300, 0x10001],
       [771, 0x0008, undefined],
       [771, 0x0008, undefined],
     ]);

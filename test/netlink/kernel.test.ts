@@ -65,6 +65,7 @@ describe('RTM_GETLINK dump in a lab namespace', () => {
     ip(lab.host, 'link', 'set', 'v-cmp0', 'mtu', '1400', 'address', '02:00:00:00:00:42');
     const ours = await dumpLinks();
     const theirs = ipJson<any[]>(lab.host, '-d', '-s', 'link', 'show');
+    const later = await dumpLinks(); // counters may move in between (IPv6 DAD/MLD/RS on fresh links)
     expect(ours.map((l) => l.attrs.ifname).sort()).toEqual(theirs.map((l) => l.ifname).sort());
     expect(ours.length).toBeGreaterThanOrEqual(4); // lo, eth0, v-cmp0, v-cmp1
     for (const t of theirs) {
@@ -77,8 +78,9 @@ describe('RTM_GETLINK dump in a lab namespace', () => {
       const linked = o.attrs.link && o.attrs.linkNetnsid === undefined ? ours.find((l) => l.header.index === o.attrs.link) : undefined;
       expect(ipFlagNames(o.header.flags, linked?.header.flags)).toEqual([...t.flags].sort());
       expect(o.attrs.linkinfo?.kind).toBe(t.linkinfo?.info_kind);
-      expect(o.attrs.stats64!.rxBytes).toBe(BigInt(t.stats64.rx.bytes));
-      expect(o.attrs.stats64!.txPackets).toBe(BigInt(t.stats64.tx.packets));
+      const l = later.find((x) => x.header.index === t.ifindex)!;
+      expect(o.attrs.stats64!.rxBytes <= BigInt(t.stats64.rx.bytes) && BigInt(t.stats64.rx.bytes) <= l.attrs.stats64!.rxBytes).toBe(true);
+      expect(o.attrs.stats64!.txPackets <= BigInt(t.stats64.tx.packets) && BigInt(t.stats64.tx.packets) <= l.attrs.stats64!.txPackets).toBe(true);
     }
     expect(ours.find((l) => l.attrs.ifname === 'v-cmp0')!.attrs.address).toBe('02:00:00:00:00:42');
   });
@@ -160,7 +162,8 @@ describe('batches against the kernel', () => {
     if (!bad.ok) {
       expect(bad.error).toBeInstanceOf(NetlinkError);
       expect((bad.error as NetlinkError).code).toBe('ENODEV');
-      expect((bad.error as NetlinkError).extack?.message).toBe('ipv4: Device not found');
+      // Kernels before 6.3 (Debian 12's 6.1) refuse with ENODEV and no extended-ack text.
+      expect([undefined, 'ipv4: Device not found']).toContain((bad.error as NetlinkError).extack?.message);
     }
     const addrs = ipJson<any[]>(lab.host, 'addr', 'show', 'dev', 'v-batch')[0].addr_info.filter((a: any) => a.family === 'inet');
     expect(addrs).toHaveLength(999);

@@ -129,7 +129,8 @@ describe('HTB qdisc and classes', () => {
     await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:1', rateBytesPerSec: 125_000 });
     await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:2', rateBytesPerSec: 1_250_000, ceilBytesPerSec: 2_500_000, burstBytes: 15360, cburstBytes: 30720, quantumBytes: 1500, prio: 3 });
     const big = await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:3', rateBytesPerSec: 5_000_000_000, ceilBytesPerSec: 6_250_000_000, burstBytes: 10 << 20 });
-    expect(big.warnings.map((w) => w.message).join()).toMatch(/quantum of class 10003 is big/); // the kernel's warning on success
+    // The kernel's warning on success; 6.1 (Debian 12) only logs it (pr_warn), newer kernels also say it in the extended ack.
+    if (big.warnings.length) expect(big.warnings.map((w) => w.message).join()).toMatch(/quantum of class 10003 is big/);
     const ours = await tc.listClasses(dev.eth0);
     const theirs = tcClasses(ns, 'eth0');
     expect(ours.map((c) => formatTcHandle(c.classid)).sort()).toEqual(theirs.map((c) => c.classid).sort());
@@ -188,12 +189,19 @@ describe('HTB qdisc and classes', () => {
 describe('fq_codel, tbf and fifos', () => {
   // Probed, not skipped: where the kernel has fq_codel every parameter round-trips; where it
   // lacks it (this machine) the refusal is typed and carries the kernel's text.
-  it(`fq_codel: ${fqCodel ? 'every parameter round-trips through the kernel' : 'absent here, so a typed refusal with the kernel text tc prints'}`, async () => {
+  // The name is fixed: fqCodel is probed in beforeAll, after the names are collected.
+  it('fq_codel: every parameter round-trips where the kernel has it, compared with tc -j -s; elsewhere a typed refusal with the kernel text tc prints', async () => {
     if (fqCodel) {
       await tc.replaceQdisc({ kind: 'fq_codel', ifindex: dev.veth2, limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: 5000, intervalUs: 100_000, ecn: true, ceThresholdUs: 2000, memoryLimitBytes: 32 << 20, dropBatch: 32 });
       const q = (await tc.getQdisc({ ifindex: dev.veth2, kind: 'fq_codel' }))!;
-      expect(q).toMatchObject({ limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: 5000, intervalUs: 100_000, ecn: true, ceThresholdUs: 2000, memoryLimitBytes: 32 << 20, dropBatch: 32 });
+      // Codel times are kept in units of 1024 ns: 5000 µs comes back as 4999 µs.
+      const codel = (us: number) => Math.floor((Math.floor((us * 1000) / 1024) * 1024) / 1000);
+      expect(q).toMatchObject({ limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: codel(5000), intervalUs: codel(100_000), ecn: true, ceThresholdUs: codel(2000), memoryLimitBytes: 32 << 20, dropBatch: 32 });
+      const t = tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'veth2').find((x) => x.kind === 'fq_codel');
+      expect({ limit: q.limitPackets, flows: q.flows, quantum: q.quantumBytes, target: q.targetUs, ce_threshold: q.ceThresholdUs, interval: q.intervalUs, memory_limit: q.memoryLimitBytes, ecn: q.ecn, drop_batch: q.dropBatch }).toEqual(t.options);
+      expect([Number(q.stats!.packets), q.stats!.drops, q.stats!.backlogBytes]).toEqual([t.packets, t.drops, t.backlog]);
       expect(q.xstats?.type).toBe(0);
+      expect(q.xstats?.type === 0 && q.xstats.qdisc.newFlowCount).toBe(t.new_flow_count);
       return;
     }
     const err = await tc.replaceQdisc({ kind: 'fq_codel', ifindex: dev.veth2, ecn: true }).catch((e) => e);
