@@ -16,6 +16,8 @@
 #   by its PID, and no qemu outlives this script;
 # - the guest has no network device at all (-nic none): it cannot reach the host's network.
 set -euo pipefail
+# The guest's init changes → bump this so cached initrds are rebuilt.
+INIT_VERSION=2
 W=${QLAB_DIR:-/var/tmp/pmi-stock-kernel}   # not under /tmp, /run or /dev/shm (the guest mounts over those)
 MEM=${QLAB_MEM:-2048}; SMP=${QLAB_SMP:-2}; TMO=${QLAB_TIMEOUT:-900}
 PACKAGES=(qemu-system-x86 busybox-static kmod cpio)
@@ -57,7 +59,7 @@ setup() {
     pkg=$(kernel_package)
   fi
   [ -n "$pkg" ] || die "cannot resolve the Debian kernel image package: apt-cache depends $KPKG_META names no linux-image-* package"
-  if [ -f "$W/initrd.gz" ] && [ "$(cat "$W/kernel.pkg" 2>/dev/null)" = "$pkg" ] && [ -e "$W/vmlinuz" ]; then
+  if [ -f "$W/initrd.gz" ] && [ "$(cat "$W/kernel.pkg" 2>/dev/null)" = "$pkg" ] && [ -e "$W/vmlinuz" ] && [ "$(cat "$W/init.version" 2>/dev/null)" = "$INIT_VERSION" ]; then
     log "kernel $pkg ready in $W (cached)"; return 0
   fi
   cd "$W"
@@ -97,6 +99,13 @@ mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs tmpfs $R/dev/shm; mount -t tmpfs tmpfs $R/run
 mount -t tmpfs -o size=256m tmpfs $R/tmp
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none qlabio $R$IO || fail "cannot mount the io share"
+# A working directory under a path the guest mounts over (CI may clone into /tmp): overlay it
+# from the host's view, writable in the guest's memory like the rest.
+CWD=$(cat $R$IO/cwd)
+case "$CWD" in /tmp/*|/run/*|/dev/shm/*)
+  mkdir -p /run/ov/pu /run/ov/pw $R$CWD
+  mount -t overlay -o lowerdir=/hostroot$CWD,upperdir=/run/ov/pu,workdir=/run/ov/pw overlay $R$CWD || fail "cannot mount the working directory $CWD";;
+esac
 echo started > $R$IO/started
 chroot $R /bin/bash -c "cd \"\$(cat $IO/cwd)\" && exec /bin/bash $IO/cmd" </dev/console >/dev/console 2>&1
 echo $? > $R$IO/rc; sync; poweroff -f
@@ -104,6 +113,7 @@ INIT
   chmod +x initrd/init
   (cd initrd && find . | cpio -o -H newc --quiet | gzip -1) > initrd.gz
   echo "$pkg" > kernel.pkg
+  echo "$INIT_VERSION" > init.version
   log "kernel $K ($pkg) ready in $W"
 }
 
