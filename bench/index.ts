@@ -1,48 +1,170 @@
 /**
  * Benchmarks (DESIGN.md §7). `npm run bench` prints a table; `npm run bench -- --json` prints one
- * JSON object; `--suite raw` picks suites. Everything runs in lab namespaces, never the root one.
+ * JSON object; `--suite a,b` picks suites; `--quick` runs fewer repetitions and containers (CI);
+ * `--report DIR` also writes a Markdown report with SVG plots to DIR. Everything runs in lab
+ * namespaces, never the root one. See bench/README.md.
  */
-import { cpus, release } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { sweepStaleLabs } from '../test/helpers/lab.js';
+import { benchContainerSetup } from './container-setup.js';
+import { benchDump } from './dump.js';
+import { benchFilterInstall } from './filter-install.js';
 import { benchRaw } from './raw.js';
+import { verdicts, writeReport } from './report.js';
+import { benchScaling } from './scaling.js';
+import { stopAllBenchProcesses } from './traffic.js';
+import type { SuiteOptions, SuiteOutput } from './util.js';
+import { cpuWatch, runInterruptCleanups, waitQuiet } from './util.js';
 
-const SUITES = { raw: benchRaw } as const;
+const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
+  raw: async (o) => ({ result: await benchRaw(o.quick ? { n: 2000, repetitions: 3, processN: 50 } : {}) }),
+  filter_install: benchFilterInstall,
+  container_setup: benchContainerSetup,
+  dump: benchDump,
+  // Last: freeing 1000 namespaces keeps the kernel busy for a while after it.
+  scaling: benchScaling,
+};
 
-function parseArgs(argv: string[]) {
-  const json = argv.includes('--json');
-  const at = argv.indexOf('--suite');
-  const suiteArg = argv.find((a) => a.startsWith('--suite='))?.slice(8) ?? (at >= 0 ? argv[at + 1] : undefined);
-  if (at >= 0 && !suiteArg) throw new Error('--suite: needs a comma-separated list of suites');
-  const suites = (suiteArg ? suiteArg.split(',') : Object.keys(SUITES)) as Array<keyof typeof SUITES>;
+export interface Args {
+  json: boolean;
+  quick: boolean;
+  report: string | undefined;
+  suites: string[];
+}
+
+function value(argv: string[], name: string): string | undefined {
+  const eq = argv.find((a) => a.startsWith(`${name}=`));
+  if (eq) return eq.slice(name.length + 1);
+  const at = argv.indexOf(name);
+  if (at < 0) return undefined;
+  const v = argv[at + 1];
+  if (!v || v.startsWith('--')) throw new Error(`${name}: needs a value`);
+  return v;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const known = ['--json', '--quick', '--suite', '--report'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.split('=')[0]!;
+    if (!known.includes(name)) throw new Error(`unknown argument '${a}' (known: ${known.join(', ')})`);
+    if ((name === '--suite' || name === '--report') && !a.includes('=')) i++;
+  }
+  const suiteArg = value(argv, '--suite');
+  const suites = suiteArg ? suiteArg.split(',').filter(Boolean) : Object.keys(SUITES);
   for (const s of suites) if (!(s in SUITES)) throw new Error(`--suite: unknown suite '${s}' (known: ${Object.keys(SUITES).join(', ')})`);
-  return { json, suites };
+  return { json: argv.includes('--json'), quick: argv.includes('--quick'), report: value(argv, '--report'), suites };
+}
+
+/** Flatten nested figures to dotted rows; `spread` objects become "min – max" rows. */
+function rows(prefix: string, obj: object, out: Array<[string, string]>): Array<[string, string]> {
+  for (const [k, v] of Object.entries(obj)) {
+    if (k === 'spread' && v && typeof v === 'object') {
+      for (const [sk, sv] of Object.entries(v as Record<string, { min: number; max: number }>)) out.push([`${prefix}${sk} range`, `${sv.min} – ${sv.max}`]);
+    } else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      rows(`${prefix}${k}.`, v, out);
+    } else {
+      out.push([`${prefix}${k}`, v === null ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+    }
+  }
+  return out;
 }
 
 function printTable(name: string, result: object): void {
   console.log(`\n${name}`);
-  const rows = Object.entries(result).filter(([k]) => k !== 'spread');
-  const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${typeof v === 'object' ? JSON.stringify(v) : v}`);
-  const spread = (result as { spread?: Record<string, { min: number; max: number }> }).spread;
-  if (spread) for (const [k, v] of Object.entries(spread)) console.log(`  ${(k + ' range').padEnd(width)}  ${v.min} – ${v.max}`);
+  const r = rows('', result, []);
+  const width = Math.max(...r.map(([k]) => k.length));
+  for (const [k, v] of r) console.log(`  ${k.padEnd(width)}  ${v}`);
+}
+
+/** The checked-out commit (read-only), '+' when the work tree has changes; undefined outside git. */
+function gitCommit(): string | undefined {
+  try {
+    const opts = { encoding: 'utf8' as const, stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], timeout: 5000 };
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], opts).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim() !== '';
+    return `${head}${dirty ? '+' : ''}`;
+  } catch {
+    return undefined;
+  }
 }
 
 async function main(): Promise<void> {
-  const { json, suites } = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('benchmarks build lab network namespaces and need root');
   sweepStaleLabs();
-  const out: Record<string, unknown> = {
-    machine: { kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model, node: process.version, date: new Date().toISOString() },
+  const log = (line: string) => {
+    if (!args.json) process.stderr.write(`${line}\n`);
   };
-  for (const s of suites) {
-    if (!json) process.stderr.write(`running ${s}…\n`);
-    out[s] = await SUITES[s]();
-    if (!json) printTable(s, out[s] as object);
+  const started = Date.now();
+  const out: Record<string, unknown> = {
+    machine: {
+      kernel: release(),
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      memory_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      date: new Date().toISOString(),
+      mode: args.quick ? 'quick' : 'full',
+      command: ['npm run bench --', ...process.argv.slice(2)].join(' '),
+      commit: gitCommit(),
+      loadavg_start: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+  };
+  const samples: Record<string, Record<string, unknown> | undefined> = {};
+  const seconds: Record<string, number> = {};
+  const quiet: Record<string, { waited_s: number; busy: number }> = {};
+  const cpu: Record<string, { busy: number; others: number }> = {};
+  for (const s of args.suites) {
+    // Let the previous suite's kernel work (namespaces being freed) and other jobs quiet down.
+    quiet[s] = await waitQuiet(args.quick ? 15_000 : 60_000);
+    log(`running ${s}… (machine ${Math.round(quiet[s]!.busy * 100)}% busy before it${quiet[s]!.waited_s >= 1 ? `, after waiting ${quiet[s]!.waited_s} s` : ''})`);
+    const t0 = Date.now();
+    const watch = cpuWatch();
+    const r = await SUITES[s]!({ quick: args.quick, log });
+    cpu[s] = watch.stop();
+    seconds[s] = Math.round((Date.now() - t0) / 100) / 10;
+    out[s] = r.result;
+    samples[s] = r.samples;
+    if (!args.json) {
+      printTable(s, r.result);
+      console.log(`  (${seconds[s]} s; CPU ${Math.round(cpu[s]!.busy * 100)} % busy, ${Math.round(cpu[s]!.others * 100)} % by other work)`);
+    }
   }
-  if (json) console.log(JSON.stringify(out));
+  (out.machine as Record<string, unknown>).loadavg_end = loadavg().map((x) => Math.round(x * 100) / 100);
+  (out.machine as Record<string, unknown>).suite_seconds = seconds;
+  (out.machine as Record<string, unknown>).busy_before_suite = quiet;
+  // Share of all CPUs used during each suite, in all and by anything but the benchmark.
+  (out.machine as Record<string, unknown>).cpu_during_suite = cpu;
+  (out.machine as Record<string, unknown>).total_seconds = Math.round((Date.now() - started) / 100) / 10;
+  if (args.report) {
+    const path = writeReport(args.report, out, samples);
+    log(`report: ${path}`);
+  }
+  if (args.json) {
+    console.log(JSON.stringify(out));
+    return;
+  }
+  const v = verdicts(out);
+  if (v.length) {
+    console.log('\ntargets (issue #7; reported, not asserted)');
+    for (const x of v) console.log(`  ${x.met ? 'met   ' : 'MISSED'}  ${x.target}: ${x.measured}`);
+  }
+  log(`\ndone in ${(out.machine as { total_seconds: number }).total_seconds} s (load average now ${loadavg()[0]!.toFixed(2)})`);
 }
 
+const stop = (signal: NodeJS.Signals) => {
+  stopAllBenchProcesses();
+  runInterruptCleanups();
+  process.stderr.write(`bench: ${signal}; lab namespaces removed\n`);
+  process.exit(130);
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
+
 main().catch((e) => {
-  console.error(`bench: ${(e as Error).message}`);
+  stopAllBenchProcesses();
+  console.error(`bench: ${(e as Error).stack ?? (e as Error).message}`);
   process.exit(1);
 });

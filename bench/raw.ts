@@ -8,6 +8,7 @@ import { NetlinkSession, Netns, encodeBody, type Request } from '../src/netlink/
 import { RTM, RTM_NAMES, linkMessage } from '../src/rtnl/index.js';
 import { Lab } from '../test/helpers/lab.js';
 import { round, summarize, timeMs } from './stats.js';
+import { guardLab } from './util.js';
 
 export interface RawResult {
   n: number;
@@ -23,10 +24,11 @@ export interface RawResult {
   spread: Record<string, { min: number; max: number }>;
 }
 
-export async function benchRaw(opts: { n?: number; repetitions?: number } = {}): Promise<RawResult> {
+export async function benchRaw(opts: { n?: number; repetitions?: number; processN?: number } = {}): Promise<RawResult> {
   const n = opts.n ?? 10_000;
   const reps = opts.repetitions ?? 5;
   const lab = new Lab({ world: false });
+  const unguard = guardLab(lab);
   const session = NetlinkSession.open({ netns: Netns.fromName(lab.host), typeNames: RTM_NAMES });
   try {
     const getLo: Request = { type: RTM.GETLINK, encode: (w) => encodeBody(w, linkMessage, { header: { index: 1 } }) };
@@ -42,7 +44,7 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
     const latenciesUs: number[] = [];
     const batchInput = Array.from({ length: n }, () => 'link show dev lo').join('\n') + '\n';
     const reqs = Array.from({ length: n }, () => getLo);
-    const processN = Math.min(200, n);
+    const processN = Math.min(opts.processN ?? 200, n);
     for (let r = 0; r < reps; r++) {
       single.push(
         n /
@@ -107,5 +109,6 @@ export async function benchRaw(opts: { n?: number; repetitions?: number } = {}):
   } finally {
     session.close();
     lab.destroy();
+    unguard();
   }
 }

@@ -1,0 +1,276 @@
+/**
+ * container_setup: K containers created, then destroyed, one after another through the engine
+ * (Isolator.create / destroy, as the CLI and the agent call them), in a lab:
+ *   - with a namespace the engine creates (the default `create`), and
+ *   - with pre-created namespaces (`netnsPath`, as a runtime or CNI hands one over);
+ * p50/p99 of each, and the median of every phase of create (Isolator.lastTimings). Next to it,
+ * in another lab of the same run, the same topology built and removed by shell scripts of
+ * `ip`/`tc`/`sysctl` commands generated from the engine's planner (bench/shell.ts); one
+ * container built both ways is compared object by object (bench/equivalence.ts).
+ *
+ * Latency is what the caller sees: create resolves when everything is in place; destroy
+ * resolves when nothing steers traffic to the container any more (the veth itself is deleted
+ * in the background, as the engine does; the benchmark waits for those deletions between
+ * phases, not between containers).
+ */
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Isolator } from '../src/isolator/engine.js';
+import { PortSet } from '../src/isolator/port-set.js';
+import { createNetns, removeNetns } from '../src/netlink/index.js';
+import { IsolatorLab } from '../test/helpers/isolator-lab.js';
+import { ipJson } from '../test/helpers/lab.js';
+import { compareTopologies, topology } from './equivalence.js';
+import type { ShellHostFacts } from './shell.js';
+import { ShellIsolator } from './shell.js';
+import { round, summarize } from './stats.js';
+import type { SuiteOptions, SuiteOutput } from './util.js';
+import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep } from './util.js';
+
+export const BENCH_FLAGS = { resources: 'ports:[31000-32000];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
+const POOL = PortSet.ofRanges([[33000, 60999]]);
+
+export interface LatencyFigures {
+  setup_p50_ms: number;
+  setup_p99_ms: number;
+  teardown_p50_ms: number;
+  teardown_p99_ms: number;
+}
+
+export interface ContainerSetupResult extends LatencyFigures {
+  k: number;
+  shell_setup_p50_ms: number;
+  shell_setup_p99_ms: number;
+  shell_teardown_p50_ms: number;
+  shell_k: number;
+  ratio_shell_vs_sdk: number;
+  /** The same with namespaces created beforehand (netnsPath). */
+  precreated: LatencyFigures;
+  /** Median of each phase of create (engine-made namespace), ms. */
+  phases_ms: Record<string, number>;
+  phases_ms_precreated: Record<string, number>;
+  /** The slowest tenth of creates (engine-made namespace): mean of each phase, to show where the tail goes. */
+  tail_phases_ms: Record<string, number>;
+  /**
+   * Median time per create / destroy spent inside netlink socket calls (the kernel doing the
+   * work, inside sendmsg); the rest is the process's own (JS, state files, /proc/sys, netns).
+   */
+  netlink_calls_ms: { setup: number; teardown: number; setup_precreated: number; teardown_precreated: number };
+  /** The very first create of the run, which also sets up the host (not in the percentiles). */
+  first_create_ms: number;
+  shell_equivalence: string;
+  ports_per_container: string;
+  spread: Record<string, { min: number; max: number }>;
+}
+
+const ms = (x: number) => round(x, 2);
+
+export function latencyFigures(setup: number[], teardown: number[]): LatencyFigures {
+  const s = summarize(setup);
+  const t = summarize(teardown);
+  return { setup_p50_ms: ms(s.median), setup_p99_ms: ms(s.p99), teardown_p50_ms: ms(t.median), teardown_p99_ms: ms(t.p99) };
+}
+
+export function phaseMedians(phases: Record<string, number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(summarize(v).median, 3)]));
+}
+
+/** Per operation: wall time not covered by any phase of lastTimings (promise hops, GC, lock release). */
+export const OUTSIDE = '(outside phases)';
+export function addOutside(total: number[], phases: Record<string, number[]>): Record<string, number[]> {
+  const keys = Object.keys(phases);
+  return { ...phases, [OUTSIDE]: total.map((t, i) => Math.max(0, t - keys.reduce((a, k) => a + (phases[k]![i] ?? 0), 0))) };
+}
+
+/** Mean of each phase over the slowest tenth of the operations: where the tail's time goes. */
+export function tailPhases(total: number[], phases: Record<string, number[]>): Record<string, number> {
+  const cut = [...total].sort((a, b) => a - b)[Math.floor(total.length * 0.9)] ?? Infinity;
+  const slow = total.map((t, i) => (t >= cut ? i : -1)).filter((i) => i >= 0);
+  return Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(slow.reduce((a, i) => a + (v[i] ?? 0), 0) / Math.max(1, slow.length), 3)]));
+}
+
+/** Wait (bounded) until the host has no pmi* veths left: background deletions are done. */
+export async function waitVethsGone(ns: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const left = ipJson<Array<{ ifname: string }>>(ns, 'link', 'show', 'type', 'veth').filter((l) => /^pmi\d+$/.test(l.ifname));
+    if (!left.length) return;
+    await sleep(50);
+  }
+  throw new Error(`container_setup: veths still present in ${ns} after ${timeoutMs} ms`);
+}
+
+/** The host facts the shell scripts need, read from a lab host. */
+export function shellHostFacts(ns: string): ShellHostFacts {
+  const links = ipJson<Array<{ ifname: string; ifindex: number; address: string; mtu: number }>>(ns, 'link', 'show');
+  const eth0 = links.find((l) => l.ifname === 'eth0')!;
+  const lo = links.find((l) => l.ifname === 'lo')!;
+  const addr = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, 'addr', 'show', 'dev', 'eth0')[0]!.addr_info.find((a) => a.family === 'inet')!;
+  const gw = ipJson<Array<{ gateway: string }>>(ns, 'route', 'show', 'default')[0]!.gateway;
+  return { ns, eth0: { name: 'eth0', index: eth0.ifindex, address: eth0.address, mtu: eth0.mtu }, lo: { name: 'lo', index: lo.ifindex }, ip: addr.local, prefixlen: addr.prefixlen, gateway: gw };
+}
+
+/** Run a generated script with sh -e; returns its wall time (ms). */
+export function runScript(lines: string[], file: string): number {
+  writeFileSync(file, lines.join('\n') + '\n');
+  const t0 = nowMs();
+  run('sh', ['-e', file], { stdout: 'ignore', timeoutMs: 120_000 });
+  return nowMs() - t0;
+}
+
+const portsOf = (i: number) => `[${31000 + i * 10}-${31000 + i * 10 + 9}]`;
+
+export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutput<ContainerSetupResult>> {
+  const k = opts.quick ? 50 : 100;
+  const shellK = opts.quick ? 6 : 20;
+  const elab = new IsolatorLab();
+  const slab = new IsolatorLab();
+  const script = join(tmpdir(), `pmi-bench-shell-${process.pid}.sh`);
+  const preNames: string[] = [];
+  const shellNames: string[] = [];
+  const removeExtra = () => {
+    for (const n of preNames.splice(0)) removeNetns(n);
+    for (const n of shellNames.splice(0)) {
+      try {
+        run('ip', ['netns', 'del', n], { timeoutMs: 10_000 });
+      } catch {
+        /* removed by its teardown script */
+      }
+    }
+  };
+  const unguard = [guardIsolatorLab(elab), guardIsolatorLab(slab), onInterrupt(removeExtra)];
+  let iso: Isolator | undefined;
+  try {
+    iso = await elab.open(BENCH_FLAGS);
+    const host = elab.lab.host;
+
+    // The first create sets the host up; then a few more warm the JIT (none of these is counted).
+    let t0 = nowMs();
+    await iso.create({ id: 'warm0', ports: portsOf(0) });
+    const firstCreate = nowMs() - t0;
+    await iso.destroy('warm0');
+    for (let i = 1; i <= 10; i++) {
+      await iso.create({ id: `warm${i}`, ports: portsOf(i) });
+      await iso.destroy(`warm${i}`);
+    }
+    await waitVethsGone(host);
+
+    /** Create k containers, then destroy them; per-call wall times and create phases. */
+    const measure = async (label: string, netnsPath?: (i: number) => string) => {
+      opts.log(`container_setup: ${k} containers (${label})`);
+      const setup: number[] = [];
+      const teardown: number[] = [];
+      const netlinkSetup: number[] = [];
+      const netlinkTeardown: number[] = [];
+      const phases: Record<string, number[]> = {};
+      const meter = meterNetlinkCalls();
+      try {
+        for (let i = 0; i < k; i++) {
+          const spec = { id: `c${i}`, ports: portsOf(i), ...(netnsPath ? { netnsPath: netnsPath(i) } : {}) };
+          meter.take();
+          t0 = nowMs();
+          await iso!.create(spec);
+          setup.push(nowMs() - t0);
+          netlinkSetup.push(meter.take());
+          for (const [p, v] of Object.entries(iso!.lastTimings)) (phases[p] ??= []).push(v);
+        }
+        for (let i = 0; i < k; i++) {
+          meter.take();
+          t0 = nowMs();
+          await iso!.destroy(`c${i}`);
+          teardown.push(nowMs() - t0);
+          netlinkTeardown.push(meter.take());
+        }
+      } finally {
+        meter.restore();
+      }
+      await waitVethsGone(host);
+      return { setup, teardown, phases: addOutside(setup, phases), netlinkSetup, netlinkTeardown };
+    };
+
+    const own = await measure('namespaces made by the engine');
+    for (let i = 0; i < k; i++) {
+      const name = `${elab.lab.id}-pre${i}`;
+      createNetns(name);
+      preNames.push(name);
+    }
+    const pre = await measure('pre-created namespaces', (i) => `/run/netns/${preNames[i]}`);
+
+    // The shell baseline, in its own lab.
+    opts.log(`container_setup: ${shellK} containers by shell scripts`);
+    const sfacts = shellHostFacts(slab.lab.host);
+    const sh = new ShellIsolator(sfacts, POOL, 16);
+    runScript(sh.hostSetup(), script);
+    const shellSetup: number[] = [];
+    const shellTeardown: number[] = [];
+    for (let i = 0; i < shellK; i++) {
+      const name = `${slab.lab.id}-sh${i}`;
+      shellNames.push(name);
+      shellSetup.push(runScript(sh.create(`s${i}`, PortSet.parse(portsOf(i)), { ns: name, createNs: true }).script, script));
+    }
+    for (let i = 0; i < shellK; i++) shellTeardown.push(runScript(sh.destroy(`s${i}`, { removeNs: true }), script));
+
+    // Equivalence: one container built both ways, compared object by object.
+    opts.log('container_setup: comparing one container built by the engine and by the shell');
+    const info = await iso.create({ id: 'eq', ports: portsOf(3) });
+    const rec = (await iso.get('eq'))!;
+    const eqName = `${slab.lab.id}-sheq`;
+    shellNames.push(eqName);
+    const seq = rec.vethIndex - 1_000_000;
+    runScript(sh.create('eq', PortSet.parse(portsOf(3)), { ns: eqName, createNs: true, fixed: { seq, ephemeral: rec.ephemeralPorts, mirrorSlot: rec.mirrorSlot } }).script, script);
+    const eth0 = iso.host.eth0.index;
+    const lo = iso.host.lo.index;
+    const a = await topology({ host: elab.lab.path(host), container: info.netns, vethIndex: rec.vethIndex, eth0, lo, mac: iso.host.eth0.address });
+    const b = await topology({ host: slab.lab.path(slab.lab.host), container: `/run/netns/${eqName}`, vethIndex: rec.vethIndex, eth0: sfacts.eth0.index, lo: sfacts.lo.index, mac: sfacts.eth0.address });
+    const diff = compareTopologies(a, b);
+    const objects = Object.values(a).reduce((n, v) => n + v.length, 0);
+    await iso.destroy('eq');
+    runScript(sh.destroy('eq', { removeNs: true }), script);
+
+    const ss = summarize(shellSetup);
+    const st = summarize(shellTeardown);
+    const headline = latencyFigures(own.setup, own.teardown);
+    const sp = (v: number[]) => {
+      const s = summarize(v);
+      return { min: ms(s.min), max: ms(s.max) };
+    };
+    return {
+      result: {
+        k,
+        ...headline,
+        shell_setup_p50_ms: ms(ss.median),
+        shell_setup_p99_ms: ms(ss.p99),
+        shell_teardown_p50_ms: ms(st.median),
+        shell_k: shellK,
+        ratio_shell_vs_sdk: round(ss.median / headline.setup_p50_ms, 1),
+        precreated: latencyFigures(pre.setup, pre.teardown),
+        phases_ms: phaseMedians(own.phases),
+        phases_ms_precreated: phaseMedians(pre.phases),
+        tail_phases_ms: tailPhases(own.setup, own.phases),
+        netlink_calls_ms: { setup: ms(summarize(own.netlinkSetup).median), teardown: ms(summarize(own.netlinkTeardown).median), setup_precreated: ms(summarize(pre.netlinkSetup).median), teardown_precreated: ms(summarize(pre.netlinkTeardown).median) },
+        first_create_ms: ms(firstCreate),
+        shell_equivalence: diff ? `DIFFERS: ${diff}` : `identical (${objects} objects compared)`,
+        ports_per_container: '10 non-ephemeral ports (e.g. [31000-31009]) + a 16-port ephemeral block',
+        spread: {
+          setup_ms: sp(own.setup),
+          teardown_ms: sp(own.teardown),
+          precreated_setup_ms: sp(pre.setup),
+          precreated_teardown_ms: sp(pre.teardown),
+          shell_setup_ms: sp(shellSetup),
+        },
+      },
+      samples: { setup: own.setup, teardown: own.teardown, pre_setup: pre.setup, pre_teardown: pre.teardown, shell_setup: shellSetup, shell_teardown: shellTeardown, phases: phaseMedians(own.phases), phases_pre: phaseMedians(pre.phases) },
+    };
+  } finally {
+    await elab.destroy(); // engine cleanup() + lab
+    removeExtra();
+    await slab.destroy();
+    for (const u of unguard) u();
+    try {
+      unlinkSync(script);
+    } catch {
+      /* none */
+    }
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * scaling: does a container's cost depend on how many others there are?
+ *
+ * Setup: with 0, 100 and 1000 containers already present, create "one more" container (and
+ * destroy it again, waiting for its veth to be gone, so the count stays put) M times; p50/p99
+ * and the median of each create phase at each level.
+ *
+ * Data path: with 1, 100 and 1000 containers present, a bounded UDP flood (iperf3, 64-byte
+ * datagrams, fixed duration) from the lab's world to the host IP and a container's port, steered
+ * by the host's eth0 port table to the container. The figure is datagrams per second through the
+ * host to the container (the container eth0's rx_packets over the sender's time); every packet is
+ * classified on the sender's CPU, so the classifier's per-packet cost shows in it.
+ *
+ * Every container holds one non-ephemeral port (container i: 31000 + i) and a 16-port ephemeral
+ * block, so the port table is as dense as the pool allows: at 1000 containers, the buckets of
+ * 31000–31999 hold 256 filters each. The target is the NEWEST container (its filter is the last of
+ * its bucket: the worst place), alternating with the first one (the head of its bucket), so the
+ * cost of the bucket position and that of the container count show apart.
+ */
+import type { Isolator } from '../src/isolator/engine.js';
+import { NetlinkSession, Netns } from '../src/netlink/index.js';
+import { RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
+import { Tc } from '../src/tc/index.js';
+import { HOST_IP, IsolatorLab } from '../test/helpers/isolator-lab.js';
+import { BENCH_FLAGS, addOutside, phaseMedians } from './container-setup.js';
+import { round, summarize } from './stats.js';
+import { udpFlood } from './traffic.js';
+import type { SuiteOptions, SuiteOutput } from './util.js';
+import { guardIsolatorLab, meterNetlinkCalls, nowMs, run, sleep, waitQuiet } from './util.js';
+
+export interface ScalingResult {
+  setup_p50_ms_at_0: number;
+  setup_p50_ms_at_100: number;
+  setup_p50_ms_at_1000: number;
+  setup_p99_ms: { at_0: number; at_100: number; at_1000: number };
+  teardown_p50_ms: { at_0: number; at_100: number; at_1000: number };
+  ratio_setup_1000_vs_0: number;
+  pps_at_1: number;
+  pps_at_100: number;
+  pps_at_1000: number;
+  ratio_pps_1000_vs_1: number;
+  /** The same floods to the first container (the head of its bucket), alternating with the newest. */
+  pps_first_container: { at_1: number; at_100: number; at_1000: number };
+  ratio_pps_first_1000_vs_1: number;
+  /** Filters the newest container's packets are compared with in their bucket (its position). */
+  bucket_position: { at_1: number; at_100: number; at_1000: number };
+  /** Datagrams the iperf3 server itself read per second (bounded by the app, not the host). */
+  app_pps: { at_1: number; at_100: number; at_1000: number };
+  /** Median of each create phase at each level (ms). */
+  phases_ms: Record<string, Record<string, number>>;
+  /** Median time per create inside netlink socket calls (the kernel's share), at each level. */
+  netlink_calls_ms: { at_0: number; at_100: number; at_1000: number };
+  samples_per_level: number;
+  flood: string;
+  fill_seconds: number;
+  cleanup_seconds: number;
+  spread: Record<string, { min: number; max: number }>;
+}
+
+const LEVELS = [0, 100, 1000] as const;
+const PROBE_PORT = 32000;
+
+export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<ScalingResult>> {
+  const m = opts.quick ? 10 : 30;
+  const floodSeconds = opts.quick ? 1 : 3;
+  const floodReps = opts.quick ? 2 : 3;
+  const lab = new IsolatorLab();
+  const unguard = guardIsolatorLab(lab);
+  let iso: Isolator | undefined;
+  let rtnl: Rtnl | undefined;
+  let session: NetlinkSession | undefined;
+  const setup: Record<number, number[]> = {};
+  const netlink: Record<number, number[]> = {};
+  const teardown: Record<number, number[]> = {};
+  const phases: Record<string, Record<string, number>> = {};
+  const pps: Record<number, number[]> = {};
+  const ppsFirst: Record<number, number[]> = {};
+  const appPps: Record<number, number[]> = {};
+  const position: Record<number, number> = {};
+  let fillMs = 0;
+  let cleanupMs = 0;
+  try {
+    iso = await lab.open(BENCH_FLAGS);
+    const host = lab.lab.host;
+    rtnl = Rtnl.open(Netns.fromName(host));
+    session = NetlinkSession.open({ netns: Netns.fromName(host), typeNames: RTM_NAMES });
+    const tc = new Tc(session);
+    const eth0 = iso.host.eth0.index;
+
+    /** Wait (bounded) until a veth deleted in the background is gone. */
+    const gone = async (name: string) => {
+      const end = Date.now() + 30_000;
+      while (Date.now() < end) {
+        if (!(await rtnl!.links.find(name))) return;
+        await sleep(5);
+      }
+      throw new Error(`scaling: ${name} still exists 30 s after its container was destroyed`);
+    };
+    // Host setup and JIT warm-up (not counted).
+    for (let i = 0; i < 5; i++) {
+      const c = await iso.create({ id: `warm${i}`, ports: `[${PROBE_PORT}-${PROBE_PORT}]` });
+      await iso.destroy(`warm${i}`);
+      await gone(c.veth);
+    }
+
+    let present = 0;
+    const fill = async (n: number) => {
+      const t0 = nowMs();
+      for (; present < n; present++) await iso!.create({ id: `f${present}`, ports: `[${31000 + present}-${31000 + present}]` });
+      fillMs += nowMs() - t0;
+      const listed = (await iso!.list()).length;
+      if (listed !== n) throw new Error(`scaling: ${listed} containers present, expected ${n}`);
+    };
+    const rx = (netns: string) => async () => {
+      const link = JSON.parse(run('nsenter', [`--net=${netns}`, 'ip', '-j', '-s', 'link', 'show', 'dev', 'eth0'])) as Array<{ stats64: { rx: { packets: number } } }>;
+      return link[0]!.stats64.rx.packets;
+    };
+    const flood = async (id: string, port: number) => {
+      const rec = (await iso!.get(id))!;
+      return udpFlood({ from: lab.lab.world, to: rec.netns, dst: HOST_IP, port, seconds: floodSeconds, delivered: rx(rec.netns) });
+    };
+    /** Where the container's eth0 port filter sits in its bucket (1 = first). */
+    const bucketPosition = async (id: string) => {
+      const rec = (await iso!.get(id))!;
+      const mine = rec.hostFilters.find((f) => f.dev === 'eth0' && f.block[0] === 31000 + Number(id.slice(1)))!;
+      const nodes = await tc.listU32Nodes(eth0, 'ffff:');
+      return nodes.filter((f) => (f.handle & 0xfffff000) === (mine.handle & 0xfffff000) && (f.handle & 0xfff) <= (mine.handle & 0xfff)).length;
+    };
+
+    for (const level of LEVELS) {
+      await fill(level);
+      opts.log(`scaling: ${level} containers present; ${m} × one more`);
+      const s: number[] = (setup[level] = []);
+      const d: number[] = (teardown[level] = []);
+      const nl: number[] = (netlink[level] = []);
+      const ph: Record<string, number[]> = {};
+      const meter = meterNetlinkCalls();
+      try {
+        for (let j = 0; j < m; j++) {
+          meter.take();
+          let t0 = nowMs();
+          const c = await iso.create({ id: 'probe', ports: `[${PROBE_PORT}-${PROBE_PORT}]` }).finally(() => nl.push(meter.take()));
+          s.push(nowMs() - t0);
+          for (const [p, v] of Object.entries(iso.lastTimings)) (ph[p] ??= []).push(v);
+          t0 = nowMs();
+          await iso.destroy('probe');
+          d.push(nowMs() - t0);
+          await gone(c.veth);
+        }
+      } finally {
+        meter.restore();
+      }
+      phases[`at_${level}`] = phaseMedians(addOutside(s, ph));
+
+      const n = Math.max(level, 1);
+      await fill(n);
+      const newest = `f${n - 1}`;
+      position[n] = await bucketPosition(newest);
+      // The probes' namespaces are freed by the kernel in the background: let that finish first.
+      await waitQuiet(opts.quick ? 5000 : 15_000);
+      opts.log(`scaling: UDP flood with ${n} containers (${floodReps} × ${floodSeconds} s)`);
+      pps[n] = [];
+      appPps[n] = [];
+      ppsFirst[n] = [];
+      for (let r = 0; r < floodReps; r++) {
+        const f = await flood(newest, 31000 + n - 1);
+        if (f.deliveredShare < 0.99) throw new Error(`scaling: only ${round(f.deliveredShare * 100, 1)}% of the datagrams reached ${newest}`);
+        pps[n]!.push(f.pps);
+        appPps[n]!.push(f.appPps);
+        if (n > 1) {
+          const g = await flood('f0', 31000);
+          if (g.deliveredShare < 0.99) throw new Error(`scaling: only ${round(g.deliveredShare * 100, 1)}% of the datagrams reached f0`);
+          ppsFirst[n]!.push(g.pps);
+        } else ppsFirst[n]!.push(f.pps);
+      }
+    }
+  } finally {
+    const t0 = nowMs();
+    session?.close();
+    rtnl?.close();
+    await lab.destroy(); // engine cleanup() + lab
+    unguard();
+    cleanupMs = nowMs() - t0;
+  }
+  const med = (v: number[]) => summarize(v).median;
+  const at = <T>(f: (x: number) => T) => ({ at_0: f(0), at_100: f(100), at_1000: f(1000) });
+  const atN = <T>(f: (x: number) => T) => ({ at_1: f(1), at_100: f(100), at_1000: f(1000) });
+  const spread: Record<string, { min: number; max: number }> = {};
+  for (const l of LEVELS) {
+    const s = summarize(setup[l]!);
+    spread[`setup_ms_at_${l}`] = { min: round(s.min), max: round(s.max) };
+  }
+  for (const n of [1, 100, 1000]) {
+    const s = summarize(pps[n]!);
+    spread[`pps_at_${n}`] = { min: Math.round(s.min), max: Math.round(s.max) };
+  }
+  return {
+    result: {
+      setup_p50_ms_at_0: round(med(setup[0]!)),
+      setup_p50_ms_at_100: round(med(setup[100]!)),
+      setup_p50_ms_at_1000: round(med(setup[1000]!)),
+      setup_p99_ms: at((l) => round(summarize(setup[l]!).p99)),
+      teardown_p50_ms: at((l) => round(med(teardown[l]!))),
+      ratio_setup_1000_vs_0: round(med(setup[1000]!) / med(setup[0]!)),
+      pps_at_1: Math.round(med(pps[1]!)),
+      pps_at_100: Math.round(med(pps[100]!)),
+      pps_at_1000: Math.round(med(pps[1000]!)),
+      ratio_pps_1000_vs_1: round(med(pps[1000]!) / med(pps[1]!)),
+      pps_first_container: atN((n) => Math.round(med(ppsFirst[n]!))),
+      ratio_pps_first_1000_vs_1: round(med(ppsFirst[1000]!) / med(ppsFirst[1]!)),
+      bucket_position: atN((n) => position[n]!),
+      app_pps: atN((n) => Math.round(med(appPps[n]!))),
+      phases_ms: phases,
+      netlink_calls_ms: at((l) => round(med(netlink[l]!))),
+      samples_per_level: m,
+      flood: `iperf3 -u -b 0 -l 64 -t ${floodSeconds}, ${floodReps} runs per level, world → ${HOST_IP}:<container port>`,
+      fill_seconds: round(fillMs / 1e3, 1),
+      cleanup_seconds: round(cleanupMs / 1e3, 1),
+      spread,
+    },
+    samples: { setup, teardown, pps, pps_first: ppsFirst, phases },
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * The shell baseline of container_setup: the topology the engine builds, as a shell script of
+ * `ip`/`tc`/`sysctl` commands, one process per command, as Mesos' helper scripts and most
+ * hand-rolled setups do. The commands are generated from the engine's own pure planner
+ * (src/isolator/plan.ts), so both build the same objects: the veth pair (peer in the container's
+ * namespace, host MAC and MTU, our interface indexes), the veth's ingress qdisc and filters, the
+ * host eth0/lo port-table filters (same handles), the ARP/ICMP mirror chunk, the container's
+ * lo/eth0/address/route, ingress qdiscs and filters, and the sysctls. The benchmark checks the
+ * equivalence on one container by comparing kernel dumps of both (see container-setup.ts).
+ *
+ * Where tc has no syntax for what the engine sends: a u32 filter that ends classification
+ * without an action (TC_U32_TERMINAL alone) is written with `classid 1:1`, which sets the same
+ * flag (the class is meaningless under an ingress qdisc).
+ */
+import { EphemeralPortsAllocator } from '../src/isolator/allocator.js';
+import type { ContainerView, DevRef, HostView, NodeUse, PlannedAction, TcPlan } from '../src/isolator/plan.js';
+import { MIRRORS_PER_FILTER, containerFilters, hostPortFilters, mirrorChunk, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
+import type { PortBlock } from '../src/isolator/port-blocks.js';
+import { portBlocks } from '../src/isolator/port-blocks.js';
+import { PortSet } from '../src/isolator/port-set.js';
+import { formatTcHandle, formatU32Handle } from '../src/tc/index.js';
+
+export interface ShellHostFacts {
+  /** Lab namespace of the host. */
+  ns: string;
+  eth0: { name: string; index: number; address: string; mtu: number };
+  lo: { name: string; index: number };
+  ip: string;
+  prefixlen: number;
+  gateway: string;
+}
+
+export interface ShellContainer {
+  id: string;
+  /** `ip netns` name of its namespace. */
+  ns: string;
+  veth: string;
+  vethIndex: number;
+  ephemeral: { begin: number; end: number };
+  blocks: PortBlock[];
+  /** Host eth0/lo port-table filters (with their handles). */
+  hostFilters: ReturnType<typeof hostPortFilters>;
+  mirrorSlot: number;
+}
+
+const hex = (v: number) => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
+/** A table (and bucket) as tc reads it: '100:' or '100:4e:'. */
+const table = (h: number) => `${(h >>> 20).toString(16)}:${(h >>> 12) & 0xff ? ((h >>> 12) & 0xff).toString(16) : ''}${(h >>> 12) & 0xff ? ':' : ''}`;
+
+function actionText(a: PlannedAction, dev: (d: DevRef) => string): string {
+  if (a.kind === 'redirect') return `action mirred egress redirect dev ${dev(a.to)}`;
+  return `action mirred egress mirror dev ${dev(a.to)} ${a.continue ? 'continue' : 'pipe'}`;
+}
+
+/** `tc` arguments (after `tc -n NS`) for one planned object. */
+export function tcArgs(p: TcPlan, verb: 'add' | 'replace' | 'del', dev: (d: DevRef) => string): string {
+  if (p.type === 'qdisc') {
+    if (p.kind !== 'ingress') throw new Error(`shell baseline: no ${p.kind} shaping in the benchmark topology`);
+    return `qdisc ${verb} dev ${dev(p.dev)} ingress`;
+  }
+  if (p.type !== 'u32') throw new Error('shell baseline: HTB classes are not part of the benchmark topology');
+  const head = `filter ${verb} dev ${dev(p.dev)} parent ${formatTcHandle(p.parent)} prio ${p.prio} protocol ${p.protocol}`;
+  const handle = p.handle === undefined ? '' : p.divisor !== undefined ? ` handle ${table(p.handle)}` : ` handle ${formatU32Handle(p.handle)}`;
+  if (verb === 'del') return `${head}${handle} u32`;
+  if (p.divisor !== undefined) return `${head}${handle} u32 divisor ${p.divisor}`;
+  const parts = [`${head}${handle} u32`];
+  if (p.handle !== undefined && p.handle >>> 20 < 0x800) parts.push(`ht ${table(p.handle)}`);
+  if (p.link !== undefined) parts.push(`link ${table(p.link)}${p.hashMask !== undefined ? ` hashkey mask ${hex(p.hashMask)} at ${p.hashOff ?? 0}` : ''}`);
+  for (const k of p.keys) parts.push(`match u32 ${hex(k.val & k.mask)} ${hex(k.mask)} at ${k.off}`);
+  if (p.classid !== undefined) parts.push(`classid ${formatTcHandle(p.classid)}`);
+  else if (p.terminal && !p.actions.length) parts.push('classid 1:1');
+  for (const a of p.actions) parts.push(actionText(a, dev));
+  return parts.join(' ');
+}
+
+/**
+ * The isolator's bookkeeping (ephemeral blocks, port-table nodes, mirror slots) for scripts, so
+ * that the shell builds exactly what the engine would for the same sequence of containers.
+ */
+export class ShellIsolator {
+  private readonly allocator: EphemeralPortsAllocator;
+  /** Port-table nodes in use per host device role (the planner's bookkeeping type). */
+  private readonly nodes = { eth0: new Map(), lo: new Map(), egress: new Map() } as Record<string, NodeUse> as Parameters<typeof hostPortFilters>[3];
+  private readonly containers = new Map<string, ShellContainer>();
+  private readonly view: HostView;
+  private nextSeq: number;
+
+  constructor(
+    readonly host: ShellHostFacts,
+    pool: PortSet,
+    perContainer: number,
+    firstSeq = 1,
+  ) {
+    this.allocator = new EphemeralPortsAllocator(pool, perContainer);
+    this.view = { ip: host.ip, mac: host.eth0.address, eth0: host.eth0.index, lo: host.lo.index };
+    this.nextSeq = firstSeq;
+  }
+
+  private hostDev = (d: DevRef): string => {
+    if (d.index === this.host.eth0.index) return this.host.eth0.name;
+    if (d.index === this.host.lo.index) return this.host.lo.name;
+    for (const c of this.containers.values()) if (c.vethIndex === d.index) return c.veth;
+    throw new Error(`shell baseline: unknown host device ${d.index}`);
+  };
+
+  private tc(ns: string, p: TcPlan, verb: 'add' | 'replace' | 'del', dev: (d: DevRef) => string): string {
+    return `tc -n ${ns} ${tcArgs(p, verb, dev)}`;
+  }
+
+  /** The host-wide setup (done once, not timed): lo like eth0, ingress qdiscs, sysctls, tables. */
+  hostSetup(): string[] {
+    const h = this.host;
+    const ns = h.ns;
+    const lines = [
+      `ip -n ${ns} link set ${h.lo.name} address ${h.eth0.address} mtu ${h.eth0.mtu}`,
+      `tc -n ${ns} qdisc add dev ${h.eth0.name} ingress`,
+      `tc -n ${ns} qdisc add dev ${h.lo.name} ingress`,
+      `ip netns exec ${ns} sysctl -qw net.ipv4.conf.${h.lo.name}.route_localnet=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.${h.lo.name}.rp_filter=0 ` +
+        `net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.${h.lo.name}.send_redirects=0 net.ipv4.conf.${h.lo.name}.accept_local=1`,
+    ];
+    const shared = [...portTablePlan(this.view, 'eth0'), ...portTablePlan(this.view, 'lo'), ...mirrorTablePlan(this.view, 'arp'), ...mirrorTablePlan(this.view, 'icmp')];
+    for (const p of shared) lines.push(this.tc(ns, p, 'add', this.hostDev));
+    return lines;
+  }
+
+  private mirrorLines(chunk: number): string[] {
+    const veths = [...this.containers.values()]
+      .filter((c) => Math.floor(c.mirrorSlot / MIRRORS_PER_FILTER) === chunk)
+      .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
+      .map((c) => c.vethIndex);
+    return (['arp', 'icmp'] as const).map((what) =>
+      veths.length ? this.tc(this.host.ns, mirrorChunk(this.view, what, chunk, veths), 'replace', this.hostDev) : this.tc(this.host.ns, { ...mirrorChunk(this.view, what, chunk, [0]) }, 'del', this.hostDev),
+    );
+  }
+
+  /**
+   * The script creating one container. `createNs`: the script makes the namespace (`ip netns
+   * add`), as the engine does when given none. `fixed` pins the choices to an engine container's
+   * (for the equivalence check).
+   */
+  create(
+    id: string,
+    ports: PortSet,
+    opts: { ns: string; createNs: boolean; ifname?: string; fixed?: { seq: number; ephemeral: { begin: number; end: number }; mirrorSlot: number } },
+  ): { script: string[]; container: ShellContainer } {
+    if (this.containers.has(id)) throw new Error(`shell baseline: container ${id} exists`);
+    const h = this.host;
+    const seq = opts.fixed?.seq ?? this.nextSeq++;
+    let ephemeral = opts.fixed?.ephemeral;
+    if (ephemeral) {
+      if (!this.allocator.claim(ephemeral.begin, ephemeral.end)) throw new Error('shell baseline: ephemeral block taken');
+    } else {
+      ephemeral = this.allocator.allocate();
+      if (!ephemeral) throw new Error('shell baseline: ephemeral pool exhausted');
+    }
+    const used = new Set([...this.containers.values()].map((c) => c.mirrorSlot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    const mirrorSlot = opts.fixed?.mirrorSlot ?? slot;
+    const vethIndex = 1_000_000 + seq;
+    const veth = `pmi${seq}`;
+    const blocks = [...portBlocks(PortSet.ofRanges([[ephemeral.begin, ephemeral.end]])), ...portBlocks(ports)];
+    const view: ContainerView = { veth: vethIndex, cEth0: vethIndex, cLo: 1, blocks, fqCodel: false };
+    const hostFilters = hostPortFilters(this.view, view, blocks, this.nodes);
+    const c: ShellContainer = { id, ns: opts.ns, veth, vethIndex, ephemeral, blocks, hostFilters, mirrorSlot };
+    this.containers.set(id, c);
+    const ifname = opts.ifname ?? h.eth0.name;
+    const cdev = (d: DevRef) => (d.index === 1 ? 'lo' : ifname);
+    const H = h.ns;
+    const C = opts.ns;
+    const script: string[] = [];
+    if (opts.createNs) script.push(`ip netns add ${C}`);
+    script.push(
+      `ip -n ${H} link add ${veth} index ${vethIndex} address ${h.eth0.address} mtu ${h.eth0.mtu} type veth ` +
+        `peer name ${ifname} index ${vethIndex} address ${h.eth0.address} mtu ${h.eth0.mtu} netns ${C}`,
+    );
+    for (const p of vethFilters(this.view, view)) script.push(this.tc(H, p, 'add', this.hostDev));
+    for (const p of hostFilters) script.push(this.tc(H, p, 'add', this.hostDev));
+    script.push(...this.mirrorLines(Math.floor(mirrorSlot / MIRRORS_PER_FILTER)));
+    script.push(`ip -n ${H} link set ${veth} up`);
+    script.push(`ip netns exec ${H} sysctl -qw net.ipv6.conf.${veth}.disable_ipv6=1`);
+    script.push(
+      `ip -n ${C} link set lo address ${h.eth0.address} mtu ${h.eth0.mtu} up`,
+      `ip -n ${C} link set ${ifname} up`,
+      `ip -n ${C} addr add ${h.ip}/${h.prefixlen} dev ${ifname}`,
+      `ip -n ${C} route add default via ${h.gateway} dev ${ifname}`,
+    );
+    for (const p of containerFilters(this.view, view)) script.push(this.tc(C, p, 'add', cdev));
+    script.push(
+      `ip netns exec ${C} sysctl -qw "net.ipv4.ip_local_port_range=${ephemeral.begin} ${ephemeral.end}" net.ipv4.conf.${ifname}.accept_local=1 ` +
+        'net.ipv4.conf.lo.accept_local=1 net.ipv4.conf.lo.route_localnet=1 net.ipv6.conf.all.disable_ipv6=1',
+    );
+    return { script, container: c };
+  }
+
+  /** The script destroying a container: its port filters, its mirror slot, the veth, the namespace. */
+  destroy(id: string, opts: { removeNs: boolean }): string[] {
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`shell baseline: unknown container ${id}`);
+    const H = this.host.ns;
+    const script = c.hostFilters.map((p) => this.tc(H, p, 'del', this.hostDev));
+    this.containers.delete(id);
+    for (const f of c.hostFilters) (this.nodes as Record<string, NodeUse>)[f.devRole]?.get((f.handle! >>> 12) & 0xff)?.delete(f.handle! & 0xfff);
+    this.allocator.release(c.ephemeral.begin, c.ephemeral.end);
+    script.push(...this.mirrorLines(Math.floor(c.mirrorSlot / MIRRORS_PER_FILTER)));
+    script.push(`ip -n ${H} link del ${c.veth}`);
+    if (opts.removeNs) script.push(`ip netns del ${c.ns}`);
+    return script;
+  }
+
+  get size(): number {
+    return this.containers.size;
+  }
+}
