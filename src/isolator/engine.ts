@@ -734,12 +734,17 @@ export class Isolator {
   private async rollBackUpdate(rec: ContainerRecord, ns: Netns): Promise<Error[]> {
     const errors = await this.removeBlocks(rec, ns, this.updateDelta(rec).toAdd, rec.pendingFilters ?? []);
     for (const f of rec.pendingFilters ?? []) this.releaseNode(f);
+    this.endUpdate(rec);
+    return errors;
+  }
+
+  /** The update is over (either way): the record is 'ready' again. */
+  private endUpdate(rec: ContainerRecord): void {
     rec.phase = 'ready';
     delete rec.pendingPorts;
     delete rec.pendingFilters;
     delete rec.removing;
     this.saveRecord(rec);
-    return errors;
   }
 
   /** Finish an update whose new filters all exist: remove the old blocks' filters, adopt the new ports. */
@@ -750,11 +755,7 @@ export class Isolator {
     for (const f of removed) this.releaseNode(f);
     rec.hostFilters = [...rec.hostFilters.filter((f) => !removed.includes(f)), ...(rec.pendingFilters ?? [])];
     rec.ports = rec.pendingPorts ?? rec.ports;
-    rec.phase = 'ready';
-    delete rec.pendingPorts;
-    delete rec.pendingFilters;
-    delete rec.removing;
-    this.saveRecord(rec);
+    this.endUpdate(rec);
     return errors;
   }
 
