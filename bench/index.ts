@@ -26,6 +26,10 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
   scaling: benchScaling,
 };
 
+/** A bad command line: reported without a stack trace. */
+class UsageError extends Error {}
+const USAGE = 'usage: npm run bench -- [--json] [--quick] [--suite a,b] [--report DIR]';
+
 export interface Args {
   json: boolean;
   quick: boolean;
@@ -39,7 +43,7 @@ function value(argv: string[], name: string): string | undefined {
   const at = argv.indexOf(name);
   if (at < 0) return undefined;
   const v = argv[at + 1];
-  if (!v || v.startsWith('--')) throw new Error(`${name}: needs a value`);
+  if (!v || v.startsWith('--')) throw new UsageError(`${name}: needs a value`);
   return v;
 }
 
@@ -48,12 +52,12 @@ export function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const name = a.split('=')[0]!;
-    if (!known.includes(name)) throw new Error(`unknown argument '${a}' (known: ${known.join(', ')})`);
+    if (!known.includes(name)) throw new UsageError(`unknown argument '${a}' (known: ${known.join(', ')})`);
     if ((name === '--suite' || name === '--report') && !a.includes('=')) i++;
   }
   const suiteArg = value(argv, '--suite');
   const suites = suiteArg ? suiteArg.split(',').filter(Boolean) : Object.keys(SUITES);
-  for (const s of suites) if (!(s in SUITES)) throw new Error(`--suite: unknown suite '${s}' (known: ${Object.keys(SUITES).join(', ')})`);
+  for (const s of suites) if (!(s in SUITES)) throw new UsageError(`--suite: unknown suite '${s}' (known: ${Object.keys(SUITES).join(', ')})`);
   return { json: argv.includes('--json'), quick: argv.includes('--quick'), report: value(argv, '--report'), suites };
 }
 
@@ -92,7 +96,7 @@ function gitCommit(): string | undefined {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (process.getuid?.() !== 0) throw new Error('benchmarks build lab network namespaces and need root');
+  if (process.getuid?.() !== 0) throw new UsageError('benchmarks build lab network namespaces and need root');
   sweepStaleLabs();
   const log = (line: string) => {
     if (!args.json) process.stderr.write(`${line}\n`);
@@ -165,6 +169,7 @@ process.once('SIGTERM', stop);
 
 main().catch((e) => {
   stopAllBenchProcesses();
-  console.error(`bench: ${(e as Error).stack ?? (e as Error).message}`);
-  process.exit(1);
+  if (e instanceof UsageError) console.error(`bench: ${e.message}\n${USAGE}`);
+  else console.error(`bench: ${(e as Error).stack ?? (e as Error).message}`);
+  process.exit(e instanceof UsageError ? 2 : 1);
 });
