@@ -6,19 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { DecodeError, NLMSGERR, Writer, decodeBody, encodeBody, parseDonePayload, parseErrorPayload, parseMessages, type MessageSchema } from '../../src/netlink/index.js';
 import { loadGolden } from '../helpers/golden.js';
 import { SCHEMAS } from '../golden/schemas.js';
+import { rng } from '../helpers/rng.js';
 
-/** xorshift32: deterministic, so a failure can be replayed from its seed. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 function mutate(src: Buffer, next: () => number): Buffer {
   const b = Buffer.from(src);

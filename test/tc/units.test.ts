@@ -33,6 +33,7 @@ import {
   type U32Attrs,
 } from '../../src/tc/index.js';
 import { fromJsonValue, loadGolden } from '../helpers/golden.js';
+import { rng } from '../helpers/rng.js';
 
 const vectors = loadGolden('tc');
 const PSCHED = parsePsched('000003e8 00000040 000f4240 3b9aca00');
@@ -189,17 +190,6 @@ describe('statistics', () => {
   });
 });
 
-/** xorshift32, so a failure replays from its seed. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
 
 describe('fuzzing the tc decoders', () => {
   it.each([
