@@ -20,7 +20,7 @@ import type { U32FilterSpec } from '../src/tc/index.js';
 import { Lab, ip, ipJson } from '../test/helpers/lab.js';
 import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
-import { buildFloor, encodeRequests, guardLab, nowMs, run, sleep } from './util.js';
+import { buildFloor, guardLab, nowMs, recordSends, run, sleep } from './util.js';
 
 const DST = '198.18.0.2';
 const TABLE = 0x100; // htid of the port table
@@ -37,9 +37,13 @@ export interface MethodFigures {
   tc_process_per_sec: number | null;
   /** Filters the tc-process figure was measured on (a rate; quick mode uses fewer). */
   tc_process_n: number | null;
+  /** The C floor replaying the SDK's bytes (NLM_F_ACK on the last request of each sendmsg). */
   c_floor_per_sec: number | null;
+  /** The same bytes with NLM_F_ACK on every request: a C program acknowledging each one. */
+  c_floor_ack_each_per_sec: number | null;
   ratio_sdk_vs_tc_batch: number;
   ratio_sdk_vs_c_floor: number | null;
+  ratio_sdk_vs_c_floor_ack_each: number | null;
   spread: Record<string, { min: number; max: number }>;
 }
 
@@ -167,11 +171,13 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
       const scriptFile = join(tmpdir(), `pmi-bench-tc-${process.pid}-${n}.sh`);
       writeFileSync(scriptFile, p.tcLines.slice(0, processN).map((l) => `tc -n ${ns} ${l}`).join('\n') + '\n');
       files.push(scriptFile);
+      // The C floor replays the bytes the SDK sends (recorded from one unmeasured run).
       const msgFile = join(tmpdir(), `pmi-bench-nl-${process.pid}-${n}.bin`);
-      writeFileSync(msgFile, encodeRequests(p.specs.map((s) => filterRequest('add', s))));
+      await reset();
+      writeFileSync(msgFile, await recordSends(session, () => tc.addFilters(p.specs)));
       files.push(msgFile);
 
-      const rate: Record<string, number[]> = { sdk_batched: [], sdk_single: [], tc_batch: [], tc_process: [], c_floor: [], ratio: [] };
+      const rate: Record<string, number[]> = { sdk_batched: [], sdk_single: [], tc_batch: [], tc_process: [], c_floor: [], c_floor_ack_each: [], ratio: [] };
       // Empty the table, then let the kernel's deferred frees of the previous run settle.
       const fresh = async () => {
         await reset();
@@ -212,6 +218,12 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
           if (errors) throw new Error(`filter_install: the C floor got ${errors} errors (first errno ${errno})`);
           await verify('the C floor', ok!);
           rate.c_floor!.push(n / (ns_! / 1e9));
+          // The same bytes with NLM_F_ACK on every message: one ACK per request, as most libraries do.
+          await fresh();
+          const [okA, errorsA, errnoA, nsA] = run(floor.path, [lab.path(ns), msgFile, '1024', String(128 << 10), '1']).trim().split(' ').map(Number);
+          if (errorsA) throw new Error(`filter_install: the C floor (ACK each) got ${errorsA} errors (first errno ${errnoA})`);
+          await verify('the C floor (ACK each)', okA!);
+          rate.c_floor_ack_each!.push(n / (nsA! / 1e9));
         }
 
         // One tc process per filter (N = 1000 only)
@@ -241,8 +253,10 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
         tc_process_per_sec: m('tc_process'),
         tc_process_n: n === 1000 ? processN : null,
         c_floor_per_sec: m('c_floor'),
+        c_floor_ack_each_per_sec: m('c_floor_ack_each'),
         ratio_sdk_vs_tc_batch: round(s.sdk_batched!.median / s.tc_batch!.median),
         ratio_sdk_vs_c_floor: s.c_floor ? round(s.sdk_batched!.median / s.c_floor.median) : null,
+        ratio_sdk_vs_c_floor_ack_each: s.c_floor_ack_each ? round(s.sdk_batched!.median / s.c_floor_ack_each.median) : null,
         spread,
       };
     }

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Request } from '../src/netlink/index.js';
-import { NLM_F, NetlinkSocket, Writer, removeNetns } from '../src/netlink/index.js';
+import type { NetlinkSession } from '../src/netlink/index.js';
+import { NetlinkSocket, removeNetns } from '../src/netlink/index.js';
 import type { IsolatorLab } from '../test/helpers/isolator-lab.js';
 import type { Lab } from '../test/helpers/lab.js';
 
@@ -50,15 +50,25 @@ export function timeCommandMs(cmd: string, args: string[], opts: { input?: strin
 export const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** The bytes `session.batch(reqs)` sends (sequence numbers aside), for the C floor. */
-export function encodeRequests(reqs: readonly Request[]): Buffer {
-  const w = new Writer(Math.max(4096, reqs.length * 256));
-  let seq = 1;
-  for (const r of reqs) {
-    const start = w.beginMessage(r.type, NLM_F.REQUEST | NLM_F.ACK | (r.flags ?? 0), seq++, 0);
-    r.encode?.(w);
-    w.endMessage(start);
+/**
+ * Run `fn` and return every byte the session's socket sent meanwhile, concatenated: the very
+ * messages (flags, sequence numbers, ACK requests) the SDK put on the wire, for the C floor to
+ * replay.
+ */
+export async function recordSends(session: NetlinkSession, fn: () => Promise<unknown>): Promise<Buffer> {
+  const socket = session.socket;
+  const sent: Buffer[] = [];
+  const orig = socket.send;
+  socket.send = function (this: NetlinkSocket, buf: Buffer, length = buf.length) {
+    sent.push(Buffer.from(buf.subarray(0, length)));
+    return orig.call(this, buf, length);
+  };
+  try {
+    await fn();
+  } finally {
+    socket.send = orig;
   }
-  return w.toBuffer();
+  return Buffer.concat(sent);
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -4,10 +4,13 @@
  * Sends pre-encoded rtnetlink requests (the very bytes the SDK would send, written by the
  * benchmark) from a file into a network namespace the way a minimal C program would: one
  * sendmsg per chunk (at most MAX_MSGS messages / MAX_BYTES bytes, the SDK's batch limits), then
- * read ACKs until every request of the chunk is answered. Nothing is encoded or decoded beyond
- * counting ACKs and errors, so this is the kernel + system-call cost any C implementation pays.
+ * read answers until every request of the chunk that asked for an ACK (NLM_F_ACK) is answered;
+ * the others answer only when refused, before the chunk's ACK. With ACK_EACH = 1, NLM_F_ACK is
+ * set on every message first (one ACK per request, as most netlink libraries do). Nothing is
+ * encoded or decoded beyond counting answers and errors, so this is the kernel + system-call
+ * cost any C implementation pays.
  *
- *   nl-replay NETNS_PATH MSG_FILE MAX_MSGS MAX_BYTES   ->   "<ok> <errors> <first-errno> <ns>"
+ *   nl-replay NETNS_PATH MSG_FILE MAX_MSGS MAX_BYTES [ACK_EACH]  ->  "<ok> <errors> <first-errno> <ns>"
  *
  * Timing covers the sends and receives only (not process start or reading the file).
  */
@@ -35,11 +38,12 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: nl-replay NETNS_PATH MSG_FILE MAX_MSGS MAX_BYTES\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: nl-replay NETNS_PATH MSG_FILE MAX_MSGS MAX_BYTES [ACK_EACH]\n");
     return 2;
   }
   long max_msgs = atol(argv[3]), max_bytes = atol(argv[4]);
+  int ack_each = argc == 6 && atoi(argv[5]) != 0;
   int nsfd = open(argv[1], O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open netns");
   if (setns(nsfd, CLONE_NEWNET) < 0) die("setns");
@@ -58,6 +62,9 @@ int main(int argc, char **argv) {
     got += (size_t)r;
   }
   close(f);
+  if (ack_each)
+    for (size_t at = 0; at + NLMSG_HDRLEN <= len; at += NLMSG_ALIGN(((struct nlmsghdr *)(buf + at))->nlmsg_len))
+      ((struct nlmsghdr *)(buf + at))->nlmsg_flags |= NLM_F_ACK;
 
   int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (s < 0) die("socket");
@@ -77,17 +84,21 @@ int main(int argc, char **argv) {
   while (pos < len) {
     /* one chunk: whole messages up to the SDK's limits */
     size_t end = pos;
-    long n = 0;
-    while (end < len && n < max_msgs) {
+    long n = 0, acks = 0;
+    static uint32_t ack_seqs[4096];
+    while (end < len && n < max_msgs && n < 4096) {
       struct nlmsghdr *h = (struct nlmsghdr *)(buf + end);
       size_t l = NLMSG_ALIGN(h->nlmsg_len);
       if (n > 0 && end + l - pos > (size_t)max_bytes) break;
+      if (h->nlmsg_flags & NLM_F_ACK) ack_seqs[acks++] = h->nlmsg_seq;
       end += l;
       n++;
     }
     struct iovec iov = {buf + pos, end - pos};
     struct msghdr mh = {.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = &iov, .msg_iovlen = 1};
     if (sendmsg(s, &mh, 0) < 0) die("sendmsg");
+    long chunk = n, chunk_errors = 0;
+    n = acks; /* answers still due: one per message that asked for an ACK */
     while (n > 0) {
       ssize_t r = recv(s, rbuf, sizeof rbuf, 0);
       if (r < 0) {
@@ -98,14 +109,18 @@ int main(int argc, char **argv) {
         if (h->nlmsg_type != NLMSG_ERROR) continue;
         struct nlmsgerr *e = NLMSG_DATA(h);
         if (e->error) {
-          errors++;
+          chunk_errors++;
           if (!first_errno) first_errno = -e->error;
-        } else {
-          ok++;
         }
-        n--;
+        for (long i = 0; i < acks; i++)
+          if (ack_seqs[i] == h->nlmsg_seq) {
+            n--;
+            break;
+          }
       }
     }
+    errors += chunk_errors;
+    ok += chunk - chunk_errors;
     pos = end;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);

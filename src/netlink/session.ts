@@ -76,6 +76,20 @@ interface Pending {
   settle: (o: Outcome) => void;
 }
 
+/** The error's extended ack, with the offending attribute named from our own request's schema. */
+function withAttributePath(e: ReturnType<typeof parseErrorPayload>, schema: MessageSchema | undefined) {
+  const extack = e.extack;
+  if (extack?.offset !== undefined && schema && e.request.length > 16) extack.attributePath = pathInMessage(schema, e.request, extack.offset);
+  return extack;
+}
+
+/** The requests of a batch chunk sent without NLM_F_ACK: they answer only when refused. */
+interface SilentRange {
+  firstSeq: number;
+  count: number;
+  refused: (index: number, m: NetlinkMessage) => void;
+}
+
 const copyMessage = (m: NetlinkMessage): NetlinkMessage => {
   const raw = Buffer.from(m.raw);
   return { type: m.type, flags: m.flags, seq: m.seq, pid: m.pid, raw, payload: raw.subarray(16) };
@@ -91,6 +105,7 @@ const copyMessage = (m: NetlinkMessage): NetlinkMessage => {
 export class NetlinkSession {
   readonly socket: NetlinkSocket;
   private readonly pending = new Map<number, Pending>();
+  private readonly silent: SilentRange[] = [];
   private seq: number;
   private readonly writer = new Writer(16 << 10);
   private readonly timeoutMs: number;
@@ -241,39 +256,80 @@ export class NetlinkSession {
   }
 
   /**
-   * Send many requests with as few system calls as fit the socket buffers, each acknowledged
-   * separately. Resolves with one result per request, in order; a refused request does not stop
-   * the others (the kernel goes on with the next message). Every request is encoded before the
-   * first byte is sent, so bad input sends nothing.
+   * Send many requests with as few system calls as fit the socket buffers. Resolves with one
+   * result per request, in order; a refused request does not stop the others (the kernel goes on
+   * with the next message). Every request is encoded before the first byte is sent, so bad input
+   * sends nothing.
+   *
+   * Only the last request of each sendmsg carries NLM_F_ACK: the kernel processes a datagram's
+   * messages in order inside sendmsg and always answers a refusal, so every request without an
+   * error ahead of that ACK succeeded. This spares the kernel an ACK per request and us a receive
+   * per request (measured: about half the cost of a batch of u32 filters). The price: the kernel's
+   * warnings on successful requests are only seen with `ackEach: true`, and when a chunk's ACK
+   * never comes (timeout, receive overrun), every request of the chunk not already refused fails
+   * with that error.
    */
-  async batch(reqs: readonly Request[], options: { timeoutMs?: number } = {}): Promise<BatchResult[]> {
+  async batch(reqs: Iterable<Request>, options: { timeoutMs?: number; ackEach?: boolean } = {}): Promise<BatchResult[]> {
     this.checkOpen();
-    const w = new Writer(Math.min(Math.max(reqs.length * 128, 4096), this.batchBytes * 2));
-    const seqs: number[] = new Array(reqs.length);
-    const ends: number[] = new Array(reqs.length);
-    for (let i = 0; i < reqs.length; i++) {
-      const req = reqs[i]!;
-      seqs[i] = this.write(w, req, NLM_F.REQUEST | NLM_F.ACK | (req.flags ?? 0));
-      ends[i] = w.pos;
+    const ackEach = options.ackEach ?? false;
+    const sized = Array.isArray(reqs) ? (reqs as readonly Request[]).length : 64;
+    const w = new Writer(Math.min(Math.max(sized * 128, 4096), this.batchBytes * 2));
+    // Encoded one by one as they come (a generator's bodies die young); only what an error
+    // report needs is kept per request.
+    const seqs: number[] = [];
+    const ends: number[] = [];
+    const sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> = [];
+    for (const req of reqs) {
+      seqs.push(this.write(w, req, NLM_F.REQUEST | (ackEach ? NLM_F.ACK : 0) | (req.flags ?? 0)));
+      ends.push(w.pos);
+      sent.push(req.schema ? { type: req.type, flags: req.flags, schema: req.schema } : { type: req.type, flags: req.flags });
     }
+    const count = sent.length;
     const buf = w.view();
-    const results: BatchResult[] = new Array(reqs.length);
+    const results: BatchResult[] = new Array(count);
+    const ok: BatchResult = { ok: true, warnings: [] };
     let first = 0;
-    while (first < reqs.length) {
+    while (first < count) {
       let last = first + 1;
       const chunkStart = first ? ends[first - 1]! : 0;
-      while (last < reqs.length && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
-      let outstanding = last - first;
+      while (last < count && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
+      const chunkFirst = first;
+      const chunkLast = last;
+      let outstanding = ackEach ? last - first : 1;
       let wake: (() => void) | undefined;
-      for (let i = first; i < last; i++) {
-        const req = reqs[i]!;
-        this.register(seqs[i]!, req, NLM_F.REQUEST | NLM_F.ACK | (req.flags ?? 0), false, undefined, options.timeoutMs, (o) => {
-          results[i] = o.error ? { ok: false, error: o.error as RequestFailure } : { ok: true, warnings: o.warnings };
-          if (--outstanding === 0) wake?.();
+      const settle = (i: number, o: Outcome) => {
+        results[i] = o.error ? { ok: false, error: o.error as RequestFailure } : o.warnings.length ? { ok: true, warnings: o.warnings } : ok;
+        if (--outstanding === 0) wake?.();
+      };
+      const flagsOf = (i: number) => NLM_F.REQUEST | (ackEach || i === chunkLast - 1 ? NLM_F.ACK : 0) | (sent[i]!.flags ?? 0);
+      if (ackEach) {
+        for (let i = first; i < last; i++) this.register(seqs[i]!, sent[i]!, flagsOf(i), false, undefined, options.timeoutMs, (o) => settle(i, o));
+      } else {
+        // The chunk's last message asks for the ACK; the others answer only when refused.
+        buf.writeUInt16LE(flagsOf(last - 1), (last - 1 ? ends[last - 2]! : 0) + 6);
+        const silent: SilentRange = {
+          firstSeq: seqs[first]!,
+          count: last - first - 1,
+          refused: (k, m) => {
+            const i = chunkFirst + k;
+            if (m.payload.length >= 4 && m.payload.readInt32LE(0) === 0) return; // an ACK nobody asked for
+            results[i] = { ok: false, error: this.refusal(this.info(sent[i]!.type, flagsOf(i), seqs[i]!), sent[i]!.schema, m) };
+          },
+        };
+        this.silent.push(silent);
+        this.register(seqs[last - 1]!, sent[last - 1]!, flagsOf(last - 1), false, undefined, options.timeoutMs, (o) => {
+          this.silent.splice(this.silent.indexOf(silent), 1);
+          // The kernel answered the last request (ACK or refusal): it went through the whole
+          // chunk. Any other failure (timeout, overrun, closed) leaves the rest unknown.
+          const unknown = o.error && !(o.error instanceof NetlinkError);
+          for (let i = chunkFirst; i < chunkLast - 1; i++) {
+            if (results[i]) continue;
+            results[i] = unknown ? { ok: false, error: o.error as RequestFailure } : ok;
+          }
+          settle(chunkLast - 1, o);
         });
       }
-      const chunkSeqs = seqs.slice(first, last);
-      this.transmit(buf.subarray(chunkStart, ends[last - 1]!), chunkSeqs);
+      this.transmit(buf.subarray(chunkStart, ends[last - 1]!), seqs.slice(first, last));
       if (outstanding > 0) await new Promise<void>((r) => (wake = r));
       first = last;
     }
@@ -282,7 +338,7 @@ export class NetlinkSession {
 
   private register(
     seq: number,
-    req: Request,
+    req: Pick<Request, 'type' | 'schema'>,
     flags: number,
     dump: boolean,
     decode: ((m: NetlinkMessage) => unknown) | undefined,
@@ -355,6 +411,7 @@ export class NetlinkSession {
   private dispatch(m: NetlinkMessage): void {
     const p = this.pending.get(m.seq);
     if (!p) {
+      if (m.type === NLMSG.ERROR && this.silent.length && this.dispatchSilent(m)) return;
       if (m.type >= NLMSG.MIN_TYPE) this.onUnsolicited?.(m);
       return; // a late answer to a request that timed out, or a notification
     }
@@ -366,10 +423,7 @@ export class NetlinkSession {
           return;
         case NLMSG.ERROR: {
           const e = parseErrorPayload(m);
-          const extack = e.extack;
-          if (extack?.offset !== undefined && p.schema && e.request.length > 16) {
-            extack.attributePath = pathInMessage(p.schema, e.request, extack.offset);
-          }
+          const extack = withAttributePath(e, p.schema);
           if (e.error !== 0) {
             this.finish(m.seq, { error: new NetlinkError(-e.error, p.info, extack) });
           } else {
@@ -399,6 +453,27 @@ export class NetlinkSession {
     } catch (e) {
       this.finish(m.seq, { error: e instanceof Error ? e : new Error(String(e)) });
     }
+  }
+
+  /** A refusal of a request sent without NLM_F_ACK in a batch; false when it is none of ours. */
+  private dispatchSilent(m: NetlinkMessage): boolean {
+    for (const r of this.silent) {
+      const k = (m.seq - r.firstSeq) >>> 0;
+      if (k >= r.count) continue;
+      try {
+        r.refused(k, m);
+      } catch {
+        return false; // a malformed error message: leave it to the chunk's ACK
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** The NetlinkError of an NLMSG_ERROR message answering the request described by `info`. */
+  private refusal(info: RequestInfo, schema: MessageSchema | undefined, m: NetlinkMessage): NetlinkError {
+    const e = parseErrorPayload(m);
+    return new NetlinkError(-e.error, info, withAttributePath(e, schema));
   }
 
   private finish(seq: number, o: Outcome): void {

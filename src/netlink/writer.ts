@@ -128,6 +128,15 @@ export class Writer {
     this.align();
   }
 
+  /**
+   * Room for `n` more bytes at `pos`, for encoders that write a known layout straight into the
+   * buffer: returns the buffer to write into (valid until the next write); advance `pos` yourself.
+   */
+  room(n: number): Buffer {
+    this.ensure(n);
+    return this.buf;
+  }
+
   /** Overwrite a u32 already written (host order). */
   patchU32(offset: number, v: number): void {
     this.buf.writeUInt32LE(v >>> 0, offset);

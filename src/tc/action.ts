@@ -8,7 +8,7 @@ import { RTM } from '../rtnl/constants.js';
 import { TCA_MIRRED_EACTION, TC_ACT } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
 import { actionMessage, tcMirred } from './schemas/action.js';
-import type { MirredOptions, TcaActEntry } from './schemas/action.js';
+import type { MirredOptions, TcMirred, TcaActEntry } from './schemas/action.js';
 import { statsFromAttrs } from './stats.js';
 import type { TcStats } from './stats.js';
 
@@ -54,28 +54,31 @@ export interface Action {
   raw: TcaActEntry;
 }
 
-const EACTION: Record<string, number> = {
-  'egress:redirect': TCA_MIRRED_EACTION.EGRESS_REDIR,
-  'egress:mirror': TCA_MIRRED_EACTION.EGRESS_MIRROR,
-  'ingress:redirect': TCA_MIRRED_EACTION.INGRESS_REDIR,
-  'ingress:mirror': TCA_MIRRED_EACTION.INGRESS_MIRROR,
-};
+/** TCA_EGRESS_REDIR … TCA_INGRESS_MIRROR, or undefined for anything else. */
+function mirredEaction(direction: unknown, action: unknown): number | undefined {
+  if (direction === 'egress') return action === 'redirect' ? TCA_MIRRED_EACTION.EGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.EGRESS_MIRROR : undefined;
+  if (direction === 'ingress') return action === 'redirect' ? TCA_MIRRED_EACTION.INGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.INGRESS_MIRROR : undefined;
+  return undefined;
+}
 
 /** The TCA_ACT attributes of one action, as tc writes them. */
+/** struct tc_mirred as a filter's action sends it (capab, refcnt and bindcnt are the kernel's). */
+const mirredParms = (index: number, action: number, eaction: number, ifindex: number): TcMirred => ({ index, capab: 0, action, refcnt: 0, bindcnt: 0, eaction, ifindex });
+
 export function actionAttrs(spec: ActionSpec): TcaActEntry {
   if (spec?.kind !== 'mirred') throw new TcInputError(`unsupported action kind ${JSON.stringify((spec as { kind?: unknown })?.kind)} (supported: mirred)`);
   if ('bindIndex' in spec) {
-    const options: MirredOptions = { parms: { ...tcMirred.zero(), index: checkInt('bindIndex', spec.bindIndex, 1, 0xffffffff) } };
+    const options: MirredOptions = { parms: mirredParms(checkInt('bindIndex', spec.bindIndex, 1, 0xffffffff), 0, 0, 0) };
     return { kind: 'mirred', options };
   }
   const direction = spec.direction ?? 'egress';
-  const eaction = EACTION[`${direction}:${spec.action}`];
+  const eaction = mirredEaction(direction, spec.action);
   if (eaction === undefined) throw new TcInputError(`mirred needs direction egress|ingress and action redirect|mirror, got ${direction}/${String(spec.action)}`);
   checkInt('mirred target ifindex', spec.ifindex, 1, 0x7fffffff);
   const verdict = spec.verdict ?? (spec.action === 'redirect' ? TC_ACT.STOLEN : TC_ACT.PIPE);
   checkInt('mirred verdict', verdict, -1, 0x7fffffff);
   const index = spec.index === undefined ? 0 : checkInt('mirred index', spec.index, 1, 0xffffffff);
-  const options: MirredOptions = { parms: { ...tcMirred.zero(), index, action: verdict, eaction, ifindex: spec.ifindex } };
+  const options: MirredOptions = { parms: mirredParms(index, verdict, eaction, spec.ifindex) };
   return { kind: 'mirred', options };
 }
 

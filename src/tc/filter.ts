@@ -20,6 +20,7 @@ import { tcMessage } from './schemas/tca.js';
 import type { TcMessage, TcaAttrs } from './schemas/tca.js';
 import type { TcU32Sel, U32Attrs, U32Pcnt } from './schemas/u32.js';
 import { decodeMatches, packMatches } from './u32-match.js';
+import { writeU32FilterBody } from './u32-wire.js';
 import type { U32Match } from './u32-match.js';
 
 /** A filter protocol: a name tc knows, or any ethertype. */
@@ -207,7 +208,17 @@ export function filterMessage(verb: TcVerb, spec: U32FilterSpec | FilterRef): Tc
 
 /** A Request for `tc filter add|replace|change|delete`, usable in session.batch(). */
 export function filterRequest(verb: TcVerb, spec: U32FilterSpec | FilterRef): Request {
-  return tcRequest(verb === 'delete' ? RTM.DELTFILTER : RTM.NEWTFILTER, VERB_FLAGS.filter[verb], filterMessage(verb, spec));
+  const body = filterMessage(verb, spec);
+  if (verb === 'delete') return tcRequest(RTM.DELTFILTER, VERB_FLAGS.filter[verb], body);
+  return {
+    type: RTM.NEWTFILTER,
+    flags: VERB_FLAGS.filter[verb],
+    schema: tcMessage,
+    // The direct writer covers everything filterMessage() builds; the declarative encoder is the fallback.
+    encode: (w) => {
+      if (!writeU32FilterBody(w, body)) encodeBody(w, tcMessage, body);
+    },
+  };
 }
 
 /** RTM_GETTFILTER of one filter node (priority, protocol, handle and kind are needed). */

@@ -31,6 +31,18 @@ const HEX = /^[0-9a-f]{1,4}$/i;
 export function parseTcHandle(input: TcHandleInput): number {
   if (typeof input === 'number') return checkInt('tc handle', input, 0, 0xffffffff);
   if (typeof input !== 'string') throw new TcInputError(`tc handle must be a number or text, got ${typeof input}`);
+  const known = parsedHandles.get(input);
+  if (known !== undefined) return known;
+  const h = parseHandleText(input);
+  if (parsedHandles.size >= 256) parsedHandles.clear(); // bounded: a few parents are used over and over
+  parsedHandles.set(input, h);
+  return h;
+}
+
+/** Handle texts already parsed: filters in bulk name the same few parents ('ffff:', '1:'). */
+const parsedHandles = new Map<string, number>();
+
+function parseHandleText(input: string): number {
   const s = input.trim().toLowerCase();
   switch (s) {
     case 'root':

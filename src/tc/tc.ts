@@ -236,7 +236,9 @@ export class Tc {
       }
       return a;
     };
-    const reqs: Request[] = [];
+    // Pass 1 chooses handles (which may need a dump); pass 2 builds each request as the session
+    // encodes it, so the batch keeps no request bodies alive.
+    const ready: Array<U32FilterSpec> = new Array(specs.length);
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
       let spec = s;
@@ -245,15 +247,23 @@ export class Tc {
         const handle = s.ht !== undefined ? a.allocate({ ht: parseU32Handle(s.ht) }) : a.allocate({ priority: s.priority });
         spec = { ...s, handle };
       }
-      try {
-        reqs.push(filterRequest(options.verb ?? 'add', spec));
-      } catch (e) {
-        if (e instanceof TcInputError) throw new TcInputError(`filter ${i + 1}: ${e.reason}`);
-        throw e;
-      }
+      ready[i] = spec;
       handles[i] = spec.handle === undefined ? 0 : parseU32Handle(spec.handle);
     }
-    return { results: await this.session.batch(reqs), handles };
+    const verb = options.verb ?? 'add';
+    function* requests(): Generator<Request> {
+      for (let i = 0; i < ready.length; i++) {
+        let req: Request;
+        try {
+          req = filterRequest(verb, ready[i]!);
+        } catch (e) {
+          if (e instanceof TcInputError) throw new TcInputError(`filter ${i + 1}: ${e.reason}`);
+          throw e;
+        }
+        yield req;
+      }
+    }
+    return { results: await this.session.batch(requests()), handles };
   }
 
   /** Delete many filters in one batch; one result per ref. */

@@ -76,8 +76,20 @@ export function packKey8(keys: TcU32Key[], val: number, mask: number, off: numbe
   packKey(keys, u32(val << shift), u32(mask << shift), off & ~3, offmask);
 }
 
+/** Prefix texts already parsed: filters in bulk match the same few addresses. */
+const parsedPrefixes = new Map<string, { addr: number; len: number }>();
+
 function parsePrefix(what: string, text: string): { addr: number; len: number } {
   if (typeof text !== 'string') throw new TcInputError(`${what} must be an IPv4 address text, got ${typeof text}`);
+  const known = parsedPrefixes.get(text);
+  if (known) return known;
+  const p = parsePrefixText(what, text);
+  if (parsedPrefixes.size >= 256) parsedPrefixes.clear();
+  parsedPrefixes.set(text, p);
+  return p;
+}
+
+function parsePrefixText(what: string, text: string): { addr: number; len: number } {
   const [a, l, ...rest] = text.split('/');
   if (rest.length || !a || isIP(a) !== 4) throw new TcInputError(`${what} ${JSON.stringify(text)} is not an IPv4 address or prefix`);
   const len = l === undefined ? 32 : Number(l);
@@ -161,14 +173,14 @@ export function packMatch(keys: TcU32Key[], m: U32Match): void {
 /** Pack a list of matches into selector keys, in order, merging as tc does. */
 export function packMatches(matches: readonly U32Match[]): TcU32Key[] {
   const keys: TcU32Key[] = [];
-  matches.forEach((m, i) => {
+  for (let i = 0; i < matches.length; i++) {
     try {
-      packMatch(keys, m);
+      packMatch(keys, matches[i]!);
     } catch (e) {
       if (e instanceof TcInputError) throw new TcInputError(`match ${i + 1}: ${e.reason}`);
       throw e;
     }
-  });
+  }
   return keys;
 }
 

@@ -47,7 +47,11 @@ export class FakeKernel implements NativeShim {
     this.sendCalls.push(msgs.length);
     for (const m of msgs) {
       this.sent.push(m);
-      for (const out of this.script(m, this) ?? []) this.deliver(out);
+      for (const out of this.script(m, this) ?? []) {
+        // Like netlink_rcv_skb: a success is acknowledged only when NLM_F_ACK asked for it.
+        if (!(m.flags & NLM_F.ACK) && isAckOf(out, m)) continue;
+        this.deliver(out);
+      }
     }
     return length;
   }
@@ -136,6 +140,11 @@ export class FakeKernel implements NativeShim {
     return this.queue.length;
   }
 }
+function isAckOf(out: Buffer | Datagram, req: NetlinkMessage): boolean {
+  const b = Buffer.isBuffer(out) ? out : out.bytes;
+  return b.length >= 20 && b.readUInt16LE(4) === NLMSG.ERROR && b.readUInt32LE(8) === req.seq && b.readInt32LE(16) === 0;
+}
+
 interface FakePoller {
   active: boolean;
   onReadable: (errno: number) => void;

@@ -289,9 +289,36 @@ describe('request engine against a scripted kernel', () => {
       expect(k.sent).toHaveLength(0);
     });
 
-    it('reports a per-request timeout inside a batch', async () => {
+    it('acknowledges only the last request of each sendmsg; refusals still come one by one', async () => {
+      const k = new FakeKernel((m) => [errorReply(m, decodeLink(m) === 'bad' ? 17 : 0)]);
+      const names = Array.from({ length: 7 }, (_, i) => (i === 1 || i === 3 ? 'bad' : `l${i}`));
+      const r = await session(k, { batchMessages: 4 }).batch(names.map((ifname) => newLink({ ifname })));
+      expect(k.sent.map((m) => Boolean(m.flags & NLM_F.ACK))).toEqual([false, false, false, true, false, false, true]);
+      expect(r.map((x) => x.ok)).toEqual([true, false, true, false, true, true, true]);
+      expect(!r[3]!.ok && (r[3]!.error as NetlinkError).code).toBe('EEXIST');
+      expect(!r[1]!.ok && (r[1]!.error as NetlinkError).request.seq).toBe(k.sent[1]!.seq);
+    });
+
+    it('with ackEach, every request is acknowledged and keeps its warnings', async () => {
+      const k = new FakeKernel((m) => [errorReply(m, 0, decodeLink(m) === 'w' ? { msg: 'careful' } : undefined)]);
+      const r = await session(k).batch([newLink({ ifname: 'a' }), newLink({ ifname: 'w' })], { ackEach: true });
+      expect(k.sent.every((m) => m.flags & NLM_F.ACK)).toBe(true);
+      expect(r[1]!.ok && r[1]!.warnings.map((w) => w.message)).toEqual(['careful']);
+    });
+
+    it('fails the unanswered requests of a chunk whose ACK never comes', async () => {
+      const k = new FakeKernel((m) => (decodeLink(m) === 'lost' ? [] : [errorReply(m, decodeLink(m) === 'bad' ? 17 : 0)]));
+      const names = ['a', 'bad', 'lost', 'c', 'd'];
+      const r = await session(k, { timeoutMs: 20, batchMessages: 3 }).batch(names.map((ifname) => newLink({ ifname })));
+      expect(r.map((x) => x.ok)).toEqual([false, false, false, true, true]);
+      expect(!r[0]!.ok && r[0]!.error).toBeInstanceOf(TimeoutError);
+      expect(!r[1]!.ok && (r[1]!.error as NetlinkError).code).toBe('EEXIST'); // refused before the timeout
+      expect(!r[2]!.ok && r[2]!.error).toBeInstanceOf(TimeoutError);
+    });
+
+    it('reports a per-request timeout inside a batch with ackEach', async () => {
       const k = new FakeKernel((m) => (decodeLink(m) === 'lost' ? [] : [errorReply(m, 0)]));
-      const r = await session(k, { timeoutMs: 20 }).batch([newLink({ ifname: 'a' }), newLink({ ifname: 'lost' }), newLink({ ifname: 'c' })]);
+      const r = await session(k, { timeoutMs: 20 }).batch([newLink({ ifname: 'a' }), newLink({ ifname: 'lost' }), newLink({ ifname: 'c' })], { ackEach: true });
       expect(r.map((x) => x.ok)).toEqual([true, false, true]);
       expect(!r[1]!.ok && r[1]!.error).toBeInstanceOf(TimeoutError);
     });
