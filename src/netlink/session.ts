@@ -272,8 +272,9 @@ export class NetlinkSession {
   async batch(reqs: Iterable<Request>, options: { timeoutMs?: number; ackEach?: boolean } = {}): Promise<BatchResult[]> {
     this.checkOpen();
     const ackEach = options.ackEach ?? false;
-    const sized = Array.isArray(reqs) ? (reqs as readonly Request[]).length : 64;
-    const w = new Writer(Math.min(Math.max(sized * 128, 4096), this.batchBytes * 2));
+    // An array's size is known; an iterable (a generator of many requests) starts at two chunks.
+    const known = Array.isArray(reqs) ? (reqs as readonly Request[]).length * 128 : this.batchBytes * 2;
+    const w = new Writer(Math.min(Math.max(known, 4096), this.batchBytes * 2));
     // Encoded one by one as they come (a generator's bodies die young); only what an error
     // report needs is kept per request.
     const seqs: number[] = [];
