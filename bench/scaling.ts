@@ -12,10 +12,11 @@
  * classified on the sender's CPU, so the classifier's per-packet cost shows in it.
  *
  * Every container holds one non-ephemeral port (container i: 31000 + i) and a 16-port ephemeral
- * block, so the port table is as dense as the pool allows: at 1000 containers, the buckets of
- * 31000–31999 hold 256 filters each. The target is the NEWEST container (its filter is the last of
- * its bucket: the worst place), alternating with the first one (the head of its bucket), so the
- * cost of the bucket position and that of the container count show apart.
+ * block, so the port tables are as dense as the pool allows: at 1000 containers, every 16-port
+ * level-2 bucket of 31000–31999 holds 16 filters (with the one-level table of earlier versions, a
+ * 256-port bucket held 256). The target is the NEWEST container (its filter is the last of its
+ * bucket: the worst place), alternating with the first one (the head of its bucket), so the cost
+ * of the bucket position and that of the container count show apart.
  */
 import type { Isolator } from '../src/isolator/engine.js';
 import { NetlinkSession, Netns } from '../src/netlink/index.js';

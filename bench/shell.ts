@@ -14,7 +14,7 @@
  */
 import { EphemeralPortsAllocator } from '../src/isolator/allocator.js';
 import type { ContainerView, DevRef, HostView, NodeUse, PlannedAction, TcPlan } from '../src/isolator/plan.js';
-import { MIRRORS_PER_FILTER, containerFilters, hostPortFilters, mirrorChunk, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
+import { MIRRORS_PER_FILTER, containerFilters, hostPortFilters, htOf, mirrorChunk, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
 import type { PortBlock } from '../src/isolator/port-blocks.js';
 import { portBlocks } from '../src/isolator/port-blocks.js';
 import { PortSet } from '../src/isolator/port-set.js';
@@ -200,7 +200,7 @@ export class ShellIsolator {
     const H = this.host.ns;
     const script = c.hostFilters.map((p) => this.tc(H, p, 'del', this.hostDev));
     this.containers.delete(id);
-    for (const f of c.hostFilters) (this.nodes as Record<string, NodeUse>)[f.devRole]?.get((f.handle! >>> 12) & 0xff)?.delete(f.handle! & 0xfff);
+    for (const f of c.hostFilters) (this.nodes as Record<string, NodeUse>)[f.devRole]?.get(htOf(f.handle!))?.delete(f.handle! & 0xfff);
     this.allocator.release(c.ephemeral.begin, c.ephemeral.end);
     script.push(...this.mirrorLines(Math.floor(c.mirrorSlot / MIRRORS_PER_FILTER)));
     script.push(`ip -n ${H} link del ${c.veth}`);

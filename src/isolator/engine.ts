@@ -20,9 +20,9 @@ import { containerRequests, writeContainerSysctls } from './container-setup.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
-import { hostView, setUpHost, tearDownHost } from './host-setup.js';
+import { SHARED_LAYOUT, hostView, setUpHost, tearDownHost } from './host-setup.js';
 import type { ContainerView, HostFilterRole, NodeUse, U32FilterPlan } from './plan.js';
-import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, PORT_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
+import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, htOf, isPortFilterHandle, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
 import type { PortBlock } from './port-blocks.js';
 import { portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
@@ -209,9 +209,9 @@ class Registry {
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, false);
   }
   private useNode(dev: HostFilterRole, handle: number, used: boolean): void {
-    const bucket = (handle >>> 12) & 0xff;
-    let set = this.nodes[dev].get(bucket);
-    if (!set) this.nodes[dev].set(bucket, (set = new Set()));
+    const ht = htOf(handle);
+    let set = this.nodes[dev].get(ht);
+    if (!set) this.nodes[dev].set(ht, (set = new Set()));
     if (used) set.add(handle & 0xfff);
     else set.delete(handle & 0xfff);
   }
@@ -371,7 +371,17 @@ export class Isolator {
     if (this.hostRecord) return this.hostRecord;
     const existing = this.store.readHost();
     const inode = (this.host.netns ?? Netns.current()).inode;
-    if (existing && existing.netnsInode === inode && existing.complete !== false) return (this.hostRecord = existing);
+    if (existing && existing.netnsInode === inode && existing.complete !== false) {
+      if (existing.shared.layout === SHARED_LAYOUT) return (this.hostRecord = existing);
+      // Set up by an earlier version: rebuild the shared layout when no container relies on it.
+      if (this.registry.records.size) {
+        throw new Error(`the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`);
+      }
+      const errors = await tearDownHost(this.session, this.host, existing, this.ctx);
+      if (errors.length) throw new Error(`rebuilding the host's shared layout: ${errors.map((e) => e.message).join('; ')}`);
+      this.store.deleteHost();
+      return this.ensureHost();
+    }
     const flows = this.config.egressUniqueFlowPerContainer ? { parent: this.flowParent, qdisc: this.flowQdisc } : undefined;
     const save = (r: HostRecord) => this.store.writeHost(r);
     let rec: HostRecord;
@@ -806,7 +816,7 @@ export class Isolator {
   }
 
   private releaseNode(f: { dev: HostFilterRole; handle: number }): void {
-    this.registry.nodes[f.dev].get((f.handle >>> 12) & 0xff)?.delete(f.handle & 0xfff);
+    this.registry.nodes[f.dev].get(htOf(f.handle))?.delete(f.handle & 0xfff);
   }
 
   private async inContainer<T>(ns: Netns, fn: (s: NetlinkSession) => Promise<T>): Promise<T> {
@@ -929,7 +939,7 @@ export class Isolator {
           const index = dev === 'eth0' ? this.host.eth0.index : this.host.lo.index;
           try {
             const found = await dumpFilters(this.session, index, 0xffff0000);
-            const stray = found.filter((f) => f.handle >>> 20 === PORT_TABLE_HTID && (f.handle & 0xfff) !== 0 && !owned.has(`${dev}:${f.handle}`));
+            const stray = found.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
             const results = await this.session.batch(stray.map((f) => f.deleteRequest));
             stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
           } catch (e) {

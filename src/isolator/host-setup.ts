@@ -15,6 +15,9 @@ import type { HostRecord } from './state.js';
 import type { TcRequestContext } from './tc-requests.js';
 import { tcRequest } from './tc-requests.js';
 
+/** The shared layout this version builds (recorded in host.json; see plan.ts for the port tables). */
+export const SHARED_LAYOUT = 'hashed-v2: port tables on two levels';
+
 export const hostView = (h: HostFacts): HostView => ({ ip: h.ip, mac: h.eth0.address, eth0: h.eth0.index, lo: h.lo.index });
 
 /** Sysctls the isolator sets on the host, with the value it sets (Mesos §2.5 step 6–7). */
@@ -87,7 +90,7 @@ export async function setUpHost(
     // Already there (a host record lost while the objects stayed) is fine.
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
-    rec.shared = { layout: 'hashed-v1' };
+    rec.shared = { layout: SHARED_LAYOUT };
     if (flows) {
       // An fq_codel already at that parent is reused (Mesos does the same); anything else there is an error.
       const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);

@@ -92,9 +92,26 @@ export const PRIO = Object.freeze({
   DEFAULT: 0x0402, // 1026
 } as const);
 
-/** The hash table of port filters on the host's eth0 and lo ingress, and its geometry. */
+/**
+ * The port tables on the host's eth0 and lo ingress. Level 1 (`100:`) hashes the destination
+ * port's high byte into 256 buckets; a block of 256 ports or more has one filter in each bucket it
+ * covers. Every bucket B also ends (node fff, after any block filter) with a link to its own level-2
+ * table (`200+B:`), which hashes bits 4–7 of the port into 16 buckets of 16 ports; smaller blocks
+ * live there, one filter per 16-port bucket they cover. So a packet meets at most two hashes, a
+ * link and the blocks of one 16-port bucket (≤ 16 filters; 1 for ephemeral blocks, which are ≥ 16
+ * ports), however many containers there are: with one level, a bucket held up to 256 blocks.
+ */
 export const PORT_TABLE_HTID = 0x100;
 export const PORT_TABLE_DIVISOR = 256;
+/** Level-2 table of level-1 bucket B: htid 0x200 + B. */
+export const PORT_SUBTABLE_HTID_BASE = 0x200;
+export const PORT_SUBTABLE_DIVISOR = 16;
+/** Ports per level-2 bucket (the port bits below the level-2 hash). */
+export const PORT_SUBTABLE_PORTS = 16;
+/** The level-1 node that links bucket B to its level-2 table: the last one, so block filters come first. */
+export const PORT_SUBTABLE_LINK_NODE = 0xfff;
+/** Blocks this large or larger go in level 1. */
+const LEVEL1_BLOCK_PORTS = 256;
 /**
  * Mirror actions per filter: at most 32 (the kernel's TCA_ACT_MAX_PRIO); 8 keeps the rewrite a
  * container start or stop causes small (the kernel creates every action of the filter anew).
@@ -132,6 +149,18 @@ export function bucketsOf(b: PortBlock): number[] {
   return out;
 }
 
+/**
+ * Where a block's port filters go: the `ht` (table and bucket, node 0) of each, in level 1 for
+ * blocks of 256 ports or more, else in the level-2 table of its level-1 bucket.
+ */
+export function portTableSlots(b: PortBlock): number[] {
+  if (b.end - b.begin + 1 >= LEVEL1_BLOCK_PORTS) return bucketsOf(b).map((bucket) => u32HandleOf(PORT_TABLE_HTID, bucket, 0));
+  const htid = PORT_SUBTABLE_HTID_BASE + (b.begin >> 8);
+  const out: number[] = [];
+  for (let sub = (b.begin >> 4) & 0xf; sub <= ((b.end >> 4) & 0xf); sub++) out.push(u32HandleOf(htid, sub, 0));
+  return out;
+}
+
 export interface HostView {
   ip: string;
   mac: string;
@@ -149,22 +178,55 @@ export function portTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterPlan
   // On eth0 only frames to the host's MAC and IP are steered; on lo any destination is.
   const keys = dev === 'eth0' ? [keyIhl5, ...keysDstMac(host.mac), keyDstIp(host.ip)] : [keyIhl5];
   const link: U32FilterPlan = { type: 'u32', dev: ref, parent: INGRESS_HANDLE, prio: PRIO.IP, protocol: 'ip', keys, terminal: false, actions: [], link: u32HandleOf(PORT_TABLE_HTID, 0, 0), hashOff: 20, hashMask: 0x0000ff00 };
-  return [table, link];
+  const subtables: U32FilterPlan[] = [];
+  const sublinks: U32FilterPlan[] = [];
+  for (let bucket = 0; bucket < PORT_TABLE_DIVISOR; bucket++) {
+    const sub = u32HandleOf(PORT_SUBTABLE_HTID_BASE + bucket, 0, 0);
+    subtables.push({ type: 'u32', dev: ref, parent: INGRESS_HANDLE, prio: PRIO.IP, protocol: 'ip', handle: sub, keys: [], terminal: false, actions: [], divisor: PORT_SUBTABLE_DIVISOR });
+    sublinks.push({
+      type: 'u32',
+      dev: ref,
+      parent: INGRESS_HANDLE,
+      prio: PRIO.IP,
+      protocol: 'ip',
+      handle: u32HandleOf(PORT_TABLE_HTID, bucket, PORT_SUBTABLE_LINK_NODE),
+      keys: [keyMatchAll],
+      terminal: false,
+      actions: [],
+      link: sub,
+      hashOff: 20,
+      hashMask: 0x000000f0,
+    });
+  }
+  // Tables before the links that point at them.
+  return [table, ...subtables, ...sublinks, link];
 }
 
-/** Node ids already used in each bucket of a device's port table, for choosing new handles. */
+/** Node ids already used in each table bucket (keyed by its `ht`, node 0) of a device, for choosing new handles. */
 export type NodeUse = Map<number, Set<number>>;
 
-export function allocateNode(use: NodeUse, bucket: number): number {
-  let set = use.get(bucket);
-  if (!set) use.set(bucket, (set = new Set()));
-  for (let node = 1; node <= 0xfff; node++) {
+/** A container's port filter (not a table, nor a level-1 link to a level-2 table). */
+export function isPortFilterHandle(handle: number): boolean {
+  const htid = handle >>> 20;
+  const node = handle & 0xfff;
+  if (htid === PORT_TABLE_HTID) return node !== 0 && node !== PORT_SUBTABLE_LINK_NODE;
+  return htid >= PORT_SUBTABLE_HTID_BASE && htid < PORT_SUBTABLE_HTID_BASE + PORT_TABLE_DIVISOR && node !== 0;
+}
+
+/** The `ht` (table and bucket, node 0) a filter handle lives in: the key of NodeUse. */
+export const htOf = (handle: number): number => (handle & 0xfffff000) >>> 0;
+
+/** A free node id in the bucket `ht` (below fff, which links a level-1 bucket to its level-2 table). */
+export function allocateNode(use: NodeUse, ht: number): number {
+  let set = use.get(ht);
+  if (!set) use.set(ht, (set = new Set()));
+  for (let node = 1; node < PORT_SUBTABLE_LINK_NODE; node++) {
     if (!set.has(node)) {
       set.add(node);
       return node;
     }
   }
-  throw new Error(`No available handle exists in bucket ${bucket} of the port table (4095 filters)`);
+  throw new Error(`No available handle exists in bucket ${(ht >>> 12) & 0xff} of table ${(ht >>> 20).toString(16)}: (4094 filters)`);
 }
 
 export interface ContainerView {
@@ -198,7 +260,7 @@ export function hostPortFilters(
   const veth: DevRef = { ns: 'host', index: c.veth };
   for (const dev of ['eth0', 'lo'] as const) {
     for (const b of blocks) {
-      for (const bucket of bucketsOf(b)) {
+      for (const ht of portTableSlots(b)) {
         out.push({
           devRole: dev,
           block: b,
@@ -207,7 +269,7 @@ export function hostPortFilters(
           parent: INGRESS_HANDLE,
           prio: PRIO.IP,
           protocol: 'ip',
-          handle: u32HandleOf(PORT_TABLE_HTID, bucket, allocateNode(use[dev], bucket)),
+          handle: (ht | allocateNode(use[dev], ht)) >>> 0,
           keys: [keyDport(b)],
           terminal: true,
           actions: [{ kind: 'redirect', to: veth }],
@@ -227,7 +289,7 @@ export function hostPortFilters(
           parent: flow.qdisc,
           prio: PRIO.IP_LOW,
           protocol: 'ip',
-          handle: u32HandleOf(FLOW_TABLE_HTID, bucket, allocateNode(use.egress, bucket)),
+          handle: u32HandleOf(FLOW_TABLE_HTID, bucket, allocateNode(use.egress, u32HandleOf(FLOW_TABLE_HTID, bucket, 0))),
           keys: [keySport(b)],
           terminal: true,
           actions: [],

@@ -174,13 +174,15 @@ describe('restart and recovery', () => {
     execFileSync('touch', [join(lab.workDir, 'netns', 'ghost')]);
     execFileSync('mount', ['--bind', '/run/netns/pmi-orphan-tmp', join(lab.workDir, 'netns', 'ghost')]);
     execFileSync('ip', ['netns', 'del', 'pmi-orphan-tmp']);
-    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '770', 'handle', '100:7a:fff', 'protocol', 'ip', 'u32', 'ht', '100:7a:', 'match', 'ip', 'dport', '31234', '0xffff']);
+    // (one in each level of the port tables: a 256-port block's slot and a single port's)
+    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '770', 'handle', '100:7a:ffe', 'protocol', 'ip', 'u32', 'ht', '100:7a:', 'match', 'ip', 'dport', '31232', '0xff00']);
+    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'lo', 'parent', 'ffff:', 'prio', '770', 'handle', '27a:0:ffe', 'protocol', 'ip', 'u32', 'ht', '27a:0:', 'match', 'ip', 'dport', '31234', '0xffff']);
     const second = await lab.open();
     const report = await second.recover();
     expect(report.recovered).toEqual(['live']);
     expect(report.orphans.veths).toEqual(['pmi999']);
     expect(report.orphans.netns).toEqual([join(lab.workDir, 'netns', 'ghost')]);
-    expect(report.orphans.filters).toEqual(['eth0 100:7a:fff']);
+    expect(report.orphans.filters).toEqual(['eth0 100:7a:ffe', 'lo 27a::ffe']); // formatted as tc prints it
     expect(report.errors).toEqual([]);
     expect(await until(() => !pmiLinks().includes('pmi999'))).toBe(true);
     const l = await listen(c.netns, 'tcp', 31005);

@@ -1,7 +1,7 @@
 /** The pure planner: handles, buckets, mirror chunks and the unique-flow layout, and their encoding. */
 import { describe, expect, it } from 'vitest';
 import { Writer, decodeBody } from '../../src/netlink/index.js';
-import { FLOW, FLOW_TABLE_HTID, MIRRORS_PER_FILTER, PORT_TABLE_HTID, TC_H_ROOT, allocateNode, bucketsOf, flowQdiscHandle, flowSharedPlan, hostPortFilters, keyDport, keySport, mirrorChunk, u32HandleOf } from '../../src/isolator/plan.js';
+import { FLOW, FLOW_TABLE_HTID, MIRRORS_PER_FILTER, PORT_SUBTABLE_HTID_BASE, PORT_SUBTABLE_LINK_NODE, PORT_TABLE_HTID, TC_H_ROOT, allocateNode, bucketsOf, isPortFilterHandle, portTablePlan, portTableSlots, flowQdiscHandle, flowSharedPlan, hostPortFilters, keyDport, keySport, mirrorChunk, u32HandleOf } from '../../src/isolator/plan.js';
 import type { NodeUse, TcPlan } from '../../src/isolator/plan.js';
 import { tcRequest } from '../../src/isolator/tc-requests.js';
 import { blockFromBeginEnd } from '../../src/isolator/port-blocks.js';
@@ -28,22 +28,57 @@ describe('port keys and buckets', () => {
     expect(bucketsOf(blockFromBeginEnd(31232, 31743))).toEqual([0x7a, 0x7b]);
     expect(bucketsOf(blockFromBeginEnd(32768, 65535))).toHaveLength(128);
   });
-  it('chooses distinct nodes per bucket and refuses a full one', () => {
+  it('chooses distinct nodes per table bucket, below the level-2 link node, and refuses a full one', () => {
     const use: NodeUse = new Map();
-    expect([allocateNode(use, 7), allocateNode(use, 7), allocateNode(use, 8)]).toEqual([1, 2, 1]);
-    for (let i = 3; i <= 0xfff; i++) allocateNode(use, 7);
-    expect(() => allocateNode(use, 7)).toThrow(/No available handle exists in bucket 7/);
+    const a = u32HandleOf(0x207, 3, 0);
+    const b = u32HandleOf(0x207, 4, 0);
+    expect([allocateNode(use, a), allocateNode(use, a), allocateNode(use, b)]).toEqual([1, 2, 1]);
+    for (let i = 3; i < 0xfff; i++) allocateNode(use, a);
+    expect(() => allocateNode(use, a)).toThrow(/No available handle exists in bucket 3 of table 207:/);
+    expect(use.get(a)!.has(PORT_SUBTABLE_LINK_NODE)).toBe(false);
   });
-  it('gives each host filter a handle in its bucket of the port table, on eth0 and lo', () => {
+  it('puts blocks of 256 ports or more in level 1, smaller ones in the level-2 table of their bucket', () => {
+    const slot = (h: number) => `${(h >>> 20).toString(16)}:${((h >>> 12) & 0xff).toString(16)}:`;
+    expect(portTableSlots(blockFromBeginEnd(31232, 31743)).map(slot)).toEqual(['100:7a:', '100:7b:']);
+    expect(portTableSlots(blockFromBeginEnd(31232, 31487)).map(slot)).toEqual(['100:7a:']);
+    expect(portTableSlots(blockFromBeginEnd(31000, 31007)).map(slot)).toEqual(['279:1:']); // 31000 = 0x7918
+    expect(portTableSlots(blockFromBeginEnd(31008, 31023)).map(slot)).toEqual(['279:2:']); // 16 ports: one level-2 bucket
+    expect(portTableSlots(blockFromBeginEnd(30976, 31103)).map(slot)).toEqual(['279:0:', '279:1:', '279:2:', '279:3:', '279:4:', '279:5:', '279:6:', '279:7:']);
+    expect(portTableSlots(blockFromBeginEnd(80, 80)).map(slot)).toEqual(['200:5:']);
+  });
+  it('links every level-1 bucket to its level-2 table from node fff, after the block filters', () => {
+    const plan = portTablePlan(host, 'eth0');
+    const tables = plan.filter((p) => p.divisor !== undefined);
+    expect(tables.map((t) => [t.handle, t.divisor])).toEqual([[u32HandleOf(PORT_TABLE_HTID, 0, 0), 256], ...Array.from({ length: 256 }, (_, b) => [u32HandleOf(PORT_SUBTABLE_HTID_BASE + b, 0, 0), 16])]);
+    const sublinks = plan.filter((p) => p.link !== undefined && p.handle !== undefined);
+    expect(sublinks).toHaveLength(256);
+    const m = decoded(sublinks[0x79]!);
+    expect(m.header.handle).toBe(u32HandleOf(PORT_TABLE_HTID, 0x79, 0xfff));
+    expect(m.attrs.options).toMatchObject({ hash: u32HandleOf(PORT_TABLE_HTID, 0x79, 0), link: u32HandleOf(0x279, 0, 0), sel: { hoff: 20, hmask: 0xf0 } });
+    // Tables exist before anything links to them; the root link comes last.
+    const index = (h: number) => plan.findIndex((p) => p.handle === h || p.link === h);
+    expect(index(u32HandleOf(0x279, 0, 0))).toBeLessThan(plan.indexOf(sublinks[0x79]!));
+    expect(plan.at(-1)).toMatchObject({ link: u32HandleOf(PORT_TABLE_HTID, 0, 0), hashMask: 0xff00 });
+  });
+  it('gives each host filter a handle in its table bucket, on eth0 and lo', () => {
     const fs = hostPortFilters(host, view, [blockFromBeginEnd(31000, 31007), blockFromBeginEnd(31232, 31743)], uses());
     expect(fs.map((f) => `${f.devRole} ${(f.handle! >>> 20).toString(16)}:${((f.handle! >>> 12) & 0xff).toString(16)}:${f.handle! & 0xfff}`)).toEqual([
-      'eth0 100:79:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 100:79:1', 'lo 100:7a:1', 'lo 100:7b:1',
+      'eth0 279:1:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 279:1:1', 'lo 100:7a:1', 'lo 100:7b:1',
     ]);
     const m = decoded(fs[0]!);
-    expect(m.header.handle >>> 20).toBe(PORT_TABLE_HTID);
-    expect(m.attrs.options.hash).toBe(u32HandleOf(PORT_TABLE_HTID, 0x79, 0));
+    expect(m.header.handle >>> 20).toBe(0x279);
+    expect(m.attrs.options.hash).toBe(u32HandleOf(0x279, 1, 0));
     expect(m.attrs.options.sel.keys).toEqual([{ mask: 0xfff8, val: 31000, off: 20, offmask: 0 }]);
     expect(m.attrs.options.act[0].options.parms).toMatchObject({ eaction: 1, action: 4, ifindex: 1_000_001 });
+    expect(decoded(fs[1]!).attrs.options.hash).toBe(u32HandleOf(PORT_TABLE_HTID, 0x7a, 0));
+  });
+  it('tells container port filters from the tables and links', () => {
+    expect(isPortFilterHandle(u32HandleOf(0x279, 1, 1))).toBe(true);
+    expect(isPortFilterHandle(u32HandleOf(PORT_TABLE_HTID, 0x7a, 1))).toBe(true);
+    expect(isPortFilterHandle(u32HandleOf(PORT_TABLE_HTID, 0x7a, 0xfff))).toBe(false);
+    expect(isPortFilterHandle(u32HandleOf(0x279, 0, 0))).toBe(false);
+    expect(isPortFilterHandle(u32HandleOf(0x110, 0, 1))).toBe(false);
+    expect(isPortFilterHandle(u32HandleOf(0x800, 0, 0x800))).toBe(false);
   });
 });
 
