@@ -1,7 +1,7 @@
 /**
  * The runtime's namespace outlives our attachment (unlike the CLI's namespaces, which die with the
  * container): ADD changes its loopback (the host's MAC and MTU, an ingress qdisc with port
- * filters) and sysctls (ip_local_port_range, accept_local, route_localnet, disable_ipv6), and DEL
+ * filters) and sysctls (ip_local_port_range, accept_local, route_localnet, disable_ipv6 of all and default), and DEL
  * must put them back, or a later ADD into the same namespace finds the old qdisc and fails.
  *
  * So ADD snapshots them first, in `<work_dir>/cni/<id>.json` (beside the engine's state, which
@@ -29,6 +29,7 @@ const sysctlKeys = (lo: string): string[][] => [
   ['net', 'ipv4', 'conf', lo, 'accept_local'],
   ['net', 'ipv4', 'conf', lo, 'route_localnet'],
   ['net', 'ipv6', 'conf', 'all', 'disable_ipv6'],
+  ['net', 'ipv6', 'conf', 'default', 'disable_ipv6'],
 ];
 
 /** The namespace's inode and device, or undefined when it is gone. */

@@ -2,9 +2,8 @@
  * The container's side (Mesos §2.3, done without a shell script): loopback and eth0 configured
  * like the host's, the host IP and default route, the container's sysctls, and its tc objects.
  */
-import type { Netns, Request } from '../netlink/index.js';
-import { IPV4_DEVCONF, addressRequests, linkRequests, routeRequests, writeSysctlHere } from '../rtnl/index.js';
-import { existsSync } from 'node:fs';
+import type { Request } from '../netlink/index.js';
+import { IPV4_DEVCONF, SysctlDir, addressRequests, linkRequests, routeRequests } from '../rtnl/index.js';
 import type { HostFacts } from './host.js';
 import type { ContainerView } from './plan.js';
 import { containerFilters } from './plan.js';
@@ -25,12 +24,24 @@ export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip
 
 /**
  * Sysctls inside the container that netlink cannot set: its ephemeral block as
- * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only). One namespace switch.
+ * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only), for devices there now and
+ * any made later. Call inside the container's namespace (Netns.run).
  */
-export function writeContainerSysctls(ns: Netns, ephemeral: { begin: number; end: number }): void {
-  ns.run(() => {
-    const w = writeSysctlHere;
-    w(['net', 'ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
-    if (existsSync('/proc/sys/net/ipv6/conf/all/disable_ipv6')) w(['net', 'ipv6', 'conf', 'all', 'disable_ipv6'], '1');
-  });
+export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number }): void {
+  // One walk through /proc/sys (its cost grows with the number of namespaces), then relative writes.
+  const net = SysctlDir.openHere(['net']);
+  try {
+    net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
+    let ipv6: boolean;
+    try {
+      net.write(['ipv6', 'conf', 'all', 'disable_ipv6'], '1');
+      ipv6 = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      ipv6 = false; // a kernel without IPv6
+    }
+    if (ipv6) net.write(['ipv6', 'conf', 'default', 'disable_ipv6'], '1');
+  } finally {
+    net.close();
+  }
 }

@@ -10,13 +10,13 @@
 import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, pinNetns, removeNetns } from '../netlink/index.js';
-import { RTM_NAMES, Rtnl, linkRequests, writeSysctl } from '../rtnl/index.js';
+import { RTM_NAMES, Rtnl, SysctlDir, linkRequests } from '../rtnl/index.js';
 import type { Psched } from '../tc/rate.js';
 import { systemPsched } from '../tc/rate.js';
 import { EphemeralPortsAllocator } from './allocator.js';
 import type { IsolatorConfig, IsolatorFlags } from './config.js';
 import { parseConfig } from './config.js';
-import { containerRequests, writeContainerSysctls } from './container-setup.js';
+import { containerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
@@ -273,6 +273,8 @@ export class Isolator {
   /** Phase timings of the last create/destroy/update. */
   lastTimings: Timings = {};
   private fqCodel: boolean | undefined;
+  /** The host's /proc/sys/net/ipv6/conf, held open (see SysctlDir): each veth's disable_ipv6 is written through it. */
+  private hostIpv6Conf: SysctlDir | undefined;
   private readonly warned = new Set<string>();
   private readonly background = new Set<Promise<unknown>>();
   /** host.json as last read or written (reset when another process changes the state). */
@@ -540,23 +542,30 @@ export class Isolator {
       if (hostErr) throw hostErr;
       sw.lap('host batch');
       try {
-        writeSysctl(h.netns ?? Netns.current(), ['net', 'ipv6', 'conf', rec.veth, 'disable_ipv6'], '1');
+        (h.netns ?? Netns.current()).run(() => {
+          this.hostIpv6Conf ??= SysctlDir.openHere(['net', 'ipv6', 'conf']);
+          this.hostIpv6Conf.write([rec.veth, 'disable_ipv6'], '1');
+        });
       } catch {
         /* no IPv6 in this kernel */
       }
       sw.lap('host sysctl');
-      // Container side, one batch over a socket opened inside its namespace.
-      const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
+      // Container side, in one namespace switch: its sysctls first (IPv6 off while lo and eth0
+      // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
+      // then one batch over that socket.
+      let cs!: NetlinkSession;
+      ns.run(() => {
+        writeContainerSysctlsHere(rec.ephemeralPorts);
+        cs = Session.open({ typeNames: RTM_NAMES });
+      });
+      sw.lap('container sysctls+socket');
       try {
-        sw.lap('container socket');
         const err = firstFailure(await cs.batch(containerRequests(h, view, hostView(h), this.ctx)));
         if (err) throw err;
         sw.lap('container batch');
       } finally {
         cs.close();
       }
-      writeContainerSysctls(ns, rec.ephemeralPorts);
-      sw.lap('container sysctls');
     } finally {
       ns.close();
     }
@@ -990,6 +999,8 @@ export class Isolator {
   /** Wait for background work (veth deletions) and close the netlink sockets. */
   async close(): Promise<void> {
     await Promise.all([...this.background]);
+    this.hostIpv6Conf?.close();
+    this.hostIpv6Conf = undefined;
     this.rtnl.close();
     this.host.netns?.close();
   }

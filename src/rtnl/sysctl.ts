@@ -32,11 +32,52 @@ export function writeSysctl(ns: Netns, key: string | readonly string[], value: s
  * Netns.run (one switch instead of one per key).
  */
 export function writeSysctlHere(key: string | readonly string[], value: string | number): void {
-  const path = typeof key === 'string' && key.startsWith('/proc/sys/') ? key : sysctlPath(key);
+  const path = typeof key === 'string' && (key.startsWith('/proc/sys/') || key.startsWith('/proc/self/fd/')) ? key : sysctlPath(key);
   const fd = openSync(path, 'w');
   try {
     writeSync(fd, `${value}\n`);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * A /proc/sys/net directory of one namespace, held open. Every network namespace has its own
+ * /proc/sys/net dentry and they all sit in one dcache hash chain, so each path walk from
+ * /proc/sys compares against every namespace's (measured: 0.05 ms a write with no containers,
+ * 0.4–2 ms with a thousand namespaces). Writes through an open directory start below that
+ * component. Open it and use it inside the namespace (Netns.run), where its entries are seen.
+ */
+export class SysctlDir {
+  private constructor(
+    private fd: number,
+    readonly path: string,
+  ) {}
+
+  /** Open `key` (a directory, e.g. ['net', 'ipv6', 'conf']) of the current thread's namespace. */
+  static openHere(key: string | readonly string[]): SysctlDir {
+    const parts = typeof key === 'string' ? key.split('.') : key;
+    const path = parts.length === 1 && parts[0] === 'net' ? '/proc/sys/net' : sysctlPath(parts);
+    return new SysctlDir(openSync(path, 'r'), path);
+  }
+
+  private below(rel: readonly string[]): string {
+    if (this.fd < 0) throw new Error(`sysctl directory ${this.path} is closed`);
+    if (!rel.length || rel.some((p) => !p || p === '.' || p === '..' || /[/\0]/.test(p))) throw new InvalidArgumentError(`invalid sysctl name under ${this.path}: ${JSON.stringify(rel)}`);
+    return `/proc/self/fd/${this.fd}/${rel.join('/')}`;
+  }
+
+  /** Write `rel` below the directory (e.g. ['pmi7', 'disable_ipv6']). */
+  write(rel: readonly string[], value: string | number): void {
+    writeSysctlHere(this.below(rel), value);
+  }
+
+  read(rel: readonly string[]): string {
+    return readFileSync(this.below(rel), 'utf8').trim();
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }

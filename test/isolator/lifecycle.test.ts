@@ -191,7 +191,7 @@ describe('restart and recovery', () => {
     expect((await second.list()).map((x) => x.id)).toEqual(['live']);
   });
 
-  it.each(['plan+checkpoint', 'netns', 'host batch', 'host sysctl', 'container socket', 'container batch', 'container sysctls', 'checkpoint'])(
+  it.each(['plan+checkpoint', 'netns', 'host batch', 'host sysctl', 'container sysctls+socket', 'container batch', 'checkpoint'])(
     'a kill right after "%s" of create leaves nothing recover cannot find and remove',
     async (phase) => {
       lab = new IsolatorLab();

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, Netns } from '../../src/netlink/index.js';
-import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, type RtnlEvent } from '../../src/rtnl/index.js';
+import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, SysctlDir, type RtnlEvent } from '../../src/rtnl/index.js';
 import { Lab, ip, ipJson, nsExec, sweepStaleLabs } from '../helpers/lab.js';
 
 let lab: Lab;
@@ -232,5 +232,25 @@ describe('sysctls in a namespace', () => {
     } finally {
       world.close();
     }
+  });
+
+  it('writes through a held-open directory (SysctlDir) into the namespace it was opened in', () => {
+    const ns = Netns.fromName(lab.world);
+    const conf = ns.run(() => SysctlDir.openHere(['net', 'ipv4', 'conf']));
+    const net = ns.run(() => SysctlDir.openHere(['net']));
+    try {
+      const hostBefore = host.readSysctl(['net', 'ipv4', 'conf', 'lo', 'accept_local']);
+      ns.run(() => conf.write(['lo', 'accept_local'], 1));
+      expect(nsExec(lab.world, 'cat', ['/proc/sys/net/ipv4/conf/lo/accept_local']).trim()).toBe('1');
+      expect(host.readSysctl(['net', 'ipv4', 'conf', 'lo', 'accept_local'])).toBe(hostBefore);
+      ns.run(() => net.write(['ipv4', 'ip_local_port_range'], '42000 42999'));
+      expect(ns.run(() => net.read(['ipv4', 'ip_local_port_range'])).split(/\s+/)).toEqual(['42000', '42999']);
+      expect(() => conf.write(['..', 'x'], 1)).toThrow(/invalid sysctl name/);
+      expect(() => ns.run(() => conf.write(['nodev', 'accept_local'], 1))).toThrow(/ENOENT/);
+    } finally {
+      conf.close();
+      net.close();
+    }
+    expect(() => conf.write(['lo', 'accept_local'], 1)).toThrow(/closed/);
   });
 });
