@@ -29,7 +29,7 @@ const sysctlKeys = (lo: string): string[][] => [
   ['net', 'ipv4', 'conf', lo, 'accept_local'],
   ['net', 'ipv4', 'conf', lo, 'route_localnet'],
   ['net', 'ipv6', 'conf', 'all', 'disable_ipv6'],
-  ['net', 'ipv6', 'conf', 'default', 'disable_ipv6'],
+  ['net', 'ipv6', 'conf', 'default', 'disable_ipv6'], // writing `all` sets it too
 ];
 
 /** The namespace's inode and device, or undefined when it is gone. */

@@ -32,15 +32,12 @@ export function writeContainerSysctlsHere(ephemeral: { begin: number; end: numbe
   const net = SysctlDir.openHere(['net']);
   try {
     net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
-    let ipv6: boolean;
     try {
+      // `all` also sets `default` (addrconf_disable_ipv6), so devices made later start with IPv6 off.
       net.write(['ipv6', 'conf', 'all', 'disable_ipv6'], '1');
-      ipv6 = true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      ipv6 = false; // a kernel without IPv6
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // a kernel without IPv6
     }
-    if (ipv6) net.write(['ipv6', 'conf', 'default', 'disable_ipv6'], '1');
   } finally {
     net.close();
   }

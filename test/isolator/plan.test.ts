@@ -41,20 +41,22 @@ describe('port keys and buckets', () => {
     const slot = (h: number) => `${(h >>> 20).toString(16)}:${((h >>> 12) & 0xff).toString(16)}:`;
     expect(portTableSlots(blockFromBeginEnd(31232, 31743)).map(slot)).toEqual(['100:7a:', '100:7b:']);
     expect(portTableSlots(blockFromBeginEnd(31232, 31487)).map(slot)).toEqual(['100:7a:']);
-    expect(portTableSlots(blockFromBeginEnd(31000, 31007)).map(slot)).toEqual(['279:1:']); // 31000 = 0x7918
-    expect(portTableSlots(blockFromBeginEnd(31008, 31023)).map(slot)).toEqual(['279:2:']); // 16 ports: one level-2 bucket
-    expect(portTableSlots(blockFromBeginEnd(30976, 31103)).map(slot)).toEqual(['279:0:', '279:1:', '279:2:', '279:3:', '279:4:', '279:5:', '279:6:', '279:7:']);
-    expect(portTableSlots(blockFromBeginEnd(80, 80)).map(slot)).toEqual(['200:5:']);
+    expect(portTableSlots(blockFromBeginEnd(31000, 31007)).map(slot)).toEqual(['279:6:', '279:7:']); // 31000 = 0x7918: buckets 0x18>>2, 0x1c>>2
+    expect(portTableSlots(blockFromBeginEnd(31008, 31023)).map(slot)).toEqual(['279:8:', '279:9:', '279:a:', '279:b:']); // a 16-port block: 4 buckets
+    expect(portTableSlots(blockFromBeginEnd(31010, 31011)).map(slot)).toEqual(['279:8:']);
+    expect(portTableSlots(blockFromBeginEnd(30976, 31231)).map(slot)).toEqual(['100:79:']); // 256 ports: level 1
+    expect(portTableSlots(blockFromBeginEnd(30976, 31103))).toHaveLength(32);
+    expect(portTableSlots(blockFromBeginEnd(80, 80)).map(slot)).toEqual(['200:14:']);
   });
   it('links every level-1 bucket to its level-2 table from node fff, after the block filters', () => {
     const plan = portTablePlan(host, 'eth0');
     const tables = plan.filter((p) => p.divisor !== undefined);
-    expect(tables.map((t) => [t.handle, t.divisor])).toEqual([[u32HandleOf(PORT_TABLE_HTID, 0, 0), 256], ...Array.from({ length: 256 }, (_, b) => [u32HandleOf(PORT_SUBTABLE_HTID_BASE + b, 0, 0), 16])]);
+    expect(tables.map((t) => [t.handle, t.divisor])).toEqual([[u32HandleOf(PORT_TABLE_HTID, 0, 0), 256], ...Array.from({ length: 256 }, (_, b) => [u32HandleOf(PORT_SUBTABLE_HTID_BASE + b, 0, 0), 64])]);
     const sublinks = plan.filter((p) => p.link !== undefined && p.handle !== undefined);
     expect(sublinks).toHaveLength(256);
     const m = decoded(sublinks[0x79]!);
     expect(m.header.handle).toBe(u32HandleOf(PORT_TABLE_HTID, 0x79, 0xfff));
-    expect(m.attrs.options).toMatchObject({ hash: u32HandleOf(PORT_TABLE_HTID, 0x79, 0), link: u32HandleOf(0x279, 0, 0), sel: { hoff: 20, hmask: 0xf0 } });
+    expect(m.attrs.options).toMatchObject({ hash: u32HandleOf(PORT_TABLE_HTID, 0x79, 0), link: u32HandleOf(0x279, 0, 0), sel: { hoff: 20, hmask: 0xfc } });
     // Tables exist before anything links to them; the root link comes last.
     const index = (h: number) => plan.findIndex((p) => p.handle === h || p.link === h);
     expect(index(u32HandleOf(0x279, 0, 0))).toBeLessThan(plan.indexOf(sublinks[0x79]!));
@@ -63,14 +65,14 @@ describe('port keys and buckets', () => {
   it('gives each host filter a handle in its table bucket, on eth0 and lo', () => {
     const fs = hostPortFilters(host, view, [blockFromBeginEnd(31000, 31007), blockFromBeginEnd(31232, 31743)], uses());
     expect(fs.map((f) => `${f.devRole} ${(f.handle! >>> 20).toString(16)}:${((f.handle! >>> 12) & 0xff).toString(16)}:${f.handle! & 0xfff}`)).toEqual([
-      'eth0 279:1:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 279:1:1', 'lo 100:7a:1', 'lo 100:7b:1',
+      'eth0 279:6:1', 'eth0 279:7:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 279:6:1', 'lo 279:7:1', 'lo 100:7a:1', 'lo 100:7b:1',
     ]);
     const m = decoded(fs[0]!);
     expect(m.header.handle >>> 20).toBe(0x279);
-    expect(m.attrs.options.hash).toBe(u32HandleOf(0x279, 1, 0));
+    expect(m.attrs.options.hash).toBe(u32HandleOf(0x279, 6, 0));
     expect(m.attrs.options.sel.keys).toEqual([{ mask: 0xfff8, val: 31000, off: 20, offmask: 0 }]);
     expect(m.attrs.options.act[0].options.parms).toMatchObject({ eaction: 1, action: 4, ifindex: 1_000_001 });
-    expect(decoded(fs[1]!).attrs.options.hash).toBe(u32HandleOf(PORT_TABLE_HTID, 0x7a, 0));
+    expect(decoded(fs[2]!).attrs.options.hash).toBe(u32HandleOf(PORT_TABLE_HTID, 0x7a, 0));
   });
   it('tells container port filters from the tables and links', () => {
     expect(isPortFilterHandle(u32HandleOf(0x279, 1, 1))).toBe(true);

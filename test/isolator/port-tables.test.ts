@@ -1,0 +1,48 @@
+/**
+ * The two levels of the host's port tables (plan.ts), proven with real TCP and UDP traffic from
+ * the world to the host IP: a 256-port block steered from level 1, two containers sharing one
+ * 4-port level-2 bucket, and a free port of that bucket left to the host.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
+import { sweepStaleLabs } from '../helpers/lab.js';
+import { HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
+import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+
+let lab: IsolatorLab;
+let iso: Isolator;
+let a: ContainerInfo;
+let b: ContainerInfo;
+let big: ContainerInfo;
+
+beforeAll(async () => {
+  sweepStaleLabs();
+  lab = new IsolatorLab();
+  iso = await lab.open();
+  a = await iso.create({ id: 'a', ports: '[31000-31001]' }); // 0x7918–0x7919
+  b = await iso.create({ id: 'b', ports: '[31002-31002]' }); // 0x791a: the same level-2 bucket 279:6: (31000–31003)
+  big = await iso.create({ id: 'big', ports: '[31232-31487]' }); // 0x7a00–0x7aff: level-1 bucket 100:7a:
+});
+afterAll(async () => {
+  stopAllTraffic();
+  await lab?.destroy();
+});
+
+describe.each(['tcp', 'udp'] as const)('%s through both levels', (proto) => {
+  it('each port reaches its owner, and a free port of a shared bucket reaches the host', async () => {
+    const owners: Array<[ContainerInfo, number]> = [[a, 31001], [b, 31002], [big, 31300]];
+    const listeners = await Promise.all(owners.map(([c, port]) => listen(c.netns, proto, port)));
+    // The same ports in the wrong containers, and the free port on the host and in a container.
+    const decoys = [await listen(b.netns, proto, 31001), await listen(a.netns, proto, 31002), await listen(a.netns, proto, 31300), await listen(a.netns, proto, 31003)];
+    const onHost = await listen(lab.lab.host, proto, 31003);
+    try {
+      for (const [, port] of owners) send(lab.lab.world, proto, HOST_IP, port, `to-${port}\n`);
+      send(lab.lab.world, proto, HOST_IP, 31003, 'to-host\n');
+      expect(await until(() => owners.every(([, port], i) => listeners[i]!.received().includes(`to-${port}`)) && onHost.received().includes('to-host'))).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      for (const d of decoys) expect(d.received()).toBe('');
+    } finally {
+      for (const l of [...listeners, ...decoys, onHost]) l.stop();
+    }
+  });
+});
