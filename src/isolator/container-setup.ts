@@ -27,9 +27,9 @@ export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip
  * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only), for devices there now and
  * any made later. Call inside the container's namespace (Netns.run).
  */
-export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number }): void {
+export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number }, procRoot = '/proc'): void {
   // One walk through /proc/sys (its cost grows with the number of namespaces), then relative writes.
-  const net = SysctlDir.openHere(['net']);
+  const net = SysctlDir.openHere(['net'], procRoot);
   try {
     net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
     try {

@@ -7,6 +7,7 @@
  * and remove everything a crash left at any point. Each change of state happens under the
  * work_dir lock, shared with other CLI invocations, the agent and the CNI plugin.
  */
+import { join } from 'node:path';
 import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, pinNetns, removeNetns } from '../netlink/index.js';
@@ -16,6 +17,7 @@ import { systemPsched } from '../tc/rate.js';
 import { EphemeralPortsAllocator } from './allocator.js';
 import type { IsolatorConfig, IsolatorFlags } from './config.js';
 import { parseConfig } from './config.js';
+import { ContainerProc } from './container-proc.js';
 import { containerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
@@ -275,6 +277,7 @@ export class Isolator {
   private fqCodel: boolean | undefined;
   /** The host's /proc/sys/net/ipv6/conf, held open (see SysctlDir): each veth's disable_ipv6 is written through it. */
   private hostIpv6Conf: SysctlDir | undefined;
+  private readonly containerProc: ContainerProc;
   private readonly warned = new Set<string>();
   private readonly background = new Set<Promise<unknown>>();
   /** host.json as last read or written (reset when another process changes the state). */
@@ -290,6 +293,7 @@ export class Isolator {
     private readonly perCpu: { egress?: number; ingress?: number },
   ) {
     this.registry = new Registry(config);
+    this.containerProc = new ContainerProc(join(store.workDir, 'proc'), (m) => this.warnOnce(m));
   }
 
   /**
@@ -554,8 +558,9 @@ export class Isolator {
       // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
       // then one batch over that socket.
       let cs!: NetlinkSession;
+      const procRoot = this.containerProc.rootFor(this.registry.records.size);
       ns.run(() => {
-        writeContainerSysctlsHere(rec.ephemeralPorts);
+        writeContainerSysctlsHere(rec.ephemeralPorts, procRoot);
         cs = Session.open({ typeNames: RTM_NAMES });
       });
       sw.lap('container sysctls+socket');
@@ -992,6 +997,11 @@ export class Isolator {
         this.hostRecord = undefined;
         this.registry.generation = this.store.bumpGeneration();
       }
+      try {
+        this.containerProc.close(); // also one a crashed process left mounted
+      } catch (e) {
+        report.errors.push(`${this.containerProc.dir}: ${(e as Error).message}`);
+      }
       return report;
     });
   }
@@ -1001,6 +1011,7 @@ export class Isolator {
     await Promise.all([...this.background]);
     this.hostIpv6Conf?.close();
     this.hostIpv6Conf = undefined;
+    this.containerProc.close();
     this.rtnl.close();
     this.host.netns?.close();
   }

@@ -110,6 +110,9 @@ export const CLONE = Object.freeze({
 
 /** mount(2) flags used to pin a namespace. */
 export const MS = Object.freeze({
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
   BIND: 4096,
   REC: 16384,
   PRIVATE: 1 << 18,

@@ -309,3 +309,30 @@ export function writeFileInNetns(ns: Netns, path: string, data: string, shim?: N
     shim,
   );
 }
+
+/**
+ * Mount a procfs instance of its own at `dir` (made if missing), replacing one mounted there
+ * before. Its dentries are its own: /proc/sys lookups through it do not walk the dentries every
+ * other namespace left in the machine's /proc (see SysctlDir), and unmounting it drops them.
+ */
+export function mountProcfs(dir: string, opts: CreateNetnsOptions = {}): void {
+  const shim = opts.shim ?? nativeShim();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  unmountProcfs(dir, opts);
+  try {
+    shim.mount('proc', dir, 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC, null);
+  } catch (e) {
+    throw new SocketError('mount', (e as { errno: number }).errno ?? 1, `mounting a procfs at ${dir}`);
+  }
+}
+
+/** Unmount what mountProcfs mounted at `dir`, if anything (lazily: open files keep it alive). */
+export function unmountProcfs(dir: string, opts: CreateNetnsOptions = {}): void {
+  const shim = opts.shim ?? nativeShim();
+  try {
+    shim.umount2(dir, MNT.DETACH);
+  } catch (e) {
+    const errno = (e as { errno: number }).errno;
+    if (errno !== 22 /* EINVAL: not a mount point */ && errno !== 2 /* ENOENT */) throw new SocketError('umount2', errno, `unmounting ${dir}`);
+  }
+}

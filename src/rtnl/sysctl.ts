@@ -54,11 +54,15 @@ export class SysctlDir {
     readonly path: string,
   ) {}
 
-  /** Open `key` (a directory, e.g. ['net', 'ipv6', 'conf']) of the current thread's namespace. */
-  static openHere(key: string | readonly string[]): SysctlDir {
+  /**
+   * Open `key` (a directory, e.g. ['net', 'ipv6', 'conf']) of the current thread's namespace,
+   * through the procfs mounted at `procRoot` (default /proc; see mountProcfs).
+   */
+  static openHere(key: string | readonly string[], procRoot = '/proc'): SysctlDir {
     const parts = typeof key === 'string' ? key.split('.') : key;
     const path = parts.length === 1 && parts[0] === 'net' ? '/proc/sys/net' : sysctlPath(parts);
-    return new SysctlDir(openSync(path, 'r'), path);
+    const at = procRoot === '/proc' ? path : `${procRoot}${path.slice('/proc'.length)}`;
+    return new SysctlDir(openSync(at, 'r'), at);
   }
 
   private below(rel: readonly string[]): string {

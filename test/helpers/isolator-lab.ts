@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IsolatorFlags } from '../../src/isolator/config.js';
 import { Isolator } from '../../src/isolator/engine.js';
+import { unmountProcfs } from '../../src/netlink/index.js';
 import { Lab } from './lab.js';
 
 export const HOST_IP = '198.18.0.2';
@@ -34,6 +35,8 @@ export class IsolatorLab {
       await iso.close().catch(() => undefined);
     }
     this.lab.destroy();
-    rmSync(this.workDir, { recursive: true, force: true });
+    // Never recurse into a procfs the engine may have left mounted there (see ContainerProc).
+    unmountProcfs(join(this.workDir, 'proc'));
+    rmSync(this.workDir, { recursive: true, force: true, maxRetries: 0 });
   }
 }
