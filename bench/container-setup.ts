@@ -28,7 +28,7 @@ import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
 import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep } from './util.js';
 
-export const BENCH_FLAGS = { resources: 'ports:[31000-32000];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
+export const BENCH_FLAGS = { resources: 'ports:[31000-32063];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
 const POOL = PortSet.ofRanges([[33000, 60999]]);
 
 export interface LatencyFigures {

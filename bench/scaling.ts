@@ -1,9 +1,9 @@
 /**
  * scaling: does a container's cost depend on how many others there are?
  *
- * Setup: with 0, 100 and 1000 containers already present, create "one more" container (and
- * destroy it again, waiting for its veth to be gone, so the count stays put) M times; p50/p99
- * and the median of each create phase at each level.
+ * Setup: with 0, 100 and 1000 containers already present, create M more containers one after
+ * another (then destroy them all and wait for their veths to be gone, so the next level starts
+ * from its count); p50/p99 and the median of each create phase at each level.
  *
  * Data path: with 1, 100 and 1000 containers present, a bounded UDP flood (iperf3, 64-byte
  * datagrams, fixed duration) from the lab's world to the host IP and a container's port, steered
@@ -59,6 +59,7 @@ export interface ScalingResult {
 }
 
 const LEVELS = [0, 100, 1000] as const;
+/** Probe j holds port PROBE_PORT + j (managed: BENCH_FLAGS' ports end at 32063). */
 const PROBE_PORT = 32000;
 
 export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<ScalingResult>> {
@@ -137,17 +138,25 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       const ph: Record<string, number[]> = {};
       const meter = meterNetlinkCalls();
       try {
+        // Probes are created back to back and destroyed together afterwards: the kernel frees a
+        // destroyed container's namespace in the background (tens of ms), and a create overlapping
+        // that work measures the teardown, not the count.
+        const probes: string[] = [];
         for (let j = 0; j < m; j++) {
           meter.take();
-          let t0 = nowMs();
-          const c = await iso.create({ id: 'probe', ports: `[${PROBE_PORT}-${PROBE_PORT}]` }).finally(() => nl.push(meter.take()));
+          const t0 = nowMs();
+          const port = PROBE_PORT + j;
+          const c = await iso.create({ id: `probe${j}`, ports: `[${port}-${port}]` }).finally(() => nl.push(meter.take()));
           s.push(nowMs() - t0);
+          probes.push(c.veth);
           for (const [p, v] of Object.entries(iso.lastTimings)) (ph[p] ??= []).push(v);
-          t0 = nowMs();
-          await iso.destroy('probe');
-          d.push(nowMs() - t0);
-          await gone(c.veth);
         }
+        for (let j = 0; j < m; j++) {
+          const t0 = nowMs();
+          await iso.destroy(`probe${j}`);
+          d.push(nowMs() - t0);
+        }
+        for (const veth of probes) await gone(veth);
       } finally {
         meter.restore();
       }

@@ -1,4 +1,4 @@
-import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
@@ -21,6 +21,9 @@ import type { HtbConfig } from './rates.js';
  * filters) does not survive a reboot either.
  */
 
+
+/** A write this size or smaller, at offset 0, stays within one page: all or nothing for a dying process. */
+const PAGE_BYTES = 4096;
 export const DEFAULT_WORK_DIR = '/var/run/portmap-isolator';
 
 /** A container's lifecycle phase, as checkpointed. Anything but 'ready' after a crash means: clean up. */
@@ -230,7 +233,7 @@ export class StateStore {
     return this.readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
   }
   writeContainer(rec: ContainerRecord): void {
-    this.writeJson(join(this.containersDir, `${rec.id}.json`), rec);
+    this.writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec);
   }
   deleteContainer(id: string): void {
     unlinkQuiet(join(this.containersDir, `${id}.json`));
@@ -247,9 +250,45 @@ export class StateStore {
     try {
       return JSON.parse(text) as T;
     } catch {
-      // A torn write cannot happen (rename is atomic); anything else unreadable is set aside.
+      // Unreadable (torn by a power loss, or damaged): set aside; recover() removes its objects as orphans.
       renameSync(path, `${path}.corrupt-${Date.now()}`);
       return undefined;
+    }
+  }
+
+  /**
+   * A container's checkpoints, written without a rename: on this kind of disk (ext4 in a VM) a
+   * create-and-rename costs ~0.5 ms, a quarter of a container's setup. A new record is created
+   * with O_EXCL; a later one overwrites it in place with a single write at offset 0, padded with
+   * spaces (valid JSON) to the old length so nothing of the old text is left. What is written in
+   * one call within one page is all or nothing for a process that dies (a kill cannot split it);
+   * longer records take the rename path. A record torn by a power loss is set aside when read, and
+   * recover() removes its objects as orphans (they are gone after a reboot anyway).
+   */
+  private writeRecordInPlace(path: string, value: unknown): void {
+    const text = JSON.stringify(value, null, 2) + '\n';
+    if (Buffer.byteLength(text) > PAGE_BYTES) return this.writeJson(path, value);
+    let fd: number;
+    let created = false;
+    try {
+      fd = openSync(path, fsConstants.O_WRONLY);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      created = true;
+    }
+    try {
+      const old = created ? 0 : fstatSync(fd).size;
+      if (old > PAGE_BYTES) {
+        closeSync(fd);
+        fd = -1;
+        return this.writeJson(path, value);
+      }
+      const body = Buffer.from(text);
+      const bytes = body.length < old ? Buffer.concat([body, Buffer.alloc(old - body.length, 0x20)]) : body;
+      if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
+    } finally {
+      if (fd >= 0) closeSync(fd);
     }
   }
 

@@ -1,0 +1,63 @@
+/** The state store's container records: in-place checkpoints, long records, damaged files. */
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ContainerRecord } from '../../src/isolator/state.js';
+import { StateStore } from '../../src/isolator/state.js';
+
+let dir: string;
+let store: StateStore;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pmi-state-'));
+  store = new StateStore(dir);
+  store.init();
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const record = (id: string, filters: number): ContainerRecord => ({
+  id,
+  phase: 'creating',
+  netns: `/run/pmi/netns/${id}`,
+  ownsNetns: true,
+  veth: 'pmi7',
+  vethIndex: 1_000_007,
+  ifname: 'eth0',
+  ephemeralPorts: { begin: 33008, end: 33023 },
+  ports: [[31000, 31009]],
+  hostFilters: Array.from({ length: filters }, (_, i) => ({ dev: 'eth0' as const, handle: 0x27900001 + i, prio: 770, block: [31000, 31001] as [number, number] })),
+  mirrorSlot: 3,
+  createdAt: '2026-11-26T08:00:00.000Z',
+});
+
+describe('container records', () => {
+  it('rewrites a record in place: a shorter one leaves no trace of the longer', () => {
+    const long = record('c1', 8);
+    store.writeContainer(long);
+    const inode = statSync(join(store.containersDir, 'c1.json')).ino;
+    const short = { ...record('c1', 1), phase: 'ready' as const };
+    store.writeContainer(short);
+    expect(store.readContainer('c1')).toEqual(short);
+    expect(statSync(join(store.containersDir, 'c1.json')).ino).toBe(inode); // no rename
+    expect(readdirSync(store.containersDir)).toEqual(['c1.json']);
+  });
+
+  it('writes records longer than a page through a temporary file and a rename', () => {
+    const big = record('c2', 60);
+    expect(Buffer.byteLength(JSON.stringify(big, null, 2))).toBeGreaterThan(4096);
+    store.writeContainer(record('c2', 1));
+    store.writeContainer(big);
+    expect(store.readContainer('c2')).toEqual(big);
+    store.writeContainer(record('c2', 2)); // back under a page: the old file is longer than a page
+    expect(store.readContainer('c2')).toEqual(record('c2', 2));
+    expect(readdirSync(store.containersDir)).toEqual(['c2.json']);
+  });
+
+  it('sets a damaged record aside instead of failing', () => {
+    store.writeContainer(record('c3', 1));
+    writeFileSync(join(store.containersDir, 'c4.json'), '{"id": "c4", "pha');
+    expect(store.listContainers().map((r) => r.id)).toEqual(['c3']);
+    expect(readdirSync(store.containersDir).some((f) => f.startsWith('c4.json.corrupt-'))).toBe(true);
+    expect(readFileSync(join(store.containersDir, 'c3.json'), 'utf8').trimEnd().endsWith('}')).toBe(true);
+  });
+});
