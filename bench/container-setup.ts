@@ -26,7 +26,7 @@ import type { ShellHostFacts } from './shell.js';
 import { ShellIsolator } from './shell.js';
 import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
-import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep } from './util.js';
+import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep, waitQuiet } from './util.js';
 
 export const BENCH_FLAGS = { resources: 'ports:[31000-32063];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
 const POOL = PortSet.ofRanges([[33000, 60999]]);
@@ -155,6 +155,9 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
       await iso.destroy(`warm${i}`);
     }
     await waitVethsGone(host);
+    // The kernel frees destroyed namespaces in the background (cleanup_net, under the RTNL lock):
+    // measure only once that is over, as before each measured phase below.
+    await waitQuiet(opts.quick ? 5000 : 15_000);
 
     /** Create k containers, then destroy them; per-call wall times and create phases. */
     const measure = async (label: string, netnsPath?: (i: number) => string) => {
@@ -195,6 +198,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
       createNetns(name);
       preNames.push(name);
     }
+    await waitQuiet(opts.quick ? 5000 : 15_000);
     const pre = await measure('pre-created namespaces', (i) => `/run/netns/${preNames[i]}`);
 
     // The shell baseline, in its own lab.

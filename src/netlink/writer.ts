@@ -1,5 +1,19 @@
 import { NLA_HDRLEN, NLMSG_HDRLEN, align4 } from './constants.js';
 
+function storeLe16(b: Buffer, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+}
+function storeLe32(b: Buffer, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+}
+function checkField(name: string, v: number, max: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} must be an integer in 0..${max}, got ${v}`);
+}
+
 /**
  * A growable byte writer for netlink messages. One writer serves a whole batch: messages and
  * attributes are opened with a placeholder length and back-patched when closed, so nothing is
@@ -97,18 +111,21 @@ export class Writer {
     const start = this.pos;
     this.ensure(NLMSG_HDRLEN);
     const b = this.buf;
-    b.writeUInt32LE(0, start);
-    b.writeUInt16LE(type, start + 4);
-    b.writeUInt16LE(flags, start + 6);
-    b.writeUInt32LE(seq >>> 0, start + 8);
-    b.writeUInt32LE(pid >>> 0, start + 12);
+    checkField('nlmsg_type', type, 0xffff);
+    checkField('nlmsg_flags', flags, 0xffff);
+    // Byte stores: this runs once per message of a batch of thousands.
+    storeLe32(b, start, 0);
+    storeLe16(b, start + 4, type);
+    storeLe16(b, start + 6, flags);
+    storeLe32(b, start + 8, seq >>> 0);
+    storeLe32(b, start + 12, pid >>> 0);
     this.pos += NLMSG_HDRLEN;
     return start;
   }
   /** Close a message: back-patch nlmsg_len and align. */
   endMessage(start: number): void {
     this.align();
-    this.buf.writeUInt32LE(this.pos - start, start);
+    storeLe32(this.buf, start, this.pos - start);
   }
 
   /** Open an attribute (type includes any NLA_F_* flags); returns its offset. */

@@ -5,7 +5,7 @@
  * the same shape with typed matches.
  */
 import { decodeBody, encodeBody } from '../netlink/index.js';
-import type { NetlinkMessage, Request } from '../netlink/index.js';
+import type { NetlinkMessage, Request, Writer } from '../netlink/index.js';
 import { RTM } from '../rtnl/constants.js';
 import { actionAttrs, parseAction } from './action.js';
 import type { Action, ActionSpec } from './action.js';
@@ -157,14 +157,16 @@ function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
     o.link = link;
   }
   if (spec.actions?.length) {
-    o.act = spec.actions.map((a, i) => {
+    const act: TcaActEntry[] = [];
+    for (let i = 0; i < spec.actions.length; i++) {
       try {
-        return actionAttrs(a);
+        act.push(actionAttrs(spec.actions[i]!));
       } catch (e) {
         if (e instanceof TcInputError) throw new TcInputError(`action ${i + 1}: ${e.reason}`);
         throw e;
       }
-    }) as TcaActEntry[];
+    }
+    o.act = act;
     terminal = true;
   }
   if (spec.ht !== undefined) {
@@ -210,15 +212,21 @@ export function filterMessage(verb: TcVerb, spec: U32FilterSpec | FilterRef): Tc
 export function filterRequest(verb: TcVerb, spec: U32FilterSpec | FilterRef): Request {
   const body = filterMessage(verb, spec);
   if (verb === 'delete') return tcRequest(RTM.DELTFILTER, VERB_FLAGS.filter[verb], body);
-  return {
-    type: RTM.NEWTFILTER,
-    flags: VERB_FLAGS.filter[verb],
-    schema: tcMessage,
+  return new NewFilterRequest(VERB_FLAGS.filter[verb], body);
+}
+
+/** RTM_NEWTFILTER of a prepared u32 message (a class: no closure is made per filter of a bulk install). */
+class NewFilterRequest implements Request {
+  readonly type = RTM.NEWTFILTER;
+  readonly schema = tcMessage;
+  constructor(
+    readonly flags: number,
+    private readonly body: TcMessageInput,
+  ) {}
+  encode(w: Writer): void {
     // The direct writer covers everything filterMessage() builds; the declarative encoder is the fallback.
-    encode: (w) => {
-      if (!writeU32FilterBody(w, body)) encodeBody(w, tcMessage, body);
-    },
-  };
+    if (!writeU32FilterBody(w, this.body)) encodeBody(w, tcMessage, this.body);
+  }
 }
 
 /** RTM_GETTFILTER of one filter node (priority, protocol, handle and kind are needed). */

@@ -59,7 +59,10 @@ export class Tc {
   }
 
   private echo<T>(req: Request, decode: (m: NetlinkMessage) => T): Promise<T | undefined> {
-    return this.session.request({ ...req, flags: (req.flags ?? 0) | NLM_F.ECHO }, { decode }).then((r) => r.replies[0]);
+    // Not a spread: a request may be a class instance whose encode() lives on its prototype.
+    const echoed: Request = { type: req.type, flags: (req.flags ?? 0) | NLM_F.ECHO, encode: (w) => req.encode?.(w) };
+    if (req.schema) echoed.schema = req.schema;
+    return this.session.request(echoed, { decode }).then((r) => r.replies[0]);
   }
 
   // ---- qdiscs -------------------------------------------------------------------------------

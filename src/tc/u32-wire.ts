@@ -36,6 +36,29 @@ const U32_WORD_ATTRS = { classid: TCA_U32.CLASSID, link: TCA_U32.LINK, hash: TCA
 
 const align4 = (n: number) => (n + 3) & ~3;
 
+// Plain byte stores: several times cheaper than Buffer#writeUInt32LE and friends, whose range
+// checks the values (validated when the message was prepared) do not need.
+function le16(b: Buffer, p: number, v: number): void {
+  b[p] = v & 0xff;
+  b[p + 1] = (v >>> 8) & 0xff;
+}
+function le32(b: Buffer, p: number, v: number): void {
+  b[p] = v & 0xff;
+  b[p + 1] = (v >>> 8) & 0xff;
+  b[p + 2] = (v >>> 16) & 0xff;
+  b[p + 3] = (v >>> 24) & 0xff;
+}
+function be16(b: Buffer, p: number, v: number): void {
+  b[p] = (v >>> 8) & 0xff;
+  b[p + 1] = v & 0xff;
+}
+function be32(b: Buffer, p: number, v: number): void {
+  b[p] = (v >>> 24) & 0xff;
+  b[p + 1] = (v >>> 16) & 0xff;
+  b[p + 2] = (v >>> 8) & 0xff;
+  b[p + 3] = v & 0xff;
+}
+
 /** A mirred action entry as actionAttrs() builds it: kind and options.parms only. */
 function plainMirred(a: TcaActEntry): boolean {
   if (a.kind !== 'mirred' || a.optionsUnflagged || a.unknown) return false;
@@ -100,19 +123,19 @@ export function writeU32FilterBody(w: Writer, body: TcMessageInput): boolean {
   b[p + 1] = 0;
   b[p + 2] = 0;
   b[p + 3] = 0;
-  b.writeInt32LE(h.ifindex ?? 0, p + 4);
-  b.writeUInt32LE(h.handle ?? 0, p + 8);
-  b.writeUInt32LE(h.parent ?? 0, p + 12);
-  b.writeUInt32LE(h.info ?? 0, p + 16);
+  le32(b, p + 4, h.ifindex ?? 0);
+  le32(b, p + 8, h.handle ?? 0);
+  le32(b, p + 12, h.parent ?? 0);
+  le32(b, p + 16, h.info ?? 0);
   p += TCMSG_SIZE;
   for (const k in attrs) {
     const v = (attrs as Record<string, unknown>)[k];
     if (v === undefined) continue;
     if (k === 'chain') p = u32Attr(b, p, TCA.CHAIN, v as number);
     else if (k === 'kind') {
-      b.writeUInt16LE(KIND_U32_SIZE, p);
-      b.writeUInt16LE(TCA.KIND, p + 2);
-      b.writeUInt32LE(KIND_U32, p + 4);
+      le16(b, p, KIND_U32_SIZE);
+      le16(b, p + 2, TCA.KIND);
+      le32(b, p + 4, KIND_U32);
       p += KIND_U32_SIZE;
     } else p = writeOptions(b, p, v as U32Attrs);
   }
@@ -121,15 +144,15 @@ export function writeU32FilterBody(w: Writer, body: TcMessageInput): boolean {
 }
 
 function u32Attr(b: Buffer, p: number, type: number, v: number): number {
-  b.writeUInt16LE(NLA + 4, p);
-  b.writeUInt16LE(type, p + 2);
-  b.writeUInt32LE(v, p + 4);
+  le16(b, p, NLA + 4);
+  le16(b, p + 2, type);
+  le32(b, p + 4, v);
   return p + NLA + 4;
 }
 
 function writeOptions(b: Buffer, p: number, o: U32Attrs): number {
   const start = p;
-  b.writeUInt16LE(TCA.OPTIONS, p + 2);
+  le16(b, p + 2, TCA.OPTIONS);
   p += NLA;
   for (const k in o) {
     const v = o[k as keyof U32Attrs];
@@ -138,60 +161,60 @@ function writeOptions(b: Buffer, p: number, o: U32Attrs): number {
     else if (k === 'act') p = writeActions(b, p, v as TcaActEntry[]);
     else p = u32Attr(b, p, U32_WORD_ATTRS[k as keyof typeof U32_WORD_ATTRS], v as number);
   }
-  b.writeUInt16LE(p - start, start);
+  le16(b, start, p - start);
   return p;
 }
 
 function writeSelector(b: Buffer, p: number, sel: TcU32Sel): number {
   const keys = sel.keys;
-  b.writeUInt16LE(NLA + SEL_HEAD_SIZE + keys.length * KEY_SIZE, p);
-  b.writeUInt16LE(TCA_U32.SEL, p + 2);
+  le16(b, p, NLA + SEL_HEAD_SIZE + keys.length * KEY_SIZE);
+  le16(b, p + 2, TCA_U32.SEL);
   p += NLA;
   b[p] = sel.flags;
   b[p + 1] = sel.offshift;
   b[p + 2] = keys.length;
   b[p + 3] = 0;
-  b.writeUInt16BE(sel.offmask, p + 4);
-  b.writeUInt16LE(sel.off, p + 6);
-  b.writeInt16LE(sel.offoff, p + 8);
-  b.writeInt16LE(sel.hoff, p + 10);
-  b.writeUInt32BE(sel.hmask, p + 12);
+  be16(b, p + 4, sel.offmask);
+  le16(b, p + 6, sel.off);
+  le16(b, p + 8, sel.offoff);
+  le16(b, p + 10, sel.hoff);
+  be32(b, p + 12, sel.hmask);
   p += SEL_HEAD_SIZE;
   for (const key of keys) {
-    b.writeUInt32BE(key.mask, p);
-    b.writeUInt32BE(key.val, p + 4);
-    b.writeInt32LE(key.off, p + 8);
-    b.writeInt32LE(key.offmask, p + 12);
+    be32(b, p, key.mask);
+    be32(b, p + 4, key.val);
+    le32(b, p + 8, key.off);
+    le32(b, p + 12, key.offmask);
     p += KEY_SIZE;
   }
   return p;
 }
 
 function writeActions(b: Buffer, p: number, acts: TcaActEntry[]): number {
-  b.writeUInt16LE(NLA + acts.length * ACT_SIZE, p);
-  b.writeUInt16LE(TCA_U32.ACT, p + 2);
+  le16(b, p, NLA + acts.length * ACT_SIZE);
+  le16(b, p + 2, TCA_U32.ACT);
   p += NLA;
   for (let i = 0; i < acts.length; i++) {
     const parms = (acts[i]!.options as MirredOptions).parms!;
-    b.writeUInt16LE(ACT_SIZE, p);
-    b.writeUInt16LE(i + 1, p + 2);
-    b.writeUInt16LE(ACT_KIND_SIZE, p + 4);
-    b.writeUInt16LE(TCA_ACT.KIND, p + 6);
-    b.writeUInt32LE(MIRRED_WORD_0, p + 8);
-    b.writeUInt32LE(MIRRED_WORD_1, p + 12);
+    le16(b, p, ACT_SIZE);
+    le16(b, p + 2, i + 1);
+    le16(b, p + 4, ACT_KIND_SIZE);
+    le16(b, p + 6, TCA_ACT.KIND);
+    le32(b, p + 8, MIRRED_WORD_0);
+    le32(b, p + 12, MIRRED_WORD_1);
     p += NLA + align4(ACT_KIND_SIZE);
-    b.writeUInt16LE(NLA + NLA + MIRRED_PARMS_SIZE, p);
-    b.writeUInt16LE(TCA_ACT.OPTIONS | NLA_F.NESTED, p + 2);
-    b.writeUInt16LE(NLA + MIRRED_PARMS_SIZE, p + 4);
-    b.writeUInt16LE(TCA_MIRRED.PARMS, p + 6);
+    le16(b, p, NLA + NLA + MIRRED_PARMS_SIZE);
+    le16(b, p + 2, TCA_ACT.OPTIONS | NLA_F.NESTED);
+    le16(b, p + 4, NLA + MIRRED_PARMS_SIZE);
+    le16(b, p + 6, TCA_MIRRED.PARMS);
     p += 2 * NLA;
-    b.writeUInt32LE(parms.index, p);
-    b.writeUInt32LE(parms.capab, p + 4);
-    b.writeInt32LE(parms.action, p + 8);
-    b.writeInt32LE(parms.refcnt, p + 12);
-    b.writeInt32LE(parms.bindcnt, p + 16);
-    b.writeInt32LE(parms.eaction, p + 20);
-    b.writeUInt32LE(parms.ifindex, p + 24);
+    le32(b, p, parms.index);
+    le32(b, p + 4, parms.capab);
+    le32(b, p + 8, parms.action);
+    le32(b, p + 12, parms.refcnt);
+    le32(b, p + 16, parms.bindcnt);
+    le32(b, p + 20, parms.eaction);
+    le32(b, p + 24, parms.ifindex);
     p += MIRRED_PARMS_SIZE;
   }
   return p;
