@@ -12,6 +12,7 @@
  */
 import type { Writer } from '../netlink/index.js';
 import { NLA_F } from '../netlink/index.js';
+import { storeBe16 as be16, storeBe32 as be32, storeLe16 as le16, storeLe32 as le32 } from '../netlink/writer.js';
 import { TCA, TCA_ACT, TCA_MIRRED, TCA_U32 } from './constants.js';
 import type { TcMessageInput } from './request.js';
 import type { TcaActEntry, MirredOptions } from './schemas/action.js';
@@ -35,29 +36,6 @@ const KEY_SIZE = 16; // struct tc_u32_key
 const U32_WORD_ATTRS = { classid: TCA_U32.CLASSID, link: TCA_U32.LINK, hash: TCA_U32.HASH, divisor: TCA_U32.DIVISOR } as const;
 
 const align4 = (n: number) => (n + 3) & ~3;
-
-// Plain byte stores: several times cheaper than Buffer#writeUInt32LE and friends, whose range
-// checks the values (validated when the message was prepared) do not need.
-function le16(b: Buffer, p: number, v: number): void {
-  b[p] = v & 0xff;
-  b[p + 1] = (v >>> 8) & 0xff;
-}
-function le32(b: Buffer, p: number, v: number): void {
-  b[p] = v & 0xff;
-  b[p + 1] = (v >>> 8) & 0xff;
-  b[p + 2] = (v >>> 16) & 0xff;
-  b[p + 3] = (v >>> 24) & 0xff;
-}
-function be16(b: Buffer, p: number, v: number): void {
-  b[p] = (v >>> 8) & 0xff;
-  b[p + 1] = v & 0xff;
-}
-function be32(b: Buffer, p: number, v: number): void {
-  b[p] = (v >>> 24) & 0xff;
-  b[p + 1] = (v >>> 16) & 0xff;
-  b[p + 2] = (v >>> 8) & 0xff;
-  b[p + 3] = v & 0xff;
-}
 
 /** A mirred action entry as actionAttrs() builds it: kind and options.parms only. */
 function plainMirred(a: TcaActEntry): boolean {
