@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, pinNetns, removeNetns } from '../netlink/index.js';
-import { RTM_NAMES, Rtnl, SysctlDir, linkRequests } from '../rtnl/index.js';
+import { RTM_NAMES, Rtnl, SysctlDir, addressRequests, linkRequests } from '../rtnl/index.js';
 import type { Psched } from '../tc/rate.js';
 import { systemPsched } from '../tc/rate.js';
 import { EphemeralPortsAllocator } from './allocator.js';
@@ -167,6 +167,8 @@ function perBlockContainerFilters(h: ReturnType<typeof hostView>, view: Containe
 /** Interface indexes of host veths are chosen by us: VETH_INDEX_BASE + a per-host sequence number. */
 export const VETH_INDEX_BASE = 1_000_000;
 export const VETH_PREFIX = 'pmi';
+/** The name a destroyed container's end of the veth takes in a namespace that outlives it, until the pair is gone. */
+const retiredName = (rec: { vethIndex: number }): string => `${VETH_PREFIX}x${rec.vethIndex - VETH_INDEX_BASE}`;
 
 export function toInfo(r: ContainerRecord): ContainerInfo {
   return { id: r.id, netns: r.netns, veth: r.veth, ephemeral_ports: { ...r.ephemeralPorts }, ports: r.ports.map(([b, e]) => [b, e]) };
@@ -590,15 +592,25 @@ export class Isolator {
     reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
     const gone = ['ENOENT', 'ENODEV', 'EINVAL'];
     for (const r of await this.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && gone.includes(r.error.code))) errors.push(r.error);
+    // Whether the container's end no longer holds its interface name (see below).
+    let nameFreed = false;
     if (!rec.ownsNetns) {
-      // The namespace outlives us: take our loopback filters out of it (its eth0 goes with the veth).
+      // The namespace outlives us: take our loopback filters out of it, and free its eth0's name
+      // and address at once (down, address removed, renamed to a name of ours), so the namespace
+      // can get a new interface of that name while the veth pair is deleted in the background.
       try {
         const ns = Netns.fromPath(rec.netns);
         try {
           await this.inContainer(ns, async (cs) => {
-            const r = await cs.batch([tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', this.ctx)]);
-            const e = firstFailure(r, gone);
+            const r = await cs.batch([
+              tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', this.ctx),
+              linkRequests.set(rec.vethIndex, { up: false }),
+              addressRequests.delete({ ifindex: rec.vethIndex, address: `${this.host.ip}/${this.host.prefixlen}` }),
+              linkRequests.set(rec.vethIndex, { name: retiredName(rec) }),
+            ]);
+            const e = firstFailure(r.slice(0, 1), gone);
             if (e) errors.push(e);
+            nameFreed = r.slice(1).every((x) => x.ok || (x.error instanceof NetlinkError && x.error.code === 'EADDRNOTAVAIL'));
           });
         } finally {
           ns.close();
@@ -618,8 +630,9 @@ export class Isolator {
       () => undefined,
       (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
     );
-    // A namespace that outlives us may get a new interface of the same name right away: wait.
-    if (opts.wait || !rec.ownsNetns) {
+    // A namespace that outlives us may get a new interface of the same name right away: wait,
+    // unless that name was freed above.
+    if (opts.wait || (!rec.ownsNetns && !nameFreed)) {
       const e = await del;
       if (e) errors.push(e as Error);
     } else {

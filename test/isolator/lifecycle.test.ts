@@ -85,6 +85,35 @@ describe('a failed create', () => {
   });
 });
 
+describe('a namespace the engine does not own', () => {
+  it('is left with its name free at once on destroy; the veth pair goes in the background; a new container can follow right away', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    const name = `${lab.lab.id}-own`;
+    execFileSync('ip', ['netns', 'add', name]);
+    try {
+      const path = `/run/netns/${name}`;
+      const first = await iso.create({ id: 'p1', ports: '[31000-31009]', netnsPath: path });
+      expect(await iso.destroy('p1')).toBe(true);
+      // Right after destroy: no eth0 and no host IP in the namespace (a retired pmix… may linger).
+      const links = JSON.parse(execFileSync('ip', ['-j', '-n', name, 'addr', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string; addr_info: Array<{ local: string }> }>;
+      expect(links.map((l) => l.ifname).filter((n) => !/^pmix\d+$/.test(n))).toEqual(['lo']);
+      expect(links.filter((l) => l.ifname !== 'lo').flatMap((l) => l.addr_info.map((a) => a.local))).toEqual([]);
+      const second = await iso.create({ id: 'p2', ports: '[31000-31009]', netnsPath: path });
+      expect(second.veth).not.toBe(first.veth);
+      const l = await listen(path, 'tcp', 31003);
+      expect(send(lab.lab.world, 'tcp', HOST_IP, 31003, 'again\n')).toBe('ok');
+      expect(await until(() => l.received().includes('again'))).toBe(true);
+      l.stop();
+      await iso.close(); // waits for the background deletion
+      expect(pmiLinks()).toEqual([second.veth]);
+      expect((JSON.parse(execFileSync('ip', ['-j', '-n', name, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((x) => x.ifname).sort()).toEqual(['eth0', 'lo']);
+    } finally {
+      execFileSync('ip', ['netns', 'del', name]);
+    }
+  });
+});
+
 describe('mirrors beyond one filter', () => {
   it('ARP and ICMP answers reach containers in every mirror filter (more containers than one filter holds)', async () => {
     lab = new IsolatorLab();
