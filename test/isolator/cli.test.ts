@@ -35,6 +35,12 @@ afterAll(async () => {
   await lab?.destroy();
 });
 
+/** The exit code (or signal) of a child, also when it has already exited (no 'exit' event comes then). */
+function exited(p: ChildProcess): Promise<number | string | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode ?? p.signalCode);
+  return new Promise((r) => p.once('exit', (code, signal) => r(code ?? signal)));
+}
+
 describe('usage and bad input', () => {
   it('prints help for the program and each command', () => {
     const r = cli('--help');
@@ -220,7 +226,7 @@ describe('agent', () => {
 
   it('stops on SIGTERM leaving containers running; a restart recovers them', async () => {
     agent.kill('SIGTERM');
-    expect(await new Promise((r) => agent.on('exit', (c) => r(c)))).toBe(0);
+    expect(await exited(agent)).toBe(0);
     expect(json('list', '--json', ...common).map((c: { id: string }) => c.id).sort()).toEqual(['api1', 'from-cli']);
     const a = await startAgent();
     agent = a.p;
@@ -234,7 +240,7 @@ describe('agent', () => {
     await new Promise((r) => setTimeout(r, 3));
     agent.kill('SIGKILL');
     await pending;
-    await new Promise((r) => agent.on('exit', r));
+    await exited(agent);
     const a = await startAgent();
     agent = a.p;
     base = a.base;
@@ -252,7 +258,7 @@ describe('agent', () => {
     }
     expect(veths.length).toBeGreaterThanOrEqual(listed.length);
     agent.kill('SIGTERM');
-    await new Promise((r) => agent.on('exit', r));
+    await exited(agent);
   });
 });
 
