@@ -12,14 +12,23 @@ import { tcRequest } from './tc-requests.js';
 
 /** Requests for the container's namespace, in order; sent as one batch. */
 export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcRequestContext): Request[] {
+  return [...containerStaticRequests(h, c), ...containerFilterRequests(c, hostView, ctx)];
+}
+
+/** The part that does not depend on the container: lo and eth0 like the host's, the host IP and default route. */
+export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: number }): Request[] {
   return [
     // accept_local: packets from "our own" IP arrive from outside; route_localnet on lo.
     linkRequests.set(c.cLo, { address: h.eth0.address, mtu: h.eth0.mtu, up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 } }),
     linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1 } }),
     addressRequests.add({ ifindex: c.cEth0, address: `${h.ip}/${h.prefixlen}` }),
     routeRequests.add({ dst: 'default', gateway: h.gateway, oif: c.cEth0 }),
-    ...containerFilters(hostView, c).map((p) => tcRequest(p, 'add', ctx)),
   ];
+}
+
+/** The container's tc objects (its ports' filters). */
+export function containerFilterRequests(c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcRequestContext): Request[] {
+  return containerFilters(hostView, c).map((p) => tcRequest(p, 'add', ctx));
 }
 
 /**
@@ -27,11 +36,12 @@ export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip
  * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only), for devices there now and
  * any made later. Call inside the container's namespace (Netns.run).
  */
-export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number }, procRoot = '/proc'): void {
+export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number } | undefined, procRoot = '/proc', ipv6Off = true): void {
   // One walk through /proc/sys (its cost grows with the number of namespaces), then relative writes.
   const net = SysctlDir.openHere(['net'], procRoot);
   try {
-    net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
+    if (ephemeral) net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
+    if (!ipv6Off) return;
     try {
       // `all` also sets `default` (addrconf_disable_ipv6), so devices made later start with IPv6 off.
       net.write(['ipv6', 'conf', 'all', 'disable_ipv6'], '1');

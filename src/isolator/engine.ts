@@ -18,7 +18,7 @@ import { EphemeralPortsAllocator } from './allocator.js';
 import type { IsolatorConfig, IsolatorFlags } from './config.js';
 import { parseConfig } from './config.js';
 import { ContainerProc } from './container-proc.js';
-import { containerRequests, writeContainerSysctlsHere } from './container-setup.js';
+import { containerFilterRequests, containerRequests, containerStaticRequests, writeContainerSysctlsHere } from './container-setup.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
@@ -30,7 +30,7 @@ import { portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
 import type { HtbConfig } from './rates.js';
 import { htbConfig } from './rates.js';
-import type { ContainerRecord, HostRecord } from './state.js';
+import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
 import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
 import type { TcRequestContext } from './tc-requests.js';
 import { tcRequest } from './tc-requests.js';
@@ -54,6 +54,12 @@ export interface IsolatorOptions {
   psched?: Psched;
   /** Where warnings go (once each). */
   onWarning?: (message: string) => void;
+  /**
+   * Spares to keep ready (0–64, default 0): network namespaces with their veth pair and the
+   * container-side setup that does not depend on the container, made in the background after
+   * creates and destroys. A create without `pid`/`netnsPath` takes one and skips that work.
+   */
+  warmPool?: number;
 }
 
 export interface CreateSpec {
@@ -282,6 +288,11 @@ export class Isolator {
   private readonly containerProc: ContainerProc;
   private readonly warned = new Set<string>();
   private readonly background = new Set<Promise<unknown>>();
+  /** The warm pool's refill, while it runs. */
+  private refilling: Promise<void> | undefined;
+  private closing = false;
+  /** Set by cleanup(): no spare is made again until the next create. */
+  private poolPaused = false;
   /** host.json as last read or written (reset when another process changes the state). */
   private hostRecord: HostRecord | undefined;
 
@@ -293,6 +304,7 @@ export class Isolator {
     private readonly ctx: TcRequestContext,
     private readonly onWarning: (message: string) => void,
     private readonly perCpu: { egress?: number; ingress?: number },
+    private readonly warmPool = 0,
   ) {
     this.registry = new Registry(config);
     this.containerProc = new ContainerProc(join(store.workDir, 'proc'), (m) => this.warnOnce(m));
@@ -333,7 +345,9 @@ export class Isolator {
       if (recorded && recorded.netnsInode !== inode) {
         throw new ConfigError('netns', `the work_dir ${store.workDir} belongs to another network namespace (inode ${recorded.netnsInode}, this one is ${inode}): pass the --netns it was used with, or another --work_dir`);
       }
-      const iso = new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu);
+      const warmPool = opts.warmPool ?? 0;
+      if (!Number.isInteger(warmPool) || warmPool < 0 || warmPool > 64) throw new ConfigError('warm_pool', `must be an integer in 0..64, got ${String(opts.warmPool)}`);
+      const iso = new Isolator(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu, warmPool);
       if (config.egressUniqueFlowPerContainer && !(await iso.probeFqCodel())) {
         throw new ConfigError('egress_unique_flow_per_container', 'this kernel has no fq_codel qdisc, which unique egress flows need (sch_fq_codel); drop the flag or use a kernel with fq_codel');
       }
@@ -445,6 +459,15 @@ export class Isolator {
     const ifname = spec.ifname ?? this.host.eth0.name;
     const sw = new Stopwatch();
     this.lastTimings = sw.timings;
+    this.poolPaused = false;
+    try {
+      return await this.createLocked(id, ports, ifname, spec, sw);
+    } finally {
+      this.refillPool();
+    }
+  }
+
+  private createLocked(id: string, ports: PortSet, ifname: string, spec: CreateSpec, sw: Stopwatch): Promise<ContainerInfo> {
     return this.store.withLock(async () => {
       sw.lap('lock');
       await this.syncAndRepair();
@@ -468,8 +491,9 @@ export class Isolator {
       }
       let rec: ContainerRecord;
       let portFilters: ReturnType<typeof hostPortFilters>;
+      const spare = spec.netnsPath === undefined && spec.pid === undefined ? this.readySpare(ifname) : undefined;
       try {
-        const seq = this.store.nextVethNumber();
+        const seq = spare ? spare.seq : this.store.nextVethNumber();
         rec = {
           id,
           phase: 'creating',
@@ -504,13 +528,14 @@ export class Isolator {
       this.saveRecord(rec);
       sw.lap('plan+checkpoint');
       try {
-        await this.build(rec, portFilters, sw);
+        await this.build(rec, portFilters, sw, spare);
         rec.phase = 'ready';
         this.saveRecord(rec);
         sw.lap('checkpoint');
         return toInfo(rec);
       } catch (e) {
         const undo = await this.teardown(rec, { wait: true });
+        if (spare) undo.push(...this.dropSparePin(spare)); // its veth went with the container's teardown
         this.registry.unindex(rec);
         this.registry.records.delete(id);
         this.dropRecord(id);
@@ -520,24 +545,24 @@ export class Isolator {
     });
   }
 
-  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch): Promise<void> {
+  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord): Promise<void> {
     const h = this.host;
-    const ns = rec.ownsNetns ? createNetns(rec.netns) : rec.pinned ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns) : Netns.fromPath(rec.netns);
+    const ns = spare
+      ? this.adoptSpare(spare, rec)
+      : rec.ownsNetns
+        ? createNetns(rec.netns)
+        : rec.pinned
+          ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns)
+          : Netns.fromPath(rec.netns);
     sw.lap('netns');
     const view = this.view(rec);
     try {
       // Host side, one batch: the veth pair (peer created inside the container's namespace, both
       // ends with the host's MAC and MTU, our interface indexes), then the veth's filters before
       // the eth0/lo port filters that point at it (Mesos §7.8), the mirrors, ingress shaping, up.
-      const veth = linkRequests.addVeth({
-        name: rec.veth,
-        index: rec.vethIndex,
-        address: h.eth0.address,
-        mtu: h.eth0.mtu,
-        peer: { name: rec.ifname, index: rec.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, netns: ns },
-      });
+      // (A spare has its veth pair, up, already.)
       const hostReqs: Request[] = [
-        veth,
+        ...(spare ? [] : [this.vethRequest(rec, ns)]),
         ...vethFilters(hostView(h), view).map((p) => tcRequest(p, 'add', this.ctx)),
         ...portFilters.map((p) => tcRequest(p, 'add', this.ctx)),
         ...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER), undefined, rec.id),
@@ -547,27 +572,16 @@ export class Isolator {
       const hostErr = firstFailure(await this.session.batch(hostReqs));
       if (hostErr) throw hostErr;
       sw.lap('host batch');
-      try {
-        (h.netns ?? Netns.current()).run(() => {
-          this.hostIpv6Conf ??= SysctlDir.openHere(['net', 'ipv6', 'conf']);
-          this.hostIpv6Conf.write([rec.veth, 'disable_ipv6'], '1');
-        });
-      } catch {
-        /* no IPv6 in this kernel */
-      }
+      if (!spare) this.disableHostVethIpv6(rec.veth);
       sw.lap('host sysctl');
       // Container side, in one namespace switch: its sysctls first (IPv6 off while lo and eth0
       // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
       // then one batch over that socket.
-      let cs!: NetlinkSession;
-      const procRoot = this.containerProc.rootFor(this.registry.records.size);
-      ns.run(() => {
-        writeContainerSysctlsHere(rec.ephemeralPorts, procRoot);
-        cs = Session.open({ typeNames: RTM_NAMES });
-      });
+      const cs = this.containerSession(ns, rec.ephemeralPorts, !spare);
       sw.lap('container sysctls+socket');
       try {
-        const err = firstFailure(await cs.batch(containerRequests(h, view, hostView(h), this.ctx)));
+        const reqs = spare ? containerFilterRequests(view, hostView(h), this.ctx) : containerRequests(h, view, hostView(h), this.ctx);
+        const err = firstFailure(await cs.batch(reqs));
         if (err) throw err;
         sw.lap('container batch');
       } finally {
@@ -576,6 +590,152 @@ export class Isolator {
     } finally {
       ns.close();
     }
+  }
+
+  /** The veth pair: the peer created inside the container's namespace, both ends with the host's MAC and MTU and our interface index. */
+  private vethRequest(r: { veth: string; vethIndex: number; ifname: string }, ns: Netns): Request {
+    const h = this.host;
+    return linkRequests.addVeth({
+      name: r.veth,
+      index: r.vethIndex,
+      address: h.eth0.address,
+      mtu: h.eth0.mtu,
+      peer: { name: r.ifname, index: r.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, netns: ns },
+    });
+  }
+
+  /** IPv6 off on a host veth (through the held-open /proc/sys/net/ipv6/conf). */
+  private disableHostVethIpv6(veth: string): void {
+    try {
+      (this.host.netns ?? Netns.current()).run(() => {
+        this.hostIpv6Conf ??= SysctlDir.openHere(['net', 'ipv6', 'conf']);
+        this.hostIpv6Conf.write([veth, 'disable_ipv6'], '1');
+      });
+    } catch {
+      /* no IPv6 in this kernel */
+    }
+  }
+
+  /** Write the container's sysctls and open a socket there, in one namespace switch. */
+  private containerSession(ns: Netns, ephemeral: { begin: number; end: number } | undefined, ipv6Off: boolean): NetlinkSession {
+    let cs!: NetlinkSession;
+    const procRoot = this.containerProc.rootFor(this.registry.records.size);
+    ns.run(() => {
+      writeContainerSysctlsHere(ephemeral, procRoot, ipv6Off);
+      cs = Session.open({ typeNames: RTM_NAMES });
+    });
+    return cs;
+  }
+
+  // ---- the warm pool ----------------------------------------------------------------------
+
+  /** A ready spare made for this host's current interface name, MAC and MTU, if any. */
+  private readySpare(ifname: string): SpareRecord | undefined {
+    if (!this.warmPool) return undefined;
+    const h = this.host;
+    return this.store.listSpares().find((s) => s.phase === 'ready' && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu);
+  }
+
+  /** Move a spare's namespace pin to the container's and forget the spare (the record owns it all now). */
+  private adoptSpare(spare: SpareRecord, rec: ContainerRecord): Netns {
+    const ns = pinNetns(spare.netns, rec.netns);
+    removeNetns(spare.netns);
+    this.store.deleteSpare(spare.seq);
+    return ns;
+  }
+
+  /** Remove a spare's pin and record (its veth is deleted separately, or already gone). */
+  private dropSparePin(spare: SpareRecord): Error[] {
+    const errors: Error[] = [];
+    try {
+      removeNetns(spare.netns);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+    this.store.deleteSpare(spare.seq);
+    return errors;
+  }
+
+  /** Remove a spare entirely: its veth pair, its pin, its record. */
+  private async dropSpare(spare: SpareRecord): Promise<Error[]> {
+    const errors: Error[] = [];
+    try {
+      await this.session.request(linkRequests.delete(spare.vethIndex), { offload: true });
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.code === 'ENODEV')) errors.push(e as Error);
+    }
+    errors.push(...this.dropSparePin(spare));
+    return errors;
+  }
+
+  /**
+   * Make one spare (under the lock): recorded 'making' before anything exists, so recover()
+   * removes a half-made one; 'ready' once the namespace, the veth pair (both ends up, the host
+   * end's IPv6 off) and the container's lo, eth0, address, default route and IPv6 off exist.
+   */
+  private async makeSpare(): Promise<void> {
+    const h = this.host;
+    const seq = this.store.nextVethNumber();
+    const sp: SpareRecord = {
+      seq,
+      phase: 'making',
+      netns: this.store.netnsPath(`.spare-${seq}`),
+      veth: `${VETH_PREFIX}${seq}`,
+      vethIndex: VETH_INDEX_BASE + seq,
+      ifname: h.eth0.name,
+      address: h.eth0.address,
+      mtu: h.eth0.mtu,
+      createdAt: new Date().toISOString(),
+    };
+    this.store.writeSpare(sp);
+    try {
+      const ns = createNetns(sp.netns);
+      try {
+        const hostErr = firstFailure(await this.session.batch([this.vethRequest(sp, ns), linkRequests.set(sp.vethIndex, { up: true })]));
+        if (hostErr) throw hostErr;
+        this.disableHostVethIpv6(sp.veth);
+        const cs = this.containerSession(ns, undefined, true);
+        try {
+          const err = firstFailure(await cs.batch(containerStaticRequests(h, { cLo: 1, cEth0: sp.vethIndex })));
+          if (err) throw err;
+        } finally {
+          cs.close();
+        }
+      } finally {
+        ns.close();
+      }
+      sp.phase = 'ready';
+      this.store.writeSpare(sp);
+    } catch (e) {
+      await this.dropSpare(sp);
+      throw e;
+    }
+  }
+
+  /** Bring the pool back to its size in the background, one spare per turn of the lock. */
+  private refillPool(): void {
+    if (!this.warmPool || this.refilling || this.closing || this.poolPaused) return;
+    const p = (async () => {
+      try {
+        while (!this.closing && !this.poolPaused) {
+          const made = await this.store.withLock(async () => {
+            if (this.closing || this.poolPaused || this.store.listSpares().length >= this.warmPool) return false;
+            await this.makeSpare();
+            return true;
+          });
+          if (!made) break;
+          await new Promise((r) => setImmediate(r)); // a create waiting for the lock goes first
+        }
+      } catch (e) {
+        this.warnOnce(`warm pool: making a spare failed: ${(e as Error).message}`);
+      }
+    })();
+    this.refilling = p;
+    this.background.add(p);
+    void p.finally(() => {
+      this.background.delete(p);
+      this.refilling = undefined;
+    });
   }
 
   /**
@@ -658,7 +818,7 @@ export class Isolator {
       this.dropRecord(id);
       if (errors.length) throw new IsolatorError(`destroyed container ${id}, but: ${errors.map((e) => e.message).join(', ')}`, errors);
       return true;
-    });
+    }).finally(() => this.refillPool());
   }
 
   /** The containers, as `create` prints them. */
@@ -936,8 +1096,19 @@ export class Isolator {
       report.cleaned.push(...finished.cleaned);
       report.errors.push(...finished.errors);
       report.recovered.push(...[...this.registry.records.values()].map((r) => r.id));
+      // Spares: half-made ones, and ready ones that lost their veth or pin, are removed.
+      const spares: SpareRecord[] = [];
+      for (const sp of this.store.listSpares()) {
+        const whole = sp.phase === 'ready' && links.some((l) => l.index === sp.vethIndex && l.name === sp.veth) && pinExists(sp.netns);
+        if (whole) {
+          spares.push(sp);
+          continue;
+        }
+        const errs = await this.dropSpare(sp);
+        report.errors.push(...errs.map((e) => `spare ${sp.seq}: ${e.message}`));
+      }
       // Orphans: our veths without a record.
-      const known = new Set([...this.registry.records.values()].map((r) => r.vethIndex));
+      const known = new Set([...[...this.registry.records.values()].map((r) => r.vethIndex), ...spares.map((sp) => sp.vethIndex)]);
       for (const l of links) {
         if (!/^pmi\d+$/.test(l.name) || known.has(l.index)) continue;
         try {
@@ -948,7 +1119,7 @@ export class Isolator {
         }
       }
       // Orphans: namespace pins without a record.
-      const pins = new Set([...this.registry.records.values()].filter((r) => r.ownsNetns).map((r) => r.netns));
+      const pins = new Set([...[...this.registry.records.values()].filter((r) => r.ownsNetns).map((r) => r.netns), ...spares.map((sp) => sp.netns)]);
       for (const name of listPins(this.store.netnsDir)) {
         const path = `${this.store.netnsDir}/${name}`;
         if (pins.has(path)) continue;
@@ -990,6 +1161,7 @@ export class Isolator {
    * Continues past errors and reports them all.
    */
   async cleanup(): Promise<CleanupReport> {
+    this.poolPaused = true;
     return this.store.withLock(async () => {
       const report: CleanupReport = { destroyed: [], errors: [] };
       const recovered = await this.recover();
@@ -1002,6 +1174,7 @@ export class Isolator {
         this.dropRecord(rec.id);
         report.destroyed.push(rec.id);
       }
+      for (const sp of this.store.listSpares()) report.errors.push(...(await this.dropSpare(sp)).map((e) => `spare ${sp.seq}: ${e.message}`));
       const hostRec = this.store.readHost();
       if (hostRec) {
         const errs = await tearDownHost(this.session, this.host, hostRec, this.ctx);
@@ -1021,6 +1194,7 @@ export class Isolator {
 
   /** Wait for background work (veth deletions) and close the netlink sockets. */
   async close(): Promise<void> {
+    this.closing = true; // the warm pool's refill stops after the spare it is making
     await Promise.all([...this.background]);
     this.hostIpv6Conf?.close();
     this.hostIpv6Conf = undefined;

@@ -99,6 +99,25 @@ export class LockTimeoutError extends IsolatorError {
   readonly code = 'EAGAIN';
 }
 
+/**
+ * A spare: a network namespace pinned in the work_dir with its veth pair and the container-side
+ * setup that does not depend on the container (lo, eth0 up with the host IP and default route, IPv6
+ * off), made ahead of time so a create can skip that work (see Isolator's warm pool).
+ */
+export interface SpareRecord {
+  seq: number;
+  /** 'making' until every object exists; recover() removes a spare found 'making'. */
+  phase: 'making' | 'ready';
+  netns: string;
+  veth: string;
+  vethIndex: number;
+  /** The container-side interface name, MAC and MTU it was made with (the host's, then). */
+  ifname: string;
+  address: string;
+  mtu: number;
+  createdAt: string;
+}
+
 export class StateStore {
   private lockFd: number | undefined;
   /** The call chain holding the lock in this process. */
@@ -117,6 +136,9 @@ export class StateStore {
   get containersDir(): string {
     return join(this.workDir, 'containers');
   }
+  get sparesDir(): string {
+    return join(this.workDir, 'spares');
+  }
   get netnsDir(): string {
     return join(this.workDir, 'netns');
   }
@@ -127,6 +149,7 @@ export class StateStore {
   init(): void {
     mkdirSync(this.containersDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.netnsDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.sparesDir, { recursive: true, mode: 0o700 });
   }
 
   /**
@@ -237,6 +260,21 @@ export class StateStore {
   }
   deleteContainer(id: string): void {
     unlinkQuiet(join(this.containersDir, `${id}.json`));
+  }
+
+  listSpares(): SpareRecord[] {
+    if (!existsSync(this.sparesDir)) return [];
+    return readdirSync(this.sparesDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => this.readJson<SpareRecord>(join(this.sparesDir, f)))
+      .filter((r): r is SpareRecord => r !== undefined)
+      .sort((a, b) => a.seq - b.seq);
+  }
+  writeSpare(rec: SpareRecord): void {
+    this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec);
+  }
+  deleteSpare(seq: number): void {
+    unlinkQuiet(join(this.sparesDir, `${seq}.json`));
   }
 
   private readJson<T>(path: string): T | undefined {

@@ -23,8 +23,8 @@ export class IsolatorLab {
     execFileSync('ip', ['netns', 'exec', this.lab.host, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=61000 65000']);
   }
 
-  async open(flags: IsolatorFlags = FIXTURE, warnings: string[] = []): Promise<Isolator> {
-    const iso = await Isolator.open({ netns: this.lab.host, workDir: this.workDir, flags, onWarning: (m) => warnings.push(m) });
+  async open(flags: IsolatorFlags = FIXTURE, warnings: string[] = [], extra: { warmPool?: number } = {}): Promise<Isolator> {
+    const iso = await Isolator.open({ netns: this.lab.host, workDir: this.workDir, flags, onWarning: (m) => warnings.push(m), ...extra });
     this.isolators.push(iso);
     return iso;
   }

@@ -247,6 +247,33 @@ describe('restart and recovery', () => {
   );
 });
 
+describe('a crash while a create takes a spare of the warm pool', () => {
+  it.each(['netns', 'host batch', 'container batch'])('a kill right after "%s" leaves nothing recover cannot find and remove', async (phase) => {
+    lab = new IsolatorLab();
+    const iso = await lab.open(FIXTURE, [], { warmPool: 1 });
+    await iso.create({ id: 'keep', ports: '[31000-31009]' });
+    const spares = () => readdirSync(join(lab.workDir, 'spares')).filter((f) => f.endsWith('.json'));
+    expect(await until(() => spares().length === 1 && pins().some((p) => p.startsWith('.spare-')), 5000)).toBe(true);
+    await iso.close(); // no refill of ours in the way
+    const keepLinks = pmiLinks().filter((l) => (pins().includes(`.spare-${l.slice(3)}`) ? false : true));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), lab.lab.host, lab.workDir, 'crashy'], {
+      env: { ...process.env, PORTMAP_ISOLATOR_CRASH_AT: phase, PMI_TEST_WARM_POOL: '1' },
+      timeout: 30_000,
+      encoding: 'utf8',
+    });
+    expect(r.signal).toBe('SIGKILL');
+    const again = await lab.open();
+    const report = await again.recover();
+    expect(report.cleaned.map((c) => c.id)).toEqual(['crashy']);
+    expect(report.errors).toEqual([]);
+    await until(() => pmiLinks().length === keepLinks.length);
+    expect(pmiLinks()).toEqual(keepLinks);
+    expect(records()).toEqual(['keep.json']);
+    expect(pins()).toEqual(['keep']);
+    expect(spares()).toEqual([]);
+  });
+});
+
 describe('interrupted operations are finished by the next change, without a recover', () => {
   const crash = (phase: string, id: string, ports?: string) =>
     spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), lab.lab.host, lab.workDir, id, ...(ports ? [ports] : [])], {
