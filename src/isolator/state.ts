@@ -244,13 +244,17 @@ export class StateStore {
     unlinkQuiet(join(this.workDir, 'host.json'));
   }
 
-  listContainers(): ContainerRecord[] {
-    if (!existsSync(this.containersDir)) return [];
-    return readdirSync(this.containersDir)
+  /** Every readable record of a directory. */
+  private listRecords<T>(dir: string): T[] {
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
-      .map((f) => this.readJson<ContainerRecord>(join(this.containersDir, f)))
-      .filter((r): r is ContainerRecord => r !== undefined)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+      .map((f) => this.readJson<T>(join(dir, f)))
+      .filter((r): r is T => r !== undefined);
+  }
+
+  listContainers(): ContainerRecord[] {
+    return this.listRecords<ContainerRecord>(this.containersDir).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
   readContainer(id: string): ContainerRecord | undefined {
     return this.readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
@@ -263,12 +267,7 @@ export class StateStore {
   }
 
   listSpares(): SpareRecord[] {
-    if (!existsSync(this.sparesDir)) return [];
-    return readdirSync(this.sparesDir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => this.readJson<SpareRecord>(join(this.sparesDir, f)))
-      .filter((r): r is SpareRecord => r !== undefined)
-      .sort((a, b) => a.seq - b.seq);
+    return this.listRecords<SpareRecord>(this.sparesDir).sort((a, b) => a.seq - b.seq);
   }
   writeSpare(rec: SpareRecord): void {
     this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec);
