@@ -13,7 +13,7 @@
  * in the background, as the engine does; the benchmark waits for those deletions between
  * phases, not between containers).
  */
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Isolator } from '../src/isolator/engine.js';
@@ -28,6 +28,8 @@ import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
 import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep, waitQuiet } from './util.js';
 
+const WARM_POOL = 4;
+const POOL_GAP_MS = 20;
 export const BENCH_FLAGS = { resources: 'ports:[31000-32063];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
 const POOL = PortSet.ofRanges([[33000, 60999]]);
 
@@ -47,6 +49,11 @@ export interface ContainerSetupResult extends LatencyFigures {
   ratio_shell_vs_sdk: number;
   /** The same with namespaces created beforehand (netnsPath). */
   precreated: LatencyFigures;
+  /**
+   * Engine-made namespaces through an engine keeping `spares` ready (IsolatorOptions.warmPool),
+   * creates `gap_ms` apart; `spare_taken_share`: creates that found a ready spare.
+   */
+  warm_pool: LatencyFigures & { spares: number; gap_ms: number; spare_taken_share: number; phases_ms: Record<string, number> };
   /** Median of each phase of create (engine-made namespace), ms. */
   phases_ms: Record<string, number>;
   phases_ms_precreated: Record<string, number>;
@@ -160,7 +167,8 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     await waitQuiet(opts.quick ? 5000 : 15_000);
 
     /** Create k containers, then destroy them; per-call wall times and create phases. */
-    const measure = async (label: string, netnsPath?: (i: number) => string) => {
+    const measure = async (label: string, netnsPath?: (i: number) => string, pool?: { iso: Isolator; gapMs: number; spares: () => number; hits: number[] }) => {
+      const engine = pool?.iso ?? iso!;
       opts.log(`container_setup: ${k} containers (${label})`);
       const setup: number[] = [];
       const teardown: number[] = [];
@@ -171,24 +179,28 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
       try {
         for (let i = 0; i < k; i++) {
           const spec = { id: `c${i}`, ports: portsOf(i), ...(netnsPath ? { netnsPath: netnsPath(i) } : {}) };
+          if (pool) {
+            await sleep(pool.gapMs);
+            pool.hits.push(pool.spares() > 0 ? 1 : 0);
+          }
           meter.take();
           t0 = nowMs();
-          await iso!.create(spec);
+          await engine.create(spec);
           setup.push(nowMs() - t0);
           netlinkSetup.push(meter.take());
-          for (const [p, v] of Object.entries(iso!.lastTimings)) (phases[p] ??= []).push(v);
+          for (const [p, v] of Object.entries(engine.lastTimings)) (phases[p] ??= []).push(v);
         }
         for (let i = 0; i < k; i++) {
           meter.take();
           t0 = nowMs();
-          await iso!.destroy(`c${i}`);
+          await engine.destroy(`c${i}`);
           teardown.push(nowMs() - t0);
           netlinkTeardown.push(meter.take());
         }
       } finally {
         meter.restore();
       }
-      await waitVethsGone(host);
+      if (!pool) await waitVethsGone(host); // (a pool keeps its spares' veths; its cleanup waits)
       return { setup, teardown, phases: addOutside(setup, phases), netlinkSetup, netlinkTeardown };
     };
 
@@ -200,6 +212,21 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     }
     await waitQuiet(opts.quick ? 5000 : 15_000);
     const pre = await measure('pre-created namespaces', (i) => `/run/netns/${preNames[i]}`);
+
+    // The warm pool: engine-made namespaces again, through an engine keeping 4 spares, with the
+    // creates 20 ms apart (the pool refills between them; back to back, a create would wait for
+    // the refill holding the lock, and nothing would be gained).
+    await waitQuiet(opts.quick ? 5000 : 15_000);
+    const pooled = await elab.open(BENCH_FLAGS, [], { warmPool: WARM_POOL });
+    const readySpares = () => readdirSync(join(elab.workDir, 'spares')).filter((f) => f.endsWith('.json') && readFileSync(join(elab.workDir, 'spares', f), 'utf8').includes('"ready"')).length;
+    const hits: number[] = [];
+    await pooled.create({ id: 'pool-warm', ports: portsOf(0) }); // starts the refill
+    await pooled.destroy('pool-warm');
+    await sleep(200);
+    const warm = await measure(`namespaces from a warm pool of ${WARM_POOL}, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: pooled, gapMs: POOL_GAP_MS, spares: readySpares, hits });
+    await pooled.cleanup();
+    await pooled.close();
+    await waitVethsGone(host);
 
     // The shell baseline, in its own lab.
     opts.log(`container_setup: ${shellK} containers by shell scripts`);
@@ -249,6 +276,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
         shell_k: shellK,
         ratio_shell_vs_sdk: round(ss.median / headline.setup_p50_ms, 1),
         precreated: latencyFigures(pre.setup, pre.teardown),
+        warm_pool: { ...latencyFigures(warm.setup, warm.teardown), spares: WARM_POOL, gap_ms: POOL_GAP_MS, spare_taken_share: round(hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length), 2), phases_ms: phaseMedians(warm.phases) },
         phases_ms: phaseMedians(own.phases),
         phases_ms_precreated: phaseMedians(pre.phases),
         tail_phases_ms: tailPhases(own.setup, own.phases),

@@ -30,7 +30,7 @@ const COMMANDS: Record<string, { flags: string[]; usage: string; help: string }>
   list: { flags: ['json'], usage: 'list [--json]', help: 'the containers and their ports' },
   stats: { flags: [], usage: 'stats [ID]', help: 'Mesos /monitor/statistics JSON' },
   run: { flags: ['id', 'ports', 'cpus'], usage: 'run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]', help: 'create, run CMD inside with stdio inherited, destroy afterwards; exits with CMD’s status' },
-  agent: { flags: ['listen'], usage: 'agent [--listen=127.0.0.1:5051]', help: 'recover, then serve HTTP (statistics, containers, metrics) until SIGTERM' },
+  agent: { flags: ['listen', 'warm_pool'], usage: 'agent [--listen=127.0.0.1:5051] [--warm_pool=N]', help: 'recover, then serve HTTP (statistics, containers, metrics) until SIGTERM; --warm_pool keeps N spares ready (0–64, default 0) so creates skip making the namespace and veth pair' },
   recover: { flags: [], usage: 'recover', help: 'rebuild state from the work_dir and the kernel, clean up orphans, report' },
   cleanup: { flags: [], usage: 'cleanup', help: 'destroy every container and undo every host-side change' },
   demo: { flags: [], usage: 'demo', help: 'a self-contained lab showing isolation, rate limiting and statistics; exits 0 only if every check passed' },
@@ -143,7 +143,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'demo') return await runDemo({ log, workDir: stringFlag(args.flags, 'work_dir') });
     const { flags, remember } = resolveFlags(args, workDir);
     const open = async () => {
-      iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), onWarning: (m) => log.warn(m) });
+      const warmPool = command === 'agent' ? intFlag(args.flags, 'warm_pool', 0, 64) : undefined;
+      iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), ...(warmPool !== undefined ? { warmPool } : {}), onWarning: (m) => log.warn(m) });
       if (command === 'create' || command === 'agent' || command === 'run') remember();
       return iso;
     };

@@ -633,7 +633,7 @@ export class Isolator {
   private readySpare(ifname: string): SpareRecord | undefined {
     if (!this.warmPool) return undefined;
     const h = this.host;
-    return this.store.listSpares().find((s) => s.phase === 'ready' && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu);
+    return this.store.findSpare((s) => s.phase === 'ready' && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu);
   }
 
   /** Move a spare's namespace pin to the container's and forget the spare (the record owns it all now). */
@@ -716,6 +716,9 @@ export class Isolator {
   private refillPool(): void {
     if (!this.warmPool || this.refilling || this.closing || this.poolPaused) return;
     const p = (async () => {
+      // Start on a later turn of the event loop: whoever awaited the create or destroy that
+      // scheduled us gets its answer first (and a create it issues at once, the lock).
+      await new Promise((r) => setImmediate(r));
       try {
         while (!this.closing && !this.poolPaused) {
           const made = await this.store.withLock(async () => {

@@ -269,6 +269,16 @@ export class StateStore {
   listSpares(): SpareRecord[] {
     return this.listRecords<SpareRecord>(this.sparesDir).sort((a, b) => a.seq - b.seq);
   }
+  /** The first spare (lowest number) that `pred` accepts, reading no more records than needed. */
+  findSpare(pred: (s: SpareRecord) => boolean): SpareRecord | undefined {
+    if (!existsSync(this.sparesDir)) return undefined;
+    const files = readdirSync(this.sparesDir).filter((f) => /^\d+\.json$/.test(f)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    for (const f of files) {
+      const s = this.readJson<SpareRecord>(join(this.sparesDir, f));
+      if (s && pred(s)) return s;
+    }
+    return undefined;
+  }
   writeSpare(rec: SpareRecord): void {
     this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec);
   }

@@ -62,6 +62,8 @@ describe('usage and bad input', () => {
     [['create', 'c1', '--resources=ephemeral_ports:[500-2000]'], /^portmap-isolator: --resources: .*well known ports/],
     [['list', '--netns=pmi-no-such-ns'], /^portmap-isolator: --netns: cannot open network namespace/],
     [['agent', '--listen=nowhere'], /^portmap-isolator: --listen: expected HOST:PORT/],
+    [['agent', '--warm_pool=65'], /^portmap-isolator: --warm_pool: must be an integer in 0\.\.64, got '65'$/],
+    [['create', 'c1', '--warm_pool=2'], /^portmap-isolator: --warm_pool: unknown flag for 'create'$/],
     [['create', 'c1', '--pid=abc'], /^portmap-isolator: --pid: must be an integer/],
   ])('%j → exit 2 with one line naming the flag', (args, message) => {
     const r = cli(...args, ...(args[0] === 'list' && String(args[1]).startsWith('--netns') ? [`--work_dir=${lab.workDir}`] : common));
