@@ -113,7 +113,10 @@ describe('HTB qdisc and classes', () => {
     expect(q.r2q).toBe(t.options.r2q);
     expect(`0x${(q.defaultClass as number).toString(16)}`).toBe(t.options.default);
     expect(q.directQlen).toBe(t.options.direct_qlen);
-    expect(q.directPackets).toBe(t.options.direct_packets_stat);
+    // A counter, read by us and then by tc: a packet sent in between (the lab's own IPv6 chatter
+    // is queued directly while class 1:1 does not exist) may count for tc only.
+    expect(q.directPackets).toBeLessThanOrEqual(t.options.direct_packets_stat);
+    expect(t.options.direct_packets_stat - q.directPackets!).toBeLessThan(5);
   });
 
   it('an HTB qdisc with a kernel-chosen handle, removed twice: true then false', async () => {
