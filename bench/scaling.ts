@@ -131,6 +131,8 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
 
     for (const level of LEVELS) {
       await fill(level);
+      // Filling leaves the kernel deferred work (freed mirror actions, RCU callbacks): measure after it.
+      await waitQuiet(opts.quick ? 5000 : 15_000);
       opts.log(`scaling: ${level} containers present; ${m} × one more`);
       const s: number[] = (setup[level] = []);
       const d: number[] = (teardown[level] = []);
