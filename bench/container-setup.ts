@@ -53,7 +53,7 @@ export interface ContainerSetupResult extends LatencyFigures {
    * Engine-made namespaces through an engine keeping `spares` ready (IsolatorOptions.warmPool),
    * creates `gap_ms` apart; `spare_taken_share`: creates that found a ready spare.
    */
-  warm_pool: LatencyFigures & { spares: number; gap_ms: number; spare_taken_share: number; phases_ms: Record<string, number> };
+  warm_pool: LatencyFigures & { spares: number; gap_ms: number; spare_taken_share: number; phases_ms: Record<string, number>; without_pool_same_gap: LatencyFigures };
   /** Median of each phase of create (engine-made namespace), ms. */
   phases_ms: Record<string, number>;
   phases_ms_precreated: Record<string, number>;
@@ -227,6 +227,10 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     await pooled.cleanup();
     await pooled.close();
     await waitVethsGone(host);
+    // The same spacing without a pool: an idle gap before each create makes it slower by itself
+    // (measured: 3.6 → ~6 ms p50 with 20 ms gaps), so the pool is compared with this.
+    await waitQuiet(opts.quick ? 5000 : 15_000);
+    const spaced = await measure(`namespaces made by the engine, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: iso!, gapMs: POOL_GAP_MS, spares: () => 0, hits: [] });
 
     // The shell baseline, in its own lab.
     opts.log(`container_setup: ${shellK} containers by shell scripts`);
@@ -276,7 +280,14 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
         shell_k: shellK,
         ratio_shell_vs_sdk: round(ss.median / headline.setup_p50_ms, 1),
         precreated: latencyFigures(pre.setup, pre.teardown),
-        warm_pool: { ...latencyFigures(warm.setup, warm.teardown), spares: WARM_POOL, gap_ms: POOL_GAP_MS, spare_taken_share: round(hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length), 2), phases_ms: phaseMedians(warm.phases) },
+        warm_pool: {
+          ...latencyFigures(warm.setup, warm.teardown),
+          spares: WARM_POOL,
+          gap_ms: POOL_GAP_MS,
+          spare_taken_share: round(hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length), 2),
+          phases_ms: phaseMedians(warm.phases),
+          without_pool_same_gap: latencyFigures(spaced.setup, spaced.teardown),
+        },
         phases_ms: phaseMedians(own.phases),
         phases_ms_precreated: phaseMedians(pre.phases),
         tail_phases_ms: tailPhases(own.setup, own.phases),

@@ -48,9 +48,9 @@ export function verdicts(out: Out): Verdict[] {
   }
   const cs = out.container_setup;
   if (cs) {
-    const pool = cs.warm_pool ? `; warm pool of ${cs.warm_pool.spares}, creates ${cs.warm_pool.gap_ms} ms apart (not the target's setting): ` : '';
-    v.push({ target: 'setup p50 ≤ 1.5 ms', measured: `${cs.setup_p50_ms} ms (engine-made netns), ${cs.precreated.setup_p50_ms} ms (pre-created)${pool}${cs.warm_pool ? `${cs.warm_pool.setup_p50_ms} ms` : ''}`, met: cs.setup_p50_ms <= 1.5 });
-    v.push({ target: 'setup p99 ≤ 4 ms', measured: `${cs.setup_p99_ms} ms (engine-made netns), ${cs.precreated.setup_p99_ms} ms (pre-created)${pool}${cs.warm_pool ? `${cs.warm_pool.setup_p99_ms} ms` : ''}`, met: cs.setup_p99_ms <= 4 });
+    const pool = cs.warm_pool ? `; creates ${cs.warm_pool.gap_ms} ms apart (not the target's setting): warm pool of ${cs.warm_pool.spares} ` : '';
+    v.push({ target: 'setup p50 ≤ 1.5 ms', measured: `${cs.setup_p50_ms} ms (engine-made netns), ${cs.precreated.setup_p50_ms} ms (pre-created)${pool}${cs.warm_pool ? `${cs.warm_pool.setup_p50_ms} ms, no pool ${cs.warm_pool.without_pool_same_gap.setup_p50_ms} ms` : ''}`, met: cs.setup_p50_ms <= 1.5 });
+    v.push({ target: 'setup p99 ≤ 4 ms', measured: `${cs.setup_p99_ms} ms (engine-made netns), ${cs.precreated.setup_p99_ms} ms (pre-created)${pool}${cs.warm_pool ? `${cs.warm_pool.setup_p99_ms} ms, no pool ${cs.warm_pool.without_pool_same_gap.setup_p99_ms} ms` : ''}`, met: cs.setup_p99_ms <= 4 });
     v.push({ target: 'caller-visible teardown ≤ 3 ms (p50)', measured: `${cs.teardown_p50_ms} ms (p99 ${cs.teardown_p99_ms}); pre-created ${cs.precreated.teardown_p50_ms} ms`, met: cs.teardown_p50_ms <= 3 });
   }
   const sc = out.scaling;
@@ -160,7 +160,12 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
         ['variant', 'setup p50', 'setup p99', 'teardown p50', 'teardown p99'],
         ['engine, namespace made by the engine', cs.setup_p50_ms, cs.setup_p99_ms, cs.teardown_p50_ms, cs.teardown_p99_ms],
         ['engine, pre-created namespace (netnsPath)', cs.precreated.setup_p50_ms, cs.precreated.setup_p99_ms, cs.precreated.teardown_p50_ms, cs.precreated.teardown_p99_ms],
-        ...(cs.warm_pool ? [[`engine, warm pool of ${cs.warm_pool.spares} (creates ${cs.warm_pool.gap_ms} ms apart; ${Math.round(cs.warm_pool.spare_taken_share * 100)} % took a spare)`, cs.warm_pool.setup_p50_ms, cs.warm_pool.setup_p99_ms, cs.warm_pool.teardown_p50_ms, cs.warm_pool.teardown_p99_ms]] : []),
+        ...(cs.warm_pool
+          ? [
+              [`engine, warm pool of ${cs.warm_pool.spares} (creates ${cs.warm_pool.gap_ms} ms apart; ${Math.round(cs.warm_pool.spare_taken_share * 100)} % took a spare)`, cs.warm_pool.setup_p50_ms, cs.warm_pool.setup_p99_ms, cs.warm_pool.teardown_p50_ms, cs.warm_pool.teardown_p99_ms],
+              [`engine, no pool, creates ${cs.warm_pool.gap_ms} ms apart`, cs.warm_pool.without_pool_same_gap.setup_p50_ms, cs.warm_pool.without_pool_same_gap.setup_p99_ms, cs.warm_pool.without_pool_same_gap.teardown_p50_ms, cs.warm_pool.without_pool_same_gap.teardown_p99_ms],
+            ]
+          : []),
         ['shell script (ip/tc per command)', cs.shell_setup_p50_ms, cs.shell_setup_p99_ms, cs.shell_teardown_p50_ms, null],
       ]),
       '',
