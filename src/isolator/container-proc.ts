@@ -34,8 +34,8 @@ export class ContainerProc {
   rootFor(containers: number): string {
     if (this.failed || containers < PRIVATE_FROM) return '/proc';
     if (this.fd < 0 || this.uses >= REMOUNT_EVERY) {
-      this.close();
       try {
+        this.close();
         mountProcfs(this.dir);
         try {
           this.fd = openSync(this.dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
@@ -44,7 +44,7 @@ export class ContainerProc {
         }
       } catch (e) {
         this.failed = true;
-        this.close();
+        this.releaseFd();
         this.warn(`cannot mount a procfs at ${this.dir} (${(e as Error).message}): container sysctls go through /proc, slower with many containers`);
         return '/proc';
       }
@@ -56,8 +56,12 @@ export class ContainerProc {
 
   /** Let the procfs go (and unmount one a process that died mid-mount may have left). */
   close(): void {
+    this.releaseFd();
+    unmountProcfs(this.dir);
+  }
+
+  private releaseFd(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
-    unmountProcfs(this.dir);
   }
 }

@@ -397,10 +397,10 @@ export class Isolator {
       if (existing.shared.layout === SHARED_LAYOUT) return (this.hostRecord = existing);
       // Set up by an earlier version: rebuild the shared layout when no container relies on it.
       if (this.registry.records.size) {
-        throw new Error(`the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`);
+        throw new IsolatorError(`the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`);
       }
       const errors = await tearDownHost(this.session, this.host, existing, this.ctx);
-      if (errors.length) throw new Error(`rebuilding the host's shared layout: ${errors.map((e) => e.message).join('; ')}`);
+      if (errors.length) throw new IsolatorError(`rebuilding the host's shared layout: ${errors.map((e) => e.message).join('; ')}`);
       this.store.deleteHost();
       return this.ensureHost();
     }
@@ -1201,7 +1201,11 @@ export class Isolator {
     await Promise.all([...this.background]);
     this.hostIpv6Conf?.close();
     this.hostIpv6Conf = undefined;
-    this.containerProc.close();
+    try {
+      this.containerProc.close();
+    } catch (e) {
+      this.warnOnce(`${this.containerProc.dir}: ${(e as Error).message}`);
+    }
     this.rtnl.close();
     this.host.netns?.close();
   }

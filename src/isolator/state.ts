@@ -15,15 +15,14 @@ import type { HtbConfig } from './rates.js';
  *   <work_dir>/host.json            what the isolator did to the host (to undo it in `cleanup`)
  *   <work_dir>/containers/<id>.json one record per container, written before kernel objects exist
  *   <work_dir>/netns/<id>           pinned network namespaces of containers we created
+ *   <work_dir>/spares/<n>.json      the warm pool's spares (pins netns/.spare-<n>)
  *
- * Records are replaced atomically (write, rename), so a crash of the process leaves the old or the
- * new record, never half of one. They are not fsync'd: what they describe (namespaces, links,
+ * A crash of the process leaves the old or the new record, never half of one: records of up to a
+ * page are rewritten in place by one write (see writeRecordInPlace), longer ones and host.json are
+ * replaced by write and rename. They are not fsync'd: what they describe (namespaces, links,
  * filters) does not survive a reboot either.
  */
 
-
-/** A write this size or smaller, at offset 0, stays within one page: all or nothing for a dying process. */
-const PAGE_BYTES = 4096;
 export const DEFAULT_WORK_DIR = '/var/run/portmap-isolator';
 
 /** A container's lifecycle phase, as checkpointed. Anything but 'ready' after a crash means: clean up. */
@@ -93,6 +92,9 @@ export interface HostRecord {
   /** Unique egress flows: the fq_codel on eth0 (its parent and handle), and whether we created it. */
   flows?: { parent: number; qdisc: number; created: boolean };
 }
+
+/** A write this size or smaller, at offset 0, stays within one page: all or nothing for a dying process. */
+const PAGE_BYTES = 4096;
 
 export class LockTimeoutError extends IsolatorError {
   override readonly name = 'LockTimeoutError';
@@ -313,8 +315,8 @@ export class StateStore {
    * recover() removes its objects as orphans (they are gone after a reboot anyway).
    */
   private writeRecordInPlace(path: string, value: unknown): void {
-    const text = JSON.stringify(value, null, 2) + '\n';
-    if (Buffer.byteLength(text) > PAGE_BYTES) return this.writeJson(path, value);
+    const body = Buffer.from(JSON.stringify(value, null, 2) + '\n');
+    if (body.length > PAGE_BYTES) return this.writeJson(path, value);
     let fd: number;
     let created = false;
     try {
@@ -331,7 +333,6 @@ export class StateStore {
         fd = -1;
         return this.writeJson(path, value);
       }
-      const body = Buffer.from(text);
       const bytes = body.length < old ? Buffer.concat([body, Buffer.alloc(old - body.length, 0x20)]) : body;
       if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
     } finally {

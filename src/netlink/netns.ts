@@ -333,6 +333,7 @@ export function unmountProcfs(dir: string, opts: CreateNetnsOptions = {}): void 
     shim.umount2(dir, MNT.DETACH);
   } catch (e) {
     const errno = (e as { errno: number }).errno;
-    if (errno !== 22 /* EINVAL: not a mount point */ && errno !== 2 /* ENOENT */) throw new SocketError('umount2', errno, `unmounting ${dir}`);
+    // Nothing mounted there: not a mount point, no such path, or a path through a file.
+    if (errno !== 22 /* EINVAL */ && errno !== 2 /* ENOENT */ && errno !== 20 /* ENOTDIR */) throw new SocketError('umount2', errno, `unmounting ${dir}`);
   }
 }

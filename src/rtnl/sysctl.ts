@@ -32,7 +32,10 @@ export function writeSysctl(ns: Netns, key: string | readonly string[], value: s
  * Netns.run (one switch instead of one per key).
  */
 export function writeSysctlHere(key: string | readonly string[], value: string | number): void {
-  const path = typeof key === 'string' && (key.startsWith('/proc/sys/') || key.startsWith('/proc/self/fd/')) ? key : sysctlPath(key);
+  writeValue(typeof key === 'string' && key.startsWith('/proc/sys/') ? key : sysctlPath(key), value);
+}
+
+function writeValue(path: string, value: string | number): void {
   const fd = openSync(path, 'w');
   try {
     writeSync(fd, `${value}\n`);
@@ -73,7 +76,7 @@ export class SysctlDir {
 
   /** Write `rel` below the directory (e.g. ['pmi7', 'disable_ipv6']). */
   write(rel: readonly string[], value: string | number): void {
-    writeSysctlHere(this.below(rel), value);
+    writeValue(this.below(rel), value);
   }
 
   read(rel: readonly string[]): string {

@@ -5,6 +5,7 @@
  */
 import { TC_H } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
+import { textCache } from './text-cache.js';
 
 /** A handle given by a user: its number, or its text ('1:10', 'ffff:', 'root', 'ingress', 'none'). */
 export type TcHandleInput = number | string;
@@ -31,16 +32,8 @@ const HEX = /^[0-9a-f]{1,4}$/i;
 export function parseTcHandle(input: TcHandleInput): number {
   if (typeof input === 'number') return checkInt('tc handle', input, 0, 0xffffffff);
   if (typeof input !== 'string') throw new TcInputError(`tc handle must be a number or text, got ${typeof input}`);
-  const known = parsedHandles.get(input);
-  if (known !== undefined) return known;
-  const h = parseHandleText(input);
-  if (parsedHandles.size >= 256) parsedHandles.clear(); // bounded: a few parents are used over and over
-  parsedHandles.set(input, h);
-  return h;
+  return parseHandleCached(input);
 }
-
-/** Handle texts already parsed: filters in bulk name the same few parents ('ffff:', '1:'). */
-const parsedHandles = new Map<string, number>();
 
 function parseHandleText(input: string): number {
   const s = input.trim().toLowerCase();
@@ -62,6 +55,9 @@ function parseHandleText(input: string): number {
   }
   return (((maj ? parseInt(maj, 16) : 0) << 16) | (min ? parseInt(min, 16) : 0)) >>> 0;
 }
+
+/** Filters in bulk name the same few parents ('ffff:', '1:'). */
+const parseHandleCached = textCache(parseHandleText);
 
 /** Format a handle as tc prints it: 'root', 'none', '1:', '1:10', ':10'. */
 export function formatTcHandle(h: number): string {

@@ -10,6 +10,7 @@
 import { isIP } from 'node:net';
 import { ETH_P, IPPROTO } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
+import { textCache } from './text-cache.js';
 import type { TcU32Key } from './schemas/u32.js';
 
 /** A u32 match, one of: */
@@ -76,24 +77,25 @@ export function packKey8(keys: TcU32Key[], val: number, mask: number, off: numbe
   packKey(keys, u32(val << shift), u32(mask << shift), off & ~3, offmask);
 }
 
-/** Prefix texts already parsed: filters in bulk match the same few addresses. */
-const parsedPrefixes = new Map<string, { addr: number; len: number }>();
-
 function parsePrefix(what: string, text: string): { addr: number; len: number } {
   if (typeof text !== 'string') throw new TcInputError(`${what} must be an IPv4 address text, got ${typeof text}`);
-  const known = parsedPrefixes.get(text);
-  if (known) return known;
-  const p = parsePrefixText(what, text);
-  if (parsedPrefixes.size >= 256) parsedPrefixes.clear();
-  parsedPrefixes.set(text, p);
-  return p;
+  try {
+    return parsePrefixCached(text);
+  } catch (e) {
+    if (e instanceof TcInputError) throw new TcInputError(`${what} ${e.reason}`);
+    throw e;
+  }
 }
 
-function parsePrefixText(what: string, text: string): { addr: number; len: number } {
+/** Filters in bulk match the same few addresses. */
+const parsePrefixCached = textCache(parsePrefixText);
+
+/** `text` as an IPv4 address and prefix length; errors name the text (parsePrefix adds which match). */
+function parsePrefixText(text: string): { addr: number; len: number } {
   const [a, l, ...rest] = text.split('/');
-  if (rest.length || !a || isIP(a) !== 4) throw new TcInputError(`${what} ${JSON.stringify(text)} is not an IPv4 address or prefix`);
+  if (rest.length || !a || isIP(a) !== 4) throw new TcInputError(`${JSON.stringify(text)} is not an IPv4 address or prefix`);
   const len = l === undefined ? 32 : Number(l);
-  if (!/^\d{1,2}$/.test(l ?? '32') || len > 32) throw new TcInputError(`${what} ${JSON.stringify(text)} has an invalid prefix length`);
+  if (!/^\d{1,2}$/.test(l ?? '32') || len > 32) throw new TcInputError(`${JSON.stringify(text)} has an invalid prefix length`);
   const addr = a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
   return { addr, len };
 }

@@ -11,7 +11,7 @@
  * two byte-identical over random specs; the golden vectors prove both equal to tc.
  */
 import type { Writer } from '../netlink/index.js';
-import { NLA_F } from '../netlink/index.js';
+import { NLA_F, NLA_HDRLEN as NLA, align4 } from '../netlink/index.js';
 import { storeBe16 as be16, storeBe32 as be32, storeLe16 as le16, storeLe32 as le32 } from '../netlink/writer.js';
 import { TCA, TCA_ACT, TCA_MIRRED, TCA_U32 } from './constants.js';
 import type { TcMessageInput } from './request.js';
@@ -19,7 +19,6 @@ import type { TcaActEntry, MirredOptions } from './schemas/action.js';
 import type { TcU32Sel, U32Attrs } from './schemas/u32.js';
 
 const TCMSG_SIZE = 20;
-const NLA = 4;
 const KIND_U32_SIZE = NLA + 4; // "u32\0"
 const KIND_U32 = Buffer.from('u32\0').readUInt32LE(0);
 // "mirred\0" and its padding byte as two words: one write each instead of a Buffer copy.
@@ -28,14 +27,19 @@ const MIRRED_WORD_0 = ACT_KIND_MIRRED.readUInt32LE(0);
 const MIRRED_WORD_1 = ACT_KIND_MIRRED.readUInt32LE(4);
 const ACT_KIND_SIZE = NLA + 7; // 11, padded to 12
 const MIRRED_PARMS_SIZE = 28; // struct tc_mirred
-const ACT_SIZE = NLA + 12 + NLA + NLA + MIRRED_PARMS_SIZE; // [i] { kind, options { parms } }
+const ACT_SIZE = NLA + align4(ACT_KIND_SIZE) + NLA + NLA + MIRRED_PARMS_SIZE; // [i] { kind, options { parms } }
 const SEL_HEAD_SIZE = 16; // struct tc_u32_sel
 const KEY_SIZE = 16; // struct tc_u32_key
 
 /** The TCA_U32 attributes that are one u32. */
 const U32_WORD_ATTRS = { classid: TCA_U32.CLASSID, link: TCA_U32.LINK, hash: TCA_U32.HASH, divisor: TCA_U32.DIVISOR } as const;
 
-const align4 = (n: number) => (n + 3) & ~3;
+
+/** An attribute header: nla_len (header included, padding not), nla_type. */
+function nla(b: Buffer, p: number, len: number, type: number): void {
+  le16(b, p, len);
+  le16(b, p + 2, type);
+}
 
 /** A mirred action entry as actionAttrs() builds it: kind and options.parms only. */
 function plainMirred(a: TcaActEntry): boolean {
@@ -111,8 +115,7 @@ export function writeU32FilterBody(w: Writer, body: TcMessageInput): boolean {
     if (v === undefined) continue;
     if (k === 'chain') p = u32Attr(b, p, TCA.CHAIN, v as number);
     else if (k === 'kind') {
-      le16(b, p, KIND_U32_SIZE);
-      le16(b, p + 2, TCA.KIND);
+      nla(b, p, KIND_U32_SIZE, TCA.KIND);
       le32(b, p + 4, KIND_U32);
       p += KIND_U32_SIZE;
     } else p = writeOptions(b, p, v as U32Attrs);
@@ -122,8 +125,7 @@ export function writeU32FilterBody(w: Writer, body: TcMessageInput): boolean {
 }
 
 function u32Attr(b: Buffer, p: number, type: number, v: number): number {
-  le16(b, p, NLA + 4);
-  le16(b, p + 2, type);
+  nla(b, p, NLA + 4, type);
   le32(b, p + 4, v);
   return p + NLA + 4;
 }
@@ -145,8 +147,7 @@ function writeOptions(b: Buffer, p: number, o: U32Attrs): number {
 
 function writeSelector(b: Buffer, p: number, sel: TcU32Sel): number {
   const keys = sel.keys;
-  le16(b, p, NLA + SEL_HEAD_SIZE + keys.length * KEY_SIZE);
-  le16(b, p + 2, TCA_U32.SEL);
+  nla(b, p, NLA + SEL_HEAD_SIZE + keys.length * KEY_SIZE, TCA_U32.SEL);
   p += NLA;
   b[p] = sel.flags;
   b[p + 1] = sel.offshift;
@@ -169,22 +170,17 @@ function writeSelector(b: Buffer, p: number, sel: TcU32Sel): number {
 }
 
 function writeActions(b: Buffer, p: number, acts: TcaActEntry[]): number {
-  le16(b, p, NLA + acts.length * ACT_SIZE);
-  le16(b, p + 2, TCA_U32.ACT);
+  nla(b, p, NLA + acts.length * ACT_SIZE, TCA_U32.ACT);
   p += NLA;
   for (let i = 0; i < acts.length; i++) {
     const parms = (acts[i]!.options as MirredOptions).parms!;
-    le16(b, p, ACT_SIZE);
-    le16(b, p + 2, i + 1);
-    le16(b, p + 4, ACT_KIND_SIZE);
-    le16(b, p + 6, TCA_ACT.KIND);
+    nla(b, p, ACT_SIZE, i + 1);
+    nla(b, p + 4, ACT_KIND_SIZE, TCA_ACT.KIND);
     le32(b, p + 8, MIRRED_WORD_0);
     le32(b, p + 12, MIRRED_WORD_1);
     p += NLA + align4(ACT_KIND_SIZE);
-    le16(b, p, NLA + NLA + MIRRED_PARMS_SIZE);
-    le16(b, p + 2, TCA_ACT.OPTIONS | NLA_F.NESTED);
-    le16(b, p + 4, NLA + MIRRED_PARMS_SIZE);
-    le16(b, p + 6, TCA_MIRRED.PARMS);
+    nla(b, p, NLA + NLA + MIRRED_PARMS_SIZE, TCA_ACT.OPTIONS | NLA_F.NESTED);
+    nla(b, p + 4, NLA + MIRRED_PARMS_SIZE, TCA_MIRRED.PARMS);
     p += 2 * NLA;
     le32(b, p, parms.index);
     le32(b, p + 4, parms.capab);

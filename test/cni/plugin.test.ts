@@ -26,6 +26,17 @@ let hostMac: string;
 
 const newId = () => randomBytes(32).toString('hex'); // what runtimes use: 64 hex chars
 const nsName = (path: string) => basename(path);
+/** The result ADD prints for a container whose host veth is `veth`, in namespace `ns`. */
+const addResult = (veth: string, ns: string) => ({
+  cniVersion: '1.0.0',
+  interfaces: [
+    { name: veth, mac: hostMac },
+    { name: 'eth0', mac: hostMac, sandbox: ns },
+  ],
+  ips: [{ address: ADDRESS, gateway: GATEWAY, interface: 1 }],
+  routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
+  dns: {},
+});
 const inNs = (path: string, ...cmd: string[]) => execFileSync('ip', ['netns', 'exec', nsName(path), ...cmd], { encoding: 'utf8' }).trim();
 
 /** Run async jobs at most `n` at a time (the machine has two cores). */
@@ -104,16 +115,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(add.status, add.stderr).toBe(0);
     const rec = (await iso.get(id))!;
     expect(rec).toMatchObject({ phase: 'ready', netns: ns, ownsNetns: false, ifname: 'eth0' });
-    expect(add.json).toEqual({
-      cniVersion: '1.0.0',
-      interfaces: [
-        { name: rec.veth, mac: hostMac },
-        { name: 'eth0', mac: hostMac, sandbox: ns },
-      ],
-      ips: [{ address: ADDRESS, gateway: GATEWAY, interface: 1 }],
-      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
-      dns: {},
-    });
+    expect(add.json).toEqual(addResult(rec.veth, ns));
     expect(existsSync(b.cacheFile(NET, id))).toBe(true);
 
     // The kernel: the runtime's namespace has eth0 with the host's IP, MAC and route; its ephemeral block.
@@ -230,16 +232,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(raw.status, raw.stdout + raw.stderr).toBe(0);
     expect(raw.stdout.endsWith('}\n') && raw.stdout.split('\n').length).toBe(2); // one line of JSON
     const rec = (await iso.get(id))!;
-    expect(raw.json).toEqual({
-      cniVersion: '1.0.0',
-      interfaces: [
-        { name: rec.veth, mac: hostMac },
-        { name: 'eth0', mac: hostMac, sandbox: ns },
-      ],
-      ips: [{ address: ADDRESS, gateway: GATEWAY, interface: 1 }],
-      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
-      dns: {},
-    });
+    expect(raw.json).toEqual(addResult(rec.veth, ns));
     expect(rec.ports).toEqual([[31040, 31041]]);
     expect((await b.cni('del', NET, ns, { containerId: id })).status).toBe(0);
     expect(await iso.get(id)).toBeUndefined();

@@ -4,7 +4,7 @@
  * and cleanup (twice).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
@@ -82,6 +82,28 @@ describe('a failed create', () => {
     const l = await listen(next.netns, 'tcp', 31011);
     expect(send(lab.lab.world, 'tcp', HOST_IP, 31011, 'after-failure\n')).toBe('ok');
     expect(await until(() => l.received().includes('after-failure'))).toBe(true);
+  });
+});
+
+describe('a host set up by an earlier version', () => {
+  it('has its shared layout rebuilt when no container uses it, and refuses a create while one does', async () => {
+    lab = new IsolatorLab();
+    const iso = await lab.open();
+    await iso.create({ id: 'old', ports: '[31000-31009]' });
+    await iso.close();
+    const hostJson = join(lab.workDir, 'host.json');
+    const setLayout = (layout: string) => writeFileSync(hostJson, JSON.stringify({ ...JSON.parse(readFileSync(hostJson, 'utf8')), shared: { layout } }));
+    setLayout('hashed-v1');
+    const again = await lab.open();
+    await expect(again.create({ id: 'new', ports: '[31010-31019]' })).rejects.toThrow(/set up by an earlier portmap-isolator \(shared layout "hashed-v1"\); destroy its containers/);
+    expect(await again.destroy('old')).toBe(true);
+    // The earlier layout (a one-level port table here) goes; ours is built; traffic reaches the new container.
+    const c = await again.create({ id: 'new', ports: '[31010-31019]' });
+    expect(JSON.parse(readFileSync(hostJson, 'utf8')).shared.layout).not.toBe('hashed-v1');
+    const l = await listen(c.netns, 'tcp', 31012);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31012, 'rebuilt\n')).toBe('ok');
+    expect(await until(() => l.received().includes('rebuilt'))).toBe(true);
+    l.stop();
   });
 });
 

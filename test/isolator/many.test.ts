@@ -53,6 +53,15 @@ describe('many containers', () => {
     expect(warnings).toEqual([]);
   }, 120_000);
 
+  it('ContainerProc falls back to /proc, with one warning, where it cannot mount a procfs', () => {
+    const warned: string[] = [];
+    const cp = new ContainerProc('/dev/null/proc', (m) => warned.push(m)); // mkdir under a file fails
+    expect(cp.rootFor(1000)).toBe('/proc');
+    expect(cp.rootFor(1000)).toBe('/proc');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/^cannot mount a procfs at \/dev\/null\/proc .*: container sysctls go through \/proc/);
+  });
+
   it('ContainerProc: /proc below 64 containers, then a detached procfs of its own, replaced every 64 uses', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pmi-cproc-')), 'proc');
     const warned: string[] = [];

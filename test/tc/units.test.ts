@@ -60,6 +60,15 @@ describe('tc handles', () => {
     }
     expect(() => tcHandle(0x10000, 0)).toThrow(/major must be an integer in 0\.\.65535/);
   });
+  it('parse repeated texts once, and refuse a bad one every time (failures are not remembered)', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(parseTcHandle('ffff:')).toBe(0xffff0000);
+      expect(() => parseTcHandle('x:1')).toThrow(/invalid tc handle "x:1"/);
+      expect(packMatches([{ type: 'ipDst', address: '198.18.0.2/32' }])).toEqual([{ mask: 0xffffffff, val: 0xc6120002, off: 16, offmask: 0 }]);
+      expect(() => packMatches([{ type: 'ipDst', address: '198.18.0.300/32' }])).toThrow('match 1: ipDst "198.18.0.300/32" is not an IPv4 address or prefix');
+      expect(() => packMatches([{ type: 'ipSrc', address: '198.18.0.2/33' }])).toThrow('match 1: ipSrc "198.18.0.2/33" has an invalid prefix length');
+    }
+  });
   it('u32 handles: htid:hash:node', () => {
     expect(u32Handle({ htid: 0x800, node: 0x801 })).toBe(0x80000801);
     expect(parseU32Handle('800::801')).toBe(0x80000801);
