@@ -11,20 +11,20 @@ import { join } from 'node:path';
 import { readdirSync, statSync } from 'node:fs';
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, pinNetns, removeNetns } from '../netlink/index.js';
-import { RTM_NAMES, Rtnl, SysctlDir, addressRequests, linkRequests } from '../rtnl/index.js';
+import { RTM_NAMES, Rtnl, SysctlDir, SysctlFile, addressRequests, linkRequests } from '../rtnl/index.js';
 import type { Psched } from '../tc/rate.js';
 import { systemPsched } from '../tc/rate.js';
 import { EphemeralPortsAllocator } from './allocator.js';
 import type { IsolatorConfig, IsolatorFlags } from './config.js';
 import { parseConfig } from './config.js';
 import { ContainerProc } from './container-proc.js';
-import { containerFilterRequests, containerRequests, containerStaticRequests, writeContainerSysctlsHere } from './container-setup.js';
+import { adoptedContainerRequests, containerRequests, spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
 import { SHARED_LAYOUT, hostView, setUpHost, tearDownHost } from './host-setup.js';
 import type { ContainerView, HostFilterRole, NodeUse, U32FilterPlan } from './plan.js';
-import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, htOf, isPortFilterHandle, mirrorChunk, shapingPlan, u32HandleOf, vethFilters } from './plan.js';
+import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, htOf, isPortFilterHandle, mirrorChunk, shapingPlan, u32HandleOf, vethBaseFilters, vethFilters, vethPortFilters } from './plan.js';
 import type { PortBlock } from './port-blocks.js';
 import { portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
@@ -42,7 +42,7 @@ import { formatU32Handle, parseTcHandle } from '../tc/handle.js';
 import type { TcMessage } from '../tc/schemas/tca.js';
 import type { MesosStatistics } from './statistics.js';
 import { containerStatistics } from './statistics.js';
-import { containerFilters, keyDport, keySport } from './plan.js';
+import { containerFilters, containerPortFilters, keyDport, keySport } from './plan.js';
 import type { TcPlan, U32Key } from './plan.js';
 
 export interface IsolatorOptions {
@@ -161,13 +161,23 @@ export async function dumpFilters(s: NetlinkSession, ifindex: number, parent: nu
   return out;
 }
 
-/** The veth filters that depend on a block (vethFilters without the per-container ones). */
-function perBlockVethFilters(h: ReturnType<typeof hostView>, view: ContainerView): TcPlan[] {
-  return vethFilters(h, view).filter((p) => p.type === 'u32' && p.keys.some((k) => k.off === 20));
+/** What a warm-pool spare holds besides its links (SpareRecord.contents). */
+const SPARE_CONTENTS = 'links+tc-v1';
+
+/** What this process keeps open for a spare it made, so the create that takes it switches no namespace. */
+interface SpareHandles {
+  record: SpareRecord;
+  ns: Netns;
+  /** A netlink socket inside the spare's namespace. */
+  session: NetlinkSession;
+  /** Its net.ipv4.ip_local_port_range, open for writing. */
+  portRange: SysctlFile;
 }
-/** The container filters that depend on a block. */
-function perBlockContainerFilters(h: ReturnType<typeof hostView>, view: ContainerView): TcPlan[] {
-  return containerFilters(h, { ...view, egress: undefined } as ContainerView).filter((p) => p.type === 'u32' && p.keys.some((k) => k.off === 20));
+
+function closeSpareHandles(h: { ns?: Netns; session?: NetlinkSession; portRange?: SysctlFile }): void {
+  h.session?.close();
+  h.portRange?.close();
+  h.ns?.close();
 }
 
 /** Interface indexes of host veths are chosen by us: VETH_INDEX_BASE + a per-host sequence number. */
@@ -227,18 +237,25 @@ class Registry {
   }
 
   /**
-   * The ports of `ports` that other containers hold: one small intersection per record (taking
-   * the union of every record first costs O(N²) at a thousand containers).
+   * The ports of `ports` that other containers hold: plain range comparisons per record (taking
+   * the union of every record first costs O(N²) at a thousand containers; a PortSet per record
+   * costs ~50 µs at a hundred).
    */
   clashes(ports: PortSet, except?: string): PortSet {
     if (ports.isEmpty) return PortSet.EMPTY;
-    let out = PortSet.EMPTY;
+    const wanted = ports.ranges;
+    const hit: Array<[number, number]> = [];
+    const check = (held: ReadonlyArray<readonly [number, number]>): void => {
+      for (const [b, e] of held) {
+        for (const [c, d] of wanted) if (b <= d && c <= e) hit.push([Math.max(b, c), Math.min(e, d)]);
+      }
+    };
     for (const r of this.records.values()) {
       if (r.id === except) continue;
-      const held = PortSet.ofRanges(r.pendingPorts ? [...r.ports, ...r.pendingPorts] : r.ports);
-      if (held.intersects(ports)) out = out.union(held.intersect(ports));
+      check(r.ports);
+      if (r.pendingPorts) check(r.pendingPorts);
     }
-    return out;
+    return hit.length ? PortSet.ofRanges(hit) : PortSet.EMPTY;
   }
 
   portsInUse(except?: string): PortSet {
@@ -293,6 +310,8 @@ export class Isolator {
   private closing = false;
   /** Set by cleanup(): no spare is made again until the next create. */
   private poolPaused = false;
+  /** What stays open for the spares this process made, in the order they were made. */
+  private readonly spareHandles = new Map<number, SpareHandles>();
   /** host.json as last read or written (reset when another process changes the state). */
   private hostRecord: HostRecord | undefined;
 
@@ -498,7 +517,8 @@ export class Isolator {
           id,
           phase: 'creating',
           // A process's namespace is pinned in the work_dir too: a reused pid can never point elsewhere.
-          netns: spec.netnsPath ?? this.store.netnsPath(id),
+          // A spare's pin becomes the container's (moving a pin costs a mount and an unmount).
+          netns: spare ? spare.netns : (spec.netnsPath ?? this.store.netnsPath(id)),
           ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
           ...(spec.pid !== undefined ? { pid: spec.pid, pinned: true } : {}),
           veth: `${VETH_PREFIX}${seq}`,
@@ -522,20 +542,22 @@ export class Isolator {
         this.registry.reset([...this.registry.records.values()]); // give back the block and any handles
         throw e;
       }
+      // The spare is the container's from now on: its record goes first, so a crash in between
+      // leaves objects no record names (recover() removes them as orphans), never two records.
+      const handles = spare ? this.takeSpare(spare) : undefined;
       // Checkpoint first: from here on, recover() can find and remove whatever exists.
       this.registry.records.set(id, rec);
       this.registry.index(rec);
       this.saveRecord(rec);
       sw.lap('plan+checkpoint');
       try {
-        await this.build(rec, portFilters, sw, spare);
+        await this.build(rec, portFilters, sw, spare, handles);
         rec.phase = 'ready';
         this.saveRecord(rec);
         sw.lap('checkpoint');
         return toInfo(rec);
       } catch (e) {
         const undo = await this.teardown(rec, { wait: true });
-        if (spare) undo.push(...this.dropSparePin(spare)); // its veth went with the container's teardown
         this.registry.unindex(rec);
         this.registry.records.delete(id);
         this.dropRecord(id);
@@ -545,29 +567,32 @@ export class Isolator {
     });
   }
 
-  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord): Promise<void> {
+  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles): Promise<void> {
     const h = this.host;
-    const ns = spare
-      ? this.adoptSpare(spare, rec)
-      : rec.ownsNetns
-        ? createNetns(rec.netns)
-        : rec.pinned
-          ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns)
-          : Netns.fromPath(rec.netns);
+    const ns = held
+      ? held.ns
+      : spare
+        ? Netns.fromPath(rec.netns)
+        : rec.ownsNetns
+          ? createNetns(rec.netns)
+          : rec.pinned
+            ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns)
+            : Netns.fromPath(rec.netns);
     sw.lap('netns');
     const view = this.view(rec);
+    let cs = held?.session;
     try {
       // Host side, one batch: the veth pair (peer created inside the container's namespace, both
       // ends with the host's MAC and MTU, our interface indexes), then the veth's filters before
       // the eth0/lo port filters that point at it (Mesos §7.8), the mirrors, ingress shaping, up.
-      // (A spare has its veth pair, up, already.)
+      // (A spare has its veth pair, up, and the veth filters that do not depend on ports.)
       const hostReqs: Request[] = [
         ...(spare ? [] : [this.vethRequest(rec, ns)]),
-        ...vethFilters(hostView(h), view).map((p) => tcRequest(p, 'add', this.ctx)),
+        ...(spare ? vethPortFilters(hostView(h), view) : vethFilters(hostView(h), view)).map((p) => tcRequest(p, 'add', this.ctx)),
         ...portFilters.map((p) => tcRequest(p, 'add', this.ctx)),
         ...this.mirrorRequests(Math.floor(rec.mirrorSlot / MIRRORS_PER_FILTER), undefined, rec.id),
         ...(rec.ingress ? shapingPlan({ ns: 'host', index: rec.vethIndex }, rec.ingress, view.fqCodel).map((p) => tcRequest(p, 'add', this.ctx)) : []),
-        linkRequests.set(rec.vethIndex, { up: true }),
+        ...(spare ? [] : [linkRequests.set(rec.vethIndex, { up: true })]),
       ];
       const hostErr = firstFailure(await this.session.batch(hostReqs));
       if (hostErr) throw hostErr;
@@ -576,18 +601,17 @@ export class Isolator {
       sw.lap('host sysctl');
       // Container side, in one namespace switch: its sysctls first (IPv6 off while lo and eth0
       // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
-      // then one batch over that socket.
-      const cs = this.containerSession(ns, rec.ephemeralPorts, !spare);
+      // then one batch over that socket. A spare this process made has both open already.
+      if (held) held.portRange.write(`${rec.ephemeralPorts.begin} ${rec.ephemeralPorts.end}`);
+      else cs = this.containerSession(ns, rec.ephemeralPorts, !spare);
       sw.lap('container sysctls+socket');
-      try {
-        const reqs = spare ? containerFilterRequests(view, hostView(h), this.ctx) : containerRequests(h, view, hostView(h), this.ctx);
-        const err = firstFailure(await cs.batch(reqs));
-        if (err) throw err;
-        sw.lap('container batch');
-      } finally {
-        cs.close();
-      }
+      const reqs = spare ? adoptedContainerRequests(view, this.ctx) : containerRequests(h, view, hostView(h), this.ctx);
+      const err = firstFailure(await cs!.batch(reqs));
+      if (err) throw err;
+      sw.lap('container batch');
     } finally {
+      cs?.close();
+      held?.portRange.close();
       ns.close();
     }
   }
@@ -629,49 +653,68 @@ export class Isolator {
 
   // ---- the warm pool ----------------------------------------------------------------------
 
-  /** A ready spare made for this host's current interface name, MAC and MTU, if any. */
+  /** What a spare must have been made for: the host's addressing and the devices its filters point at. */
+  private spareHostKey(): string {
+    const h = this.host;
+    return `${h.ip}/${h.prefixlen} via ${h.gateway ?? '-'} eth0 ${h.eth0.index} lo ${h.lo.index}`;
+  }
+
+  private spareFits(s: SpareRecord, ifname: string): boolean {
+    const h = this.host;
+    return s.phase === 'ready' && s.contents === SPARE_CONTENTS && s.hostKey === this.spareHostKey() && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu;
+  }
+
+  /** A ready spare that fits the host as it is now: one this process made first, else one on disk. */
   private readySpare(ifname: string): SpareRecord | undefined {
     if (!this.warmPool) return undefined;
-    const h = this.host;
-    return this.store.findSpare((s) => s.phase === 'ready' && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu);
-  }
-
-  /** Move a spare's namespace pin to the container's and forget the spare (the record owns it all now). */
-  private adoptSpare(spare: SpareRecord, rec: ContainerRecord): Netns {
-    const ns = pinNetns(spare.netns, rec.netns);
-    removeNetns(spare.netns);
-    this.store.deleteSpare(spare.seq);
-    return ns;
-  }
-
-  /** Remove a spare's pin and record (its veth is deleted separately, or already gone). */
-  private dropSparePin(spare: SpareRecord): Error[] {
-    const errors: Error[] = [];
-    try {
-      removeNetns(spare.netns);
-    } catch (e) {
-      errors.push(e as Error);
+    for (const [seq, held] of this.spareHandles) {
+      // Another process with a pool on this work_dir may have taken it: its record is gone then.
+      if (!this.store.hasSpare(seq)) {
+        this.spareHandles.delete(seq);
+        closeSpareHandles(held);
+      } else if (this.spareFits(held.record, ifname)) {
+        return held.record;
+      }
     }
+    return this.store.findSpare((s) => this.spareFits(s, ifname));
+  }
+
+  /** Forget a spare (the container's record owns its objects from now on); its open handles, if this process made it. */
+  private takeSpare(spare: SpareRecord): SpareHandles | undefined {
     this.store.deleteSpare(spare.seq);
-    return errors;
+    const held = this.spareHandles.get(spare.seq);
+    this.spareHandles.delete(spare.seq);
+    return held;
   }
 
   /** Remove a spare entirely: its veth pair, its pin, its record. */
   private async dropSpare(spare: SpareRecord): Promise<Error[]> {
     const errors: Error[] = [];
+    const held = this.spareHandles.get(spare.seq);
+    this.spareHandles.delete(spare.seq);
+    if (held) closeSpareHandles(held);
     try {
       await this.session.request(linkRequests.delete(spare.vethIndex), { offload: true });
     } catch (e) {
       if (!(e instanceof NetlinkError && e.code === 'ENODEV')) errors.push(e as Error);
     }
-    errors.push(...this.dropSparePin(spare));
+    try {
+      removeNetns(spare.netns);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(e as Error);
+    }
+    this.store.deleteSpare(spare.seq);
     return errors;
   }
 
   /**
    * Make one spare (under the lock): recorded 'making' before anything exists, so recover()
-   * removes a half-made one; 'ready' once the namespace, the veth pair (both ends up, the host
-   * end's IPv6 off) and the container's lo, eth0, address, default route and IPv6 off exist.
+   * removes a half-made one; 'ready' once everything a container has that does not depend on its
+   * ports exists — the namespace, the veth pair (both ends up, the host end's IPv6 off) with the
+   * veth's ingress qdisc and ICMP/ARP filters, the container's lo, eth0, address, default route,
+   * IPv6 off, and its lo/eth0 ingress qdiscs with the filters that do not name a port. Its
+   * namespace, a netlink socket there and its ip_local_port_range stay open for the create that
+   * takes it.
    */
   private async makeSpare(): Promise<void> {
     const h = this.host;
@@ -685,28 +728,37 @@ export class Isolator {
       ifname: h.eth0.name,
       address: h.eth0.address,
       mtu: h.eth0.mtu,
+      contents: SPARE_CONTENTS,
+      hostKey: this.spareHostKey(),
       createdAt: new Date().toISOString(),
     };
     this.store.writeSpare(sp);
+    let ns: Netns | undefined;
+    let cs: NetlinkSession | undefined;
+    let portRange: SysctlFile | undefined;
     try {
-      const ns = createNetns(sp.netns);
-      try {
-        const hostErr = firstFailure(await this.session.batch([this.vethRequest(sp, ns), linkRequests.set(sp.vethIndex, { up: true })]));
-        if (hostErr) throw hostErr;
-        this.disableHostVethIpv6(sp.veth);
-        const cs = this.containerSession(ns, undefined, true);
-        try {
-          const err = firstFailure(await cs.batch(containerStaticRequests(h, { cLo: 1, cEth0: sp.vethIndex })));
-          if (err) throw err;
-        } finally {
-          cs.close();
-        }
-      } finally {
-        ns.close();
-      }
+      ns = createNetns(sp.netns);
+      const hostReqs = [
+        this.vethRequest(sp, ns),
+        ...vethBaseFilters(hostView(h), { veth: sp.vethIndex }).map((p) => tcRequest(p, 'add', this.ctx)),
+        linkRequests.set(sp.vethIndex, { up: true }),
+      ];
+      const hostErr = firstFailure(await this.session.batch(hostReqs));
+      if (hostErr) throw hostErr;
+      this.disableHostVethIpv6(sp.veth);
+      const procRoot = this.containerProc.rootFor(this.registry.records.size + this.spareHandles.size);
+      ns.run(() => {
+        writeContainerSysctlsHere(undefined, procRoot, true);
+        portRange = SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range'], procRoot);
+        cs = Session.open({ typeNames: RTM_NAMES });
+      });
+      const err = firstFailure(await cs!.batch(spareContainerRequests(h, { cLo: 1, cEth0: sp.vethIndex }, hostView(h), this.ctx)));
+      if (err) throw err;
       sp.phase = 'ready';
       this.store.writeSpare(sp);
+      this.spareHandles.set(seq, { record: sp, ns, session: cs!, portRange: portRange! });
     } catch (e) {
+      closeSpareHandles({ ns, session: cs, portRange });
       await this.dropSpare(sp);
       throw e;
     }
@@ -899,8 +951,8 @@ export class Isolator {
         let err: Error | undefined;
         try {
           // Add: veth filters, then the host port filters pointing at the veth, then the container's.
-          err = firstFailure(await this.session.batch([...perBlockVethFilters(h, view), ...added].map((p) => tcRequest(p, 'add', this.ctx))));
-          if (!err) err = await this.inContainer(ns, async (cs) => firstFailure(await cs.batch(perBlockContainerFilters(h, view).map((p) => tcRequest(p, 'add', this.ctx)))));
+          err = firstFailure(await this.session.batch([...vethPortFilters(h, view), ...added].map((p) => tcRequest(p, 'add', this.ctx))));
+          if (!err) err = await this.inContainer(ns, async (cs) => firstFailure(await cs.batch(containerPortFilters(view).map((p) => tcRequest(p, 'add', this.ctx)))));
         } catch (e) {
           err = e as Error;
         }
@@ -1102,7 +1154,8 @@ export class Isolator {
       // Spares: half-made ones, and ready ones that lost their veth or pin, are removed.
       const spares: SpareRecord[] = [];
       for (const sp of this.store.listSpares()) {
-        const whole = sp.phase === 'ready' && links.some((l) => l.index === sp.vethIndex && l.name === sp.veth) && pinExists(sp.netns);
+        // (One made by an older version, or for other host facts, would never be taken.)
+        const whole = this.spareFits(sp, this.host.eth0.name) && links.some((l) => l.index === sp.vethIndex && l.name === sp.veth) && pinExists(sp.netns);
         if (whole) {
           spares.push(sp);
           continue;
@@ -1199,6 +1252,8 @@ export class Isolator {
   async close(): Promise<void> {
     this.closing = true; // the warm pool's refill stops after the spare it is making
     await Promise.all([...this.background]);
+    for (const held of this.spareHandles.values()) closeSpareHandles(held); // the spares stay, for the next process
+    this.spareHandles.clear();
     this.hostIpv6Conf?.close();
     this.hostIpv6Conf = undefined;
     try {

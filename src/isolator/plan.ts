@@ -334,21 +334,47 @@ export function flowSharedPlan(host: HostView, parent: number, qdisc: number): T
   ];
 }
 
-/** Filters on the container's host veth ingress: what the container sends (Mesos §3.5). */
+/**
+ * Filters on the container's host veth ingress: what the container sends (Mesos §3.5). The part
+ * that does not depend on its ports (vethBaseFilters, which a warm-pool spare has already) comes
+ * first, then one set per port block (vethPortFilters).
+ */
 export function vethFilters(host: HostView, c: ContainerView): TcPlan[] {
-  const veth: DevRef = { ns: 'host', index: c.veth };
-  const toEth0 = { kind: 'redirect' as const, to: { ns: 'host' as const, index: host.eth0 } };
-  const toLo = { kind: 'redirect' as const, to: { ns: 'host' as const, index: host.lo } };
-  const f = (prio: number, protocol: 'ip' | 'arp', keys: U32Key[], action: PlannedAction): U32FilterPlan => ({ type: 'u32', dev: veth, parent: INGRESS_HANDLE, prio, protocol, keys, terminal: true, actions: [action] });
-  const out: TcPlan[] = [{ type: 'qdisc', dev: veth, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }];
+  return [...vethBaseFilters(host, c), ...vethPortFilters(host, c)];
+}
+
+const redirectTo = (index: number): PlannedAction => ({ kind: 'redirect', to: { ns: 'host', index } });
+const vethFilter = (c: { veth: number }, prio: number, protocol: 'ip' | 'arp', keys: U32Key[], action: PlannedAction): U32FilterPlan => ({
+  type: 'u32',
+  dev: { ns: 'host', index: c.veth },
+  parent: INGRESS_HANDLE,
+  prio,
+  protocol,
+  keys,
+  terminal: true,
+  actions: [action],
+});
+
+/** The veth's ingress qdisc, and its ICMP and ARP going out through eth0. */
+export function vethBaseFilters(host: HostView, c: { veth: number }): TcPlan[] {
+  return [
+    { type: 'qdisc', dev: { ns: 'host', index: c.veth }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
+    vethFilter(c, PRIO.ICMP, 'ip', [keyIcmp], redirectTo(host.eth0)),
+    vethFilter(c, PRIO.ARP, 'arp', [keyMatchAll], redirectTo(host.eth0)),
+  ];
+}
+
+/**
+ * Per port block: what the container sends from that block goes to eth0, or to lo when addressed to
+ * the host IP or 127.0.0.1. Added before the host eth0/lo filters and removed after them (Mesos §7.8).
+ */
+export function vethPortFilters(host: HostView, c: ContainerView): U32FilterPlan[] {
+  const out: U32FilterPlan[] = [];
   for (const b of c.blocks) {
-    // Added before the host eth0/lo filters and removed after them (Mesos §7.8).
-    out.push(f(PRIO.IP_LOW, 'ip', [keyIhl5, keySport(b)], toEth0));
-    out.push(f(PRIO.IP, 'ip', [keyIhl5, keyDstIp(host.ip), keySport(b)], toLo));
-    out.push(f(PRIO.IP, 'ip', [keyIhl5, keyDstIp('127.0.0.1'), keySport(b)], toLo));
+    out.push(vethFilter(c, PRIO.IP_LOW, 'ip', [keyIhl5, keySport(b)], redirectTo(host.eth0)));
+    out.push(vethFilter(c, PRIO.IP, 'ip', [keyIhl5, keyDstIp(host.ip), keySport(b)], redirectTo(host.lo)));
+    out.push(vethFilter(c, PRIO.IP, 'ip', [keyIhl5, keyDstIp('127.0.0.1'), keySport(b)], redirectTo(host.lo)));
   }
-  out.push(f(PRIO.ICMP, 'ip', [keyIcmp], toEth0));
-  out.push(f(PRIO.ARP, 'arp', [keyMatchAll], toEth0));
   return out;
 }
 
@@ -362,26 +388,48 @@ export function shapingPlan(dev: DevRef, config: HtbConfig, fqCodel: boolean): T
   return out;
 }
 
-/** Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0. */
+/**
+ * Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0: the part
+ * that does not depend on its ports (containerBaseFilters, which a warm-pool spare has already),
+ * then its ports' filters, then shaping.
+ */
 export function containerFilters(host: HostView, c: ContainerView): TcPlan[] {
-  const lo: DevRef = { ns: 'container', index: c.cLo };
-  const eth0: DevRef = { ns: 'container', index: c.cEth0 };
-  const f = (dev: DevRef, prio: number, keys: U32Key[], actions: PlannedAction[]): U32FilterPlan => ({ type: 'u32', dev, parent: INGRESS_HANDLE, prio, protocol: 'ip', keys, terminal: true, actions });
-  const out: TcPlan[] = [
-    { type: 'qdisc', dev: lo, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
-    { type: 'qdisc', dev: eth0, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
-    // A ping to itself stays local.
-    f(lo, PRIO.ICMP, [keyIcmp, keyDstIp(host.ip)], []),
-    f(lo, PRIO.ICMP, [keyIcmp, keyDstIp('127.0.0.1')], []),
+  const out: TcPlan[] = [...containerBaseFilters(host, c), ...containerPortFilters(c)];
+  if (c.egress) out.push(...shapingPlan({ ns: 'container', index: c.cEth0 }, c.egress, c.fqCodel));
+  return out;
+}
+
+const containerFilter = (index: number, prio: number, keys: U32Key[], actions: PlannedAction[]): U32FilterPlan => ({
+  type: 'u32',
+  dev: { ns: 'container', index },
+  parent: INGRESS_HANDLE,
+  prio,
+  protocol: 'ip',
+  keys,
+  terminal: true,
+  actions,
+});
+
+/** lo's and eth0's ingress qdiscs; a ping to itself stays local; anything else to "self" leaves. */
+export function containerBaseFilters(host: HostView, c: { cLo: number; cEth0: number }): TcPlan[] {
+  const toEth0: PlannedAction = { kind: 'redirect', to: { ns: 'container', index: c.cEth0 } };
+  return [
+    { type: 'qdisc', dev: { ns: 'container', index: c.cLo }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
+    { type: 'qdisc', dev: { ns: 'container', index: c.cEth0 }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE },
+    containerFilter(c.cLo, PRIO.ICMP, [keyIcmp, keyDstIp(host.ip)], []),
+    containerFilter(c.cLo, PRIO.ICMP, [keyIcmp, keyDstIp('127.0.0.1')], []),
+    // What is addressed to "self" but not to its own ports (those stay on lo, PRIO.IP_HIGH, below)
+    // leaves the container, to the host or another container.
+    containerFilter(c.cLo, PRIO.IP, [keyIhl5, keyDstIp(host.ip)], [toEth0]),
+    containerFilter(c.cLo, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1')], [toEth0]),
   ];
-  // Local traffic to its own ports stays on lo…
-  for (const b of c.blocks) out.push(f(lo, PRIO.IP_HIGH, [keyIhl5, keyDport(b)], []));
-  // …everything else addressed to "self" leaves the container, to the host or another container.
-  out.push(f(lo, PRIO.IP, [keyIhl5, keyDstIp(host.ip)], [{ kind: 'redirect', to: eth0 }]));
-  out.push(f(lo, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1')], [{ kind: 'redirect', to: eth0 }]));
-  // Traffic for 127.0.0.1:<own port> arriving from outside is handed to lo.
-  for (const b of c.blocks) out.push(f(eth0, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1'), keyDport(b)], [{ kind: 'redirect', to: lo }]));
-  if (c.egress) out.push(...shapingPlan(eth0, c.egress, c.fqCodel));
+}
+
+/** Per port block: local traffic to its own ports stays on lo; 127.0.0.1:<own port> from outside is handed to lo. */
+export function containerPortFilters(c: ContainerView): U32FilterPlan[] {
+  const out: U32FilterPlan[] = [];
+  for (const b of c.blocks) out.push(containerFilter(c.cLo, PRIO.IP_HIGH, [keyIhl5, keyDport(b)], []));
+  for (const b of c.blocks) out.push(containerFilter(c.cEth0, PRIO.IP, [keyIhl5, keyDstIp('127.0.0.1'), keyDport(b)], [{ kind: 'redirect', to: { ns: 'container', index: c.cLo } }]));
   return out;
 }
 

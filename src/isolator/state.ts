@@ -117,11 +117,22 @@ export interface SpareRecord {
   ifname: string;
   address: string;
   mtu: number;
+  /**
+   * What it holds besides its links ('links+tc-v1': also the tc objects that do not depend on a
+   * container's ports) and the host facts it was made for (see Isolator): a spare that does not
+   * match both is never taken, and recover() removes it.
+   */
+  contents?: string;
+  hostKey?: string;
   createdAt: string;
 }
 
 export class StateStore {
   private lockFd: number | undefined;
+  /** The counters as read when the lock was taken (only this holder changes them meanwhile). */
+  private counters: { gen: number; veth: number } | undefined;
+  /** The record file written last while holding the lock, kept open: a create writes its record twice. */
+  private lastRecord: { path: string; fd: number; size: number } | undefined;
   /** The call chain holding the lock in this process. */
   private readonly holder = new AsyncLocalStorage<StateStore>();
   /** Calls of this process waiting for the lock, in order. */
@@ -191,9 +202,11 @@ export class StateStore {
       await new Promise((r) => setTimeout(r, wait));
     }
     this.lockFd = fd;
+    this.counters = undefined;
     try {
       return await fn();
     } finally {
+      this.forgetLastRecord();
       this.lockFd = undefined;
       this.shim.flock(fd, LOCK.UN);
       closeSync(fd);
@@ -207,13 +220,17 @@ export class StateStore {
    */
   private readCounters(): { gen: number; veth: number } {
     if (this.lockFd === undefined) throw new IsolatorError('state counters need the work_dir lock');
-    const buf = Buffer.alloc(64);
-    const n = readSync(this.lockFd, buf, 0, 64, 0);
-    const m = /gen=(\d+) veth=(\d+)/.exec(buf.toString('latin1', 0, n));
-    return m ? { gen: Number(m[1]), veth: Number(m[2]) } : { gen: 0, veth: 1 };
+    if (!this.counters) {
+      const buf = Buffer.alloc(64);
+      const n = readSync(this.lockFd, buf, 0, 64, 0);
+      const m = /gen=(\d+) veth=(\d+)/.exec(buf.toString('latin1', 0, n));
+      this.counters = m ? { gen: Number(m[1]), veth: Number(m[2]) } : { gen: 0, veth: 1 };
+    }
+    return { ...this.counters };
   }
   private writeCounters(c: { gen: number; veth: number }): void {
     writeSync(this.lockFd!, `gen=${c.gen} veth=${c.veth}`.padEnd(63) + '\n', 0);
+    this.counters = { ...c };
   }
 
   /** The state's generation (under the lock). */
@@ -262,10 +279,10 @@ export class StateStore {
     return this.readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
   }
   writeContainer(rec: ContainerRecord): void {
-    this.writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec);
+    this.writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec, rec.phase === 'creating');
   }
   deleteContainer(id: string): void {
-    unlinkQuiet(join(this.containersDir, `${id}.json`));
+    this.unlinkRecord(join(this.containersDir, `${id}.json`));
   }
 
   listSpares(): SpareRecord[] {
@@ -281,11 +298,14 @@ export class StateStore {
     }
     return undefined;
   }
+  hasSpare(seq: number): boolean {
+    return existsSync(join(this.sparesDir, `${seq}.json`));
+  }
   writeSpare(rec: SpareRecord): void {
-    this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec);
+    this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec, rec.phase === 'making');
   }
   deleteSpare(seq: number): void {
-    unlinkQuiet(join(this.sparesDir, `${seq}.json`));
+    this.unlinkRecord(join(this.sparesDir, `${seq}.json`));
   }
 
   private readJson<T>(path: string): T | undefined {
@@ -300,6 +320,7 @@ export class StateStore {
       return JSON.parse(text) as T;
     } catch {
       // Unreadable (torn by a power loss, or damaged): set aside; recover() removes its objects as orphans.
+      if (this.lastRecord?.path === path) this.forgetLastRecord();
       renameSync(path, `${path}.corrupt-${Date.now()}`);
       return undefined;
     }
@@ -314,30 +335,47 @@ export class StateStore {
    * longer records take the rename path. A record torn by a power loss is set aside when read, and
    * recover() removes its objects as orphans (they are gone after a reboot anyway).
    */
-  private writeRecordInPlace(path: string, value: unknown): void {
-    const body = Buffer.from(JSON.stringify(value, null, 2) + '\n');
-    if (body.length > PAGE_BYTES) return this.writeJson(path, value);
-    let fd: number;
-    let created = false;
-    try {
-      fd = openSync(path, fsConstants.O_WRONLY);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-      created = true;
+  private writeRecordInPlace(path: string, value: unknown, likelyNew = false): void {
+    const body = Buffer.from(JSON.stringify(value) + '\n');
+    if (body.length > PAGE_BYTES) {
+      this.forgetLastRecord();
+      return this.writeJson(path, value);
     }
+    let open = this.lastRecord?.path === path ? this.lastRecord : undefined;
+    if (!open) {
+      this.forgetLastRecord();
+      // A new record is created (O_EXCL); an existing one is overwritten at its current length.
+      const fd = openRecordFile(path, likelyNew);
+      const size = fstatSync(fd).size;
+      open = { path, fd, size };
+      // Kept open only while this process holds the lock (records are written under it).
+      if (this.lockFd !== undefined) this.lastRecord = open;
+    }
+    const kept = this.lastRecord === open;
+    let ok = false;
     try {
-      const old = created ? 0 : fstatSync(fd).size;
-      if (old > PAGE_BYTES) {
-        closeSync(fd);
-        fd = -1;
-        return this.writeJson(path, value);
-      }
-      const bytes = body.length < old ? Buffer.concat([body, Buffer.alloc(old - body.length, 0x20)]) : body;
-      if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
+      if (open.size > PAGE_BYTES) return this.writeJson(path, value); // (the open file is closed below)
+      const bytes = body.length < open.size ? Buffer.concat([body, Buffer.alloc(open.size - body.length, 0x20)]) : body;
+      if (writeSync(open.fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
+      open.size = bytes.length;
+      ok = true;
     } finally {
-      if (fd >= 0) closeSync(fd);
+      if (!ok || !kept) {
+        if (kept) this.lastRecord = undefined;
+        closeSync(open.fd);
+      }
     }
+  }
+
+  private forgetLastRecord(): void {
+    if (this.lastRecord) closeSync(this.lastRecord.fd);
+    this.lastRecord = undefined;
+  }
+
+  /** Whether a record path may be kept open: forget it first when the file goes away. */
+  private unlinkRecord(path: string): void {
+    if (this.lastRecord?.path === path) this.forgetLastRecord();
+    unlinkQuiet(path);
   }
 
   private writeJson(path: string, value: unknown): void {
@@ -349,6 +387,19 @@ export class StateStore {
       closeSync(fd);
     }
     renameSync(tmp, path);
+  }
+}
+
+/** Open a record for writing, creating it if missing; `likelyNew` tries creating first (a failed open costs an exception). */
+function openRecordFile(path: string, likelyNew: boolean): number {
+  const create = (): number => openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  const existing = (): number => openSync(path, fsConstants.O_WRONLY);
+  const [first, second, retryOn] = likelyNew ? [create, existing, 'EEXIST'] : [existing, create, 'ENOENT'];
+  try {
+    return first();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== retryOn) throw e;
+    return second();
   }
 }
 

@@ -88,3 +88,32 @@ export class SysctlDir {
     this.fd = -1;
   }
 }
+
+/**
+ * One sysctl file of one namespace, held open for writing. A write through it changes that
+ * namespace's value whatever namespace the writing thread is in: no switch and no path walk,
+ * so a value set often (a warm-pool spare's ip_local_port_range) costs one pwrite.
+ */
+export class SysctlFile {
+  private constructor(
+    private fd: number,
+    readonly path: string,
+  ) {}
+
+  /** Open `key` (e.g. ['net', 'ipv4', 'ip_local_port_range']) of the current thread's namespace. */
+  static openHere(key: string | readonly string[], procRoot = '/proc'): SysctlFile {
+    const path = sysctlPath(key);
+    const at = procRoot === '/proc' ? path : `${procRoot}${path.slice('/proc'.length)}`;
+    return new SysctlFile(openSync(at, 'w'), at);
+  }
+
+  write(value: string | number): void {
+    if (this.fd < 0) throw new Error(`sysctl ${this.path} is closed`);
+    writeSync(this.fd, `${value}\n`, 0);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}

@@ -3,13 +3,14 @@
  * setup) made in the background, taken by creates, recovered and cleaned up like everything else.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { sweepStaleLabs } from '../helpers/lab.js';
 import { FIXTURE, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
 import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { compareTopologies, topology } from '../../bench/equivalence.js';
 
 let lab: IsolatorLab;
 let iso: Isolator;
@@ -40,8 +41,8 @@ describe('the warm pool', () => {
 
     const second = await iso.create({ id: 'w2', ports: '[31010-31019]' });
     expect(spareVeths).toContain(second.veth); // made from a spare
-    expect(second.netns).toBe(join(lab.workDir, 'netns', 'w2'));
-    expect(pins()).not.toContain(`.spare-${second.veth.slice(3)}`); // its pin moved to the container's name
+    expect(second.netns).toBe(join(lab.workDir, 'netns', `.spare-${second.veth.slice(3)}`)); // the spare's pin is the container's now
+    expect(pins().filter((p) => p.startsWith('.spare-'))).toHaveLength(2);
     // Whole: its port steered to it, its ephemeral block, IPv6 off, the host IP on eth0.
     const l = await listen(second.netns, 'tcp', 31012);
     expect(send(lab.lab.world, 'tcp', HOST_IP, 31012, 'from-spare\n')).toBe('ok');
@@ -55,6 +56,53 @@ describe('the warm pool', () => {
     // Refilled.
     expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
     expect(warnings).toEqual([]);
+  });
+
+  it('a container made from a spare has exactly the objects of one made without the pool', async () => {
+    const plain = await lab.open(FIXTURE, warnings); // same work_dir, no pool
+    const snapshot = async (info: { netns: string; veth: string }) => {
+      const vethIndex = 1_000_000 + Number(info.veth.slice(3));
+      const t = await topology({ host: lab.lab.path(lab.lab.host), container: info.netns, vethIndex, eth0: iso.host.eth0.index, lo: iso.host.lo.index, mac: iso.host.eth0.address });
+      const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
+      for (const k of Object.keys(t)) t[k] = t[k]!.map((l) => l.replace(veth, 'VETH').replace(info.veth, 'pmiN'));
+      return t;
+    };
+    const a = await plain.create({ id: 'eq-plain', ports: '[31040-31049]' });
+    const want = await snapshot(a);
+    await plain.destroy('eq-plain');
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
+    const b = await iso.create({ id: 'eq-spare', ports: '[31040-31049]' });
+    expect(b.netns).toContain('.spare-'); // it did take a spare
+    expect(b.ephemeral_ports).toEqual(a.ephemeral_ports);
+    const got = await snapshot(b);
+    expect(Object.values(got).flat().length).toBeGreaterThan(40);
+    expect(compareTopologies(got, want)).toBe('');
+    await iso.destroy('eq-spare');
+    await plain.close();
+  });
+
+  it('recover removes a spare made by an older version (or for other host facts); a create never takes one', async () => {
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
+    const [victim] = readySpares().sort();
+    const path = join(lab.workDir, 'spares', victim!);
+    const old = JSON.parse(readFileSync(path, 'utf8')) as { contents?: string; veth: string; netns: string };
+    delete old.contents;
+    writeFileSync(path, JSON.stringify(old));
+    // Another engine on the same work_dir (as after a restart) finds the spares on disk only.
+    const other = await lab.open(FIXTURE, warnings, { warmPool: 2 });
+    const c = await other.create({ id: 'not-old', ports: '[31050-31050]' });
+    expect(c.netns).toContain('.spare-');
+    expect(c.veth).not.toBe(old.veth);
+    const report = await other.recover();
+    expect(report.errors).toEqual([]);
+    expect(hostVeths()).not.toContain(old.veth);
+    expect(existsSync(old.netns)).toBe(false);
+    await other.destroy('not-old');
+    await other.close();
+    // The first engine lets go of what it held for the spares the other one took or removed.
+    await iso.create({ id: 'after-other', ports: '[31051-31051]' });
+    await iso.destroy('after-other');
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
   });
 
   it('recover removes a half-made spare and one that lost its veth; keeps the whole ones', async () => {
