@@ -29,7 +29,7 @@ import type { SuiteOptions, SuiteOutput } from './util.js';
 import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep, waitQuiet } from './util.js';
 
 const WARM_POOL = 4;
-const POOL_GAP_MS = 20;
+const POOL_GAP_MS = 5;
 export const BENCH_FLAGS = { resources: 'ports:[31000-32063];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
 const POOL = PortSet.ofRanges([[33000, 60999]]);
 
@@ -131,6 +131,7 @@ const portsOf = (i: number) => `[${31000 + i * 10}-${31000 + i * 10 + 9}]`;
 export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutput<ContainerSetupResult>> {
   const k = opts.quick ? 50 : 100;
   const shellK = opts.quick ? 6 : 20;
+  const warmups = opts.quick ? 100 : 300;
   const elab = new IsolatorLab();
   const slab = new IsolatorLab();
   const script = join(tmpdir(), `pmi-bench-shell-${process.pid}.sh`);
@@ -152,12 +153,14 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     iso = await elab.open(BENCH_FLAGS);
     const host = elab.lab.host;
 
-    // The first create sets the host up; then a few more warm the JIT (none of these is counted).
+    // The first create sets the host up; then more warm the JIT, as in an agent that has been
+    // running a while (none of these is counted; with 10, every create step still ran as
+    // unoptimised code: ~50 µs for what takes ~5 µs once optimised).
     let t0 = nowMs();
     await iso.create({ id: 'warm0', ports: portsOf(0) });
     const firstCreate = nowMs() - t0;
     await iso.destroy('warm0');
-    for (let i = 1; i <= 10; i++) {
+    for (let i = 1; i <= warmups; i++) {
       await iso.create({ id: `warm${i}`, ports: portsOf(i) });
       await iso.destroy(`warm${i}`);
     }
@@ -214,21 +217,25 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     const pre = await measure('pre-created namespaces', (i) => `/run/netns/${preNames[i]}`);
 
     // The warm pool: engine-made namespaces again, through an engine keeping 4 spares, with the
-    // creates 20 ms apart (the pool refills between them; back to back, a create would wait for
-    // the refill holding the lock, and nothing would be gained).
+    // creates 5 ms apart (a spare takes ~3–4 ms to make, so the pool refills between them; back to
+    // back, a create would wait for the refill holding the lock, and nothing would be gained).
     await waitQuiet(opts.quick ? 5000 : 15_000);
     const pooled = await elab.open(BENCH_FLAGS, [], { warmPool: WARM_POOL });
     const readySpares = () => readdirSync(join(elab.workDir, 'spares')).filter((f) => f.endsWith('.json') && readFileSync(join(elab.workDir, 'spares', f), 'utf8').includes('"ready"')).length;
     const hits: number[] = [];
-    await pooled.create({ id: 'pool-warm', ports: portsOf(0) }); // starts the refill
-    await pooled.destroy('pool-warm');
-    await sleep(200);
+    for (let i = 0; i < warmups / 2; i++) {
+      // Warms the path of a create that takes a spare (and starts the refill).
+      await sleep(POOL_GAP_MS);
+      await pooled.create({ id: `pool-warm${i}`, ports: portsOf(i) });
+      await pooled.destroy(`pool-warm${i}`);
+    }
+    await waitQuiet(opts.quick ? 5000 : 15_000);
     const warm = await measure(`namespaces from a warm pool of ${WARM_POOL}, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: pooled, gapMs: POOL_GAP_MS, spares: readySpares, hits });
     await pooled.cleanup();
     await pooled.close();
     await waitVethsGone(host);
     // The same spacing without a pool: an idle gap before each create makes it slower by itself
-    // (measured: 3.6 → ~6 ms p50 with 20 ms gaps), so the pool is compared with this.
+    // on this VM (measured: 3.6 → ~6 ms p50 with 20 ms gaps), so the pool is compared with this.
     await waitQuiet(opts.quick ? 5000 : 15_000);
     const spaced = await measure(`namespaces made by the engine, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: iso!, gapMs: POOL_GAP_MS, spares: () => 0, hits: [] });
 

@@ -22,6 +22,9 @@ import type { LogFormat } from './log.js';
 import { createLogger } from './log.js';
 import { DEFAULT_WORK_DIR } from './state.js';
 
+/** Spares the agent keeps ready unless --warm_pool says otherwise (see IsolatorOptions.warmPool). */
+export const AGENT_WARM_POOL = 4;
+
 const COMMANDS: Record<string, { flags: string[]; usage: string; help: string }> = {
   doctor: { flags: [], usage: 'doctor', help: 'check root, namespaces, kernel features (u32, mirred, htb, ingress, fq_codel) and the host configuration' },
   create: { flags: ['ports', 'pid', 'cpus'], usage: 'create ID [--ports=RANGES] [--pid=PID]', help: 'isolate a container (creating and pinning its namespace unless --pid is given); prints JSON' },
@@ -30,7 +33,7 @@ const COMMANDS: Record<string, { flags: string[]; usage: string; help: string }>
   list: { flags: ['json'], usage: 'list [--json]', help: 'the containers and their ports' },
   stats: { flags: [], usage: 'stats [ID]', help: 'Mesos /monitor/statistics JSON' },
   run: { flags: ['id', 'ports', 'cpus'], usage: 'run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]', help: 'create, run CMD inside with stdio inherited, destroy afterwards; exits with CMD’s status' },
-  agent: { flags: ['listen', 'warm_pool'], usage: 'agent [--listen=127.0.0.1:5051] [--warm_pool=N]', help: 'recover, then serve HTTP (statistics, containers, metrics) until SIGTERM; --warm_pool keeps N spares ready (0–64, default 0) so creates skip making the namespace and veth pair' },
+  agent: { flags: ['listen', 'warm_pool'], usage: 'agent [--listen=127.0.0.1:5051] [--warm_pool=N]', help: `recover, then serve HTTP (statistics, containers, metrics) until SIGTERM; --warm_pool keeps N spares ready (0–64, default ${AGENT_WARM_POOL}): a create takes one and only adds its ports' filters` },
   recover: { flags: [], usage: 'recover', help: 'rebuild state from the work_dir and the kernel, clean up orphans, report' },
   cleanup: { flags: [], usage: 'cleanup', help: 'destroy every container and undo every host-side change' },
   demo: { flags: [], usage: 'demo', help: 'a self-contained lab showing isolation, rate limiting and statistics; exits 0 only if every check passed' },
@@ -143,7 +146,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'demo') return await runDemo({ log, workDir: stringFlag(args.flags, 'work_dir') });
     const { flags, remember } = resolveFlags(args, workDir);
     const open = async () => {
-      const warmPool = command === 'agent' ? intFlag(args.flags, 'warm_pool', 0, 64) : undefined;
+      // The agent lives long enough for spares to pay off; one-shot commands never keep any.
+      const warmPool = command === 'agent' ? (intFlag(args.flags, 'warm_pool', 0, 64) ?? AGENT_WARM_POOL) : undefined;
       iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), ...(warmPool !== undefined ? { warmPool } : {}), onWarning: (m) => log.warn(m) });
       if (command === 'create' || command === 'agent' || command === 'run') remember();
       return iso;

@@ -55,9 +55,10 @@ export interface IsolatorOptions {
   /** Where warnings go (once each). */
   onWarning?: (message: string) => void;
   /**
-   * Spares to keep ready (0–64, default 0): network namespaces with their veth pair and the
-   * container-side setup that does not depend on the container, made in the background after
-   * creates and destroys. A create without `pid`/`netnsPath` takes one and skips that work.
+   * Spares to keep ready (0–64, default 0; the CLI's agent keeps 4): network namespaces with
+   * their veth pair and everything of a container that does not depend on its ports, made in the
+   * background after creates and destroys. A create without `pid`/`netnsPath` takes one and only
+   * adds its ports' filters, shaping and ephemeral block; its `netns` is the spare's pin.
    */
   warmPool?: number;
 }
@@ -548,7 +549,14 @@ export class Isolator {
       // Checkpoint first: from here on, recover() can find and remove whatever exists.
       this.registry.records.set(id, rec);
       this.registry.index(rec);
-      this.saveRecord(rec);
+      try {
+        this.saveRecord(rec);
+      } catch (e) {
+        this.registry.unindex(rec);
+        this.registry.records.delete(id);
+        if (spare) await this.dropSpare(spare, handles); // nothing names its objects any more
+        throw e;
+      }
       sw.lap('plan+checkpoint');
       try {
         await this.build(rec, portFilters, sw, spare, handles);
@@ -688,9 +696,9 @@ export class Isolator {
   }
 
   /** Remove a spare entirely: its veth pair, its pin, its record. */
-  private async dropSpare(spare: SpareRecord): Promise<Error[]> {
+  private async dropSpare(spare: SpareRecord, taken?: SpareHandles): Promise<Error[]> {
     const errors: Error[] = [];
-    const held = this.spareHandles.get(spare.seq);
+    const held = taken ?? this.spareHandles.get(spare.seq);
     this.spareHandles.delete(spare.seq);
     if (held) closeSpareHandles(held);
     try {
@@ -1208,7 +1216,7 @@ export class Isolator {
         if (err) report.errors.push(`mirrors: ${err.message}`);
       }
       return report;
-    });
+    }).finally(() => this.refillPool()); // (an agent's pool fills right after its recover)
   }
 
   /**
@@ -1230,7 +1238,10 @@ export class Isolator {
         this.dropRecord(rec.id);
         report.destroyed.push(rec.id);
       }
-      for (const sp of this.store.listSpares()) report.errors.push(...(await this.dropSpare(sp)).map((e) => `spare ${sp.seq}: ${e.message}`));
+      // All at once: each veth deletion waits for an RCU grace period in the kernel (~20 ms), and they overlap.
+      const spares = this.store.listSpares();
+      const dropped = await Promise.all(spares.map((sp) => this.dropSpare(sp)));
+      spares.forEach((sp, i) => report.errors.push(...dropped[i]!.map((e) => `spare ${sp.seq}: ${e.message}`)));
       const hostRec = this.store.readHost();
       if (hostRec) {
         const errs = await tearDownHost(this.session, this.host, hostRec, this.ctx);

@@ -1,5 +1,6 @@
 /** The built CLI, spawned as a user would: output shapes, exit codes, run, concurrency, the agent over HTTP. */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStaleLabs } from '../helpers/lab.js';
@@ -247,9 +248,16 @@ describe('agent', () => {
     agent = a.p;
     base = a.base;
     const torn = (await http('GET', '/containers/torn'));
-    const veths = JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })).filter((l: { ifname: string }) => /^pmi\d+$/.test(l.ifname));
+    // The agent keeps a warm pool (default 4): its spares' veths are the only others.
+    const spareVeths = () => new Set(readdirSync(join(lab.workDir, 'spares')).filter((f) => f.endsWith('.json')).map((f) => (JSON.parse(readFileSync(join(lab.workDir, 'spares', f), 'utf8')) as { veth: string }).veth));
+    const containerVeths = () => {
+      const spares = spareVeths();
+      return (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => /^pmi\d+$/.test(n) && !spares.has(n));
+    };
+    const veths = containerVeths();
     const listed = (await http('GET', '/containers')).body as Array<{ id: string; veth: string }>;
-    expect(await until(() => JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })).filter((l: { ifname: string }) => /^pmi\d+$/.test(l.ifname)).length === listed.length, 5000)).toBe(true);
+    expect(await until(() => containerVeths().sort().join() === listed.map((c) => c.veth).sort().join(), 5000)).toBe(true);
+    expect(await until(() => spareVeths().size === 4, 10_000)).toBe(true); // and the pool is full again
     if (torn.status === 200) {
       const l = await listen(torn.body.netns, 'tcp', 31405);
       expect(send(lab.lab.world, 'tcp', HOST_IP, 31405, 'whole\n')).toBe('ok');
