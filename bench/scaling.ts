@@ -98,12 +98,15 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       }
       throw new Error(`scaling: ${name} still exists 30 s after its container was destroyed`);
     };
-    // Host setup and JIT warm-up (not counted).
-    for (let i = 0; i < 5; i++) {
+    // Host setup and JIT warm-up (not counted): enough creates that the figures at 0 containers
+    // are not those of unoptimised code (the fills below would warm it only for the later ones).
+    const warmVeths: string[] = [];
+    for (let i = 0; i < (opts.quick ? 100 : 300); i++) {
       const c = await iso.create({ id: `warm${i}`, ports: `[${PROBE_PORT}-${PROBE_PORT}]` });
       await iso.destroy(`warm${i}`);
-      await gone(c.veth);
+      warmVeths.push(c.veth);
     }
+    for (const veth of warmVeths) await gone(veth);
 
     let present = 0;
     const fill = async (n: number) => {
