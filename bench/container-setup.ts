@@ -161,7 +161,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     const firstCreate = nowMs() - t0;
     await iso.destroy('warm0');
     for (let i = 1; i <= warmups; i++) {
-      await iso.create({ id: `warm${i}`, ports: portsOf(i) });
+      await iso.create({ id: `warm${i}`, ports: portsOf(i % k) });
       await iso.destroy(`warm${i}`);
     }
     await waitVethsGone(host);
@@ -226,7 +226,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     for (let i = 0; i < warmups / 2; i++) {
       // Warms the path of a create that takes a spare (and starts the refill).
       await sleep(POOL_GAP_MS);
-      await pooled.create({ id: `pool-warm${i}`, ports: portsOf(i) });
+      await pooled.create({ id: `pool-warm${i}`, ports: portsOf(i % k) });
       await pooled.destroy(`pool-warm${i}`);
     }
     await waitQuiet(opts.quick ? 5000 : 15_000);
