@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { Isolator } from '../src/isolator/engine.js';
 import { PortSet } from '../src/isolator/port-set.js';
 import { createNetns, removeNetns } from '../src/netlink/index.js';
-import { IsolatorLab } from '../test/helpers/isolator-lab.js';
+import { IsolatorLab, tmpfsDir } from '../test/helpers/isolator-lab.js';
 import { ipJson } from '../test/helpers/lab.js';
 import { compareTopologies, topology } from './equivalence.js';
 import type { ShellHostFacts } from './shell.js';
@@ -132,7 +132,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
   const k = opts.quick ? 50 : 100;
   const shellK = opts.quick ? 6 : 20;
   const warmups = opts.quick ? 100 : 300;
-  const elab = new IsolatorLab();
+  const elab = new IsolatorLab(tmpfsDir()); // work_dir on tmpfs, like the default /var/run
   const slab = new IsolatorLab();
   const script = join(tmpdir(), `pmi-bench-shell-${process.pid}.sh`);
   const preNames: string[] = [];

@@ -22,7 +22,7 @@ import type { Isolator } from '../src/isolator/engine.js';
 import { NetlinkSession, Netns } from '../src/netlink/index.js';
 import { RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
 import { Tc } from '../src/tc/index.js';
-import { HOST_IP, IsolatorLab } from '../test/helpers/isolator-lab.js';
+import { HOST_IP, IsolatorLab, tmpfsDir } from '../test/helpers/isolator-lab.js';
 import { BENCH_FLAGS, addOutside, phaseMedians } from './container-setup.js';
 import { round, summarize } from './stats.js';
 import { udpFlood } from './traffic.js';
@@ -66,7 +66,7 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
   const m = opts.quick ? 10 : 30;
   const floodSeconds = opts.quick ? 1 : 3;
   const floodReps = opts.quick ? 2 : 3;
-  const lab = new IsolatorLab();
+  const lab = new IsolatorLab(tmpfsDir()); // work_dir on tmpfs, like the default /var/run
   const unguard = guardIsolatorLab(lab);
   let iso: Isolator | undefined;
   let rtnl: Rtnl | undefined;

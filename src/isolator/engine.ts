@@ -203,6 +203,19 @@ function firstFailure(results: BatchResult[], ignore: string[] = []): Error | un
   return undefined;
 }
 
+/** Append to `out` the overlaps of two lists of inclusive port ranges. */
+function overlaps(held: ReadonlyArray<readonly [number, number]>, wanted: ReadonlyArray<readonly [number, number]>, out: Array<[number, number]>): void {
+  for (let i = 0; i < held.length; i++) {
+    const b = held[i]![0];
+    const e = held[i]![1];
+    for (let j = 0; j < wanted.length; j++) {
+      const c = wanted[j]![0];
+      const d = wanted[j]![1];
+      if (b <= d && c <= e) out.push([Math.max(b, c), Math.min(e, d)]);
+    }
+  }
+}
+
 /** In-memory view of every record, rebuilt when another process changed the state. */
 class Registry {
   records = new Map<string, ContainerRecord>();
@@ -246,15 +259,10 @@ class Registry {
     if (ports.isEmpty) return PortSet.EMPTY;
     const wanted = ports.ranges;
     const hit: Array<[number, number]> = [];
-    const check = (held: ReadonlyArray<readonly [number, number]>): void => {
-      for (const [b, e] of held) {
-        for (const [c, d] of wanted) if (b <= d && c <= e) hit.push([Math.max(b, c), Math.min(e, d)]);
-      }
-    };
     for (const r of this.records.values()) {
       if (r.id === except) continue;
-      check(r.ports);
-      if (r.pendingPorts) check(r.pendingPorts);
+      overlaps(r.ports, wanted, hit);
+      if (r.pendingPorts) overlaps(r.pendingPorts, wanted, hit);
     }
     return hit.length ? PortSet.ofRanges(hit) : PortSet.EMPTY;
   }
@@ -265,10 +273,10 @@ class Registry {
     return s;
   }
   freeMirrorSlot(): number {
-    const used = new Set([...this.records.values()].map((r) => r.mirrorSlot));
-    let slot = 0;
-    while (used.has(slot)) slot++;
-    return slot;
+    // N records use at most N slots, so one of 0..N is free.
+    const used = new Uint8Array(this.records.size + 1);
+    for (const r of this.records.values()) if (r.mirrorSlot <= this.records.size) used[r.mirrorSlot] = 1;
+    return used.indexOf(0);
   }
   /** Host veth indexes of the containers in one mirror chunk, in slot order. */
   chunkVeths(chunk: number, without?: string, include?: string): number[] {
@@ -1058,7 +1066,9 @@ export class Isolator {
   /** sync() and finish interrupted operations of dead processes: the start of every change. */
   private async syncAndRepair(): Promise<void> {
     this.sync();
-    if ([...this.registry.records.values()].some((r) => r.phase !== 'ready')) {
+    let interrupted = false;
+    for (const r of this.registry.records.values()) if (r.phase !== 'ready') interrupted = true;
+    if (interrupted) {
       const r = await this.finishInterrupted();
       for (const c of r.cleaned) this.warnOnce(`cleaned up container ${c.id}: ${c.reason}`);
       for (const e of r.errors) this.warnOnce(`while finishing an interrupted operation: ${e}`);

@@ -1,0 +1,68 @@
+/**
+ * The warm pool on a kernel with fq_codel: a container taken from a spare gets its shaping at
+ * create (HTB and the fq_codel leaf on its eth0 and on the host veth) and ends up with exactly
+ * the objects of a container made without the pool; traffic flows through it.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Isolator } from '../../src/isolator/engine.js';
+import { compareTopologies, topology } from '../../bench/equivalence.js';
+import { sweepStaleLabs } from '../helpers/lab.js';
+import { FIXTURE, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
+import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { assertFqCodel } from './helpers.js';
+
+const FLAGS = { ...FIXTURE, egress_rate_limit_per_container: '1MB', ingress_rate_limit_per_container: '1MB' };
+const PORTS = '[31040-31049]';
+
+let lab: IsolatorLab;
+let plain: Isolator;
+let pooled: Isolator;
+
+beforeAll(async () => {
+  sweepStaleLabs();
+  lab = new IsolatorLab();
+  assertFqCodel(lab.lab.host);
+  plain = await lab.open(FLAGS);
+  pooled = await lab.open(FLAGS, [], { warmPool: 1 });
+});
+afterAll(async () => {
+  stopAllTraffic();
+  await lab?.destroy();
+});
+
+const readySpares = () => {
+  const dir = join(lab.workDir, 'spares');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json') && readFileSync(join(dir, f), 'utf8').includes('"ready"')) : [];
+};
+
+/** The container's objects, with its veth's index and name and the kernel-chosen fq_codel handles made neutral. */
+async function snapshot(info: { netns: string; veth: string }): Promise<Record<string, string[]>> {
+  const vethIndex = 1_000_000 + Number(info.veth.slice(3));
+  const t = await topology({ host: lab.lab.path(lab.lab.host), container: info.netns, vethIndex, eth0: plain.host.eth0.index, lo: plain.host.lo.index, mac: plain.host.eth0.address });
+  const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
+  for (const k of Object.keys(t)) t[k] = t[k]!.map((l) => l.replace(veth, 'VETH').replace(info.veth, 'pmiN').replace(/\b80[0-9a-f]{2}0000\b/g, 'AUTO'));
+  return t;
+}
+
+describe('warm pool with shaping and fq_codel', () => {
+  it('a container taken from a spare has exactly the objects of one made without the pool, shaping included', async () => {
+    const a = await plain.create({ id: 'plain', ports: PORTS });
+    const want = await snapshot(a);
+    await plain.destroy('plain');
+    await pooled.recover(); // fills the pool
+    expect(await until(() => readySpares().length === 1, 30_000)).toBe(true);
+    const b = await pooled.create({ id: 'pooled', ports: PORTS });
+    expect(b.netns).toContain('.spare-');
+    const got = await snapshot(b);
+    expect(got['container qdiscs']!.filter((q) => /^(htb|fq_codel) /.test(q))).toHaveLength(2);
+    expect(got['host veth qdiscs']!.filter((q) => /^(htb|fq_codel) /.test(q))).toHaveLength(2);
+    expect(compareTopologies(got, want)).toBe('');
+
+    const l = await listen(b.netns, 'tcp', 31041);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31041, 'through-the-pool\n')).toBe('ok');
+    expect(await until(() => l.received().includes('through-the-pool'))).toBe(true);
+    l.stop();
+  });
+});
