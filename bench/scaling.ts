@@ -11,6 +11,9 @@
  * host to the container (the container eth0's rx_packets over the sender's time); every packet is
  * classified on the sender's CPU, so the classifier's per-packet cost shows in it.
  *
+ * With a warm pool (the agent's default of 4 spares): the same M creates at each level through a
+ * second engine on the same work_dir, 5 ms apart so the pool refills between them.
+ *
  * Every container holds one non-ephemeral port (container i: 31000 + i) and a 16-port ephemeral
  * block, so the port tables are as dense as the pool allows: at 1000 containers, every 16-port
  * level-2 bucket of 31000–31999 holds 16 filters (with the one-level table of earlier versions, a
@@ -56,11 +59,25 @@ export interface ScalingResult {
   fill_seconds: number;
   cleanup_seconds: number;
   spread: Record<string, { min: number; max: number }>;
+  /** The same probes through an engine with a warm pool, POOL_GAP_MS apart. */
+  warm_pool: {
+    spares: number;
+    gap_ms: number;
+    setup_p50_ms: { at_0: number; at_100: number; at_1000: number };
+    setup_p99_ms: { at_0: number; at_100: number; at_1000: number };
+    ratio_setup_1000_vs_0: number;
+    spare_taken_share: number;
+    phases_ms: Record<string, Record<string, number>>;
+    /** Its first create after the other engine filled the level: reloads every record (not in the figures above). */
+    first_create_after_fill_ms: { at_0: number; at_100: number; at_1000: number };
+  };
 }
 
 const LEVELS = [0, 100, 1000] as const;
 /** Probe j holds port PROBE_PORT + j (managed: BENCH_FLAGS' ports end at 32063). */
 const PROBE_PORT = 32000;
+const WARM_POOL = 4;
+const POOL_GAP_MS = 5;
 
 export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<ScalingResult>> {
   const m = opts.quick ? 10 : 30;
@@ -69,6 +86,12 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
   const lab = new IsolatorLab(tmpfsDir()); // work_dir on tmpfs, like the default /var/run
   const unguard = guardIsolatorLab(lab);
   let iso: Isolator | undefined;
+  let pooled: Isolator | undefined;
+  const poolSetup: Record<number, number[]> = {};
+  const poolFirst: Record<number, number> = {};
+  const poolPhases: Record<string, Record<string, number>> = {};
+  let poolTaken = 0;
+  let poolCreates = 0;
   let rtnl: Rtnl | undefined;
   let session: NetlinkSession | undefined;
   const setup: Record<number, number[]> = {};
@@ -83,6 +106,7 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
   let cleanupMs = 0;
   try {
     iso = await lab.open(BENCH_FLAGS);
+    pooled = await lab.open(BENCH_FLAGS, [], { warmPool: WARM_POOL });
     const host = lab.lab.host;
     rtnl = Rtnl.open(Netns.fromName(host));
     session = NetlinkSession.open({ netns: Netns.fromName(host), typeNames: RTM_NAMES });
@@ -104,6 +128,13 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
     for (let i = 0; i < (opts.quick ? 100 : 300); i++) {
       const c = await iso.create({ id: `warm${i}`, ports: `[${PROBE_PORT}-${PROBE_PORT}]` });
       await iso.destroy(`warm${i}`);
+      warmVeths.push(c.veth);
+    }
+    for (let i = 0; i < (opts.quick ? 50 : 150); i++) {
+      // The warm-pool path too (and the pool fills).
+      await sleep(POOL_GAP_MS);
+      const c = await pooled.create({ id: `pwarm${i}`, ports: `[${PROBE_PORT}-${PROBE_PORT}]` });
+      await pooled.destroy(`pwarm${i}`);
       warmVeths.push(c.veth);
     }
     for (const veth of warmVeths) await gone(veth);
@@ -166,6 +197,34 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
         meter.restore();
       }
       phases[`at_${level}`] = phaseMedians(addOutside(s, ph));
+
+      // The same probes through the engine with a warm pool, spaced so that it refills.
+      await waitQuiet(opts.quick ? 5000 : 15_000);
+      opts.log(`scaling: ${level} containers present; ${m} × one more from a warm pool of ${WARM_POOL}, ${POOL_GAP_MS} ms apart`);
+      const ps: number[] = (poolSetup[level] = []);
+      const pph: Record<string, number[]> = {};
+      const pooledVeths: string[] = [];
+      // Not counted: this engine's first create after the other one added containers reloads
+      // every record from the work_dir (what an agent does after a CLI create); timed apart.
+      let t0 = nowMs();
+      const first = await pooled!.create({ id: 'pprobe-first', ports: `[${PROBE_PORT + m}-${PROBE_PORT + m}]` });
+      poolFirst[level] = nowMs() - t0;
+      await pooled!.destroy('pprobe-first');
+      pooledVeths.push(first.veth);
+      for (let j = 0; j < m; j++) {
+        await sleep(POOL_GAP_MS);
+        t0 = nowMs();
+        const port = PROBE_PORT + j;
+        const c = await pooled!.create({ id: `pprobe${j}`, ports: `[${port}-${port}]` });
+        ps.push(nowMs() - t0);
+        poolCreates++;
+        if (c.netns.includes('/.spare-')) poolTaken++;
+        pooledVeths.push(c.veth);
+        for (const [p, v] of Object.entries(pooled!.lastTimings)) (pph[p] ??= []).push(v);
+      }
+      for (let j = 0; j < m; j++) await pooled!.destroy(`pprobe${j}`);
+      for (const veth of pooledVeths) await gone(veth);
+      poolPhases[`at_${level}`] = phaseMedians(addOutside(ps, pph));
 
       const n = Math.max(level, 1);
       await fill(n);
@@ -232,7 +291,17 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       fill_seconds: round(fillMs / 1e3, 1),
       cleanup_seconds: round(cleanupMs / 1e3, 1),
       spread,
+      warm_pool: {
+        spares: WARM_POOL,
+        gap_ms: POOL_GAP_MS,
+        setup_p50_ms: at((l) => round(med(poolSetup[l]!))),
+        setup_p99_ms: at((l) => round(summarize(poolSetup[l]!).p99)),
+        ratio_setup_1000_vs_0: round(med(poolSetup[1000]!) / med(poolSetup[0]!)),
+        spare_taken_share: round(poolTaken / Math.max(1, poolCreates), 2),
+        phases_ms: poolPhases,
+        first_create_after_fill_ms: at((l) => round(poolFirst[l]!)),
+      },
     },
-    samples: { setup, teardown, pps, pps_first: ppsFirst, phases },
+    samples: { setup, teardown, pps, pps_first: ppsFirst, phases, pool_setup: poolSetup },
   };
 }

@@ -1,8 +1,9 @@
 /** rtnetlink verbs against the real kernel in a lab, compared with `ip -j`. */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, Netns } from '../../src/netlink/index.js';
-import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, SysctlDir, type RtnlEvent } from '../../src/rtnl/index.js';
+import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, SysctlDir, SysctlFile, type RtnlEvent } from '../../src/rtnl/index.js';
 import { Lab, ip, ipJson, nsExec, sweepStaleLabs } from '../helpers/lab.js';
 
 let lab: Lab;
@@ -252,5 +253,25 @@ describe('sysctls in a namespace', () => {
       net.close();
     }
     expect(() => conf.write(['lo', 'accept_local'], 1)).toThrow(/closed/);
+  });
+
+  it('writes a held-open sysctl file (SysctlFile) of a namespace from outside it, and only there', () => {
+    const ns = Netns.fromName(lab.world);
+    const range = ns.run(() => SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range']));
+    try {
+      const hostBefore = host.readSysctl('net.ipv4.ip_local_port_range');
+      const rootBefore = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+      range.write('43000 43015'); // from this thread's own namespace
+      expect(nsExec(lab.world, 'sysctl', ['-n', 'net.ipv4.ip_local_port_range']).trim().split(/\s+/)).toEqual(['43000', '43015']);
+      range.write('43016 43031'); // again: written from the start each time
+      expect(nsExec(lab.world, 'sysctl', ['-n', 'net.ipv4.ip_local_port_range']).trim().split(/\s+/)).toEqual(['43016', '43031']);
+      expect(host.readSysctl('net.ipv4.ip_local_port_range')).toBe(hostBefore);
+      expect(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).toBe(rootBefore);
+      expect(() => range.write('2 1')).toThrow(/EINVAL/); // the kernel's own check
+    } finally {
+      range.close();
+    }
+    expect(() => range.write('43000 43015')).toThrow(/closed/);
+    expect(() => SysctlFile.openHere('kernel.hostname')).toThrow(/not a net\.\* key/);
   });
 });
