@@ -43,14 +43,35 @@ describe('container records', () => {
   });
 
   it('writes records longer than a page through a temporary file and a rename', () => {
-    const big = record('c2', 60);
-    expect(Buffer.byteLength(JSON.stringify(big, null, 2))).toBeGreaterThan(4096);
+    const big = record('c2', 90);
+    expect(Buffer.byteLength(JSON.stringify(big))).toBeGreaterThan(4096); // as written: compact
     store.writeContainer(record('c2', 1));
+    const inode = statSync(join(store.containersDir, 'c2.json')).ino;
     store.writeContainer(big);
     expect(store.readContainer('c2')).toEqual(big);
+    expect(statSync(join(store.containersDir, 'c2.json')).ino).not.toBe(inode); // replaced by a rename
     store.writeContainer(record('c2', 2)); // back under a page: the old file is longer than a page
     expect(store.readContainer('c2')).toEqual(record('c2', 2));
     expect(readdirSync(store.containersDir)).toEqual(['c2.json']);
+  });
+
+  it('under the lock, keeps the record it wrote last open, and never writes through it to a deleted file', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    await store.withLock(async () => {
+      store.writeContainer(record('c5', 2)); // created
+      store.writeContainer({ ...record('c5', 1), phase: 'ready' }); // through the open file
+      expect(store.readContainer('c5')).toEqual({ ...record('c5', 1), phase: 'ready' });
+      expect(fds()).toBe(before + 2); // the lock file and that record
+      store.deleteContainer('c5');
+      store.writeContainer(record('c5', 3)); // a new file, not the deleted one
+      expect(store.readContainer('c5')).toEqual(record('c5', 3));
+      store.writeContainer(record('c6', 1)); // another record: the first one's file is closed
+      expect(fds()).toBe(before + 2);
+    });
+    expect(fds()).toBe(before); // nothing stays open after the lock
+    expect(store.readContainer('c5')).toEqual(record('c5', 3));
+    expect(readdirSync(store.containersDir).sort()).toEqual(['c5.json', 'c6.json']);
   });
 
   it('sets a damaged record aside instead of failing', () => {
