@@ -106,12 +106,15 @@ function pinExists(path: string): boolean {
   }
 }
 
-/** Pins in the work_dir: containers' (by id), and scratch probes of processes that died. */
+/**
+ * Pins in the work_dir: containers' (by id, or a spare's `.spare-N` a container took), spares',
+ * and scratch probes of processes that died.
+ */
 function listPins(dir: string): string[] {
   try {
     return readdirSync(dir).filter((n) => {
       const probe = /^\.(?:probe|doctor)-(\d+)$/.exec(n);
-      if (!probe) return !n.startsWith('.');
+      if (!probe) return !n.startsWith('.') || /^\.spare-\d+$/.test(n);
       try {
         process.kill(Number(probe[1]), 0);
         return false; // its process is alive
@@ -403,6 +406,7 @@ export class Isolator {
       this.registry.reset(this.store.listContainers());
       this.registry.generation = g;
       this.hostRecord = undefined;
+      this.pruneSpareHandles();
     }
   }
   private saveRecord(r: ContainerRecord): void {
@@ -683,15 +687,9 @@ export class Isolator {
   /** A ready spare that fits the host as it is now: one this process made first, else one on disk. */
   private readySpare(ifname: string): SpareRecord | undefined {
     if (!this.warmPool) return undefined;
-    for (const [seq, held] of this.spareHandles) {
-      // Another process with a pool on this work_dir may have taken it: its record is gone then.
-      if (!this.store.hasSpare(seq)) {
-        this.spareHandles.delete(seq);
-        closeSpareHandles(held);
-      } else if (this.spareFits(held.record, ifname)) {
-        return held.record;
-      }
-    }
+    // Another process with a pool on this work_dir may have taken one: its record is gone then.
+    this.pruneSpareHandles();
+    for (const held of this.spareHandles.values()) if (this.spareFits(held.record, ifname)) return held.record;
     return this.store.findSpare((s) => this.spareFits(s, ifname));
   }
 
@@ -701,6 +699,15 @@ export class Isolator {
     const held = this.spareHandles.get(spare.seq);
     this.spareHandles.delete(spare.seq);
     return held;
+  }
+
+  /** Let go of what this process holds for spares another process took or removed (their namespaces live on while held). */
+  private pruneSpareHandles(): void {
+    for (const [seq, held] of this.spareHandles) {
+      if (this.store.hasSpare(seq)) continue;
+      this.spareHandles.delete(seq);
+      closeSpareHandles(held);
+    }
   }
 
   /** Remove a spare entirely: its veth pair, its pin, its record. */
@@ -783,13 +790,16 @@ export class Isolator {
   /** Bring the pool back to its size in the background, one spare per turn of the lock. */
   private refillPool(): void {
     if (!this.warmPool || this.refilling || this.closing || this.poolPaused) return;
-    const p = (async () => {
+    // Outside the caller's hold of the lock (a refill scheduled from inside a locked operation
+    // must still queue for the lock, not pass as re-entrant).
+    const p = this.store.outsideLock(() => (async () => {
       // Start on a later turn of the event loop: whoever awaited the create or destroy that
       // scheduled us gets its answer first (and a create it issues at once, the lock).
       await new Promise((r) => setImmediate(r));
       try {
         while (!this.closing && !this.poolPaused) {
           const made = await this.store.withLock(async () => {
+            this.pruneSpareHandles();
             if (this.closing || this.poolPaused || this.store.listSpares().length >= this.warmPool) return false;
             await this.makeSpare();
             return true;
@@ -800,7 +810,7 @@ export class Isolator {
       } catch (e) {
         this.warnOnce(`warm pool: making a spare failed: ${(e as Error).message}`);
       }
-    })();
+    })());
     this.refilling = p;
     this.background.add(p);
     void p.finally(() => {
@@ -1159,74 +1169,77 @@ export class Isolator {
    * filters) are removed. Never aborts on inconsistent state: every problem is reported.
    */
   async recover(): Promise<RecoverReport> {
-    return this.store.withLock(async () => {
-      const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, errors: [] };
-      this.registry.reset(this.store.listContainers());
-      this.registry.generation = this.store.readGeneration();
-      const links = await this.rtnl.links.list();
-      const hostRec = this.store.readHost();
-      const finished = await this.finishInterrupted(links);
-      report.cleaned.push(...finished.cleaned);
-      report.errors.push(...finished.errors);
-      report.recovered.push(...[...this.registry.records.values()].map((r) => r.id));
-      // Spares: half-made ones, and ready ones that lost their veth or pin, are removed.
-      const spares: SpareRecord[] = [];
-      for (const sp of this.store.listSpares()) {
-        // (One made by an older version, or for other host facts, would never be taken.)
-        const whole = this.spareFits(sp, this.host.eth0.name) && links.some((l) => l.index === sp.vethIndex && l.name === sp.veth) && pinExists(sp.netns);
-        if (whole) {
-          spares.push(sp);
-          continue;
-        }
-        const errs = await this.dropSpare(sp);
-        report.errors.push(...errs.map((e) => `spare ${sp.seq}: ${e.message}`));
+    return this.store.withLock(() => this.recoverLocked()).finally(() => this.refillPool()); // (an agent's pool fills right after its recover)
+  }
+
+  private async recoverLocked(): Promise<RecoverReport> {
+    const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, errors: [] };
+    this.pruneSpareHandles();
+    this.registry.reset(this.store.listContainers());
+    this.registry.generation = this.store.readGeneration();
+    const links = await this.rtnl.links.list();
+    const hostRec = this.store.readHost();
+    const finished = await this.finishInterrupted(links);
+    report.cleaned.push(...finished.cleaned);
+    report.errors.push(...finished.errors);
+    report.recovered.push(...[...this.registry.records.values()].map((r) => r.id));
+    // Spares: half-made ones, and ready ones that lost their veth or pin, are removed.
+    const spares: SpareRecord[] = [];
+    for (const sp of this.store.listSpares()) {
+      // (One made by an older version, or for other host facts, would never be taken.)
+      const whole = this.spareFits(sp, this.host.eth0.name) && links.some((l) => l.index === sp.vethIndex && l.name === sp.veth) && pinExists(sp.netns);
+      if (whole) {
+        spares.push(sp);
+        continue;
       }
-      // Orphans: our veths without a record.
-      const known = new Set([...[...this.registry.records.values()].map((r) => r.vethIndex), ...spares.map((sp) => sp.vethIndex)]);
-      for (const l of links) {
-        if (!/^pmi\d+$/.test(l.name) || known.has(l.index)) continue;
+      const errs = await this.dropSpare(sp);
+      report.errors.push(...errs.map((e) => `spare ${sp.seq}: ${e.message}`));
+    }
+    // Orphans: our veths without a record.
+    const known = new Set([...[...this.registry.records.values()].map((r) => r.vethIndex), ...spares.map((sp) => sp.vethIndex)]);
+    for (const l of links) {
+      if (!/^pmi\d+$/.test(l.name) || known.has(l.index)) continue;
+      try {
+        await this.session.request(linkRequests.delete(l.index), { offload: true });
+        report.orphans.veths.push(l.name);
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'ENODEV')) report.errors.push(`${l.name}: ${(e as Error).message}`);
+      }
+    }
+    // Orphans: namespace pins without a record.
+    const pins = new Set([...[...this.registry.records.values()].filter((r) => r.ownsNetns).map((r) => r.netns), ...spares.map((sp) => sp.netns)]);
+    for (const name of listPins(this.store.netnsDir)) {
+      const path = `${this.store.netnsDir}/${name}`;
+      if (pins.has(path)) continue;
+      try {
+        removeNetns(path);
+        report.orphans.netns.push(path);
+      } catch (e) {
+        report.errors.push(`${path}: ${(e as Error).message}`);
+      }
+    }
+    if (hostRec) {
+      // Orphans: port-table and mirror filters that no record owns; then the mirrors rewritten.
+      const owned = new Set([...this.registry.records.values()].flatMap((r) => r.hostFilters.map((f) => `${f.dev}:${f.handle}`)));
+      for (const dev of ['eth0', 'lo'] as const) {
+        const index = dev === 'eth0' ? this.host.eth0.index : this.host.lo.index;
         try {
-          await this.session.request(linkRequests.delete(l.index), { offload: true });
-          report.orphans.veths.push(l.name);
+          const found = await dumpFilters(this.session, index, 0xffff0000);
+          const stray = found.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
+          const results = await this.session.batch(stray.map((f) => f.deleteRequest));
+          stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
         } catch (e) {
-          if (!(e instanceof NetlinkError && e.code === 'ENODEV')) report.errors.push(`${l.name}: ${(e as Error).message}`);
+          report.errors.push(`${dev} filters: ${(e as Error).message}`);
         }
       }
-      // Orphans: namespace pins without a record.
-      const pins = new Set([...[...this.registry.records.values()].filter((r) => r.ownsNetns).map((r) => r.netns), ...spares.map((sp) => sp.netns)]);
-      for (const name of listPins(this.store.netnsDir)) {
-        const path = `${this.store.netnsDir}/${name}`;
-        if (pins.has(path)) continue;
-        try {
-          removeNetns(path);
-          report.orphans.netns.push(path);
-        } catch (e) {
-          report.errors.push(`${path}: ${(e as Error).message}`);
-        }
-      }
-      if (hostRec) {
-        // Orphans: port-table and mirror filters that no record owns; then the mirrors rewritten.
-        const owned = new Set([...this.registry.records.values()].flatMap((r) => r.hostFilters.map((f) => `${f.dev}:${f.handle}`)));
-        for (const dev of ['eth0', 'lo'] as const) {
-          const index = dev === 'eth0' ? this.host.eth0.index : this.host.lo.index;
-          try {
-            const found = await dumpFilters(this.session, index, 0xffff0000);
-            const stray = found.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
-            const results = await this.session.batch(stray.map((f) => f.deleteRequest));
-            stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
-          } catch (e) {
-            report.errors.push(`${dev} filters: ${(e as Error).message}`);
-          }
-        }
-        const chunks = new Set([...this.registry.records.values()].map((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER)));
-        const maxChunk = Math.max(0, ...chunks);
-        const reqs: Request[] = [];
-        for (let c = 0; c <= maxChunk + 1; c++) reqs.push(...this.mirrorRequests(c));
-        const err = firstFailure(await this.session.batch(reqs), ['ENOENT', 'EINVAL']);
-        if (err) report.errors.push(`mirrors: ${err.message}`);
-      }
-      return report;
-    }).finally(() => this.refillPool()); // (an agent's pool fills right after its recover)
+      const chunks = new Set([...this.registry.records.values()].map((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER)));
+      const maxChunk = Math.max(0, ...chunks);
+      const reqs: Request[] = [];
+      for (let c = 0; c <= maxChunk + 1; c++) reqs.push(...this.mirrorRequests(c));
+      const err = firstFailure(await this.session.batch(reqs), ['ENOENT', 'EINVAL']);
+      if (err) report.errors.push(`mirrors: ${err.message}`);
+    }
+    return report;
   }
 
   /**
@@ -1238,7 +1251,7 @@ export class Isolator {
     this.poolPaused = true;
     return this.store.withLock(async () => {
       const report: CleanupReport = { destroyed: [], errors: [] };
-      const recovered = await this.recover();
+      const recovered = await this.recoverLocked();
       report.errors.push(...recovered.errors);
       for (const rec of [...this.registry.records.values()]) {
         const errs = await this.teardown(rec, { wait: true });
@@ -1250,8 +1263,12 @@ export class Isolator {
       }
       // All at once: each veth deletion waits for an RCU grace period in the kernel (~20 ms), and they overlap.
       const spares = this.store.listSpares();
-      const dropped = await Promise.all(spares.map((sp) => this.dropSpare(sp)));
-      spares.forEach((sp, i) => report.errors.push(...dropped[i]!.map((e) => `spare ${sp.seq}: ${e.message}`)));
+      const dropped = await Promise.allSettled(spares.map((sp) => this.dropSpare(sp)));
+      spares.forEach((sp, i) => {
+        const d = dropped[i]!;
+        const errs = d.status === 'fulfilled' ? d.value : [d.reason as Error];
+        report.errors.push(...errs.map((e) => `spare ${sp.seq}: ${e.message}`));
+      });
       const hostRec = this.store.readHost();
       if (hostRec) {
         const errs = await tearDownHost(this.session, this.host, hostRec, this.ctx);
@@ -1267,6 +1284,11 @@ export class Isolator {
       }
       return report;
     });
+  }
+
+  /** Resolves once background work (the warm pool's refill, veth deletions) has finished. */
+  async idle(): Promise<void> {
+    while (this.background.size) await Promise.allSettled([...this.background]);
   }
 
   /** Wait for background work (veth deletions) and close the netlink sockets. */

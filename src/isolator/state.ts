@@ -165,6 +165,11 @@ export class StateStore {
     mkdirSync(this.sparesDir, { recursive: true, mode: 0o700 });
   }
 
+  /** Run `fn` (and what it starts) outside this call chain's hold of the lock, if any: its own withLock calls then queue. */
+  outsideLock<T>(fn: () => T): T {
+    return this.holder.exit(fn);
+  }
+
   /**
    * Run `fn` holding the work_dir lock (re-entrant within this process). Waits up to `timeoutMs`
    * for another holder; the kernel releases a dead holder's lock.
@@ -346,7 +351,13 @@ export class StateStore {
       this.forgetLastRecord();
       // A new record is created (O_EXCL); an existing one is overwritten at its current length.
       const fd = openRecordFile(path, likelyNew);
-      const size = fstatSync(fd).size;
+      let size: number;
+      try {
+        size = fstatSync(fd).size;
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
       open = { path, fd, size };
       // Kept open only while this process holds the lock (records are written under it).
       if (this.lockFd !== undefined) this.lastRecord = open;

@@ -249,15 +249,29 @@ describe('agent', () => {
     base = a.base;
     const torn = (await http('GET', '/containers/torn'));
     // The agent keeps a warm pool (default 4): its spares' veths are the only others.
-    const spareVeths = () => new Set(readdirSync(join(lab.workDir, 'spares')).filter((f) => f.endsWith('.json')).map((f) => (JSON.parse(readFileSync(join(lab.workDir, 'spares', f), 'utf8')) as { veth: string }).veth));
+    const spares = () =>
+      readdirSync(join(lab.workDir, 'spares'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => {
+          try {
+            return JSON.parse(readFileSync(join(lab.workDir, 'spares', f), 'utf8')) as { veth: string; netns: string };
+          } catch {
+            return { veth: '', netns: '' }; // being written (or just removed) by the agent's refill
+          }
+        });
+    const spareVeths = () => new Set(spares().map((s) => s.veth));
     const containerVeths = () => {
       const spares = spareVeths();
       return (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => /^pmi\d+$/.test(n) && !spares.has(n));
     };
     const veths = containerVeths();
-    const listed = (await http('GET', '/containers')).body as Array<{ id: string; veth: string }>;
+    const listed = (await http('GET', '/containers')).body as Array<{ id: string; veth: string; netns: string }>;
     expect(await until(() => containerVeths().sort().join() === listed.map((c) => c.veth).sort().join(), 5000)).toBe(true);
     expect(await until(() => spareVeths().size === 4, 10_000)).toBe(true); // and the pool is full again
+    // No namespace pin is left that neither a container nor a spare names.
+    const pinsNow = () => readdirSync(join(lab.workDir, 'netns')).map((n) => join(lab.workDir, 'netns', n)).sort().join();
+    const named = () => [...listed.map((c) => c.netns), ...spares().map((s) => s.netns)].filter(Boolean).sort().join();
+    expect(await until(() => pinsNow() === named(), 10_000)).toBe(true);
     if (torn.status === 200) {
       const l = await listen(torn.body.netns, 'tcp', 31405);
       expect(send(lab.lab.world, 'tcp', HOST_IP, 31405, 'whole\n')).toBe('ok');

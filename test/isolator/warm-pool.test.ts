@@ -3,7 +3,8 @@
  * setup) made in the background, taken by creates, recovered and cleaned up like everything else.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createNetns } from '../../src/netlink/index.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
@@ -88,11 +89,13 @@ describe('the warm pool', () => {
     const old = JSON.parse(readFileSync(path, 'utf8')) as { contents?: string; veth: string; netns: string };
     delete old.contents;
     writeFileSync(path, JSON.stringify(old));
+    await iso.idle(); // its refill is over: nothing of it runs while the other engine works
     // Another engine on the same work_dir (as after a restart) finds the spares on disk only.
     const other = await lab.open(FIXTURE, warnings, { warmPool: 2 });
     const c = await other.create({ id: 'not-old', ports: '[31050-31050]' });
     expect(c.netns).toContain('.spare-');
     expect(c.veth).not.toBe(old.veth);
+    const taken = statSync(c.netns); // nsfs dev + inode: the namespace itself (the first engine made that spare, and holds it open)
     const report = await other.recover();
     expect(report.errors).toEqual([]);
     expect(hostVeths()).not.toContain(old.veth);
@@ -100,7 +103,18 @@ describe('the warm pool', () => {
     await other.destroy('not-old');
     await other.close();
     // The first engine lets go of what it held for the spares the other one took or removed.
+    const holdsTaken = () =>
+      readdirSync('/proc/self/fd').some((fd) => {
+        try {
+          const st = statSync(`/proc/self/fd/${fd}`);
+          return st.dev === taken.dev && st.ino === taken.ino;
+        } catch {
+          return false;
+        }
+      });
+    expect(holdsTaken()).toBe(true);
     await iso.create({ id: 'after-other', ports: '[31051-31051]' });
+    expect(holdsTaken()).toBe(false);
     await iso.destroy('after-other');
     expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
   });
@@ -108,17 +122,23 @@ describe('the warm pool', () => {
   it('recover removes a half-made spare and one that lost its veth; keeps the whole ones', async () => {
     const before = readySpares();
     expect(before).toHaveLength(2);
-    // A spare recorded 'making' whose veth exists (the process died mid-way), and a 'ready' one whose veth is gone.
+    // Records like a real spare's (same host facts and contents): one 'making' whose veth exists
+    // (the process died mid-way), one 'ready' whose veth is gone; and a spare pin no record names
+    // (a crash between a create taking a spare and its first checkpoint).
+    const real = JSON.parse(readFileSync(join(lab.workDir, 'spares', before[0]!), 'utf8')) as Record<string, unknown>;
     execFileSync('ip', ['-n', lab.lab.host, 'link', 'add', 'pmi900', 'index', '1000900', 'type', 'veth', 'peer', 'name', 'pmi900p']);
-    const rec = (seq: number, phase: string) => ({ seq, phase, netns: join(lab.workDir, 'netns', `.spare-${seq}`), veth: `pmi${seq}`, vethIndex: 1_000_000 + seq, ifname: 'eth0', address: '00:00:00:00:00:00', mtu: 1500, createdAt: new Date().toISOString() });
+    const rec = (seq: number, phase: string) => ({ ...real, seq, phase, netns: join(lab.workDir, 'netns', `.spare-${seq}`), veth: `pmi${seq}`, vethIndex: 1_000_000 + seq });
     writeFileSync(join(lab.workDir, 'spares', '900.json'), JSON.stringify(rec(900, 'making')));
     writeFileSync(join(lab.workDir, 'spares', '901.json'), JSON.stringify(rec(901, 'ready')));
+    const strayPin = join(lab.workDir, 'netns', '.spare-902');
+    createNetns(strayPin).close();
     const report = await iso.recover();
     expect(report.errors).toEqual([]);
     expect(spareFiles().sort()).toEqual([...before].sort());
     expect(hostVeths()).not.toContain('pmi900');
     expect(report.orphans.veths).toEqual([]); // the spares' veths are owned, not orphans
-    expect(report.orphans.netns).toEqual([]);
+    expect(report.orphans.netns).toEqual([strayPin]);
+    expect(existsSync(strayPin)).toBe(false);
   });
 
   it('cleanup removes the spares too, and makes no more', async () => {
