@@ -237,6 +237,22 @@ class Registry {
     for (const r of records) this.index(r);
   }
 
+  /** Re-read the given records (another process wrote or removed them). */
+  reload(ids: Iterable<string>, read: (id: string) => ContainerRecord | undefined): void {
+    for (const id of new Set(ids)) {
+      const old = this.records.get(id);
+      if (old) {
+        this.unindex(old);
+        this.records.delete(id);
+      }
+      const rec = read(id);
+      if (rec) {
+        this.records.set(id, rec);
+        this.index(rec);
+      }
+    }
+  }
+
   index(r: ContainerRecord): void {
     this.allocator.reserve(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, true);
@@ -399,24 +415,31 @@ export class Isolator {
     this.onWarning(message);
   }
 
-  /** Re-read the records if another process changed them since we last looked (under the lock). */
+  /**
+   * Re-read what another process changed since we last looked (under the lock): only the records
+   * the change log names when it covers every generation since ours, else everything.
+   */
   private sync(): void {
     const g = this.store.readGeneration();
-    if (g !== this.registry.generation) {
+    if (g === this.registry.generation) return;
+    const changed = this.store.changesSince(this.registry.generation, g);
+    if (changed) {
+      this.registry.reload(changed, (id) => this.store.readContainer(id));
+    } else {
       this.registry.reset(this.store.listContainers());
-      this.registry.generation = g;
       this.hostRecord = undefined;
-      this.pruneSpareHandles();
     }
+    this.registry.generation = g;
+    this.pruneSpareHandles();
   }
   private saveRecord(r: ContainerRecord): void {
     // Bump first: a crash in between leaves a generation other processes reload on, never a
     // record their caches miss.
-    this.registry.generation = this.store.bumpGeneration();
+    this.registry.generation = this.store.bumpGeneration(r.id);
     this.store.writeContainer(r);
   }
   private dropRecord(id: string): void {
-    this.registry.generation = this.store.bumpGeneration();
+    this.registry.generation = this.store.bumpGeneration(id);
     this.store.deleteContainer(id);
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
@@ -11,10 +11,14 @@ import type { HtbConfig } from './rates.js';
  * The isolator's checkpoint in its work_dir, shared by every CLI invocation, the agent and the
  * CNI plugin on one host:
  *
- *   <work_dir>/lock                 flock(2)-held while state and kernel objects change
+ *   <work_dir>/lock                 flock(2)-held while state and kernel objects change; holds
+ *                                   the generation (bumped by every change) and the veth counter
+ *   <work_dir>/changes.log          `<generation> <container id>` per change (`*`: anything else),
+ *                                   so a long-running process re-reads only what others changed
  *   <work_dir>/host.json            what the isolator did to the host (to undo it in `cleanup`)
  *   <work_dir>/containers/<id>.json one record per container, written before kernel objects exist
- *   <work_dir>/netns/<id>           pinned network namespaces of containers we created
+ *   <work_dir>/netns/<id>           pinned network namespaces of containers we created (or
+ *                                   netns/.spare-<n>: the pin of the spare a container took)
  *   <work_dir>/spares/<n>.json      the warm pool's spares (pins netns/.spare-<n>)
  *
  * A crash of the process leaves the old or the new record, never half of one: records of up to a
@@ -126,6 +130,9 @@ export interface SpareRecord {
   hostKey?: string;
   createdAt: string;
 }
+
+/** The change log is rewritten from empty past this size (~2000 changes). */
+const CHANGE_LOG_BYTES = 64 * 1024;
 
 export class StateStore {
   private lockFd: number | undefined;
@@ -242,12 +249,68 @@ export class StateStore {
   readGeneration(): string {
     return String(this.readCounters().gen);
   }
-  /** Mark the state changed; returns the new generation. */
-  bumpGeneration(): string {
+  /**
+   * Mark the state changed; returns the new generation. `changedId`: the one container record
+   * this change writes or removes (logged, so other processes re-read only it); without it,
+   * other processes reload everything.
+   */
+  bumpGeneration(changedId?: string): string {
     const c = this.readCounters();
     c.gen++;
     this.writeCounters(c);
+    this.logChange(c.gen, changedId ?? '*');
     return String(c.gen);
+  }
+
+  /**
+   * The container records changed after generation `from` up to `to`, from the change log: only
+   * when the log holds every generation in between (else undefined: reload everything). The log is
+   * an optimisation; a missing, compacted, torn or gapped log only costs a full reload.
+   */
+  changesSince(from: string, to: string): string[] | undefined {
+    const first = Number(from) + 1;
+    const last = Number(to);
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || last < first || from === '') return undefined;
+    let text: string;
+    try {
+      text = readFileSync(this.changeLogPath, 'latin1');
+    } catch {
+      return undefined;
+    }
+    const ids: string[] = [];
+    let expect = first;
+    for (const line of text.split('\n')) {
+      const m = /^(\d+) (\S+)$/.exec(line);
+      if (!m) continue; // the trailing empty line (a torn one breaks the sequence below)
+      const gen = Number(m[1]);
+      if (gen < first) continue;
+      if (gen !== expect || m[2] === '*') return undefined;
+      ids.push(m[2]!);
+      if (gen === last) return ids;
+      expect++;
+    }
+    return undefined;
+  }
+
+  private get changeLogPath(): string {
+    return join(this.workDir, 'changes.log');
+  }
+
+  /** Append `<gen> <id or *>` to the change log; past CHANGE_LOG_BYTES it starts over (readers behind reload everything). */
+  private logChange(gen: number, what: string): void {
+    const line = `${gen} ${what}\n`;
+    try {
+      let size = 0;
+      try {
+        size = statSync(this.changeLogPath).size;
+      } catch {
+        /* none yet */
+      }
+      if (size > CHANGE_LOG_BYTES) writeFileSync(this.changeLogPath, line, { mode: 0o600 });
+      else appendFileSync(this.changeLogPath, line, { mode: 0o600 });
+    } catch {
+      /* without the line, the gap makes other processes reload everything */
+    }
   }
   /** A new host veth number, never handed out before in this work_dir. */
   nextVethNumber(): number {

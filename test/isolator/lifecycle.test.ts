@@ -4,7 +4,7 @@
  * and cleanup (twice).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
@@ -66,6 +66,38 @@ describe('the ephemeral pool', () => {
     expect(await iso.destroy('c1')).toBe(false);
     const c2 = await iso.create({ id: 'c2' });
     expect(c2.ephemeral_ports).toEqual({ begin: 30208, end: 30719 });
+  });
+});
+
+describe('two engines on one work_dir', () => {
+  it("each sees the other's creates, updates and destroys (from the change log, or everything when it is gone), and traffic agrees", async () => {
+    lab = new IsolatorLab();
+    const a = await lab.open({ ...FIXTURE, ephemeral_ports_per_container: 256 }); // 999 ports: 3 blocks
+    const b = await lab.open({ ...FIXTURE, ephemeral_ports_per_container: 256 });
+    const x = await a.create({ id: 'x', ports: '[31500-31501]' });
+    await expect(b.create({ id: 'y', ports: '[31501-31502]' })).rejects.toThrow(/already held/);
+    const y = await b.create({ id: 'y', ports: '[31502-31503]' });
+    expect(y.ephemeral_ports).not.toEqual(x.ephemeral_ports);
+    await expect(a.update('x', '[31500-31510]')).rejects.toThrow(/already held/); // a knows y's ports
+    await a.update('x', '[31500-31501,31506-31510]');
+    await expect(b.update('y', '[31502-31507]')).rejects.toThrow(/already held/); // b knows x's new ones
+    const z = await b.create({ id: 'z', ports: '[31520-31520]' });
+    expect(new Set([x, y, z].map((c) => c.ephemeral_ports.begin)).size).toBe(3);
+    await expect(b.create({ id: 'w' })).rejects.toThrow(/no free block/); // b knows a's block
+    expect(await a.destroy('x')).toBe(true);
+    const w = await b.create({ id: 'w', ports: '[31500-31501]' }); // x's ports and block are free for b
+    expect(w.ephemeral_ports).toEqual(x.ephemeral_ports);
+    // Without the change log, the other engine reloads everything, with the same result.
+    rmSync(join(lab.workDir, 'changes.log'));
+    expect(await b.destroy('z')).toBe(true);
+    expect((await a.list()).map((c) => c.id).sort()).toEqual(['w', 'y']);
+    const v = await a.create({ id: 'v', ports: '[31520-31520]' });
+    expect(v.ephemeral_ports).toEqual(z.ephemeral_ports);
+    // What the kernel does agrees: w's port reaches w.
+    const l = await listen(w.netns, 'tcp', 31500);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31500, 'to-w\n')).toBe('ok');
+    expect(await until(() => l.received().includes('to-w'))).toBe(true);
+    l.stop();
   });
 });
 

@@ -82,3 +82,46 @@ describe('container records', () => {
     expect(readFileSync(join(store.containersDir, 'c3.json'), 'utf8').trimEnd().endsWith('}')).toBe(true);
   });
 });
+
+describe('the change log', () => {
+  it('names the records changed between two generations, only when it holds every one of them', async () => {
+    await store.withLock(async () => {
+      const g0 = store.readGeneration();
+      const g1 = store.bumpGeneration('a');
+      store.bumpGeneration('b');
+      const g3 = store.bumpGeneration('a');
+      expect(store.changesSince(g0, g3)).toEqual(['a', 'b', 'a']);
+      expect(store.changesSince(g1, g3)).toEqual(['b', 'a']);
+      expect(store.changesSince(g3, g3)).toBeUndefined(); // nothing to do: the caller checks equality first
+      expect(store.changesSince('', g3)).toBeUndefined(); // never loaded: everything
+      const g4 = store.bumpGeneration(); // not a single record (host changes): everything
+      const g5 = store.bumpGeneration('c');
+      expect(store.changesSince(g3, g5)).toBeUndefined();
+      expect(store.changesSince(g4, g5)).toEqual(['c']);
+      expect(store.changesSince(g4, String(Number(g5) + 1))).toBeUndefined(); // a generation the log lacks
+    });
+  });
+
+  it('a torn or missing log, or one that started over, means a full reload', async () => {
+    await store.withLock(async () => {
+      const g0 = store.readGeneration();
+      store.bumpGeneration('a');
+      const g2 = store.bumpGeneration('b');
+      writeFileSync(join(dir, 'changes.log'), readFileSync(join(dir, 'changes.log'), 'latin1').replace(/\n(\d+) b\n$/, '\n$1 '));
+      expect(store.changesSince(g0, g2)).toBeUndefined();
+      rmSync(join(dir, 'changes.log'));
+      expect(store.changesSince(g0, g2)).toBeUndefined();
+      const g3 = store.bumpGeneration('c'); // the log starts again at g3
+      expect(store.changesSince(g2, g3)).toEqual(['c']);
+      expect(store.changesSince(g0, g3)).toBeUndefined();
+      // Past its size limit it is rewritten from the newest line.
+      const long = 'x'.repeat(100);
+      let g = g3;
+      for (let i = 0; i < 700; i++) g = store.bumpGeneration(`${long}${i}`);
+      expect(statSync(join(dir, 'changes.log')).size).toBeLessThan(70 * 1024);
+      expect(store.changesSince(g3, g)).toBeUndefined();
+      expect(store.changesSince(String(Number(g) - 1), g)).toEqual([`${long}699`]);
+    });
+  });
+});
+
