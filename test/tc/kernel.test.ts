@@ -134,8 +134,17 @@ describe('HTB qdisc and classes', () => {
     const big = await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:3', rateBytesPerSec: 5_000_000_000, ceilBytesPerSec: 6_250_000_000, burstBytes: 10 << 20 });
     // The kernel's warning on success; 6.1 (Debian 12) only logs it (pr_warn), newer kernels also say it in the extended ack.
     if (big.warnings.length) expect(big.warnings.map((w) => w.message).join()).toMatch(/quantum of class 10003 is big/);
-    const ours = await tc.listClasses(dev.eth0);
-    const theirs = tcClasses(ns, 'eth0');
+    // Counters and tokens move with every packet (the lab's own IPv6 chatter goes through class
+    // 1:1): compare a snapshot no packet crossed — ours, then tc's, then ours again unchanged.
+    const counters = (cs: Awaited<ReturnType<typeof tc.listClasses>>) => cs.map((c) => `${c.classid}:${c.stats?.packets}:${c.stats?.bytes}`).join();
+    let ours = await tc.listClasses(dev.eth0);
+    let theirs = tcClasses(ns, 'eth0');
+    for (let tries = 1; tries < 10; tries++) {
+      const again = await tc.listClasses(dev.eth0);
+      if (counters(again) === counters(ours)) break;
+      ours = again;
+      theirs = tcClasses(ns, 'eth0');
+    }
     expect(ours.map((c) => formatTcHandle(c.classid)).sort()).toEqual(theirs.map((c) => c.classid).sort());
     for (const t of theirs) {
       const o = ours.find((c) => formatTcHandle(c.classid) === t.classid)!;
