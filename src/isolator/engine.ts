@@ -813,9 +813,9 @@ export class Isolator {
   /** Bring the pool back to its size in the background, one spare per turn of the lock. */
   private refillPool(): void {
     if (!this.warmPool || this.refilling || this.closing || this.poolPaused) return;
-    // Outside the caller's hold of the lock (a refill scheduled from inside a locked operation
-    // must still queue for the lock, not pass as re-entrant).
-    const p = this.store.outsideLock(() => (async () => {
+    // (Never scheduled from inside a locked operation — cleanup runs recoverLocked, not recover —
+    // where its withLock would pass as re-entrant.)
+    const p = (async () => {
       // Start on a later turn of the event loop: whoever awaited the create or destroy that
       // scheduled us gets its answer first (and a create it issues at once, the lock).
       await new Promise((r) => setImmediate(r));
@@ -833,7 +833,7 @@ export class Isolator {
       } catch (e) {
         this.warnOnce(`warm pool: making a spare failed: ${(e as Error).message}`);
       }
-    })());
+    })();
     this.refilling = p;
     this.background.add(p);
     void p.finally(() => {

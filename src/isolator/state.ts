@@ -138,8 +138,6 @@ export class StateStore {
   private lockFd: number | undefined;
   /** The counters as read when the lock was taken (only this holder changes them meanwhile). */
   private counters: { gen: number; veth: number } | undefined;
-  /** The record file written last while holding the lock, kept open: a create writes its record twice. */
-  private lastRecord: { path: string; fd: number; size: number } | undefined;
   /** The call chain holding the lock in this process. */
   private readonly holder = new AsyncLocalStorage<StateStore>();
   /** Calls of this process waiting for the lock, in order. */
@@ -170,11 +168,6 @@ export class StateStore {
     mkdirSync(this.containersDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.netnsDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.sparesDir, { recursive: true, mode: 0o700 });
-  }
-
-  /** Run `fn` (and what it starts) outside this call chain's hold of the lock, if any: its own withLock calls then queue. */
-  outsideLock<T>(fn: () => T): T {
-    return this.holder.exit(fn);
   }
 
   /**
@@ -218,7 +211,6 @@ export class StateStore {
     try {
       return await fn();
     } finally {
-      this.forgetLastRecord();
       this.lockFd = undefined;
       this.shim.flock(fd, LOCK.UN);
       closeSync(fd);
@@ -350,7 +342,7 @@ export class StateStore {
     this.writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec, rec.phase === 'creating');
   }
   deleteContainer(id: string): void {
-    this.unlinkRecord(join(this.containersDir, `${id}.json`));
+    unlinkQuiet(join(this.containersDir, `${id}.json`));
   }
 
   listSpares(): SpareRecord[] {
@@ -373,7 +365,7 @@ export class StateStore {
     this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec, rec.phase === 'making');
   }
   deleteSpare(seq: number): void {
-    this.unlinkRecord(join(this.sparesDir, `${seq}.json`));
+    unlinkQuiet(join(this.sparesDir, `${seq}.json`));
   }
 
   private readJson<T>(path: string): T | undefined {
@@ -388,7 +380,6 @@ export class StateStore {
       return JSON.parse(text) as T;
     } catch {
       // Unreadable (torn by a power loss, or damaged): set aside; recover() removes its objects as orphans.
-      if (this.lastRecord?.path === path) this.forgetLastRecord();
       renameSync(path, `${path}.corrupt-${Date.now()}`);
       return undefined;
     }
@@ -405,51 +396,21 @@ export class StateStore {
    */
   private writeRecordInPlace(path: string, value: unknown, likelyNew = false): void {
     const body = Buffer.from(JSON.stringify(value) + '\n');
-    if (body.length > PAGE_BYTES) {
-      this.forgetLastRecord();
-      return this.writeJson(path, value);
-    }
-    let open = this.lastRecord?.path === path ? this.lastRecord : undefined;
-    if (!open) {
-      this.forgetLastRecord();
-      // A new record is created (O_EXCL); an existing one is overwritten at its current length.
-      const fd = openRecordFile(path, likelyNew);
-      let size: number;
-      try {
-        size = fstatSync(fd).size;
-      } catch (e) {
-        closeSync(fd);
-        throw e;
-      }
-      open = { path, fd, size };
-      // Kept open only while this process holds the lock (records are written under it).
-      if (this.lockFd !== undefined) this.lastRecord = open;
-    }
-    const kept = this.lastRecord === open;
-    let ok = false;
+    if (body.length > PAGE_BYTES) return this.writeJson(path, value);
+    // A new record is created (O_EXCL); an existing one is overwritten at its current length.
+    const fd = openRecordFile(path, likelyNew);
+    let viaRename = false;
     try {
-      if (open.size > PAGE_BYTES) return this.writeJson(path, value); // (the open file is closed below)
-      const bytes = body.length < open.size ? Buffer.concat([body, Buffer.alloc(open.size - body.length, 0x20)]) : body;
-      if (writeSync(open.fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
-      open.size = bytes.length;
-      ok = true;
-    } finally {
-      if (!ok || !kept) {
-        if (kept) this.lastRecord = undefined;
-        closeSync(open.fd);
+      const old = fstatSync(fd).size;
+      if (old > PAGE_BYTES) viaRename = true;
+      else {
+        const bytes = body.length < old ? Buffer.concat([body, Buffer.alloc(old - body.length, 0x20)]) : body;
+        if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
       }
+    } finally {
+      closeSync(fd);
     }
-  }
-
-  private forgetLastRecord(): void {
-    if (this.lastRecord) closeSync(this.lastRecord.fd);
-    this.lastRecord = undefined;
-  }
-
-  /** Whether a record path may be kept open: forget it first when the file goes away. */
-  private unlinkRecord(path: string): void {
-    if (this.lastRecord?.path === path) this.forgetLastRecord();
-    unlinkQuiet(path);
+    if (viaRename) this.writeJson(path, value);
   }
 
   private writeJson(path: string, value: unknown): void {

@@ -141,6 +141,19 @@ describe('the warm pool', () => {
     expect(existsSync(strayPin)).toBe(false);
   });
 
+  it('a create racing a cleanup succeeds, and the pool it restarts refills without a warning', async () => {
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
+    const before = warnings.length;
+    // cleanup pauses the pool; the create, queued behind it, lets it refill again.
+    const [report, c] = await Promise.all([iso.cleanup(), iso.create({ id: 'racer', ports: '[31060-31060]' })]);
+    expect(report.errors).toEqual([]);
+    expect(c.id).toBe('racer');
+    await iso.idle();
+    expect(warnings.slice(before)).toEqual([]);
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
+    expect(await iso.destroy('racer')).toBe(true);
+  });
+
   it('cleanup removes the spares too, and makes no more', async () => {
     const report = await iso.cleanup();
     expect(report.errors).toEqual([]);
