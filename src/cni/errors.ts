@@ -5,6 +5,7 @@
 import { ConfigError, IsolatorError } from '../isolator/errors.js';
 import { UnknownContainerError } from '../isolator/engine.js';
 import { LockTimeoutError } from '../isolator/state.js';
+import { RefusedNamespaceError } from '../isolator/target-netns.js';
 
 export const CNI_ERR = Object.freeze({
   /** Incompatible CNI version. */
@@ -59,6 +60,9 @@ function oneLine(s: string): string {
 /** Any failure as a CniError with the most specific code. */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
+  if (e instanceof RefusedNamespaceError) {
+    return new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS: ${oneLine(e.message).replace(`--${e.flag}: `, '')}`, 'the runtime must give each container a network namespace of its own');
+  }
   if (e instanceof ConfigError) {
     const text = oneLine(e.message).replace(`--${e.flag}: `, '');
     return new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid network configuration: "${e.flag}": ${text}`, `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`);

@@ -90,7 +90,12 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
     const h = iso.host;
     add('host', true, true, `eth0=${h.eth0.name} ip=${h.ip}/${h.prefixlen} mac=${h.eth0.address} mtu=${h.eth0.mtu} gateway=${h.gateway} lo=${h.lo.name}`);
     add('ephemeral ports', true, true, `pool ${iso.config.ephemeralPorts.toString()} clear of the host's ip_local_port_range [${h.localPortRange[0]}-${h.localPortRange[1]}]`);
-    await iso.close();
+    try {
+      const problems = await iso.checkHost();
+      add('host objects', problems.length === 0, true, problems.length ? `${problems.join('; ')} — run \`portmap-isolator recover\` to put them back` : 'the shared port tables and every container\'s port filters are in place');
+    } finally {
+      await iso.close();
+    }
   } catch (e) {
     add('host configuration', false, true, (e as Error).message);
   }

@@ -22,11 +22,11 @@ import { adoptedContainerRequests, containerRequests, spareContainerRequests, wr
 import { ConfigError, IsolatorError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
-import { SHARED_LAYOUT, hostView, setUpHost, tearDownHost } from './host-setup.js';
+import { SHARED_LAYOUT, hostView, repairSharedLayout, setUpHost, tearDownHost } from './host-setup.js';
 import type { ContainerView, HostFilterRole, NodeUse, U32FilterPlan } from './plan.js';
-import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, htOf, isPortFilterHandle, mirrorChunk, shapingPlan, u32HandleOf, vethBaseFilters, vethFilters, vethPortFilters } from './plan.js';
+import { FLOW, MIRRORS_PER_FILTER, MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, hostPortFilters, portFilterPlan, htOf, isPortFilterHandle, mirrorChunk, shapingPlan, u32HandleOf, vethBaseFilters, vethFilters, vethPortFilters } from './plan.js';
 import type { PortBlock } from './port-blocks.js';
-import { portBlocks } from './port-blocks.js';
+import { blockFromBeginEnd, portBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
 import type { HtbConfig } from './rates.js';
 import { htbConfig } from './rates.js';
@@ -35,11 +35,12 @@ import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
 import type { TcRequestContext } from './tc-requests.js';
 import { tcRequest } from './tc-requests.js';
 import { probeQdisc } from './probe.js';
-import { decodeBody, encodeBody } from '../netlink/index.js';
-import { RTM } from '../rtnl/index.js';
-import { tcMessage } from '../tc/schemas/tca.js';
+import { dumpFilters } from './filter-dump.js';
+import type { HostDamage } from './host-check.js';
+import { describeDamage, inspectHost } from './host-check.js';
+import type { ProtectedNamespace } from './target-netns.js';
+import { checkTargetContents, openTargetNamespace } from './target-netns.js';
 import { formatU32Handle, parseTcHandle } from '../tc/handle.js';
-import type { TcMessage } from '../tc/schemas/tca.js';
 import type { MesosStatistics } from './statistics.js';
 import { containerStatistics } from './statistics.js';
 import { containerFilters, containerPortFilters, keyDport, keySport } from './plan.js';
@@ -90,6 +91,8 @@ export interface RecoverReport {
   recovered: string[];
   cleaned: Array<{ id: string; reason: string }>;
   orphans: { veths: string[]; netns: string[]; filters: string[] };
+  /** Host objects found missing and put back (see checkHost). */
+  repaired: string[];
   errors: string[];
 }
 
@@ -137,33 +140,8 @@ export class UnknownContainerError extends IsolatorError {
 
 const sameKey = (a: U32Key, b: U32Key) => a.off === b.off && a.mask >>> 0 === b.mask >>> 0 && (a.val & a.mask) >>> 0 === (b.val & b.mask) >>> 0;
 
-export interface DumpedFilter {
-  handle: number;
-  prio: number;
-  keys: U32Key[];
-  deleteRequest: Request;
-}
-
-/** The u32 filters on a device's parent, with their keys (natural values). */
-export async function dumpFilters(s: NetlinkSession, ifindex: number, parent: number): Promise<DumpedFilter[]> {
-  const msgs = await s.dump(
-    { type: RTM.GETTFILTER, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex, parent } }) },
-    { decode: (m) => decodeBody(tcMessage, m.payload) as TcMessage },
-  );
-  const out: DumpedFilter[] = [];
-  for (const m of msgs) {
-    const o = m.attrs.options as { sel?: { keys: Array<{ off: number; val: number; mask: number }> } } | undefined;
-    if (m.attrs.kind !== 'u32' || !o?.sel || m.header.handle === 0) continue;
-    const header = { ifindex, handle: m.header.handle, parent, info: m.header.info };
-    out.push({
-      handle: m.header.handle,
-      prio: m.header.info >>> 16,
-      keys: o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })),
-      deleteRequest: { type: RTM.DELTFILTER, flags: 0, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header, attrs: { kind: 'u32' } }) },
-    });
-  }
-  return out;
-}
+export { dumpFilters } from './filter-dump.js';
+export type { DumpedFilter } from './filter-dump.js';
 
 /** What a warm-pool spare holds besides its links (SpareRecord.contents). */
 const SPARE_CONTENTS = 'links+tc-v1';
@@ -443,11 +421,15 @@ export class Isolator {
     this.store.deleteContainer(id);
   }
 
+  private hostNetnsInode(): number {
+    return (this.host.netns ?? Netns.current()).inode;
+  }
+
   /** The host-wide setup, done at the first container (and recorded). */
   private async ensureHost(): Promise<HostRecord> {
     if (this.hostRecord) return this.hostRecord;
     const existing = this.store.readHost();
-    const inode = (this.host.netns ?? Netns.current()).inode;
+    const inode = this.hostNetnsInode();
     if (existing && existing.netnsInode === inode && existing.complete !== false) {
       if (existing.shared.layout === SHARED_LAYOUT) return (this.hostRecord = existing);
       // Set up by an earlier version: rebuild the shared layout when no container relies on it.
@@ -532,86 +514,107 @@ export class Isolator {
       }
       const clash = this.registry.clashes(ports);
       if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
-      await this.ensureHost();
-      sw.lap('state');
-      const egress = this.shapingFor('egress', spec.cpus);
-      const ingress = this.shapingFor('ingress', spec.cpus);
-      if (egress || ingress) await this.probeFqCodel();
-      const flowId = this.config.egressUniqueFlowPerContainer ? this.freeFlowId() : undefined;
-      const block = this.registry.allocator.allocate();
-      if (!block) {
-        throw new IsolatorError(
-          `Failed to allocate ephemeral ports: no free block of ${this.config.ephemeralPortsPerContainer} ports is left in ${this.config.ephemeralPorts.toString()} (${this.registry.records.size} containers)`,
-        );
-      }
-      let rec: ContainerRecord;
-      let portFilters: ReturnType<typeof hostPortFilters>;
-      const spare = spec.netnsPath === undefined && spec.pid === undefined ? this.readySpare(ifname) : undefined;
+      // A namespace we are given is checked, and held open, before anything is built.
+      const target = spec.pid !== undefined || spec.netnsPath !== undefined ? openTargetNamespace(spec, this.protectedNamespaces()) : undefined;
       try {
-        const seq = spare ? spare.seq : this.store.nextVethNumber();
-        rec = {
-          id,
-          phase: 'creating',
-          // A process's namespace is pinned in the work_dir too: a reused pid can never point elsewhere.
-          // A spare's pin becomes the container's (moving a pin costs a mount and an unmount).
-          netns: spare ? spare.netns : (spec.netnsPath ?? this.store.netnsPath(id)),
-          ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
-          ...(spec.pid !== undefined ? { pid: spec.pid, pinned: true } : {}),
-          veth: `${VETH_PREFIX}${seq}`,
-          vethIndex: VETH_INDEX_BASE + seq,
-          ifname,
-          ephemeralPorts: block,
-          ports: ports.ranges,
-          hostFilters: [],
-          mirrorSlot: this.registry.freeMirrorSlot(),
-          createdAt: new Date().toISOString(),
-          ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
-          ...(egress ? { egress } : {}),
-          ...(ingress ? { ingress } : {}),
-          ...(flowId !== undefined ? { flowId } : {}),
-        };
-        const blocks = blocksOf(rec);
-        const flow = flowId !== undefined ? { qdisc: this.flowQdisc, flowId } : undefined;
-        portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes, flow);
-        rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
-      } catch (e) {
-        this.registry.reset([...this.registry.records.values()]); // give back the block and any handles
-        throw e;
-      }
-      // The spare is the container's from now on: its record goes first, so a crash in between
-      // leaves objects no record names (recover() removes them as orphans), never two records.
-      const handles = spare ? this.takeSpare(spare) : undefined;
-      // Checkpoint first: from here on, recover() can find and remove whatever exists.
-      this.registry.records.set(id, rec);
-      this.registry.index(rec);
-      try {
-        this.saveRecord(rec);
-      } catch (e) {
-        this.registry.unindex(rec);
-        this.registry.records.delete(id);
-        if (spare) await this.dropSpare(spare, handles); // nothing names its objects any more
-        throw e;
-      }
-      sw.lap('plan+checkpoint');
-      try {
-        await this.build(rec, portFilters, sw, spare, handles);
-        rec.phase = 'ready';
-        this.saveRecord(rec);
-        sw.lap('checkpoint');
-        return toInfo(rec);
-      } catch (e) {
-        const undo = await this.teardown(rec, { wait: true });
-        this.registry.unindex(rec);
-        this.registry.records.delete(id);
-        this.dropRecord(id);
-        const cause = e instanceof Error ? e.message : String(e);
-        throw new IsolatorError(`Failed to create container ${id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`, [e as Error, ...undo]);
+        if (target) await checkTargetContents(target, ifname);
+        return await this.createChecked(id, ports, ifname, spec, sw, target);
+      } finally {
+        target?.close();
       }
     });
   }
 
-  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles): Promise<void> {
+  /** The namespaces no container may be given: the host's, our own, init's, every container's and spare's. */
+  private *protectedNamespaces(): Iterable<ProtectedNamespace> {
+    yield { path: this.host.netns?.path ?? '/proc/thread-self/ns/net', owner: "the host's (the one the isolator acts on)" };
+    yield { path: '/proc/self/ns/net', owner: "this process's own" };
+    yield { path: '/proc/1/ns/net', owner: "the init process's" };
+    for (const r of this.registry.records.values()) yield { path: r.netns, owner: `container ${r.id}'s` };
+    for (const sp of this.store.listSpares()) yield { path: sp.netns, owner: "a warm-pool spare's" };
+  }
+
+  private async createChecked(id: string, ports: PortSet, ifname: string, spec: CreateSpec, sw: Stopwatch, target: Netns | undefined): Promise<ContainerInfo> {
+    await this.ensureHost();
+    sw.lap('state');
+    const egress = this.shapingFor('egress', spec.cpus);
+    const ingress = this.shapingFor('ingress', spec.cpus);
+    if (egress || ingress) await this.probeFqCodel();
+    const flowId = this.config.egressUniqueFlowPerContainer ? this.freeFlowId() : undefined;
+    const block = this.registry.allocator.allocate();
+    if (!block) {
+      throw new IsolatorError(
+        `Failed to allocate ephemeral ports: no free block of ${this.config.ephemeralPortsPerContainer} ports is left in ${this.config.ephemeralPorts.toString()} (${this.registry.records.size} containers)`,
+      );
+    }
+    let rec: ContainerRecord;
+    let portFilters: ReturnType<typeof hostPortFilters>;
+    const spare = spec.netnsPath === undefined && spec.pid === undefined ? this.readySpare(ifname) : undefined;
+    try {
+      const seq = spare ? spare.seq : this.store.nextVethNumber();
+      rec = {
+        id,
+        phase: 'creating',
+        // A process's namespace is pinned in the work_dir too: a reused pid can never point elsewhere.
+        // A spare's pin becomes the container's (moving a pin costs a mount and an unmount).
+        netns: spare ? spare.netns : (spec.netnsPath ?? this.store.netnsPath(id)),
+        ownsNetns: spec.netnsPath === undefined && spec.pid === undefined,
+        ...(spec.pid !== undefined ? { pid: spec.pid, pinned: true } : {}),
+        veth: `${VETH_PREFIX}${seq}`,
+        vethIndex: VETH_INDEX_BASE + seq,
+        ifname,
+        ephemeralPorts: block,
+        ports: ports.ranges,
+        hostFilters: [],
+        mirrorSlot: this.registry.freeMirrorSlot(),
+        createdAt: new Date().toISOString(),
+        ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
+        ...(egress ? { egress } : {}),
+        ...(ingress ? { ingress } : {}),
+        ...(flowId !== undefined ? { flowId } : {}),
+      };
+      const blocks = blocksOf(rec);
+      const flow = flowId !== undefined ? { qdisc: this.flowQdisc, flowId } : undefined;
+      portFilters = hostPortFilters(hostView(this.host), this.view(rec, blocks), blocks, this.registry.nodes, flow);
+      rec.hostFilters = portFilters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
+    } catch (e) {
+      this.registry.reset([...this.registry.records.values()]); // give back the block and any handles
+      throw e;
+    }
+    // The spare is the container's from now on: its record goes first, so a crash in between
+    // leaves objects no record names (recover() removes them as orphans), never two records.
+    const handles = spare ? this.takeSpare(spare) : undefined;
+    // Checkpoint first: from here on, recover() can find and remove whatever exists.
+    this.registry.records.set(id, rec);
+    this.registry.index(rec);
+    try {
+      this.saveRecord(rec);
+    } catch (e) {
+      this.registry.unindex(rec);
+      this.registry.records.delete(id);
+      if (spare) await this.dropSpare(spare, handles); // nothing names its objects any more
+      throw e;
+    }
+    sw.lap('plan+checkpoint');
+    try {
+      await this.build(rec, portFilters, sw, spare, handles, target);
+      rec.phase = 'ready';
+      this.saveRecord(rec);
+      sw.lap('checkpoint');
+      return toInfo(rec);
+    } catch (e) {
+      const undo = await this.teardown(rec, { wait: true });
+      this.registry.unindex(rec);
+      this.registry.records.delete(id);
+      this.dropRecord(id);
+      const cause = e instanceof Error ? e.message : String(e);
+      throw new IsolatorError(`Failed to create container ${id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`, [e as Error, ...undo]);
+    }
+  }
+
+  private async build(rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles, target?: Netns): Promise<void> {
     const h = this.host;
+    // A process's namespace is pinned from the handle that was checked (the pid may have moved on).
     const ns = held
       ? held.ns
       : spare
@@ -619,8 +622,12 @@ export class Isolator {
         : rec.ownsNetns
           ? createNetns(rec.netns)
           : rec.pinned
-            ? pinNetns(`/proc/${rec.pid}/ns/net`, rec.netns)
+            ? pinNetns(target ? `/proc/self/fd/${target.fd}` : `/proc/${rec.pid}/ns/net`, rec.netns)
             : Netns.fromPath(rec.netns);
+    if (target && ns.inode !== target.inode) {
+      ns.close();
+      throw new IsolatorError(`${rec.netns} is no longer the namespace that was checked`);
+    }
     sw.lap('netns');
     const view = this.view(rec);
     let cs = held?.session;
@@ -865,6 +872,8 @@ export class Isolator {
       try {
         const ns = Netns.fromPath(rec.netns);
         try {
+          // Never the host's own lo (a record of an older version could name the host's namespace).
+          if (ns.inode === this.hostNetnsInode()) throw new IsolatorError(`container ${rec.id}'s namespace ${rec.netns} is the host's: left as it is`);
           await this.inContainer(ns, async (cs) => {
             const r = await cs.batch([
               tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', this.ctx),
@@ -1196,7 +1205,7 @@ export class Isolator {
   }
 
   private async recoverLocked(): Promise<RecoverReport> {
-    const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, errors: [] };
+    const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, repaired: [], errors: [] };
     this.pruneSpareHandles();
     this.registry.reset(this.store.listContainers());
     this.registry.generation = this.store.readGeneration();
@@ -1242,18 +1251,20 @@ export class Isolator {
       }
     }
     if (hostRec) {
-      // Orphans: port-table and mirror filters that no record owns; then the mirrors rewritten.
+      // The shared objects and every container's port filters, checked against the records and
+      // put back where missing; then port-table filters no record owns are removed.
+      let damage: HostDamage | undefined;
+      try {
+        damage = await inspectHost(this.session, this.host, this.registry.records.values());
+        report.repaired.push(...(await this.repairHost(damage, hostRec, report.errors)));
+      } catch (e) {
+        report.errors.push(`host filters: ${(e as Error).message}`);
+      }
       const owned = new Set([...this.registry.records.values()].flatMap((r) => r.hostFilters.map((f) => `${f.dev}:${f.handle}`)));
-      for (const dev of ['eth0', 'lo'] as const) {
-        const index = dev === 'eth0' ? this.host.eth0.index : this.host.lo.index;
-        try {
-          const found = await dumpFilters(this.session, index, 0xffff0000);
-          const stray = found.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
-          const results = await this.session.batch(stray.map((f) => f.deleteRequest));
-          stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
-        } catch (e) {
-          report.errors.push(`${dev} filters: ${(e as Error).message}`);
-        }
+      for (const dev of damage ? (['eth0', 'lo'] as const) : []) {
+        const stray = damage!.dumps[dev].filters.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
+        const results = await this.session.batch(stray.map((f) => f.deleteRequest));
+        stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
       }
       const chunks = new Set([...this.registry.records.values()].map((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER)));
       const maxChunk = Math.max(0, ...chunks);
@@ -1263,6 +1274,31 @@ export class Isolator {
       if (err) report.errors.push(`mirrors: ${err.message}`);
     }
     return report;
+  }
+
+  /** Put back missing shared objects and container port filters (recorded handles); what was done, one line each. */
+  private async repairHost(damage: HostDamage, hostRec: HostRecord, errors: string[]): Promise<string[]> {
+    const done = describeDamage(damage, this.host);
+    if (!done.length) return [];
+    if (damage.shared.eth0.missing || damage.shared.lo.missing) {
+      const tables = { eth0: damage.dumps.eth0.tables, lo: damage.dumps.lo.tables };
+      const errs = await repairSharedLayout(this.session, this.host, hostRec, this.ctx, (r) => this.store.writeHost(r), tables);
+      errors.push(...errs.map((e) => `repairing the shared port tables: ${e.message}`));
+    }
+    const hv = hostView(this.host);
+    const plans = damage.filters.map(({ vethIndex, filter: f }) => portFilterPlan(hv, f.dev, vethIndex, blockFromBeginEnd(f.block[0], f.block[1]), f.handle));
+    const results = await this.session.batch(plans.map((p) => tcRequest(p, 'add', this.ctx)));
+    results.forEach((r, i) => !r.ok && errors.push(`container ${damage.filters[i]!.id}: re-adding its ${damage.filters[i]!.filter.dev} filter ${formatU32Handle(plans[i]!.handle!)}: ${r.error.message}`));
+    return done.map((d) => `${d}: put back`);
+  }
+
+  /** Problems with the host's shared objects and the containers' port filters, one line each (none: all in place). */
+  async checkHost(): Promise<string[]> {
+    return this.store.withLock(async () => {
+      this.sync();
+      if (!this.store.readHost()) return [];
+      return describeDamage(await inspectHost(this.session, this.host, this.registry.records.values()), this.host);
+    });
   }
 
   /**

@@ -123,6 +123,40 @@ export async function setUpHost(
 }
 
 /**
+ * Put back what is missing of the shared layout (after something outside the isolator removed an
+ * ingress qdisc or a table) without touching what is there: the ingress qdiscs (recorded as ours
+ * when made now, so that `cleanup` removes them) and every shared table and link. Unlike
+ * setUpHost, a failure undoes nothing: the containers' filters hang on these objects.
+ */
+export async function repairSharedLayout(
+  session: NetlinkSession,
+  h: HostFacts,
+  rec: HostRecord,
+  ctx: TcRequestContext,
+  save: (rec: HostRecord) => void,
+  /** The hash tables found on each device: a link into one of them is there too (the kernel refuses to delete a table still linked to). */
+  tablesThere: Record<'eth0' | 'lo', Set<number>>,
+): Promise<Error[]> {
+  const errors: Error[] = [];
+  for (const dev of ['eth0', 'lo'] as const) {
+    try {
+      if ((await ensureIngress(session, h[dev].index, ctx)) && !rec.createdIngress.includes(dev)) {
+        rec.createdIngress.push(dev);
+        save(rec);
+      }
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  // A link without a fixed handle would be added twice; the others answer EEXIST when present.
+  const missing = sharedLayout(h).filter((p) => !(p.type === 'u32' && p.handle === undefined && p.link !== undefined && tablesThere[p.dev.index === h.eth0.index ? 'eth0' : 'lo'].has(p.link)));
+  for (const r of await session.batch(missing.map((p) => tcRequest(p, 'add', ctx)))) {
+    if (!r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST')) errors.push(r.error);
+  }
+  return errors;
+}
+
+/**
  * Undo the host-wide setup: remove the shared filters (by priority), the ingress qdiscs we
  * created (which takes every filter with them), restore sysctls and lo. Continues past errors
  * and returns them.

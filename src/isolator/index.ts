@@ -13,3 +13,4 @@ export * from './agent.js';
 export * from './log.js';
 export { parseResources } from './resources.js';
 export { doctor } from './doctor.js';
+export { RefusedNamespaceError } from './target-netns.js';

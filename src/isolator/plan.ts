@@ -261,24 +261,9 @@ export function hostPortFilters(
   flow?: { qdisc: number; flowId: number },
 ): Array<U32FilterPlan & { devRole: HostFilterRole; block: PortBlock }> {
   const out: Array<U32FilterPlan & { devRole: HostFilterRole; block: PortBlock }> = [];
-  const veth: DevRef = { ns: 'host', index: c.veth };
   for (const dev of ['eth0', 'lo'] as const) {
     for (const b of blocks) {
-      for (const ht of portTableSlots(b)) {
-        out.push({
-          devRole: dev,
-          block: b,
-          type: 'u32',
-          dev: { ns: 'host', index: host[dev] },
-          parent: INGRESS_HANDLE,
-          prio: PRIO.IP,
-          protocol: 'ip',
-          handle: (ht | allocateNode(use[dev], ht)) >>> 0,
-          keys: [keyDport(b)],
-          terminal: true,
-          actions: [{ kind: 'redirect', to: veth }],
-        });
-      }
+      for (const ht of portTableSlots(b)) out.push(portFilterPlan(host, dev, c.veth, b, (ht | allocateNode(use[dev], ht)) >>> 0));
     }
   }
   // Unique egress flows (Mesos §5.4): the container's source ports → its own fq_codel flow.
@@ -303,6 +288,23 @@ export function hostPortFilters(
     }
   }
   return out;
+}
+
+/** One of a container's filters in the host's eth0 or lo port table: its block's packets to its veth. */
+export function portFilterPlan(host: HostView, dev: 'eth0' | 'lo', veth: number, block: PortBlock, handle: number): U32FilterPlan & { devRole: HostFilterRole; block: PortBlock } {
+  return {
+    devRole: dev,
+    block,
+    type: 'u32',
+    dev: { ns: 'host', index: host[dev] },
+    parent: INGRESS_HANDLE,
+    prio: PRIO.IP,
+    protocol: 'ip',
+    handle,
+    keys: [keyDport(block)],
+    terminal: true,
+    actions: [{ kind: 'redirect', to: { ns: 'host', index: veth } }],
+  };
 }
 
 /** fq_codel flow numbers (Mesos §3.1): the host's, ARP/ICMP, and the containers' range. */

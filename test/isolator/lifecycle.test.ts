@@ -107,7 +107,9 @@ describe('a failed create', () => {
     const iso = await lab.open();
     await iso.create({ id: 'ok1', ports: '[31000-31009]' });
     const before = { links: pmiLinks(), filters: portTableFilters(), records: records() };
-    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', netnsPath: '/run/netns/pmi-lab-no-such-namespace' })).rejects.toThrow(/Failed to create container bad: .*ENOENT/);
+    // A namespace that is not there is refused before anything is built; a name the kernel refuses fails half-way.
+    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', netnsPath: '/run/netns/pmi-lab-no-such-namespace' })).rejects.toThrow('--netnsPath: namespace /run/netns/pmi-lab-no-such-namespace does not exist');
+    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', ifname: 'a-name-far-too-long-for-linux' })).rejects.toThrow(/^Failed to create container bad: /);
     expect({ links: pmiLinks(), filters: portTableFilters(), records: records() }).toEqual(before);
     expect((await iso.list()).map((c) => c.id)).toEqual(['ok1']);
     const next = await iso.create({ id: 'ok2', ports: '[31010-31019]' });

@@ -1,0 +1,93 @@
+/**
+ * A namespace handed to `create` (a process's, by pid, or a CNI runtime's path) is checked before
+ * anything is built in it. The isolator configures a container namespace's lo, adds an ingress
+ * qdisc there and removes that qdisc again on rollback or destroy: pointed at the host's own
+ * namespace, or at another container's, that would take the host's (or that container's) loopback
+ * port filters with it. So such a namespace is refused, by nsfs identity (device and inode), and
+ * the namespace is held open from the check on, so that what is built is what was checked.
+ */
+import { fstatSync, statSync } from 'node:fs';
+import { NetlinkSession, Netns } from '../netlink/index.js';
+import { RTM_NAMES, Rtnl } from '../rtnl/index.js';
+import { Tc } from '../tc/index.js';
+import { ConfigError, IsolatorError } from './errors.js';
+
+/** A namespace given to `create` that the isolator must not use as a container's (exit 2, HTTP 400). */
+export class RefusedNamespaceError extends ConfigError {
+  override readonly name: string = 'RefusedNamespaceError';
+}
+
+/** A namespace no container may be given: where it is, and whose it is ("the host's", "container web's"). */
+export interface ProtectedNamespace {
+  path: string;
+  owner: string;
+}
+
+export interface TargetSpec {
+  pid?: number;
+  netnsPath?: string;
+}
+
+/** Linux's loopback device always has interface index 1 in its namespace. */
+const LOOPBACK_IFINDEX = 1;
+
+const describe = (t: TargetSpec): { flag: string; who: string; path: string } =>
+  t.pid !== undefined ? { flag: 'pid', who: `pid ${t.pid}`, path: `/proc/${t.pid}/ns/net` } : { flag: 'netnsPath', who: `namespace ${t.netnsPath}`, path: t.netnsPath! };
+
+/**
+ * Open the namespace of a pid or path, refusing one that does not exist or that is one of
+ * `protectedNamespaces` (compared by device and inode). The caller closes the returned handle.
+ */
+export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Iterable<ProtectedNamespace>): Netns {
+  const { flag, who, path } = describe(target);
+  if (target.pid !== undefined && (!Number.isSafeInteger(target.pid) || target.pid <= 0)) {
+    throw new RefusedNamespaceError(flag, `must be a positive integer, got ${String(target.pid)}`);
+  }
+  const ns = Netns.fromPath(path);
+  let st: { dev: number; ino: number };
+  try {
+    st = fstatSync(ns.fd);
+  } catch (e) {
+    const errno = (e as { errno?: number }).errno;
+    const reason = errno === 2 ? 'does not exist' : errno === 13 ? 'cannot be opened (permission denied)' : `cannot be opened (${(e as Error).message})`;
+    throw new RefusedNamespaceError(flag, `${who} ${reason}`);
+  }
+  try {
+    for (const p of protectedNamespaces) {
+      let other: { dev: number; ino: number };
+      try {
+        other = statSync(p.path);
+      } catch {
+        continue; // gone: nothing left to protect there
+      }
+      if (other.dev === st.dev && other.ino === st.ino) {
+        throw new RefusedNamespaceError(flag, `${who} is in ${p.owner} network namespace; a container needs a network namespace of its own`);
+      }
+    }
+  } catch (e) {
+    ns.close();
+    throw e;
+  }
+  return ns;
+}
+
+/**
+ * Check inside the target namespace that nothing of ours would collide with what is there: no
+ * interface named `ifname`, and no ingress (or clsact) qdisc on lo, which the isolator adds and
+ * later removes. Refusing a found one is what keeps destroy and rollback from ever removing a
+ * qdisc they did not make.
+ */
+export async function checkTargetContents(ns: Netns, ifname: string): Promise<void> {
+  const session = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
+  try {
+    if (await new Rtnl(session, ns).links.find(ifname)) {
+      throw new IsolatorError(`interface ${ifname} already exists in ${ns}: a container's interface must be new`);
+    }
+    const hook = await new Tc(session).getQdisc({ ifindex: LOOPBACK_IFINDEX, parent: 'ingress' });
+    if (hook) {
+      throw new IsolatorError(`lo in ${ns} already has an ${hook.kind} qdisc, which the isolator would have to own; remove it or use another namespace`);
+    }
+  } finally {
+    session.close();
+  }
+}
