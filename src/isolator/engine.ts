@@ -90,7 +90,8 @@ export interface ContainerInfo {
 export interface RecoverReport {
   recovered: string[];
   cleaned: Array<{ id: string; reason: string }>;
-  orphans: { veths: string[]; netns: string[]; filters: string[] };
+  /** Objects and files no record names, removed: host veths, namespace pins, port filters, temporary and unreadable state files. */
+  orphans: { veths: string[]; netns: string[]; filters: string[]; files: string[] };
   /** Host objects found missing and put back (see checkHost). */
   repaired: string[];
   errors: string[];
@@ -1205,7 +1206,7 @@ export class Isolator {
   }
 
   private async recoverLocked(): Promise<RecoverReport> {
-    const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [] }, repaired: [], errors: [] };
+    const report: RecoverReport = { recovered: [], cleaned: [], orphans: { veths: [], netns: [], filters: [], files: [] }, repaired: [], errors: [] };
     this.pruneSpareHandles();
     this.registry.reset(this.store.listContainers());
     this.registry.generation = this.store.readGeneration();
@@ -1250,13 +1251,19 @@ export class Isolator {
         report.errors.push(`${path}: ${(e as Error).message}`);
       }
     }
+    try {
+      report.orphans.files.push(...this.store.sweepLeftovers());
+    } catch (e) {
+      report.errors.push(`state files: ${(e as Error).message}`);
+    }
     if (hostRec) {
       // The shared objects and every container's port filters, checked against the records and
       // put back where missing; then port-table filters no record owns are removed.
       let damage: HostDamage | undefined;
       try {
         damage = await inspectHost(this.session, this.host, this.registry.records.values());
-        report.repaired.push(...(await this.repairHost(damage, hostRec, report.errors)));
+        // (A half-done host setup is finished by the next create or undone by cleanup; an older layout is rebuilt, not patched.)
+        if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT) report.repaired.push(...(await this.repairHost(damage, hostRec, report.errors)));
       } catch (e) {
         report.errors.push(`host filters: ${(e as Error).message}`);
       }
@@ -1296,7 +1303,8 @@ export class Isolator {
   async checkHost(): Promise<string[]> {
     return this.store.withLock(async () => {
       this.sync();
-      if (!this.store.readHost()) return [];
+      const hostRec = this.store.readHost();
+      if (!hostRec || hostRec.complete === false || hostRec.shared.layout !== SHARED_LAYOUT) return [];
       return describeDamage(await inspectHost(this.session, this.host, this.registry.records.values()), this.host);
     });
   }

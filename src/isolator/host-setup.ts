@@ -50,6 +50,26 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequ
 }
 
 /**
+ * An ingress qdisc on eth0 or lo, recorded as ours *before* it is made when none is there, so that
+ * a crash right after the kernel made it leaves a record `cleanup` undoes (deleting one that was
+ * never made is a no-op). One found there stays unrecorded: it is not ours to remove.
+ */
+async function ensureIngressRecorded(session: NetlinkSession, h: HostFacts, dev: 'eth0' | 'lo', rec: HostRecord, ctx: TcRequestContext, save: (rec: HostRecord) => void): Promise<void> {
+  const index = h[dev].index;
+  if (await new Tc(session).getQdisc({ ifindex: index, parent: 'ingress' })) return;
+  const wasRecorded = rec.createdIngress.includes(dev);
+  if (!wasRecorded) {
+    rec.createdIngress.push(dev);
+    save(rec);
+  }
+  if (!(await ensureIngress(session, index, ctx)) && !wasRecorded) {
+    // Another tool made one in between: it is theirs.
+    rec.createdIngress = rec.createdIngress.filter((d) => d !== dev);
+    save(rec);
+  }
+}
+
+/**
  * Apply the host-wide setup and return its record. What the host looked like is recorded (by
  * `save`) before anything changes, and each change is recorded as it is made, so a crash in the
  * middle leaves a record `cleanup` can undo. A `previous` unfinished record keeps its captured
@@ -79,12 +99,7 @@ export async function setUpHost(
     if (h.lo.address !== h.eth0.address || h.lo.mtu !== h.eth0.mtu) {
       await session.request(linkRequests.set(h.lo.index, { address: h.eth0.address, mtu: h.eth0.mtu }));
     }
-    for (const dev of ['eth0', 'lo'] as const) {
-      if ((await ensureIngress(session, h[dev].index, ctx)) && !rec.createdIngress.includes(dev)) {
-        rec.createdIngress.push(dev);
-        save(rec);
-      }
-    }
+    for (const dev of ['eth0', 'lo'] as const) await ensureIngressRecorded(session, h, dev, rec, ctx, save);
     for (const [key, value] of hostSysctls(h)) if (readSysctl(ns, key) !== value) writeSysctl(ns, key, value);
     const results = await session.batch(sharedLayout(h).map((p) => tcRequest(p, 'add', ctx)));
     // Already there (a host record lost while the objects stayed) is fine.
@@ -96,10 +111,16 @@ export async function setUpHost(
       const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);
       let created = rec.flows?.created ?? false;
       try {
+        // Recorded as ours before it is made (as the ingress qdiscs are), unless one is there.
+        if (!created && !(await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent }))) {
+          rec.flows = { ...flows, created: true };
+          save(rec);
+        }
         await session.request(tcRequest(qdisc!, 'add', ctx));
         created = true;
       } catch (e) {
         if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+        rec.flows = { ...flows, created }; // (not ours after all: someone made one in between)
         // Reuse only an fq_codel with our handle there: never hang classifiers on another qdisc.
         const there = await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent });
         if (there?.kind !== 'fq_codel' || there.handle !== flows.qdisc) {
@@ -138,16 +159,7 @@ export async function repairSharedLayout(
   tablesThere: Record<'eth0' | 'lo', Set<number>>,
 ): Promise<Error[]> {
   const errors: Error[] = [];
-  for (const dev of ['eth0', 'lo'] as const) {
-    try {
-      if ((await ensureIngress(session, h[dev].index, ctx)) && !rec.createdIngress.includes(dev)) {
-        rec.createdIngress.push(dev);
-        save(rec);
-      }
-    } catch (e) {
-      errors.push(e as Error);
-    }
-  }
+  for (const dev of ['eth0', 'lo'] as const) await ensureIngressRecorded(session, h, dev, rec, ctx, save).catch((e: Error) => errors.push(e));
   // A link without a fixed handle would be added twice; the others answer EEXIST when present.
   const missing = sharedLayout(h).filter((p) => !(p.type === 'u32' && p.handle === undefined && p.link !== undefined && tablesThere[p.dev.index === h.eth0.index ? 'eth0' : 'lo'].has(p.link)));
   for (const r of await session.batch(missing.map((p) => tcRequest(p, 'add', ctx)))) {

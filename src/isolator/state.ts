@@ -413,6 +413,30 @@ export class StateStore {
     if (viaRename) this.writeJson(path, value);
   }
 
+  /**
+   * Remove what crashes leave in the work_dir besides records (under the lock, from recover):
+   * `*.tmp-<pid>` files of processes that are gone, and records set aside as unreadable
+   * (`*.corrupt-<ms>`; recover has removed their objects as orphans by then). Returns the paths.
+   */
+  sweepLeftovers(): string[] {
+    const removed: string[] = [];
+    for (const dir of [this.workDir, this.containersDir, this.sparesDir]) {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const tmp = /\.tmp-(\d+)$/.exec(name);
+        if (!(tmp && !processAlive(Number(tmp[1]))) && !/\.corrupt-\d+$/.test(name)) continue;
+        unlinkQuiet(join(dir, name));
+        removed.push(join(dir, name));
+      }
+    }
+    return removed;
+  }
+
   private writeJson(path: string, value: unknown): void {
     const tmp = `${path}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w', 0o600);
@@ -435,6 +459,15 @@ function openRecordFile(path: string, likelyNew: boolean): number {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== retryOn) throw e;
     return second();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

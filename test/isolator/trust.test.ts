@@ -4,9 +4,10 @@
  * create's rollback can never take the host's loopback port filters with it; a namespace whose lo
  * already has an ingress qdisc is refused (destroy and rollback remove only what a create made);
  * and damage done to the host's shared objects from outside is reported and repaired by recover.
+ * Item 3: temporary and unreadable state files a crash leaves are swept by recover.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
@@ -159,5 +160,27 @@ describe("the host's shared objects", () => {
     // A second recover finds nothing to do, and adds no second link filter.
     expect((await iso.recover()).repaired).toEqual([]);
     expect(loFilters()).toBe(before);
+  });
+});
+
+describe('state files a crash leaves', () => {
+  it("recover removes temporary files of dead processes and unreadable records, and keeps a live process's", async () => {
+    const dead = spawnSync('true').pid!;
+    writeFileSync(join(lab.workDir, `host.json.tmp-${dead}`), '{"half":');
+    writeFileSync(join(lab.workDir, 'containers', 'zero.json'), ''); // created, killed before its first write
+    const live = join(lab.workDir, `flags.json.tmp-${process.pid}`);
+    writeFileSync(live, '{}');
+    try {
+      const report = await iso.recover();
+      expect(report.errors).toEqual([]);
+      expect(report.orphans.files).toContain(join(lab.workDir, `host.json.tmp-${dead}`));
+      expect(report.orphans.files.filter((f) => /containers\/zero\.json\.corrupt-\d+$/.test(f))).toHaveLength(1);
+      expect(readdirSync(join(lab.workDir, 'containers')).filter((f) => f.startsWith('zero'))).toEqual([]);
+      expect(existsSync(join(lab.workDir, `host.json.tmp-${dead}`))).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      expect((await iso.list()).map((c) => c.id)).toEqual(['c1']);
+    } finally {
+      rmSync(live, { force: true });
+    }
   });
 });
