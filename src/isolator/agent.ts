@@ -1,158 +1,327 @@
 /**
  * The HTTP agent (DESIGN.md §5): Mesos /monitor/statistics, container CRUD, Prometheus /metrics
- * and /health, on loopback by default. Bad requests get a 4xx with {"error": "…"}; nothing a
- * client sends can crash it.
+ * and /health. It serves on a Unix socket in the work_dir (mode 0600, or 0660 for
+ * `socketGroup`), and on TCP only when asked, where state-changing requests (and, if asked, the
+ * GETs) need HTTP basic auth against Mesos-style credentials; HTTPS with a certificate and key.
+ * Every client mistake gets a 4xx with {"error": "…"}; nothing a client sends can crash it.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Isolator } from './engine.js';
 import { UnknownContainerError } from './engine.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { Logger } from './log.js';
 import { MetricsWriter, OperationMetrics } from './metrics.js';
-import { LockTimeoutError } from './state.js';
+import { Authenticator } from './http-auth.js';
+import type { HttpCredential } from './http-auth.js';
+import { HttpError, onlyFields, pidProblem, readJson, requestPath, shown, statusOf } from './http-request.js';
 
-const MAX_BODY_BYTES = 64 << 10;
+const REALM = 'portmap-isolator';
+/** The agent's socket, in the work_dir. */
+export const AGENT_SOCKET_NAME = 'agent.sock';
+/** Longest Unix socket path (sun_path holds 108 bytes with the NUL). */
+const MAX_SOCKET_PATH = 107;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+export function agentSocketPath(workDir: string): string {
+  return join(workDir, AGENT_SOCKET_NAME);
 }
 
-function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      let v: unknown;
-      try {
-        v = text.trim() ? JSON.parse(text) : {};
-      } catch (e) {
-        reject(new HttpError(400, `malformed JSON: ${(e as Error).message}`));
-        return;
-      }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) reject(new HttpError(400, 'the body must be a JSON object'));
-      else resolve(v as Record<string, unknown>);
-    });
-  });
+type Route = { name: 'health' | 'statistics' | 'metrics' | 'containers' | 'container'; allow: readonly string[]; id?: string };
+const READ = ['GET', 'HEAD'] as const;
+
+function routeOf(path: string): Route | undefined {
+  switch (path) {
+    case '/health':
+      return { name: 'health', allow: READ };
+    case '/monitor/statistics':
+      return { name: 'statistics', allow: READ };
+    case '/metrics':
+      return { name: 'metrics', allow: READ };
+    case '/containers':
+      return { name: 'containers', allow: [...READ, 'POST'] };
+  }
+  const m = /^\/containers\/([^/]+)$/.exec(path);
+  if (!m) return undefined;
+  let id: string;
+  try {
+    id = decodeURIComponent(m[1]!);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in the path ${shown(path)}`);
+  }
+  return { name: 'container', allow: [...READ, 'PATCH', 'DELETE'], id };
 }
 
-/** Map engine errors to HTTP statuses. */
-function statusOf(e: unknown): number {
-  if (e instanceof HttpError) return e.status;
-  if (e instanceof UnknownContainerError) return 404;
-  if (e instanceof LockTimeoutError) return 503;
-  if (e instanceof ConfigError) return 400;
-  if (e instanceof IsolatorError) {
-    if (/already (exists|held)|Failed to allocate/.test(e.message)) return 409;
-    if (/^invalid |not managed/.test(e.message)) return 400;
-    return 500;
-  }
-  return 500;
+export interface AgentAuthOptions {
+  /** POST/PATCH/DELETE need credentials. */
+  readwrite: boolean;
+  /** GET/HEAD (except /health) need credentials. */
+  readonly: boolean;
+  credentials: readonly HttpCredential[];
 }
 
 export interface AgentOptions {
-  host?: string;
+  /** The Unix socket to serve on (see agentSocketPath); none if undefined. */
+  socket?: string;
+  /** The socket's group (gid): the socket is made 0660 and the directory searchable by it. */
+  socketGroup?: number;
+  /** A TCP listener as well (or instead), on host:port (port 0 picks one). */
   port?: number;
+  host?: string;
+  /** HTTPS on the TCP listener. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Credentials checked on the TCP listener (the socket's access is its file mode). Default:
+   * state-changing requests need them, so a TCP listener without credentials refuses to start.
+   */
+  auth?: AgentAuthOptions;
   log: Logger;
+}
+
+export interface AgentAddresses {
+  socket?: string;
+  tcp?: AddressInfo;
+}
+
+/** Whether something accepts connections on a Unix socket (a busy one counts). */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EAGAIN'));
+  });
+}
+
+interface Listener {
+  server: Server;
+  /** Credentials this listener checks, if any. */
+  auth?: { readwrite: boolean; readonly: boolean; check: Authenticator };
 }
 
 export class Agent {
   readonly metrics = new OperationMetrics();
-  private server: Server | undefined;
+  private listeners: Listener[] = [];
+  /** The socket file we bound (device, inode), removed at stop if it is still ours. */
+  private socketFile: { path: string; dev: number; ino: number } | undefined;
 
   constructor(
     private readonly isolator: Isolator,
     private readonly opts: AgentOptions,
   ) {}
 
-  /** Listen; resolves with the address actually bound (port 0 picks one). */
-  async start(): Promise<AddressInfo> {
-    const server = createServer((req, res) => void this.handle(req, res));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port ?? 5051, this.opts.host ?? '127.0.0.1', () => resolve());
-    });
-    return server.address() as AddressInfo;
+  /** Listen on the socket and/or TCP; resolves with what was bound (port 0 picks one). */
+  async start(): Promise<AgentAddresses> {
+    const out: AgentAddresses = {};
+    try {
+      if (this.opts.socket !== undefined) out.socket = await this.listenSocket(this.opts.socket);
+      if (this.opts.port !== undefined || this.opts.host !== undefined) out.tcp = await this.listenTcp();
+      if (!out.socket && !out.tcp) throw new IsolatorError('the agent has nothing to listen on: give a socket or a port');
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    return out;
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (!s) return;
-    await new Promise<void>((resolve) => {
-      s.close(() => resolve());
-      s.closeAllConnections();
-    });
+    const ls = this.listeners.splice(0);
+    await Promise.all(
+      ls.map(
+        ({ server }) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    const f = this.socketFile;
+    this.socketFile = undefined;
+    if (f) {
+      try {
+        const st = statSync(f.path);
+        if (st.dev === f.dev && st.ino === f.ino) unlinkSync(f.path); // not a later agent's
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const send = (status: number, body: unknown, type = 'application/json') => {
+  private newServer(listener: () => Listener, tls?: AgentOptions['tls']): Server {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res, listener()).catch((e: unknown) => {
+        this.opts.log.error('request failed', { url: req.url, error: (e as Error)?.message ?? String(e) });
+        res.destroy();
+      });
+    };
+    // No Host header is needed (meaningless on a socket): Node's own 400 for it would not be JSON.
+    const server: Server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key, requireHostHeader: false }, handler) as unknown as Server) : createServer({ requireHostHeader: false }, handler);
+    // Requests the parser rejects (bad method, malformed header, oversize headers) get JSON too.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const sent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+      if (err.code === 'ECONNRESET' || !socket.writable || sent) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify({ error: `malformed request (${err.code ?? err.message})` });
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+    return server;
+  }
+
+  private async listenSocket(path: string): Promise<string> {
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new ConfigError('work_dir', `the agent's socket ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work_dir`);
+    const group = this.opts.socketGroup;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const listener: Listener = { server: this.newServer(() => listener) };
+      try {
+        await new Promise<void>((resolve, reject) => {
+          listener.server.once('error', reject);
+          // Bound with mode 0600 from the start: no moment when others may connect.
+          const umask = process.umask(0o177);
+          try {
+            listener.server.listen(path, () => resolve());
+          } finally {
+            process.umask(umask);
+          }
+        });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code !== 'EADDRINUSE' || attempt > 0) throw new IsolatorError(`cannot listen on ${path}: ${err.message}`);
+        let isSocket = false;
+        try {
+          isSocket = lstatSync(path).isSocket();
+        } catch {
+          /* gone meanwhile: try again */
+        }
+        if (!isSocket && existsSync(path)) throw new IsolatorError(`cannot listen on ${path}: it exists and is not a socket`);
+        if (await socketAnswers(path)) throw new IsolatorError(`another agent is serving on ${path}`);
+        try {
+          unlinkSync(path); // a dead agent's
+          this.opts.log.warn('replaced a stale agent socket', { socket: path });
+        } catch {
+          /* gone meanwhile */
+        }
+        continue;
+      }
+      this.listeners.push(listener);
+      const st = statSync(path);
+      this.socketFile = { path, dev: st.dev, ino: st.ino };
+      if (group !== undefined) {
+        chownSync(path, st.uid, group);
+        chmodSync(path, 0o660);
+        // The group must be able to reach the socket: its directory becomes searchable (not
+        // readable) by the group. Everything else in the work_dir stays in 0700 directories.
+        const dir = dirname(path);
+        const d = statSync(dir);
+        if (!(d.mode & 0o001) && !(d.gid === group && d.mode & 0o010)) {
+          chownSync(dir, d.uid, group);
+          chmodSync(dir, (d.mode & 0o7777) | 0o010);
+          this.opts.log.info('work_dir made searchable by the socket group', { dir, gid: group });
+        }
+      } else {
+        chmodSync(path, 0o600);
+      }
+      return path;
+    }
+    throw new IsolatorError(`cannot listen on ${path}`);
+  }
+
+  private async listenTcp(): Promise<AddressInfo> {
+    const a = this.opts.auth ?? { readwrite: true, readonly: false, credentials: [] };
+    if ((a.readwrite || a.readonly) && a.credentials.length === 0) {
+      throw new ConfigError(a.readwrite ? 'authenticate_http_readwrite' : 'authenticate_http_readonly', 'is on for the TCP listener: give --http_credentials=FILE');
+    }
+    const listener: Listener = { server: this.newServer(() => listener, this.opts.tls), auth: { readwrite: a.readwrite, readonly: a.readonly, check: new Authenticator(a.credentials) } };
+    await new Promise<void>((resolve, reject) => {
+      listener.server.once('error', reject);
+      listener.server.listen(this.opts.port ?? 5051, this.opts.host ?? '127.0.0.1', () => resolve());
+    });
+    this.listeners.push(listener);
+    return listener.server.address() as AddressInfo;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, listener: Listener): Promise<void> {
+    req.on('error', () => undefined); // a client gone mid-body: readJson sees it
+    res.on('error', () => undefined);
+    const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
       const text = type === 'application/json' ? (body === undefined ? '' : JSON.stringify(body)) : String(body);
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
     try {
-      const url = new URL(req.url ?? '/', 'http://agent');
-      const path = url.pathname.replace(/\/+$/, '') || '/';
       const method = req.method ?? 'GET';
-      const m = /^\/containers\/([^/]+)$/.exec(path);
-      if (path === '/health' && method === 'GET') return send(200, { status: 'ok' });
-      if (path === '/monitor/statistics' && method === 'GET') return send(200, await this.metrics.time('stats', () => this.isolator.stats()));
-      if (path === '/metrics' && method === 'GET') return send(200, await this.renderMetrics(), 'text/plain; version=0.0.4');
-      if (path === '/containers' && method === 'GET') return send(200, await this.isolator.list());
-      if (path === '/containers' && method === 'POST') {
-        const body = await readJson(req);
-        if (typeof body.id !== 'string') throw new HttpError(400, 'body.id must be a string');
-        if (body.ports !== undefined && typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"');
-        if (body.pid !== undefined && (!Number.isInteger(body.pid) || (body.pid as number) <= 0)) throw new HttpError(400, 'body.pid must be a positive integer');
-        const spec = { id: body.id, ...(body.ports !== undefined ? { ports: body.ports as string } : {}), ...(body.pid !== undefined ? { pid: body.pid as number } : {}) };
-        const info = await this.metrics.time('create', () => this.isolator.create(spec));
-        this.opts.log.info('container created', { id: info.id, veth: info.veth });
-        return send(201, info);
+      const path = requestPath(req.url);
+      const read = method === 'GET' || method === 'HEAD';
+      const auth = listener.auth;
+      if (auth && path !== '/health' && (read ? auth.readonly : auth.readwrite)) {
+        const header = req.headers.authorization;
+        if (!auth.check.check(header)) {
+          throw new HttpError(401, header === undefined ? 'authentication required' : 'invalid credentials', undefined, { 'www-authenticate': `Basic realm="${REALM}"` });
+        }
       }
-      if (m) {
-        const id = decodeURIComponent(m[1]!);
-        if (method === 'GET') {
-          const found = (await this.isolator.list()).find((c) => c.id === id);
-          if (!found) throw new UnknownContainerError(id);
-          return send(200, found);
-        }
-        if (method === 'PATCH') {
+      const route = routeOf(path);
+      if (!route) throw new HttpError(404, `no such endpoint: ${shown(path)}`);
+      if (!route.allow.includes(method)) throw new HttpError(405, `${shown(method)} is not allowed on ${route.id === undefined ? path : '/containers/ID'}`, undefined, { allow: route.allow.join(', ') });
+      switch (route.name) {
+        case 'health':
+          return send(200, { status: 'ok' });
+        case 'statistics':
+          return send(200, await this.metrics.time('stats', () => this.isolator.stats()));
+        case 'metrics':
+          return send(200, await this.renderMetrics(), 'text/plain; version=0.0.4');
+        case 'containers': {
+          if (read) return send(200, await this.isolator.list());
           const body = await readJson(req);
-          if (typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"');
-          return send(200, await this.metrics.time('update', () => this.isolator.update(id, body.ports as string)));
+          onlyFields(body, ['id', 'ports', 'pid', 'cpus']);
+          if (typeof body.id !== 'string') throw new HttpError(400, 'body.id must be a string', 'id');
+          if (body.ports !== undefined && typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
+          if (body.pid !== undefined) {
+            const problem = pidProblem(body.pid);
+            if (problem) throw new HttpError(400, `body.pid ${problem}`, 'pid');
+          }
+          if (body.cpus !== undefined && !(typeof body.cpus === 'number' && Number.isFinite(body.cpus) && body.cpus >= 0)) throw new HttpError(400, `body.cpus must be a number ≥ 0, got ${shown(body.cpus)}`, 'cpus');
+          const spec = {
+            id: body.id,
+            ...(body.ports !== undefined ? { ports: body.ports as string } : {}),
+            ...(body.pid !== undefined ? { pid: body.pid as number } : {}),
+            ...(body.cpus !== undefined ? { cpus: body.cpus as number } : {}),
+          };
+          const info = await this.metrics.time('create', () => this.isolator.create(spec));
+          this.opts.log.info('container created', { id: info.id, veth: info.veth });
+          return send(201, info);
         }
-        if (method === 'DELETE') {
+        case 'container': {
+          const id = route.id!;
+          if (read) {
+            const found = (await this.isolator.list()).find((c) => c.id === id);
+            if (!found) throw new UnknownContainerError(id);
+            return send(200, found);
+          }
+          if (method === 'PATCH') {
+            const body = await readJson(req);
+            onlyFields(body, ['ports']);
+            if (typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
+            return send(200, await this.metrics.time('update', () => this.isolator.update(id, body.ports as string)));
+          }
           const removed = await this.metrics.time('destroy', () => this.isolator.destroy(id));
           if (!removed) throw new UnknownContainerError(id);
           this.opts.log.info('container destroyed', { id });
           return send(204, undefined);
         }
-        throw new HttpError(405, `${method} is not allowed on ${path}`);
       }
-      if (['/health', '/monitor/statistics', '/metrics', '/containers'].includes(path)) throw new HttpError(405, `${method} is not allowed on ${path}`);
-      throw new HttpError(404, `no such endpoint: ${path}`);
     } catch (e) {
       const status = statusOf(e);
-      if (status >= 500) this.opts.log.error('request failed', { url: req.url, error: (e as Error).message });
-      if (!res.headersSent) send(status, { error: (e as Error).message ?? String(e) });
+      if (status >= 500) this.opts.log.error('request failed', { url: req.url, error: (e as Error)?.message ?? String(e) });
+      const field = e instanceof HttpError ? e.field : e instanceof ConfigError ? e.flag : undefined;
+      const headers = e instanceof HttpError ? e.headers : {};
+      if (!res.headersSent) send(status, { error: (e as Error)?.message ?? String(e), ...(field !== undefined ? { field } : {}) }, 'application/json', headers);
       else res.destroy();
     }
   }

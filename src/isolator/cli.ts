@@ -4,23 +4,32 @@
  * (one line, nothing half-built left), 2 configuration error (one line naming the flag).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { Netns } from '../netlink/index.js';
-import { Agent } from './agent.js';
+import type { AgentAuthOptions } from './agent.js';
+import { Agent, agentSocketPath, socketAnswers } from './agent.js';
+import type { HttpCredential } from './http-auth.js';
+import { loadCredentials } from './http-auth.js';
+import { pidProblem } from './http-request.js';
+import type { AgentReply } from './agent-client.js';
+import { callAgent } from './agent-client.js';
 import type { ParsedArgs } from './cli/args.js';
 import { COMMON_FLAGS, intFlag, isolatorFlags, parseArgs, stringFlag } from './cli/args.js';
 import type { IsolatorFlags } from './config.js';
-import { ISOLATOR_FLAG_NAMES } from './config.js';
+import { ISOLATOR_FLAG_NAMES, parseConfig } from './config.js';
 import { runDemo } from './demo.js';
 import { doctor } from './doctor.js';
 import type { ContainerInfo } from './engine.js';
-import { Isolator } from './engine.js';
+import { Isolator, UnknownContainerError } from './engine.js';
 import { ConfigError, IsolatorError } from './errors.js';
 import type { LogFormat } from './log.js';
 import { createLogger } from './log.js';
-import { DEFAULT_WORK_DIR } from './state.js';
+import type { MesosStatistics } from './statistics.js';
+import { PortSet } from './port-set.js';
+import { DEFAULT_WORK_DIR, checkContainerId } from './state.js';
 
 /** Spares the agent keeps ready unless --warm_pool says otherwise (see IsolatorOptions.warmPool). */
 export const AGENT_WARM_POOL = 4;
@@ -33,16 +42,38 @@ const COMMANDS: Record<string, { flags: string[]; usage: string; help: string }>
   list: { flags: ['json'], usage: 'list [--json]', help: 'the containers and their ports' },
   stats: { flags: [], usage: 'stats [ID]', help: 'Mesos /monitor/statistics JSON' },
   run: { flags: ['id', 'ports', 'cpus'], usage: 'run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]', help: 'create, run CMD inside with stdio inherited, destroy afterwards; exits with CMD’s status' },
-  agent: { flags: ['listen', 'warm_pool'], usage: 'agent [--listen=127.0.0.1:5051] [--warm_pool=N]', help: `recover, then serve HTTP (statistics, containers, metrics) until SIGTERM; --warm_pool keeps N spares ready (0–64, default ${AGENT_WARM_POOL}): a create takes one and only adds its ports' filters` },
+  agent: {
+    flags: ['listen', 'warm_pool', 'socket_group', 'http_credentials', 'authenticate_http_readwrite', 'authenticate_http_readonly', 'tls_cert', 'tls_key'],
+    usage: 'agent [--listen=ADDR:PORT] [agent flags]',
+    help: `recover, then serve HTTP (statistics, containers, metrics) on <work_dir>/agent.sock (and TCP with --listen) until SIGTERM; --warm_pool keeps N spares ready (0–64, default ${AGENT_WARM_POOL}): a create takes one and only adds its ports' filters`,
+  },
   recover: { flags: [], usage: 'recover', help: 'rebuild state from the work_dir and the kernel, clean up orphans, report' },
   cleanup: { flags: [], usage: 'cleanup', help: 'destroy every container and undo every host-side change' },
   demo: { flags: [], usage: 'demo', help: 'a self-contained lab showing isolation, rate limiting and statistics; exits 0 only if every check passed' },
 };
 
+const AGENT_FLAGS_HELP = [
+  'Agent flags (DESIGN.md §5):',
+  '  --listen=ADDR:PORT     also serve HTTP on TCP (default: only the Unix socket <work_dir>/agent.sock,',
+  '                         mode 0600, root only); IPv6 as [::1]:5051; port 0 picks one',
+  '  --socket_group=GROUP   make the socket 0660 owned by GROUP (name or gid), and the work_dir',
+  '                         searchable by it (default: none, 0600)',
+  '  --http_credentials=FILE  Mesos\' {"credentials":[{"principal":"…","secret":"…"}]}: HTTP basic',
+  '                         auth on the TCP listener (default: none)',
+  '  --[no-]authenticate_http_readwrite  POST/PATCH/DELETE on TCP need credentials (default: on with',
+  '                         --listen, which then needs --http_credentials; --no-… allows anyone, with a warning)',
+  '  --[no-]authenticate_http_readonly   the GETs on TCP need credentials too (default: off); /health never',
+  '  --tls_cert=FILE --tls_key=FILE  serve HTTPS on the TCP listener (PEM; default: plain HTTP)',
+  `  --warm_pool=N          spares kept ready (0–64, default ${AGENT_WARM_POOL})`,
+  'The socket needs no credentials: its mode is its access control. While an agent answers on',
+  'the socket, create, update, destroy, list and stats go through it (same output and exit status),',
+  'unless they give isolator flags: those act directly.',
+];
+
 function usage(command?: string): string {
   if (command && COMMANDS[command]) {
     const c = COMMANDS[command]!;
-    return `usage: portmap-isolator ${c.usage} [--netns=NAME|PATH] [--work_dir=DIR] [isolator flags]\n\n${c.help}\n`;
+    return `usage: portmap-isolator ${c.usage} [--netns=NAME|PATH] [--work_dir=DIR] [isolator flags]\n\n${c.help}\n${command === 'agent' ? `\n${AGENT_FLAGS_HELP.join('\n')}\n` : ''}`;
   }
   const lines = Object.entries(COMMANDS).map(([, c]) => `  ${c.usage.padEnd(48)} ${c.help}`);
   return [
@@ -60,6 +91,9 @@ function usage(command?: string): string {
     `  ${ISOLATOR_FLAG_NAMES.map((n) => `--${n}`).join('\n  ')}`,
     '',
     "RANGES is Mesos' '[31000-31009,31020-31029]'. Byte sizes take B, KB, MB, GB (1024-based).",
+    'A boolean flag is --flag, --flag=true|false, or --no-flag for false.',
+    '',
+    ...AGENT_FLAGS_HELP,
     '',
   ].join('\n');
 }
@@ -89,11 +123,51 @@ function resolveFlags(args: ParsedArgs, workDir: string): { flags: IsolatorFlags
   };
 }
 
+/** --ports, checked as the engine would (malformed ranges are a configuration error). */
+function checkPorts(id: string, ports: string): void {
+  try {
+    PortSet.parse(ports);
+  } catch (e) {
+    throw new ConfigError('ports', `invalid ports for container ${id}: ${(e as Error).message}`);
+  }
+}
+
 function needId(args: ParsedArgs, command: string): string {
   const id = args.positional[0];
   if (!id) throw new ConfigError('id', `'${command}' needs a container ID: portmap-isolator ${COMMANDS[command]!.usage}`);
   if (args.positional.length > 1) throw new ConfigError('id', `unexpected argument '${args.positional[1]}'`);
   return id;
+}
+
+/** A container ID argument, checked as the engine would (a bad one is a configuration error). */
+function validId(id: string): string {
+  try {
+    return checkContainerId(id);
+  } catch (e) {
+    throw new ConfigError('id', (e as Error).message);
+  }
+}
+
+/** An agent's error answer, as the CLI reports it: the agent's one line and an exit status. */
+class AgentError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The body of an agent's answer with the expected status; anything else becomes the error the
+ * direct path would have printed: a 400 naming a field or flag is a configuration error (exit
+ * 2), the rest exit 1 with the agent's message (the engine's own text).
+ */
+function expectStatus(r: AgentReply, ok: number): unknown {
+  if (r.status === ok) return r.body;
+  const b = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { error?: unknown; field?: unknown };
+  const message = typeof b.error === 'string' ? b.error : `the agent answered ${r.status}${typeof r.body === 'string' && r.body ? `: ${r.body.split('\n')[0]}` : ''}`;
+  throw new AgentError(message, r.status === 400 && typeof b.field === 'string' ? 2 : 1);
 }
 
 function printList(list: ContainerInfo[]): void {
@@ -146,11 +220,24 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'demo') return await runDemo({ log, workDir: stringFlag(args.flags, 'work_dir') });
     const { flags, remember } = resolveFlags(args, workDir);
     const open = async () => {
+      if (iso) return iso;
       // The agent lives long enough for spares to pay off; one-shot commands never keep any.
       const warmPool = command === 'agent' ? (intFlag(args.flags, 'warm_pool', 0, 64) ?? AGENT_WARM_POOL) : undefined;
       iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), ...(warmPool !== undefined ? { warmPool } : {}), onWarning: (m) => log.warn(m) });
       if (command === 'create' || command === 'agent' || command === 'run') remember();
       return iso;
+    };
+    /**
+     * A request to the agent serving this work_dir, after the same checks of flags and host the
+     * direct path makes (so errors are the same); undefined when no agent answers on its socket.
+     * A user who may use the socket but not act as root (--socket_group) gets the flags' checks.
+     */
+    const viaAgent = async (method: string, path: string, body?: unknown): Promise<AgentReply | undefined> => {
+      // The agent acts with its own isolator flags: a command that gives some acts directly.
+      if ([...args.flags.keys()].some((k) => (ISOLATOR_FLAG_NAMES as readonly string[]).includes(k))) return undefined;
+      if (process.getuid?.() === 0) await open();
+      else parseConfig(flags);
+      return await callAgent(agentSocketPath(workDir), method, path, body);
     };
     switch (command) {
       case 'doctor': {
@@ -159,41 +246,59 @@ export async function main(argv: string[]): Promise<number> {
         return checks.some((c) => !c.ok && c.required) ? 1 : 0;
       }
       case 'create': {
-        const id = needId(args, command);
+        const id = validId(needId(args, command));
         const pid = intFlag(args.flags, 'pid');
+        if (pid !== undefined) {
+          const problem = pidProblem(pid);
+          if (problem) throw new ConfigError('pid', problem);
+        }
         const cpus = stringFlag(args.flags, 'cpus');
-        if (cpus !== undefined && !(Number(cpus) >= 0)) throw new ConfigError('cpus', `must be a number, got '${cpus}'`);
-        await open();
-        const info = await iso!.create({ id, ...(stringFlag(args.flags, 'ports') !== undefined ? { ports: stringFlag(args.flags, 'ports')! } : {}), ...(pid ? { pid } : {}), ...(cpus !== undefined ? { cpus: Number(cpus) } : {}) });
-        console.log(JSON.stringify(info));
+        if (cpus !== undefined && !(Number.isFinite(Number(cpus)) && Number(cpus) >= 0)) throw new ConfigError('cpus', `must be a number, got '${cpus}'`);
+        const ports = stringFlag(args.flags, 'ports');
+        if (ports !== undefined) checkPorts(id, ports);
+        const spec = { id, ...(ports !== undefined ? { ports } : {}), ...(pid !== undefined ? { pid } : {}), ...(cpus !== undefined ? { cpus: Number(cpus) } : {}) };
+        const r = await viaAgent('POST', '/containers', spec);
+        console.log(JSON.stringify(r ? expectStatus(r, 201) : await (await open()).create(spec)));
         return 0;
       }
       case 'update': {
-        const id = needId(args, command);
+        const id = validId(needId(args, command));
         const ports = stringFlag(args.flags, 'ports');
         if (ports === undefined) throw new ConfigError('ports', "'update' needs --ports=RANGES");
-        await open();
-        console.log(JSON.stringify(await iso!.update(id, ports)));
+        checkPorts(id, ports);
+        const r = await viaAgent('PATCH', `/containers/${encodeURIComponent(id)}`, { ports });
+        console.log(JSON.stringify(r ? expectStatus(r, 200) : await (await open()).update(id, ports)));
         return 0;
       }
       case 'destroy': {
-        const id = needId(args, command);
-        await open();
-        await iso!.destroy(id);
+        const id = validId(needId(args, command));
+        const r = await viaAgent('DELETE', `/containers/${encodeURIComponent(id)}`);
+        if (r && r.status !== 404) expectStatus(r, 204); // unknown: a no-op, as without the agent
+        if (!r) await (await open()).destroy(id);
         return 0;
       }
       case 'list': {
         if (args.positional.length) throw new ConfigError('list', `unexpected argument '${args.positional[0]}'`);
-        await open();
-        const list = await iso!.list();
+        const r = await viaAgent('GET', '/containers');
+        const list = r ? (expectStatus(r, 200) as ContainerInfo[]) : await (await open()).list();
         if (args.flags.get('json') === true) console.log(JSON.stringify(list));
         else printList(list);
         return 0;
       }
       case 'stats': {
         if (args.positional.length > 1) throw new ConfigError('stats', `unexpected argument '${args.positional[1]}'`);
-        await open();
-        console.log(JSON.stringify(await iso!.stats(args.positional[0])));
+        const id = args.positional[0];
+        const r = await viaAgent('GET', '/monitor/statistics');
+        if (!r) {
+          console.log(JSON.stringify(await (await open()).stats(id)));
+          return 0;
+        }
+        let stats = expectStatus(r, 200) as MesosStatistics[];
+        if (id !== undefined) {
+          stats = stats.filter((s) => s.container_id === id);
+          if (!stats.length) throw new UnknownContainerError(id);
+        }
+        console.log(JSON.stringify(stats));
         return 0;
       }
       case 'recover': {
@@ -210,10 +315,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await runCommand(args, open, log);
       case 'agent':
-        return await runAgent(args, open, log);
+        return await runAgent(args, open, log, workDir);
     }
     return 2;
   } catch (e) {
+    if (e instanceof AgentError) {
+      process.stderr.write(`portmap-isolator: ${e.message}\n`);
+      return e.exitCode;
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`portmap-isolator: ${e.message}\n`);
       return 2;
@@ -274,22 +383,102 @@ function signalNumber(sig: NodeJS.Signals): number | undefined {
   return (osConstants.signals as Record<string, number>)[sig];
 }
 
-async function runAgent(args: ParsedArgs, open: () => Promise<Isolator>, log: ReturnType<typeof createLogger>): Promise<number> {
-  const listen = stringFlag(args.flags, 'listen') ?? '127.0.0.1:5051';
+/** A group name or gid, from /etc/group. */
+function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  let text = '';
+  try {
+    text = readFileSync('/etc/group', 'utf8');
+  } catch {
+    /* no group database: only gids work */
+  }
+  for (const line of text.split('\n')) {
+    const [n, , gid] = line.split(':');
+    if (n === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw new ConfigError('socket_group', `no such group '${name}'`);
+}
+
+interface AgentListeners {
+  socketGroup: number | undefined;
+  tcp?: { host: string; port: number; listen: string };
+  auth?: AgentAuthOptions;
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** The agent's listeners from its flags; every mistake is a ConfigError, found before anything starts. */
+function agentListeners(args: ParsedArgs, log: ReturnType<typeof createLogger>): AgentListeners {
+  const listen = stringFlag(args.flags, 'listen');
+  const group = stringFlag(args.flags, 'socket_group');
+  const socketGroup = group !== undefined ? groupId(group) : undefined;
+  if (listen === undefined) {
+    for (const f of ['http_credentials', 'authenticate_http_readwrite', 'authenticate_http_readonly', 'tls_cert', 'tls_key']) {
+      if (args.flags.has(f)) throw new ConfigError(f, 'applies to the TCP listener only: give --listen=ADDR:PORT too (the socket is guarded by its file mode and --socket_group)');
+    }
+    return { socketGroup };
+  }
   const m = /^(.*):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new ConfigError('listen', `expected HOST:PORT, got '${listen}'`);
+  const readwrite = args.flags.get('authenticate_http_readwrite') !== false;
+  const readonly = args.flags.get('authenticate_http_readonly') === true;
+  const file = stringFlag(args.flags, 'http_credentials');
+  if (file === undefined && readwrite) {
+    throw new ConfigError('authenticate_http_readwrite', `is on for --listen=${listen}: give --http_credentials=FILE ({"credentials":[{"principal":"…","secret":"…"}]}), or --no-authenticate_http_readwrite to let anyone who reaches it change containers`);
+  }
+  if (file === undefined && readonly) throw new ConfigError('authenticate_http_readonly', 'needs --http_credentials=FILE');
+  let credentials: HttpCredential[] = [];
+  if (file !== undefined) {
+    credentials = loadCredentials(file);
+    if (statSync(file).mode & 0o004) log.warn(`--http_credentials: ${file} is readable by every user`);
+  }
+  if (!readwrite) log.warn(`--no-authenticate_http_readwrite: anyone who can reach ${listen} can create, change and destroy containers`);
+  const certFile = stringFlag(args.flags, 'tls_cert');
+  const keyFile = stringFlag(args.flags, 'tls_key');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(certFile === undefined ? 'tls_cert' : 'tls_key', 'needs --tls_cert and --tls_key together');
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (certFile !== undefined && keyFile !== undefined) {
+    const read = (flag: string, f: string) => {
+      try {
+        return readFileSync(f);
+      } catch (e) {
+        throw new ConfigError(flag, `cannot read ${f}: ${(e as Error).message}`);
+      }
+    };
+    tls = { cert: read('tls_cert', certFile), key: read('tls_key', keyFile) };
+    try {
+      createSecureContext(tls);
+    } catch (e) {
+      throw new ConfigError('tls_cert', `cannot use ${certFile} with ${keyFile}: ${(e as Error).message}`);
+    }
+  }
+  const auth: AgentAuthOptions = { readwrite, readonly, credentials };
+  return { socketGroup, tcp: { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), listen }, auth, ...(tls ? { tls } : {}) };
+}
+
+async function runAgent(args: ParsedArgs, open: () => Promise<Isolator>, log: ReturnType<typeof createLogger>, workDir: string): Promise<number> {
+  const l = agentListeners(args, log);
+  const socket = agentSocketPath(workDir);
+  // Before recovering anything: one agent per work_dir.
+  if (await socketAnswers(socket)) throw new IsolatorError(`another agent is serving on ${socket}`);
   const iso = await open();
   const report = await iso.recover();
   log.info('recovered', { containers: report.recovered.length, cleaned: report.cleaned.length, orphans: report.orphans, errors: report.errors.length });
   for (const e of report.errors) log.warn(`recovery: ${e}`);
-  const agent = new Agent(iso, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), log });
+  const agent = new Agent(iso, {
+    socket,
+    ...(l.socketGroup !== undefined ? { socketGroup: l.socketGroup } : {}),
+    ...(l.tcp ? { host: l.tcp.host, port: l.tcp.port, ...(l.auth ? { auth: l.auth } : {}), ...(l.tls ? { tls: l.tls } : {}) } : {}),
+    log,
+  });
   let addr;
   try {
     addr = await agent.start();
   } catch (e) {
-    throw new IsolatorError(`cannot listen on ${listen}: ${(e as Error).message}`);
+    if (e instanceof IsolatorError || e instanceof ConfigError) throw e;
+    throw new IsolatorError(`cannot listen on ${l.tcp?.listen ?? socket}: ${(e as Error).message}`);
   }
-  log.info('agent listening', { address: `${addr.address}:${addr.port}` });
+  const tcp = addr.tcp ? `${addr.tcp.family === 'IPv6' ? `[${addr.tcp.address}]` : addr.tcp.address}:${addr.tcp.port}` : undefined;
+  log.info('agent listening', { socket, ...(tcp ? { address: tcp, tls: l.tls !== undefined } : {}) });
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info('stopping', { signal: sig });

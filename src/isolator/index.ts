@@ -10,6 +10,8 @@ export * from './rates.js';
 export * from './state.js';
 export * from './statistics.js';
 export * from './agent.js';
+export { loadCredentials } from './http-auth.js';
+export type { HttpCredential } from './http-auth.js';
 export * from './log.js';
 export { parseResources } from './resources.js';
 export { doctor } from './doctor.js';

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepStaleLabs } from '../helpers/lab.js';
 import { HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
 import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { request } from '../helpers/http.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'isolator', 'cli.js');
 let lab: IsolatorLab;
@@ -140,26 +141,26 @@ describe('commands', () => {
 
 describe('agent', () => {
   let agent: ChildProcess;
-  let base: string;
+  // The agent serves on <work_dir>/agent.sock by default (DESIGN.md §5).
+  let socketPath: string;
   const startAgent = async () => {
-    const p = spawn(process.execPath, [CLI, 'agent', '--listen=127.0.0.1:0', '--log_format=json', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, 'agent', '--log_format=json', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
     started.push(p);
     let log = '';
     p.stderr!.on('data', (d) => (log += d));
     expect(await until(() => log.includes('agent listening'), 15_000)).toBe(true);
     const line = log.split('\n').find((l) => l.includes('agent listening'))!;
-    return { p, base: `http://${JSON.parse(line).address}`, log: () => log };
+    return { p, socket: JSON.parse(line).socket as string, log: () => log };
   };
   const http = async (method: string, path: string, body?: string) => {
-    const r = await fetch(base + path, { method, ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}) });
-    const text = await r.text();
-    return { status: r.status, body: text && r.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(text) : text };
+    const r = await request({ socketPath }, method, path, body !== undefined ? { body } : {});
+    return { status: r.status, body: r.body };
   };
 
   beforeAll(async () => {
     const a = await startAgent();
     agent = a.p;
-    base = a.base;
+    socketPath = a.socket;
   });
 
   it('answers /health and serves container CRUD', async () => {
@@ -233,7 +234,7 @@ describe('agent', () => {
     expect(json('list', '--json', ...common).map((c: { id: string }) => c.id).sort()).toEqual(['api1', 'from-cli']);
     const a = await startAgent();
     agent = a.p;
-    base = a.base;
+    socketPath = a.socket;
     expect(a.log()).toMatch(/"msg":"recovered","containers":2/);
     expect((await http('DELETE', '/containers/api1')).status).toBe(204);
   });
@@ -246,7 +247,7 @@ describe('agent', () => {
     await exited(agent);
     const a = await startAgent();
     agent = a.p;
-    base = a.base;
+    socketPath = a.socket;
     const torn = (await http('GET', '/containers/torn'));
     // The agent keeps a warm pool (default 4): its spares' veths are the only others.
     const spares = () =>

@@ -1,6 +1,6 @@
 /**
  * Mesos-style command lines: `portmap-isolator COMMAND [ARGS] --name=value --flag --flag=false
- * [-- CMD ARGS…]`. Unknown or malformed flags are configuration errors (exit 2) naming the flag.
+ * --no-flag [-- CMD ARGS…]`. Unknown or malformed flags are configuration errors (exit 2) naming the flag.
  */
 import type { IsolatorFlags } from '../config.js';
 import { ISOLATOR_FLAG_NAMES } from '../config.js';
@@ -14,6 +14,8 @@ export const BOOLEAN_FLAGS = new Set([
   'network_enable_snmp_statistics',
   'json',
   'help',
+  'authenticate_http_readwrite',
+  'authenticate_http_readonly',
 ]);
 
 /** Flags every command takes. */
@@ -38,10 +40,15 @@ export function parseArgs(argv: readonly string[], allowed: (command: string | u
     }
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
-      const name = (eq < 0 ? a.slice(2) : a.slice(2, eq)).replace(/-/g, '_');
+      let name = (eq < 0 ? a.slice(2) : a.slice(2, eq)).replace(/-/g, '_');
       if (!/^[a-z0-9_]+$/.test(name)) throw new ConfigError(name || '--', `malformed flag '${a}'`);
       let value: string | boolean;
-      if (eq < 0) {
+      if (name.startsWith('no_') && BOOLEAN_FLAGS.has(name.slice(3))) {
+        // Mesos' spelling of false: --no-flag (and no value after it).
+        name = name.slice(3);
+        if (eq >= 0) throw new ConfigError(name, `'--no-${name}' takes no value (use --${name}=true|false)`);
+        value = false;
+      } else if (eq < 0) {
         if (!BOOLEAN_FLAGS.has(name)) {
           if (allowed(out.command).has(name)) throw new ConfigError(name, `needs a value: --${name}=VALUE`);
           throw new ConfigError(name, `unknown flag${out.command ? ` for '${out.command}'` : ''}`);
