@@ -18,6 +18,7 @@
  */
 import { statSync, statfsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { Netns } from '../netlink/index.js';
 import type { IsolatorFlags } from '../isolator/config.js';
 import { ISOLATOR_FLAG_NAMES } from '../isolator/config.js';
 import { PortSet } from '../isolator/port-set.js';
@@ -297,7 +298,17 @@ export function checkNetns(netns: string, ownNetns = '/proc/self/ns/net'): void 
   } catch (e) {
     throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} cannot be inspected`, (e as Error).message);
   }
-  if (magic !== NSFS_MAGIC) throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} is not a network namespace`, 'expected a pinned namespace (e.g. /run/netns/NAME) or /proc/PID/ns/net');
+  const notNet = () => new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} is not a network namespace`, 'expected a pinned namespace (e.g. /run/netns/NAME) or /proc/PID/ns/net');
+  if (magic !== NSFS_MAGIC) throw notNet();
+  // Other namespaces (uts, mnt, …) live on nsfs too: setns(2) tells a network one apart.
+  const ns = Netns.fromPath(netns);
+  try {
+    ns.run(() => undefined);
+  } catch {
+    throw notNet();
+  } finally {
+    ns.close();
+  }
   const own = statSync(ownNetns);
   if (own.ino === st.ino && own.dev === st.dev) {
     throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} is the host's own network namespace`, 'portmap-isolator isolates a container in its own namespace; it never configures the host namespace as a container');

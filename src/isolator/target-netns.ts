@@ -64,6 +64,11 @@ export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Ite
         throw new RefusedNamespaceError(flag, `${who} is in ${p.owner} network namespace; a container needs a network namespace of its own`);
       }
     }
+    try {
+      ns.run(() => undefined); // setns(2) refuses anything but a network namespace
+    } catch {
+      throw new RefusedNamespaceError(flag, `${path} is not a network namespace`);
+    }
   } catch (e) {
     ns.close();
     throw e;

@@ -96,6 +96,8 @@ describe('a namespace given to create', () => {
     const gone = spawnSync('true').pid!;
     await expect(iso.create({ id: 'evil', pid: gone })).rejects.toThrow(`--pid: pid ${gone} does not exist`);
     await expect(iso.create({ id: 'evil', netnsPath: lab.lab.path(lab.lab.host) })).rejects.toThrow(/^--netnsPath: namespace .* is in the host's/);
+    await expect(iso.create({ id: 'evil', netnsPath: '/proc/self/ns/uts' })).rejects.toThrow('--netnsPath: /proc/self/ns/uts is not a network namespace');
+    await expect(iso.create({ id: 'evil', netnsPath: join(lab.workDir, 'lock') })).rejects.toThrow(/is not a network namespace$/);
     // c1's own namespace still has its lo filters.
     expect((JSON.parse(execFileSync('nsenter', [`--net=${c1Netns}`, 'tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress'], { encoding: 'utf8' })) as unknown[]).length).toBeGreaterThan(0);
     expect(loFilters()).toBe(before);
