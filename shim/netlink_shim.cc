@@ -3,7 +3,7 @@
 // AF_NETLINK socket I/O (socket, bind, setsockopt, send, sendmmsg, recvmsg, close), a readiness
 // watcher on the event loop (uv_poll) so async receivers never block, and the namespace calls
 // (setns, unshare, mount, umount2) needed to enter, create and pin network namespaces, and flock
-// for the work_dir lock.
+// (also as a blocking wait off the main thread) for the work_dir lock.
 // There is no protocol logic here: framing, attributes and sessions live in TypeScript.
 //
 // Conventions: calls that are part of a hot path (send, sendmmsg, recv) return -errno instead of
@@ -233,6 +233,76 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
+// flockAsync(fd, operation, cancel?: Int32Array) -> Promise<0 | -errno>: a blocking flock on a
+// libuv threadpool thread, so a waiter queues in the kernel and gets the lock as soon as it is
+// free, without polling. A blocked flock cannot be interrupted: a caller that gives up sets
+// cancel[0] to non-zero (Atomics.store, ideally on a SharedArrayBuffer), and a worker that gets the
+// lock afterwards releases it at once and resolves -ECANCELED, so no lock outlives the waiter's
+// interest. Callers keep one wait per lock at a time: each one occupies a threadpool thread.
+class FlockWorker : public Napi::AsyncWorker {
+ public:
+  // Like SendWorker, the worker locks through its own duplicate of the fd (the same open file, so
+  // the same lock), so closing the caller's fd meanwhile cannot redirect it to another file.
+  FlockWorker(Napi::Env env, int fd, int operation, int32_t* cancel, Napi::Value cancelOwner)
+      : Napi::AsyncWorker(env, "FlockAsync"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+        operation_(operation),
+        cancel_(cancel) {
+    if (cancel_ != nullptr) cancelOwner_ = Napi::Persistent(cancelOwner.As<Napi::Object>());  // keeps the flag alive
+  }
+  ~FlockWorker() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (fd_ < 0) {
+      result_ = -EBADF;
+      return;
+    }
+    int rc;
+    do {
+      rc = flock(fd_, operation_);
+    } while (rc < 0 && errno == EINTR && !Cancelled());
+    if (rc < 0) {
+      int err = errno;
+      result_ = Cancelled() ? -ECANCELED : -err;
+    } else if (Cancelled() && !(operation_ & LOCK_UN)) {
+      flock(fd_, LOCK_UN);  // nobody waits for it any more: give it straight back
+      result_ = -ECANCELED;
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), result_)); }
+
+ private:
+  bool Cancelled() const { return cancel_ != nullptr && __atomic_load_n(cancel_, __ATOMIC_SEQ_CST) != 0; }
+
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  int operation_;
+  int32_t* cancel_;
+  Napi::ObjectReference cancelOwner_;
+  int result_ = 0;
+};
+
+Napi::Value FlockAsync(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 2, "flockAsync")) return info.Env().Undefined();
+  int32_t* cancel = nullptr;
+  if (info.Length() > 2 && info[2].IsTypedArray()) {
+    Napi::TypedArray t = info[2].As<Napi::TypedArray>();
+    if (t.TypedArrayType() != napi_int32_array || t.ElementLength() < 1) {
+      Napi::TypeError::New(info.Env(), "flockAsync: cancel must be an Int32Array of at least 1 element").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    cancel = t.As<Napi::Int32Array>().Data();
+  }
+  Napi::Value owner = cancel != nullptr ? info[2] : info.Env().Undefined();
+  FlockWorker* worker = new FlockWorker(info.Env(), IntArg(info, 0), IntArg(info, 1), cancel, owner);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!CheckArgs(info, 1, "close")) return info.Env().Undefined();
   if (close(IntArg(info, 0)) < 0 && errno != EINTR) return ThrowErrno(info.Env(), errno, "close");
@@ -364,6 +434,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recv", Napi::Function::New(env, Recv));
   exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("flockAsync", Napi::Function::New(env, FlockAsync));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("setns", Napi::Function::New(env, SetNs));
   exports.Set("unshare", Napi::Function::New(env, Unshare));

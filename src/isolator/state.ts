@@ -1,11 +1,12 @@
 import { appendFileSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
-import { LOCK } from '../netlink/constants.js';
-import type { NativeShim } from '../netlink/shim.js';
-import { nativeShim } from '../netlink/shim.js';
 import { IsolatorError } from './errors.js';
 import type { HtbConfig } from './rates.js';
+import type { FlockCalls } from './work-dir-lock.js';
+import { WorkDirLock } from './work-dir-lock.js';
+
+export { LockTimeoutError } from './work-dir-lock.js';
 
 /**
  * The isolator's checkpoint in its work_dir, shared by every CLI invocation, the agent and the
@@ -100,11 +101,6 @@ export interface HostRecord {
 /** A write this size or smaller, at offset 0, stays within one page: all or nothing for a dying process. */
 const PAGE_BYTES = 4096;
 
-export class LockTimeoutError extends IsolatorError {
-  override readonly name = 'LockTimeoutError';
-  readonly code = 'EAGAIN';
-}
-
 /**
  * A spare: a network namespace pinned in the work_dir with its veth pair and the container-side
  * setup that does not depend on the container (lo, eth0 up with the host IP and default route, IPv6
@@ -142,13 +138,14 @@ export class StateStore {
   private readonly holder = new AsyncLocalStorage<StateStore>();
   /** Calls of this process waiting for the lock, in order. */
   private queue: Promise<void> = Promise.resolve();
-  private readonly shim: NativeShim;
+  private readonly lock: WorkDirLock;
 
   constructor(
     readonly workDir: string,
-    shim?: NativeShim,
+    /** flock and flockAsync (default: the native shim's). */
+    shim?: FlockCalls,
   ) {
-    this.shim = shim ?? nativeShim();
+    this.lock = new WorkDirLock(workDir, shim);
   }
 
   get containersDir(): string {
@@ -172,7 +169,8 @@ export class StateStore {
 
   /**
    * Run `fn` holding the work_dir lock (re-entrant within this process). Waits up to `timeoutMs`
-   * for another holder; the kernel releases a dead holder's lock.
+   * for another holder, queued in the kernel (see WorkDirLock); the kernel releases a dead
+   * holder's lock.
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
     // Re-entrant within one call chain (AsyncLocalStorage), exclusive between concurrent calls of
@@ -191,29 +189,14 @@ export class StateStore {
 
   private async lockFile<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
     this.init();
-    const fd = openSync(join(this.workDir, 'lock'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
-    const deadline = Date.now() + timeoutMs;
-    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-      const rc = this.shim.flock(fd, LOCK.EX | LOCK.NB);
-      if (rc === 0) break;
-      if (rc !== -11 /* EWOULDBLOCK */) {
-        closeSync(fd);
-        throw new IsolatorError(`cannot lock ${this.workDir}: flock failed with errno ${-rc}`);
-      }
-      if (Date.now() >= deadline) {
-        closeSync(fd);
-        throw new LockTimeoutError(`${this.workDir} is locked by another portmap-isolator process (waited ${timeoutMs} ms)`);
-      }
-      await new Promise((r) => setTimeout(r, wait));
-    }
+    const fd = await this.lock.acquire(timeoutMs);
     this.lockFd = fd;
     this.counters = undefined;
     try {
       return await fn();
     } finally {
       this.lockFd = undefined;
-      this.shim.flock(fd, LOCK.UN);
-      closeSync(fd);
+      this.lock.release(fd);
     }
   }
 

@@ -88,6 +88,9 @@ export class FakeKernel implements NativeShim {
   flock(): number {
     return 0;
   }
+  flockAsync(): Promise<number> {
+    return Promise.resolve(0);
+  }
   close(fd: number): void {
     this.closedFds.push(fd);
   }
