@@ -164,6 +164,9 @@ function closeSpareHandles(h: { ns?: Netns; session?: NetlinkSession; portRange?
 }
 
 /** Interface indexes of host veths are chosen by us: VETH_INDEX_BASE + a per-host sequence number. */
+/** How long cleanup lets go of the work_dir lock between two containers, for waiting requests to get in. */
+const CLEANUP_PAUSE_MS = 2;
+
 export const VETH_INDEX_BASE = 1_000_000;
 export const VETH_PREFIX = 'pmi';
 /** The name a destroyed container's end of the veth takes in a namespace that outlives it, until the pair is gone. */
@@ -1316,18 +1319,16 @@ export class Isolator {
    */
   async cleanup(): Promise<CleanupReport> {
     this.poolPaused = true;
+    const report: CleanupReport = { destroyed: [], errors: [] };
+    await this.store.withLock(async () => {
+      report.errors.push(...(await this.recoverLocked()).errors);
+    });
+    // One container per hold of the lock, with a pause between, so that other processes' requests
+    // interleave with a long cleanup instead of waiting for all of it.
+    while (await this.store.withLock(async () => this.destroyForCleanup(1, report))) await new Promise((r) => setTimeout(r, CLEANUP_PAUSE_MS));
     return this.store.withLock(async () => {
-      const report: CleanupReport = { destroyed: [], errors: [] };
-      const recovered = await this.recoverLocked();
-      report.errors.push(...recovered.errors);
-      for (const rec of [...this.registry.records.values()]) {
-        const errs = await this.teardown(rec, { wait: true });
-        report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
-        this.registry.unindex(rec);
-        this.registry.records.delete(rec.id);
-        this.dropRecord(rec.id);
-        report.destroyed.push(rec.id);
-      }
+      // Containers created in between go too, in this last hold: the host's setup is undone below.
+      await this.destroyForCleanup(Infinity, report);
       // All at once: each veth deletion waits for an RCU grace period in the kernel (~20 ms), and they overlap.
       const spares = this.store.listSpares();
       const dropped = await Promise.allSettled(spares.map((sp) => this.dropSpare(sp)));
@@ -1351,6 +1352,21 @@ export class Isolator {
       }
       return report;
     });
+  }
+
+  /** Destroy up to `max` containers (under the lock) for cleanup; whether any was there. */
+  private async destroyForCleanup(max: number, report: CleanupReport): Promise<boolean> {
+    await this.syncAndRepair();
+    const batch = [...this.registry.records.values()].slice(0, max);
+    for (const rec of batch) {
+      const errs = await this.teardown(rec, { wait: true });
+      report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+      this.registry.unindex(rec);
+      this.registry.records.delete(rec.id);
+      this.dropRecord(rec.id);
+      report.destroyed.push(rec.id);
+    }
+    return batch.length > 0;
   }
 
   /** Resolves once background work (the warm pool's refill, veth deletions) has finished. */

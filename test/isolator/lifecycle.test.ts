@@ -393,6 +393,28 @@ describe('cleanup', () => {
     const again = await iso.cleanup();
     expect(again).toEqual({ destroyed: [], errors: [] });
   });
+
+  it("lets go of the lock between containers: another process's create gets in, and goes too", async () => {
+    lab = new IsolatorLab();
+    const a = await lab.open();
+    const b = await lab.open(); // another engine: its own lock file description, as another process has
+    for (let i = 0; i < 30; i++) await a.create({ id: `c${i}` });
+    const order: string[] = [];
+    const cleaning = a.cleanup().then((r) => (order.push('cleanup'), r));
+    let leftWhenLateWasIn = -1;
+    const late = b.create({ id: 'late' }).then(() => {
+      order.push('late');
+      leftWhenLateWasIn = records().filter((f) => /^c\d+\.json$/.test(f)).length;
+    });
+    const [report] = await Promise.all([cleaning, late]);
+    // With the lock held for all of it, the create would have waited for the whole cleanup.
+    expect(order).toEqual(['late', 'cleanup']);
+    expect(leftWhenLateWasIn).toBeGreaterThan(10);
+    expect(report.errors).toEqual([]);
+    expect(report.destroyed).toHaveLength(31);
+    expect(report.destroyed).toContain('late');
+    expect(records()).toEqual([]);
+  });
 });
 
 it('keeps a pre-existing ingress qdisc on the host eth0 and its filters through cleanup', async () => {
