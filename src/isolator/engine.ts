@@ -1315,20 +1315,26 @@ export class Isolator {
   /**
    * Destroy every container and undo everything the isolator did to the host: its filters and
    * tables, the ingress qdiscs it created, lo's MAC and MTU, and the sysctls it changed.
-   * Continues past errors and reports them all.
+   * Continues past errors and reports them all. The lock is let go between containers: a
+   * container another request creates meanwhile is kept, and so is the host's setup it needs.
    */
   async cleanup(): Promise<CleanupReport> {
     this.poolPaused = true;
     const report: CleanupReport = { destroyed: [], errors: [] };
-    await this.store.withLock(async () => {
+    // Every container there when cleanup starts goes, one per hold of the lock with a pause
+    // between, so that other processes' requests interleave with a long cleanup instead of
+    // waiting for all of it. One created meanwhile stays, and so does the host's setup it needs.
+    const ids = await this.store.withLock(async () => {
       report.errors.push(...(await this.recoverLocked()).errors);
+      return [...this.registry.records.keys()];
     });
-    // One container per hold of the lock, with a pause between, so that other processes' requests
-    // interleave with a long cleanup instead of waiting for all of it.
-    while (await this.store.withLock(async () => this.destroyForCleanup(1, report))) await new Promise((r) => setTimeout(r, CLEANUP_PAUSE_MS));
+    for (const id of ids) {
+      await this.store.withLock(async () => this.destroyForCleanup(id, report));
+      await new Promise((r) => setTimeout(r, CLEANUP_PAUSE_MS));
+    }
     return this.store.withLock(async () => {
-      // Containers created in between go too, in this last hold: the host's setup is undone below.
-      await this.destroyForCleanup(Infinity, report);
+      await this.syncAndRepair();
+      if (this.registry.records.size) return report; // created while it ran: kept, with the host's setup
       // All at once: each veth deletion waits for an RCU grace period in the kernel (~20 ms), and they overlap.
       const spares = this.store.listSpares();
       const dropped = await Promise.allSettled(spares.map((sp) => this.dropSpare(sp)));
@@ -1354,19 +1360,17 @@ export class Isolator {
     });
   }
 
-  /** Destroy up to `max` containers (under the lock) for cleanup; whether any was there. */
-  private async destroyForCleanup(max: number, report: CleanupReport): Promise<boolean> {
+  /** Destroy one container for cleanup (under the lock), if it is still there. */
+  private async destroyForCleanup(id: string, report: CleanupReport): Promise<void> {
     await this.syncAndRepair();
-    const batch = [...this.registry.records.values()].slice(0, max);
-    for (const rec of batch) {
-      const errs = await this.teardown(rec, { wait: true });
-      report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
-      this.registry.unindex(rec);
-      this.registry.records.delete(rec.id);
-      this.dropRecord(rec.id);
-      report.destroyed.push(rec.id);
-    }
-    return batch.length > 0;
+    const rec = this.registry.records.get(id);
+    if (!rec) return;
+    const errs = await this.teardown(rec, { wait: true });
+    report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
+    this.registry.unindex(rec);
+    this.registry.records.delete(rec.id);
+    this.dropRecord(rec.id);
+    report.destroyed.push(rec.id);
   }
 
   /** Resolves once background work (the warm pool's refill, veth deletions) has finished. */
