@@ -17,11 +17,15 @@
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -233,12 +237,32 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
+// A blocked flock(2) is interrupted by a signal of our own sent to the waiting thread: its handler
+// does nothing and is installed without SA_RESTART, so flock returns EINTR and the worker looks at
+// its cancel flag. Without that, a waiter that gave up would keep a threadpool thread blocked, and
+// Node's exit (which joins the threadpool) would hang until the lock came free.
+static int FlockWakeSignal() { return SIGRTMAX - 3; }
+static std::mutex flockWaitersMutex;
+static std::map<const int32_t*, pthread_t> flockWaiters;  // cancel flag -> thread waiting in flock
+
+static void NoOpSignalHandler(int) {}
+
+static void InstallFlockWakeHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = NoOpSignalHandler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(FlockWakeSignal(), &sa, nullptr);
+  });
+}
+
 // flockAsync(fd, operation, cancel?: Int32Array) -> Promise<0 | -errno>: a blocking flock on a
 // libuv threadpool thread, so a waiter queues in the kernel and gets the lock as soon as it is
-// free, without polling. A blocked flock cannot be interrupted: a caller that gives up sets
-// cancel[0] to non-zero (Atomics.store, ideally on a SharedArrayBuffer), and a worker that gets the
-// lock afterwards releases it at once and resolves -ECANCELED, so no lock outlives the waiter's
-// interest. Callers keep one wait per lock at a time: each one occupies a threadpool thread.
+// free, without polling. A caller that gives up calls flockCancel(cancel): the flag is set and the
+// wait interrupted; a worker that got the lock just before releases it at once and resolves
+// -ECANCELED, so no lock outlives the waiter's interest.
 class FlockWorker : public Napi::AsyncWorker {
  public:
   // Like SendWorker, the worker locks through its own duplicate of the fd (the same open file, so
@@ -260,10 +284,26 @@ class FlockWorker : public Napi::AsyncWorker {
       result_ = -EBADF;
       return;
     }
+    if (cancel_ != nullptr) {
+      std::lock_guard<std::mutex> guard(flockWaitersMutex);
+      flockWaiters[cancel_] = pthread_self();
+    }
+    // Threadpool threads may block signals: let ours in while waiting.
+    sigset_t wake, saved;
+    sigemptyset(&wake);
+    sigaddset(&wake, FlockWakeSignal());
+    pthread_sigmask(SIG_UNBLOCK, &wake, &saved);
     int rc;
     do {
-      rc = flock(fd_, operation_);
-    } while (rc < 0 && errno == EINTR && !Cancelled());
+      rc = Cancelled() ? (errno = ECANCELED, -1) : flock(fd_, operation_);
+    } while (rc < 0 && errno == EINTR);
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    if (cancel_ != nullptr) {
+      std::lock_guard<std::mutex> guard(flockWaitersMutex);
+      flockWaiters.erase(cancel_);
+    }
+    errno = err;
     if (rc < 0) {
       int err = errno;
       result_ = Cancelled() ? -ECANCELED : -err;
@@ -297,10 +337,34 @@ Napi::Value FlockAsync(const Napi::CallbackInfo& info) {
     cancel = t.As<Napi::Int32Array>().Data();
   }
   Napi::Value owner = cancel != nullptr ? info[2] : info.Env().Undefined();
+  InstallFlockWakeHandler();
   FlockWorker* worker = new FlockWorker(info.Env(), IntArg(info, 0), IntArg(info, 1), cancel, owner);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
+}
+
+// flockCancel(cancel: Int32Array): sets cancel[0] and interrupts the flockAsync wait that holds
+// this flag until its thread has left flock(2) (a signal sent just before the thread entered it
+// is lost, so it is sent again); returns once no thread waits with this flag (~50 µs normally).
+Napi::Value FlockCancel(const Napi::CallbackInfo& info) {
+  if (!CheckArgs(info, 1, "flockCancel")) return info.Env().Undefined();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    Napi::TypeError::New(info.Env(), "flockCancel: expected the Int32Array given to flockAsync").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  int32_t* cancel = info[0].As<Napi::Int32Array>().Data();
+  __atomic_store_n(cancel, 1, __ATOMIC_SEQ_CST);
+  for (int attempt = 0; attempt < 20000; attempt++) {
+    {
+      std::lock_guard<std::mutex> guard(flockWaitersMutex);
+      auto it = flockWaiters.find(cancel);
+      if (it == flockWaiters.end()) break;
+      pthread_kill(it->second, FlockWakeSignal());
+    }
+    usleep(50);
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -435,6 +499,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("waitReadable", Napi::Function::New(env, WaitReadable));
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("flockAsync", Napi::Function::New(env, FlockAsync));
+  exports.Set("flockCancel", Napi::Function::New(env, FlockCancel));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("setns", Napi::Function::New(env, SetNs));
   exports.Set("unshare", Napi::Function::New(env, Unshare));

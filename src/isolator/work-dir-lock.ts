@@ -14,7 +14,7 @@ export class LockTimeoutError extends IsolatorError {
 }
 
 /** The system calls the lock needs: the native shim's, or a stand-in. */
-export type FlockCalls = Pick<NativeShim, 'flock' | 'flockAsync'>;
+export type FlockCalls = Pick<NativeShim, 'flock' | 'flockAsync' | 'flockCancel'>;
 
 /** A blocking flock in flight: the fd it locks, its cancel flag, and whether a caller still wants it. */
 interface Wait {
@@ -31,11 +31,12 @@ interface Wait {
  * it gets the lock as soon as the holder lets go instead of at its next poll, and a steady stream
  * of takers cannot starve it between polls.
  *
- * A blocked flock cannot be interrupted. A taker that times out marks its wait unclaimed; if the
- * lock comes later it is given straight back (by the worker, or here if it got it just before).
- * The next taker adopts a wait still in flight instead of starting another, so a process never has
- * more than one threadpool thread blocked on the lock. Not re-entrant, and for one taker at a time
- * (StateStore serialises its callers).
+ * A taker that times out marks its wait unclaimed and interrupts it (flockCancel: the thread
+ * leaves flock(2) before the call returns, so nothing keeps the process from exiting); a lock the
+ * worker got just before is given straight back (by the worker, or here). A wait still in flight
+ * is adopted by the next taker instead of starting another, so a process never has more than one
+ * threadpool thread blocked on the lock. Not re-entrant, and for one taker at a time (StateStore
+ * serialises its callers).
  */
 export class WorkDirLock {
   private wait: Wait | undefined;
@@ -116,7 +117,7 @@ export class WorkDirLock {
       timer = setTimeout(() => {
         // Unclaimed before any other callback can run: the outcome is then never taken as ours.
         wait.claimed = false;
-        Atomics.store(wait.cancel, 0, 1);
+        this.calls.flockCancel(wait.cancel);
         resolve('timeout');
       }, Math.max(0, ms));
     });

@@ -36,11 +36,12 @@ export interface NativeShim {
   flock(fd: number, operation: number): number;
   /**
    * flock(2) blocking on a threadpool thread: resolves 0 or -errno, never rejects. A caller that
-   * stops waiting sets cancel[0] (Atomics.store; an Int32Array on a SharedArrayBuffer): a lock the
-   * worker gets afterwards is released at once and the call resolves -ECANCELED. Each pending call
-   * occupies a threadpool thread until the lock is free: keep one per lock.
+   * stops waiting calls flockCancel(cancel): a lock the worker gets afterwards is released at once
+   * and the call resolves -ECANCELED. Each pending call occupies a threadpool thread: keep one per lock.
    */
   flockAsync(fd: number, operation: number, cancel?: Int32Array): Promise<number>;
+  /** Give up the flockAsync wait given `cancel`: returns once its thread has left flock(2) (a signal interrupts it). */
+  flockCancel(cancel: Int32Array): void;
   close(fd: number): void;
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;

@@ -91,6 +91,7 @@ export class FakeKernel implements NativeShim {
   flockAsync(): Promise<number> {
     return Promise.resolve(0);
   }
+  flockCancel(): void {}
   close(fd: number): void {
     this.closedFds.push(fd);
   }

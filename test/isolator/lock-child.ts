@@ -15,6 +15,7 @@ const [workDir, hold, timeout] = process.argv.slice(2) as [string, string, strin
 const shim = nativeShim();
 const store = new StateStore(workDir, {
   flock: (fd, op) => shim.flock(fd, op),
+  flockCancel: (cancel) => shim.flockCancel(cancel),
   flockAsync: (fd, op, cancel) => {
     process.stdout.write('waiting\n');
     return shim.flockAsync(fd, op, cancel);
