@@ -494,11 +494,11 @@ async function runAgent(args: ParsedArgs, open: () => Promise<Isolator>, log: Re
 // Run when executed (not when imported by tests).
 const invokedAs = process.argv[1] ?? '';
 if (/(^|[/\\])(cli\.(js|ts)|portmap-isolator)$/.test(invokedAs)) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e) => {
-      process.stderr.write(`portmap-isolator: ${(e as Error).message}\n`);
-      process.exit(1);
-    },
-  );
+  // Exit once stdout and stderr are written out: a pipe takes 64 KiB at a time, and exit() would
+  // cut a long `list --json` there.
+  const exitFlushed = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  main(process.argv.slice(2)).then(exitFlushed, (e) => {
+    process.stderr.write(`portmap-isolator: ${(e as Error).message}\n`);
+    exitFlushed(1);
+  });
 }

@@ -1,8 +1,9 @@
 import type { Netns } from '../netlink/index.js';
-import { IFF, type Rtnl } from '../rtnl/index.js';
+import { IFF, LOOPBACK_IFINDEX, type Rtnl } from '../rtnl/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { PortSet } from './port-set.js';
+
 
 /** What the isolator needs to know about the host it acts on. */
 export interface HostFacts {
@@ -32,25 +33,25 @@ export function parseLocalPortRange(raw: string): [number, number] {
  * (Mesos §1.3 steps 9, 13, 18). Failures are ConfigErrors naming the flag to fix.
  */
 export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<HostFacts> {
-  const links = await rtnl.links.list();
-  const byName = (n: string) => links.find((l) => l.name === n);
+  // Links one at a time, never a dump of them all: with a thousand containers' veths coming and
+  // going, a dump of every link is interrupted (NLM_F_DUMP_INTR) again and again.
   const def = await rtnl.routes.defaultRoute();
 
   let eth0;
   if (config.eth0Name) {
-    eth0 = byName(config.eth0Name);
+    eth0 = await rtnl.links.find(config.eth0Name);
     if (!eth0) throw new ConfigError('eth0_name', `The public interface ${config.eth0Name} does not exist`);
   } else {
-    eth0 = def?.oif !== undefined ? links.find((l) => l.index === def.oif) : undefined;
+    eth0 = def?.oif !== undefined ? await rtnl.links.find(def.oif) : undefined;
     if (!eth0) throw new ConfigError('eth0_name', 'Network Isolator failed to find a public interface: the host has no IPv4 default route (pass --eth0_name)');
   }
   let lo;
   if (config.loName) {
-    lo = byName(config.loName);
+    lo = await rtnl.links.find(config.loName);
     if (!lo) throw new ConfigError('lo_name', `The loopback interface ${config.loName} does not exist`);
   } else {
-    lo = links.find((l) => (l.flags & IFF.LOOPBACK) !== 0);
-    if (!lo) throw new ConfigError('lo_name', 'Network Isolator failed to find a loopback interface');
+    lo = await rtnl.links.find(LOOPBACK_IFINDEX);
+    if (!lo || (lo.flags & IFF.LOOPBACK) === 0) throw new ConfigError('lo_name', 'Network Isolator failed to find a loopback interface');
   }
   const addr = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet' }))[0];
   if (!addr) throw new ConfigError('eth0_name', `Failed to get the public IP network of ${eth0.name}: does not have an IPv4 network`);

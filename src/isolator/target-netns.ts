@@ -8,7 +8,7 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import { NetlinkSession, Netns } from '../netlink/index.js';
-import { RTM_NAMES, Rtnl } from '../rtnl/index.js';
+import { LOOPBACK_IFINDEX, RTM_NAMES, Rtnl } from '../rtnl/index.js';
 import { Tc } from '../tc/index.js';
 import { ConfigError, IsolatorError } from './errors.js';
 
@@ -28,8 +28,6 @@ export interface TargetSpec {
   netnsPath?: string;
 }
 
-/** Linux's loopback device always has interface index 1 in its namespace. */
-const LOOPBACK_IFINDEX = 1;
 
 const describe = (t: TargetSpec): { flag: string; who: string; path: string } =>
   t.pid !== undefined ? { flag: 'pid', who: `pid ${t.pid}`, path: `/proc/${t.pid}/ns/net` } : { flag: 'netnsPath', who: `namespace ${t.netnsPath}`, path: t.netnsPath! };

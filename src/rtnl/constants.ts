@@ -200,3 +200,6 @@ export const IPV4_DEVCONF = Object.freeze({
 export const IFLA_INET = Object.freeze({
   CONF: 1,
 } as const);
+
+/** The loopback device's interface index, the same in every network namespace (the kernel's LOOPBACK_IFINDEX). */
+export const LOOPBACK_IFINDEX = 1;

@@ -305,3 +305,23 @@ describe('doctor and demo', () => {
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(/pmi-demo-/);
   });
 });
+
+describe('long output', () => {
+  it('list --json through a pipe is complete past 64 KiB (the CLI exits only once stdout is written)', async () => {
+    const big = new IsolatorLab();
+    try {
+      const flags = { resources: 'ports:[31000-32000];ephemeral_ports:[32768-56767]', ephemeral_ports_per_container: 16 };
+      const iso = await big.open(flags);
+      const ids = Array.from({ length: 250 }, (_, i) => `${'x'.repeat(100)}-${i}`);
+      for (const id of ids) await iso.create({ id });
+      // A reader that is slow to start: the pipe fills at 64 KiB while the CLI is done.
+      const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+      const cmd = [process.execPath, CLI, 'list', '--json', `--netns=${big.lab.host}`, `--work_dir=${big.workDir}`].map(q).join(' ');
+      const out = execFileSync('bash', ['-c', `set -o pipefail; ${cmd} | (sleep 1; cat)`], { encoding: 'utf8', timeout: 60_000, maxBuffer: 16 << 20 });
+      expect(out.length).toBeGreaterThan(65_536);
+      expect((JSON.parse(out) as Array<{ id: string }>).map((c) => c.id).sort()).toEqual([...ids].sort());
+    } finally {
+      await big.destroy();
+    }
+  }, 120_000);
+});
