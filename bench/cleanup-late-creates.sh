@@ -11,7 +11,7 @@ set -u
 CHECKOUT=$(cd "${1:?usage: $0 CHECKOUT [COUNT] [LATE]}" && pwd)
 COUNT=${2:-1000}
 LATE=${3:-20}
-CLI="$CHECKOUT/dist/isolator/cli.js"
+CLI="$CHECKOUT/dist/app/main.js"
 [ -f "$CLI" ] || { echo "no $CLI (build the checkout first)" >&2; exit 2; }
 HOSTNS=pmi-lab-$$-host
 WORLDNS=pmi-lab-$$-world

@@ -19,14 +19,13 @@ import { join } from 'node:path';
 import type { Isolator } from '../src/isolator/engine.js';
 import { PortSet } from '../src/isolator/port-set.js';
 import { createNetns, removeNetns } from '../src/netlink/index.js';
-import { IsolatorLab, tmpfsDir } from '../test/helpers/isolator-lab.js';
-import { ipJson } from '../test/helpers/lab.js';
 import { compareTopologies, topology } from './equivalence.js';
 import type { ShellHostFacts } from './shell.js';
 import { ShellIsolator } from './shell.js';
 import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
-import { guardIsolatorLab, meterNetlinkCalls, nowMs, onInterrupt, run, sleep, waitQuiet } from './util.js';
+import { guardIsolatorLab, ipJson, meterNetlinkCalls, nowMs, onInterrupt, run, sleep, waitQuiet } from './util.js';
+import { IsolatorLab, tmpfsDir } from '../src/lab/index.js';
 
 const WARM_POOL = 4;
 const POOL_GAP_MS = 5;

@@ -8,10 +8,10 @@ import { NetlinkSession, Netns } from '../src/netlink/index.js';
 import { RTM_NAMES } from '../src/rtnl/index.js';
 import { Tc, U32NodeAllocator, filterDumpRequest, isU32 } from '../src/tc/index.js';
 import type { U32FilterSpec } from '../src/tc/index.js';
-import { Lab, ip, ipJson } from '../test/helpers/lab.js';
 import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
-import { guardLab, nowMs, run } from './util.js';
+import { guardLab, ip, ipJson, nowMs, run } from './util.js';
+import { Lab } from '../src/lab/index.js';
 
 export interface DumpResult {
   n: number;

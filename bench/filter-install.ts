@@ -17,10 +17,10 @@ import { NetlinkError, NetlinkSession, Netns } from '../src/netlink/index.js';
 import { RTM_NAMES } from '../src/rtnl/index.js';
 import { Tc, U32NodeAllocator, filterDumpRequest, filterRequest, formatU32Handle } from '../src/tc/index.js';
 import type { U32FilterSpec } from '../src/tc/index.js';
-import { Lab, ip, ipJson } from '../test/helpers/lab.js';
 import { round, summarize } from './stats.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
-import { buildFloor, guardLab, nowMs, recordSends, run, sleep } from './util.js';
+import { buildFloor, guardLab, ip, ipJson, nowMs, recordSends, run, sleep } from './util.js';
+import { Lab } from '../src/lab/index.js';
 
 const DST = '198.18.0.2';
 const TABLE = 0x100; // htid of the port table

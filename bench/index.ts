@@ -6,7 +6,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { sweepStaleLabs } from '../test/helpers/lab.js';
 import { benchContainerSetup } from './container-setup.js';
 import { benchDump } from './dump.js';
 import { benchFilterInstall } from './filter-install.js';
@@ -16,6 +15,7 @@ import { benchScaling } from './scaling.js';
 import { stopAllBenchProcesses } from './traffic.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
 import { cpuWatch, runInterruptCleanups, waitQuiet } from './util.js';
+import { sweepStaleLabs } from '../src/lab/index.js';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
   raw: async (o) => ({ result: await benchRaw(o.quick ? { n: 2000, repetitions: 3, processN: 50 } : {}) }),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # N CLI processes at once against one work_dir: N parallel `create pI`, then N parallel `destroy pI`.
 # Usage: sudo bench/parallel-cli.sh CHECKOUT [N=250]
-#   CHECKOUT: a checkout whose dist/ is built (dist/isolator/cli.js).
+#   CHECKOUT: a checkout whose dist/ is built (dist/app/main.js).
 # Runs in a fresh lab (network namespaces pmi-lab-<pid>-host / pmi-lab-<pid>-world) and a fresh
 # work_dir under /dev/shm; both are removed at the end, also on failure. Prints one line per phase:
 #   phase=create n=250 ok=… failed=… lock_timeouts=… wall_s=…
@@ -9,7 +9,7 @@
 set -u
 CHECKOUT=$(cd "${1:?usage: $0 CHECKOUT [N]}" && pwd)
 N=${2:-250}
-CLI="$CHECKOUT/dist/isolator/cli.js"
+CLI="$CHECKOUT/dist/app/main.js"
 [ -f "$CLI" ] || { echo "no $CLI (build the checkout first)" >&2; exit 2; }
 HOSTNS=pmi-lab-$$-host
 WORLDNS=pmi-lab-$$-world

@@ -6,9 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { NetlinkSession, Netns, encodeBody, type Request } from '../src/netlink/index.js';
 import { RTM, RTM_NAMES, linkMessage } from '../src/rtnl/index.js';
-import { Lab } from '../test/helpers/lab.js';
 import { round, summarize, timeMs } from './stats.js';
 import { guardLab } from './util.js';
+import { Lab } from '../src/lab/index.js';
 
 export interface RawResult {
   n: number;

@@ -25,12 +25,12 @@ import type { Isolator } from '../src/isolator/engine.js';
 import { NetlinkSession, Netns } from '../src/netlink/index.js';
 import { RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
 import { Tc } from '../src/tc/index.js';
-import { HOST_IP, IsolatorLab, tmpfsDir } from '../test/helpers/isolator-lab.js';
 import { BENCH_FLAGS, addOutside, phaseMedians } from './container-setup.js';
 import { round, summarize } from './stats.js';
 import { udpFlood } from './traffic.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
 import { guardIsolatorLab, meterNetlinkCalls, nowMs, run, sleep, waitQuiet } from './util.js';
+import { HOST_IP, IsolatorLab, tmpfsDir } from '../src/lab/index.js';
 
 export interface ScalingResult {
   setup_p50_ms_at_0: number;

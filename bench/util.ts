@@ -10,8 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetlinkSession } from '../src/netlink/index.js';
 import { NetlinkSocket, removeNetns } from '../src/netlink/index.js';
-import type { IsolatorLab } from '../test/helpers/isolator-lab.js';
-import type { Lab } from '../test/helpers/lab.js';
+import type { IsolatorLab, Lab } from '../src/lab/index.js';
 
 /** What a suite hands back: the figures (printed, in the JSON) and raw samples (report only). */
 export interface SuiteOutput<R extends object = object> {
@@ -38,6 +37,16 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
   if (r.error) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')}…: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')}… exited ${r.status ?? r.signal}: ${String(r.stderr).trim().split('\n').slice(-3).join(' / ')}`);
   return r.stdout ?? '';
+}
+
+/** `ip -n NS ARGS…` in a lab namespace, stdout; throws with ip's stderr on failure. */
+export function ip(ns: string, ...args: string[]): string {
+  return run('ip', ['-n', ns, ...args]);
+}
+
+/** `ip -j -n NS ARGS…` in a lab namespace, parsed. */
+export function ipJson<T = any>(ns: string, ...args: string[]): T {
+  return JSON.parse(run('ip', ['-j', '-n', ns, ...args]) || '[]') as T;
 }
 
 /** Wall time of a synchronous command in ms (the child's whole life: start, work, exit). */

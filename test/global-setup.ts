@@ -19,7 +19,7 @@ export default function setup(): void {
   const root = join(import.meta.dirname, '..');
   let built = 0;
   try {
-    built = statSync(join(root, 'dist', 'isolator', 'cli.js')).mtimeMs;
+    built = statSync(join(root, 'dist', 'app', 'main.js')).mtimeMs;
   } catch {
     /* not built */
   }

@@ -1,8 +1,8 @@
-#!/usr/bin/env node
 /**
- * `portmap-isolator-cni`: the CNI plugin executable (CNI spec 1.0.0). Install it (or a symlink to
- * it) in the runtime's CNI_PATH under the name of the network configuration's `type`, usually
- * `portmap-isolator`. See plugin.ts for what each command does.
+ * The CNI plugin alone, as an entry: what the tests' CNI launcher bundles (it starts faster than the
+ * whole executable). The installed executable is ../app/main.ts (bins `portmap-isolator` and
+ * `portmap-isolator-cni`), which runs the same cniMain() when CNI_COMMAND is set. See plugin.ts for
+ * what each command does.
  */
 import { cniMain } from './plugin.js';
 

@@ -233,8 +233,8 @@ async function readStdin(): Promise<string> {
 }
 
 /**
- * The executable: read stdin and the environment, print the outcome, exit. Also the entry the
- * main `portmap-isolator` bin hands over to when CNI_COMMAND is set.
+ * The executable: read stdin and the environment, print the outcome, exit. What the executable
+ * (src/app/main.ts) runs when CNI_COMMAND is set.
  */
 export async function cniMain(): Promise<never> {
   const warn = (m: string) => process.stderr.write(`portmap-isolator-cni: ${m}\n`);

@@ -1,4 +1,4 @@
-/** The port-mapping isolator: engine, configuration, statistics and the HTTP agent. */
+/** The port-mapping isolator: engine, configuration, port sets, rates, state and statistics. The CLI, agent and doctor are the './app' entry. */
 export * from './engine.js';
 export * from './config.js';
 export * from './errors.js';
@@ -9,10 +9,5 @@ export * from './bytes.js';
 export * from './rates.js';
 export * from './state.js';
 export * from './statistics.js';
-export * from './agent.js';
-export { loadCredentials } from './http-auth.js';
-export type { HttpCredential } from './http-auth.js';
-export * from './log.js';
 export { parseResources } from './resources.js';
-export { doctor } from './doctor.js';
 export { RefusedNamespaceError } from './target-netns.js';

@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IsolatorLab } from '../helpers/isolator-lab.js';
-import { nsExec, sweepStaleLabs } from '../helpers/lab.js';
+import { nsExec } from '../helpers/lab.js';
+import { IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
 const sandboxes: string[] = [];

@@ -13,9 +13,9 @@ import { dumpFilters } from '../../src/isolator/engine.js';
 import type { ContainerRecord } from '../../src/isolator/state.js';
 import { Rtnl } from '../../src/rtnl/index.js';
 import { CniBench, PLUGIN_TYPE, requireCniTools } from '../helpers/cni.js';
-import { GATEWAY, HOST_IP } from '../helpers/isolator-lab.js';
-import { ip, ipJson, sweepStaleLabs } from '../helpers/lab.js';
-import { listen, peerPortServer, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { ip, ipJson } from '../helpers/lab.js';
+import { listen, peerPortServer, send, stopAllTraffic } from '../helpers/traffic.js';
+import { GATEWAY, HOST_IP, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const NET = 'pmi';
 const ADDRESS = `${HOST_IP}/24`;

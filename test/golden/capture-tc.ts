@@ -15,10 +15,11 @@ import { NetlinkSession, Netns, decodeBody, encodeBody } from '../../src/netlink
 import type { MessageSchema } from '../../src/netlink/index.js';
 import { RTM, RTM_NAMES } from '../../src/rtnl/constants.js';
 import { actionMessage, tcMessage } from '../../src/tc/index.js';
-import { Lab, ip, ipJson, sweepStaleLabs } from '../helpers/lab.js';
+import { ip, ipJson } from '../helpers/lab.js';
 import { toJsonValue } from '../helpers/golden.js';
 import { CASES, MAC } from '../tc/cases.js';
 import type { Devices } from '../tc/cases.js';
+import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
 
 const NLCAPTURE = join(import.meta.dirname, '..', '..', '..', 'shared', 'tools', 'nlcapture');
 const DIR = join(import.meta.dirname, 'tc');

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { release } from 'node:os';
 import { NetlinkSession, Netns, decodeBody, encodeBody } from '../../src/netlink/index.js';
 import { RTM } from '../../src/rtnl/index.js';
-import { Lab, ip, sweepStaleLabs } from '../helpers/lab.js';
+import { ip } from '../helpers/lab.js';
 import { toJsonValue } from '../helpers/golden.js';
 import { SCHEMAS } from './schemas.js';
+import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
 
 const NLCAPTURE = join(import.meta.dirname, '..', '..', '..', 'shared', 'tools', 'nlcapture');
 const toolVersion = (tool: string) => execFileSync(tool, ['-V'], { encoding: 'utf8' }).trim();

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { IsolatorLab } from './isolator-lab.js';
+import { IsolatorLab } from '../../src/lab/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '..', '..');
@@ -44,8 +44,8 @@ interface EsbuildLike {
 }
 
 /**
- * The launcher libcni executes for `type: portmap-isolator`. src/cni/main.ts bundled into one file
- * with esbuild (already in node_modules, under tsx and vite): node starts it in a fraction of the
+ * The launcher libcni executes for `type: portmap-isolator`. src/cni/main.ts (the plugin alone: the
+ * installed executable, src/app/main.ts, runs the same cniMain()) bundled into one file with esbuild (already in node_modules, under tsx and vite): node starts it in a fraction of the
  * time tsx needs to load the module graph, which matters with dozens of invocations. The native
  * shim is found from its source location (import.meta.url is pinned to src/netlink/shim.ts, the
  * only module that reads it). Without esbuild: node + tsx on the sources.

@@ -1,45 +1,8 @@
 /**
- * Lab network namespaces for tests (DESIGN.md §6). Every name starts with LAB_PREFIX and carries
- * the creating process's pid, so a suite can sweep labs left by dead runs without touching the
- * live labs of test files running in parallel. The root namespace is never touched.
+ * `ip` inside lab namespaces, for tests that compare with what iproute2 sees or does. The lab
+ * itself (namespaces, host, world, sweep, IsolatorLab, until) is src/lab.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-
-export const LAB_PREFIX = 'pmi-lab-';
-let counter = 0;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Remove lab namespaces whose creating process is gone. */
-export function sweepStaleLabs(): string[] {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/run/netns');
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const name of names) {
-    if (!name.startsWith(LAB_PREFIX)) continue;
-    const pid = Number(name.slice(LAB_PREFIX.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue;
-    try {
-      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-      removed.push(name);
-    } catch {
-      /* raced with another sweeper */
-    }
-  }
-  return removed;
-}
 
 /** Run a command inside a lab namespace; returns stdout. */
 export function nsExec(ns: string, cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
@@ -69,64 +32,4 @@ export function ipFails(ns: string, ...args: string[]): string {
     return String((e as { stderr: string }).stderr).trim();
   }
   throw new Error(`ip ${args.join(' ')} succeeded`);
-}
-
-export interface LabOptions {
-  /** Build the world namespace and the host's eth0 (default true). */
-  world?: boolean;
-}
-
-/**
- * A simulated host (its own eth0 198.18.0.2/24 and lo, default route via 198.18.0.1) and a
- * "world" namespace holding the other end of eth0 (198.18.0.1/24).
- */
-export class Lab {
-  readonly id: string;
-  readonly host: string;
-  readonly world: string;
-  private readonly namespaces: string[] = [];
-
-  constructor(opts: LabOptions = {}) {
-    this.id = `${LAB_PREFIX}${process.pid}-${++counter}`;
-    this.host = this.addNamespace('host');
-    this.world = opts.world === false ? '' : this.addNamespace('world');
-    try {
-      ip(this.host, 'link', 'set', 'lo', 'up');
-      if (this.world) {
-        ip(this.world, 'link', 'set', 'lo', 'up');
-        ip(this.host, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.world);
-        ip(this.host, 'addr', 'add', '198.18.0.2/24', 'dev', 'eth0');
-        ip(this.world, 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0');
-        ip(this.host, 'link', 'set', 'eth0', 'up');
-        ip(this.world, 'link', 'set', 'eth0', 'up');
-        ip(this.host, 'route', 'add', 'default', 'via', '198.18.0.1');
-      }
-    } catch (e) {
-      this.destroy();
-      throw e;
-    }
-  }
-
-  /** Another namespace of this lab (removed with it). */
-  addNamespace(role: string): string {
-    const name = `${this.id}-${role}`;
-    execFileSync('ip', ['netns', 'add', name]);
-    this.namespaces.push(name);
-    return name;
-  }
-
-  /** The pinned path of a lab namespace. */
-  path(ns: string): string {
-    return `/run/netns/${ns}`;
-  }
-
-  destroy(): void {
-    for (const ns of this.namespaces.splice(0).reverse()) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        /* already gone */
-      }
-    }
-  }
 }

@@ -99,13 +99,3 @@ export function runIn(netns: string, cmd: string[], timeoutMs = 10_000): number 
     return (e as { status?: number }).status ?? 1;
   }
 }
-
-/** Wait until `fn` is true or `timeoutMs` passes. */
-export async function until(fn: () => boolean, timeoutMs = 3000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (fn()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return fn();
-}

@@ -11,13 +11,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { IsolatorLab } from '../helpers/isolator-lab.js';
 import { type Reply, type Target, request } from '../helpers/http.js';
 import { rng } from '../helpers/rng.js';
-import { until } from '../helpers/traffic.js';
+import { IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'isolator', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
 const RESOURCES = '--resources=ports:[31000-32000];ephemeral_ports:[30001-30999]';
 const NOBODY = 65534;
 let lab: IsolatorLab;

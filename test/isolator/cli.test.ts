@@ -3,12 +3,11 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { request } from '../helpers/http.js';
+import { HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'isolator', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
 let lab: IsolatorLab;
 let common: string[];
 const RESOURCES = '--resources=ports:[31000-32000];ephemeral_ports:[30001-30999]';

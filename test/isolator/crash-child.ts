@@ -6,7 +6,7 @@
  * PMI_TEST_WARM_POOL=N opens the engine with a warm pool of N (a create then takes a spare).
  */
 import { Isolator } from '../../src/isolator/engine.js';
-import { FIXTURE } from '../helpers/isolator-lab.js';
+import { FIXTURE } from '../../src/lab/index.js';
 
 const [netns, workDir, id, ports] = process.argv.slice(2);
 const iso = await Isolator.open({ netns: netns!, workDir: workDir!, flags: FIXTURE, onWarning: () => undefined, warmPool: Number(process.env.PMI_TEST_WARM_POOL ?? 0) });

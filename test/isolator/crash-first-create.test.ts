@@ -9,10 +9,10 @@ import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Isolator } from '../../src/isolator/engine.js';
-import { FIXTURE, IsolatorLab } from '../helpers/isolator-lab.js';
-import { nsExec, sweepStaleLabs } from '../helpers/lab.js';
+import { nsExec } from '../helpers/lab.js';
+import { FIXTURE, IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'isolator', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
 /** The calls that change state: file writes and renames, and netlink sends. */
 const CALLS = 'write,pwrite64,rename,renameat,renameat2,sendto,sendmsg,sendmmsg';
 const SYSCTLS = ['net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.lo.rp_filter', 'net.ipv4.conf.all.send_redirects', 'net.ipv4.conf.lo.send_redirects', 'net.ipv4.conf.lo.accept_local'];

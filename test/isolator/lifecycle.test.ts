@@ -8,9 +8,8 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, runIn, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, runIn, send, stopAllTraffic } from '../helpers/traffic.js';
+import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
 beforeAll(() => sweepStaleLabs());

@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerProc } from '../../src/isolator/container-proc.js';
 import type { Isolator } from '../../src/isolator/engine.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { IsolatorLab } from '../helpers/isolator-lab.js';
+import { IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
 
 const FLAGS = { resources: 'ports:[31000-32000];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 };
 const COUNT = 140; // past the threshold (64) and one remount (every 64)

@@ -5,9 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
+import { HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
 let iso: Isolator;

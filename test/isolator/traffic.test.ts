@@ -5,9 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, peerPortServer, runIn, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, peerPortServer, runIn, send, stopAllTraffic } from '../helpers/traffic.js';
+import { GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const VALID = 31001;
 const INVALID = 32502;

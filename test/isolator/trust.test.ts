@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { RefusedNamespaceError } from '../../src/isolator/target-netns.js';
-import { HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { nsExec, sweepStaleLabs } from '../helpers/lab.js';
+import { nsExec } from '../helpers/lab.js';
 import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
+import { HOST_IP, IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'isolator', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
 let lab: IsolatorLab;
 let iso: Isolator;
 let c1Netns: string;

@@ -8,10 +8,9 @@ import { createNetns } from '../../src/netlink/index.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { FIXTURE, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { compareTopologies, topology } from '../../bench/equivalence.js';
+import { FIXTURE, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
 let iso: Isolator;

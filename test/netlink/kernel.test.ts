@@ -21,7 +21,8 @@ import {
   type Request,
 } from '../../src/netlink/index.js';
 import { AF, IFF, RTM, RTM_NAMES, RTNLGRP, addressMessage, linkMessage } from '../../src/rtnl/index.js';
-import { LAB_PREFIX, Lab, ip, ipFails, ipJson, sweepStaleLabs } from '../helpers/lab.js';
+import { ip, ipFails, ipJson } from '../helpers/lab.js';
+import { LAB_PREFIX, Lab, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: Lab;
 let session: NetlinkSession;

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, Netns } from '../../src/netlink/index.js';
 import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, SysctlDir, SysctlFile, type RtnlEvent } from '../../src/rtnl/index.js';
-import { Lab, ip, ipJson, nsExec, sweepStaleLabs } from '../helpers/lab.js';
+import { ip, ipJson, nsExec } from '../helpers/lab.js';
+import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: Lab;
 let host: Rtnl;

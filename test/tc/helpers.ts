@@ -6,19 +6,6 @@ export function tcRun(ns: string, ...args: string[]): string {
   return execFileSync('tc', ['-n', ns, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
 }
 
-/** Retry `fn` while it fails, up to `ms` (the kernel frees u32 nodes and actions in deferred work). */
-export async function eventually<T>(fn: () => Promise<T>, ms = 2000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
 /** `tc -n NS ARGS…` expected to fail; its stderr. */
 export function tcFails(ns: string, ...args: string[]): string {
   try {

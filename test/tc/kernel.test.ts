@@ -25,8 +25,9 @@ import {
   type U32Filter,
   type U32FilterSpec,
 } from '../../src/tc/index.js';
-import { Lab, ip, ipJson, sweepStaleLabs } from '../helpers/lab.js';
-import { eventually, tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
+import { ip, ipJson } from '../helpers/lab.js';
+import { tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
+import { Lab, eventually, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: Lab;
 let session: NetlinkSession;

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `portmap-isolator` — the command line (DESIGN.md §4). Exit status: 0 success, 1 runtime failure
  * (one line, nothing half-built left), 2 configuration error (one line naming the flag).
@@ -18,18 +17,18 @@ import type { AgentReply } from './agent-client.js';
 import { callAgent } from './agent-client.js';
 import type { ParsedArgs } from './cli/args.js';
 import { COMMON_FLAGS, intFlag, isolatorFlags, parseArgs, stringFlag } from './cli/args.js';
-import type { IsolatorFlags } from './config.js';
-import { ISOLATOR_FLAG_NAMES, parseConfig } from './config.js';
+import type { IsolatorFlags } from '../isolator/config.js';
+import { ISOLATOR_FLAG_NAMES, parseConfig } from '../isolator/config.js';
 import { runDemo } from './demo.js';
 import { doctor } from './doctor.js';
-import type { ContainerInfo } from './engine.js';
-import { Isolator, UnknownContainerError } from './engine.js';
-import { ConfigError, IsolatorError } from './errors.js';
+import type { ContainerInfo } from '../isolator/engine.js';
+import { Isolator, UnknownContainerError } from '../isolator/engine.js';
+import { ConfigError, IsolatorError } from '../isolator/errors.js';
 import type { LogFormat } from './log.js';
 import { createLogger } from './log.js';
-import type { MesosStatistics } from './statistics.js';
-import { PortSet } from './port-set.js';
-import { DEFAULT_WORK_DIR, checkContainerId } from './state.js';
+import type { MesosStatistics } from '../isolator/statistics.js';
+import { PortSet } from '../isolator/port-set.js';
+import { DEFAULT_WORK_DIR, checkContainerId } from '../isolator/state.js';
 
 /** Spares the agent keeps ready unless --warm_pool says otherwise (see IsolatorOptions.warmPool). */
 export const AGENT_WARM_POOL = 4;
@@ -181,12 +180,8 @@ function printList(list: ContainerInfo[]): void {
   for (const r of [head, ...rows]) console.log(r.map((v, i) => v.padEnd(width[i]!)).join('  ').trimEnd());
 }
 
+/** The command line: runs one command and returns its exit status (see main.ts for the executable). */
 export async function main(argv: string[]): Promise<number> {
-  // Installed in a CNI_PATH under the plugin's type name, the same binary is the CNI plugin.
-  if (process.env.CNI_COMMAND) {
-    const { cniMain } = await import('../cni/plugin.js');
-    return await cniMain(); // exits with the plugin's status
-  }
   let args: ParsedArgs;
   try {
     args = parseArgs(argv, allowedFlags);
@@ -491,13 +486,13 @@ async function runAgent(args: ParsedArgs, open: () => Promise<Isolator>, log: Re
   return 0;
 }
 
-// Run when executed (not when imported by tests).
-const invokedAs = process.argv[1] ?? '';
-if (/(^|[/\\])(cli\.(js|ts)|portmap-isolator)$/.test(invokedAs)) {
-  // Exit once stdout and stderr are written out: a pipe takes 64 KiB at a time, and exit() would
-  // cut a long `list --json` there.
+/**
+ * Run the command line and exit once stdout and stderr are written out: a pipe takes 64 KiB at a
+ * time, and exit() would cut a long `list --json` there. The executable's path (main.ts).
+ */
+export function runCliAndExit(argv: string[]): void {
   const exitFlushed = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
-  main(process.argv.slice(2)).then(exitFlushed, (e) => {
+  main(argv).then(exitFlushed, (e) => {
     process.stderr.write(`portmap-isolator: ${(e as Error).message}\n`);
     exitFlushed(1);
   });

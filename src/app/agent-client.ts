@@ -3,7 +3,7 @@
  * `undefined` when none answers there (no socket, a dead agent's, or not ours to open).
  */
 import { request } from 'node:http';
-import { IsolatorError } from './errors.js';
+import { IsolatorError } from '../isolator/errors.js';
 
 export interface AgentReply {
   status: number;

@@ -1,17 +1,18 @@
-/** A lab set up for the isolator: the host's own ephemeral range moved out of the pool. */
-import { execFileSync } from 'node:child_process';
+/** A lab set up for the isolator: a work_dir of its own, the host's ephemeral range out of the pool. */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IsolatorFlags } from '../../src/isolator/config.js';
-import { Isolator } from '../../src/isolator/engine.js';
-import { unmountProcfs } from '../../src/netlink/index.js';
+import type { IsolatorFlags } from '../isolator/index.js';
+import { Isolator } from '../isolator/index.js';
+import { Netns, unmountProcfs } from '../netlink/index.js';
+import { writeSysctl } from '../rtnl/index.js';
 import { Lab } from './lab.js';
 
-export const HOST_IP = '198.18.0.2';
-export const GATEWAY = '198.18.0.1';
-/** The Mesos test fixture (§9.1). */
+/** The Mesos test fixture (reference §9.1). */
 export const FIXTURE: IsolatorFlags = { resources: 'cpus:2;mem:1024;ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16 };
+
+/** The lab host's own ephemeral ports: above every pool the lab's users configure. */
+export const LAB_HOST_LOCAL_PORTS = '61000 65000';
 
 /**
  * Where a benchmark keeps its work_dir: on tmpfs, like the default /var/run/portmap-isolator of a
@@ -35,9 +36,19 @@ export class IsolatorLab {
 
   /** `workDirBase`: where the work_dir is made (default: the temp dir). */
   constructor(workDirBase = tmpdir()) {
-    this.workDir = mkdtempSync(join(workDirBase, 'pmi-work-'));
-    // The host's own ephemeral ports must not overlap the pool (Mesos §1.3 step 9).
-    execFileSync('ip', ['netns', 'exec', this.lab.host, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=61000 65000']);
+    try {
+      // The host's own ephemeral ports must not overlap the pool (Mesos §1.3 step 9).
+      const host = Netns.fromName(this.lab.host);
+      try {
+        writeSysctl(host, 'net.ipv4.ip_local_port_range', LAB_HOST_LOCAL_PORTS);
+      } finally {
+        host.close();
+      }
+      this.workDir = mkdtempSync(join(workDirBase, 'pmi-work-'));
+    } catch (e) {
+      this.lab.destroy();
+      throw e;
+    }
   }
 
   async open(flags: IsolatorFlags = FIXTURE, warnings: string[] = [], extra: { warmPool?: number } = {}): Promise<Isolator> {

@@ -5,9 +5,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { UnknownContainerError } from './engine.js';
-import { ConfigError, IsolatorError } from './errors.js';
-import { LockTimeoutError } from './state.js';
+import { UnknownContainerError } from '../isolator/engine.js';
+import { ConfigError, IsolatorError } from '../isolator/errors.js';
+import { LockTimeoutError } from '../isolator/state.js';
 
 const MAX_BODY_BYTES = 64 << 10;
 /**

@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { NetlinkError, NetlinkSession, createNetns, nativeShim, removeNetns } from '../netlink/index.js';
 import { RTM_NAMES } from '../rtnl/index.js';
 import { systemPsched } from '../tc/rate.js';
-import type { IsolatorOptions } from './engine.js';
-import { Isolator } from './engine.js';
-import type { TcPlan } from './plan.js';
-import { INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT } from './plan.js';
-import { tcRequest } from './tc-requests.js';
+import type { IsolatorOptions } from '../isolator/engine.js';
+import { Isolator } from '../isolator/engine.js';
+import type { TcPlan } from '../isolator/plan.js';
+import { INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT } from '../isolator/plan.js';
+import { tcRequest } from '../isolator/tc-requests.js';
 
 export interface Check {
   name: string;

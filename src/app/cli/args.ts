@@ -2,9 +2,9 @@
  * Mesos-style command lines: `portmap-isolator COMMAND [ARGS] --name=value --flag --flag=false
  * --no-flag [-- CMD ARGS…]`. Unknown or malformed flags are configuration errors (exit 2) naming the flag.
  */
-import type { IsolatorFlags } from '../config.js';
-import { ISOLATOR_FLAG_NAMES } from '../config.js';
-import { ConfigError } from '../errors.js';
+import type { IsolatorFlags } from '../../isolator/config.js';
+import { ISOLATOR_FLAG_NAMES } from '../../isolator/config.js';
+import { ConfigError } from '../../isolator/errors.js';
 
 export const BOOLEAN_FLAGS = new Set([
   'egress_unique_flow_per_container',

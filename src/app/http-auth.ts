@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../isolator/errors.js';
 
 export interface HttpCredential {
   principal: string;

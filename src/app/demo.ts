@@ -10,13 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Netns, createNetns, removeNetns } from '../netlink/index.js';
-import { Rtnl } from '../rtnl/index.js';
-import { Isolator } from './engine.js';
+import { Isolator } from '../isolator/engine.js';
+import { GATEWAY as WORLD_IP, HOST_IP, LAB_HOST_LOCAL_PORTS, Lab, sweepStaleLabs, until } from '../lab/index.js';
+import { Netns } from '../netlink/index.js';
+import { writeSysctl } from '../rtnl/index.js';
 import type { Logger } from './log.js';
 
-const HOST_IP = '198.18.0.2';
-const WORLD_IP = '198.18.0.1';
 const EGRESS_BYTES_PER_SEC = 256 * 1024;
 const BLAST_BYTES = 512 * 1024;
 
@@ -44,18 +43,11 @@ function peer(ns: Netns, args: string[]): Peer {
   return { lines, done, proc };
 }
 
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  return fn();
-}
-
 export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<number> {
   const t0 = Date.now();
-  const tag = `pmi-demo-${process.pid}`;
   const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), 'pmi-demo-'));
   const peers: Peer[] = [];
-  const made: string[] = [];
+  let lab: Lab | undefined;
   let iso: Isolator | undefined;
   let passed = 0;
   let failed = 0;
@@ -65,32 +57,17 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
   };
   const step = (what: string) => console.log(`\n${what}`);
   try {
-    step(`1. A lab in fresh network namespaces (${tag}-host, ${tag}-world); nothing else is touched`);
-    const hostNs = createNetns(`${tag}-host`);
-    made.push(`${tag}-host`);
-    const worldNs = createNetns(`${tag}-world`);
-    made.push(`${tag}-world`);
-    const host = Rtnl.open(hostNs);
-    const world = Rtnl.open(worldNs);
-    try {
-      await host.links.addVeth({ name: 'eth0', peer: { name: 'eth0', netns: worldNs } });
-      for (const [r, ip] of [[host, HOST_IP], [world, WORLD_IP]] as const) {
-        const eth0 = await r.links.get('eth0');
-        await r.addresses.add({ ifindex: eth0.index, address: `${ip}/24` });
-        await r.links.set('eth0', { up: true });
-        await r.links.set('lo', { up: true });
-      }
-      await host.routes.add({ dst: 'default', gateway: WORLD_IP });
-      host.writeSysctl('net.ipv4.ip_local_port_range', '61000 65000'); // keep the host's own ports out of the pool
-    } finally {
-      host.close();
-      world.close();
-    }
+    sweepStaleLabs(); // labs left by runs that died
+    lab = new Lab();
+    step(`1. A lab in fresh network namespaces (${lab.host}, ${lab.world}); nothing else is touched`);
+    const hNs = Netns.fromName(lab.host);
+    const wNs = Netns.fromName(lab.world);
+    writeSysctl(hNs, 'net.ipv4.ip_local_port_range', LAB_HOST_LOCAL_PORTS); // keep the host's own ports out of the pool
     console.log(`  host ${HOST_IP} (eth0) ⇄ world ${WORLD_IP} (gateway)`);
 
     step('2. The isolator on the lab host, with an egress limit of 256 KB/s per container');
     iso = await Isolator.open({
-      netns: `/run/netns/${tag}-host`,
+      netns: lab.path(lab.host),
       workDir,
       flags: { resources: 'ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16, egress_rate_limit_per_container: '256KB', minimum_egress_rate_limit: '0B' },
       onWarning: (m) => console.log(`  (note: ${m})`),
@@ -100,8 +77,6 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     for (const c of [a, b]) console.log(`  container ${c.id}: ports ${c.ports.map(([x, y]) => `${x}-${y}`).join(',')}, ephemeral ${c.ephemeral_ports.begin}-${c.ephemeral_ports.end}, veth ${c.veth}`);
     const nsA = Netns.fromPath(a.netns);
     const nsB = Netns.fromPath(b.netns);
-    const wNs = Netns.fromName(`${tag}-world`);
-    const hNs = Netns.fromName(`${tag}-host`);
     const serve = async (ns: Netns, proto: string, port: number) => {
       const p = peer(ns, ['serve', proto, String(port)]);
       peers.push(p);
@@ -173,7 +148,7 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
       await iso.close();
       check(r.errors.length === 0, `containers destroyed (${r.destroyed.join(', ') || 'none'}) and host changes undone${r.errors.length ? ': ' + r.errors.join('; ') : ''}`);
     }
-    for (const n of made.reverse()) removeNetns(n);
+    lab?.destroy();
     if (!opts.workDir) rmSync(workDir, { recursive: true, force: true });
     console.log(`  lab namespaces removed`);
   }
