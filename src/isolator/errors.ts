@@ -23,3 +23,11 @@ export class IsolatorError extends Error {
     super(message);
   }
 }
+
+/** Asked about a container that does not exist (HTTP 404, CLI exit 1). */
+export class UnknownContainerError extends IsolatorError {
+  override readonly name = 'UnknownContainerError';
+  constructor(readonly id: string) {
+    super(`Unknown container ${id}`);
+  }
+}

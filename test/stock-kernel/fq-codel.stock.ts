@@ -10,9 +10,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkSession, Netns } from '../../src/netlink/index.js';
 import { RTM_NAMES } from '../../src/rtnl/constants.js';
 import { Tc, formatTcHandle, type Qdisc } from '../../src/tc/index.js';
-import { Lab, ipJson, sweepStaleLabs } from '../helpers/lab.js';
+import { ipJson } from '../helpers/lab.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, codelRoundTrip, quietIpv6 } from './helpers.js';
+import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: Lab;
 let session: NetlinkSession;

@@ -47,7 +47,7 @@ phase "build"
 if [ ! -f build/Release/netlink_shim.node ] || [ shim/netlink_shim.cc -nt build/Release/netlink_shim.node ]; then
   npm run build:shim || fail "the native shim does not build (npm run build:shim)"
 fi
-if [ ! -f dist/isolator/cli.js ] || [ -n "$(find src -newer dist/isolator/cli.js -print -quit)" ]; then
+if [ ! -f dist/app/main.js ] || [ -n "$(find src -newer dist/app/main.js -print -quit)" ]; then
   npx tsc -p tsconfig.build.json || fail "dist/ does not build (tsc -p tsconfig.build.json)"
 fi
 mapfile -t FILES < <(node_modules/.bin/vitest list --filesOnly --config "$HERE/vitest.config.ts" 2>/dev/null | sed "s#^$PWD/##" | sort)

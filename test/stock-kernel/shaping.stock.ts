@@ -10,11 +10,10 @@ import { NetlinkSession, Netns } from '../../src/netlink/index.js';
 import { RTM_NAMES } from '../../src/rtnl/constants.js';
 import { Tc, formatTcHandle } from '../../src/tc/index.js';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, mesosOfTc, tcAt } from './helpers.js';
+import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const LIMIT = 1024 * 1024; // 1MB/s: shaped, yet fast enough for the transfers below
 

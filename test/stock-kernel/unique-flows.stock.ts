@@ -14,11 +14,11 @@ import { RTM_NAMES } from '../../src/rtnl/constants.js';
 import { Tc, formatTcHandle, formatU32Handle, type U32Filter } from '../../src/tc/index.js';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
 import type { IsolatorFlags } from '../../src/isolator/config.js';
-import { ip, ipJson, sweepStaleLabs } from '../helpers/lab.js';
-import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, runIn, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { ip, ipJson } from '../helpers/lab.js';
+import { listen, runIn, send, stopAllTraffic } from '../helpers/traffic.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, filterHits, quietIpv6, successesOf, type FilterHits } from './helpers.js';
+import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const FLAGS: IsolatorFlags = { ...FIXTURE, egress_unique_flow_per_container: true };
 const FLOW_TABLE = 0x102;

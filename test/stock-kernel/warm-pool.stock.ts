@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { compareTopologies, topology } from '../../bench/equivalence.js';
-import { sweepStaleLabs } from '../helpers/lab.js';
-import { FIXTURE, HOST_IP, IsolatorLab } from '../helpers/isolator-lab.js';
-import { listen, send, stopAllTraffic, until } from '../helpers/traffic.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { assertFqCodel } from './helpers.js';
+import { FIXTURE, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const FLAGS = { ...FIXTURE, egress_rate_limit_per_container: '1MB', ingress_rate_limit_per_container: '1MB' };
 const PORTS = '[31040-31049]';

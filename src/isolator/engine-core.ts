@@ -1,0 +1,237 @@
+/**
+ * What the pieces of the engine share: the configuration, the host, the state store and the
+ * in-memory registry, the netlink sockets, the warm pool, and the small steps several operations
+ * take (checkpointing a record, the mirror requests, a socket inside a container...).
+ * Internal: the public face is Isolator (engine.ts).
+ */
+import { join } from 'node:path';
+import type { NetlinkSession, Request } from '../netlink/index.js';
+import { NetlinkSession as Session, Netns } from '../netlink/index.js';
+import { RTM_NAMES, SysctlDir, linkRequests } from '../rtnl/index.js';
+import type { Rtnl } from '../rtnl/index.js';
+import { parseTcHandle } from '../tc/handle.js';
+import type { IsolatorConfig } from './config.js';
+import { ContainerProc } from './container-proc.js';
+import { writeContainerSysctlsHere } from './container-setup.js';
+import { IsolatorError } from './errors.js';
+import type { HostFacts } from './host.js';
+import { hostView } from './host-setup.js';
+import type { ContainerView, HostFilterRole } from './plan.js';
+import { MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, mirrorChunk, u32HandleOf } from './plan.js';
+import type { PortSet } from './port-set.js';
+import { probeQdisc } from './probe.js';
+import type { HtbConfig } from './rates.js';
+import { htbConfig } from './rates.js';
+import { blocksOf } from './records.js';
+import { Registry } from './registry.js';
+import type { ContainerRecord, HostRecord, StateStore } from './state.js';
+import type { TcRequestContext } from './tc-requests.js';
+import { tcRequest } from './tc-requests.js';
+import { WarmPool } from './warm-pool.js';
+
+/** Per-CPU rate limits in bytes/s, as resolved at open ('auto' made concrete from the link speed). */
+export interface PerCpuRates {
+  egress?: number;
+  ingress?: number;
+}
+
+export class EngineCore {
+  readonly registry: Registry;
+  readonly pool: WarmPool;
+  readonly containerProc: ContainerProc;
+  /** Whether the kernel has fq_codel (undefined: not probed yet). */
+  fqCodel: boolean | undefined;
+  /** The host's /proc/sys/net/ipv6/conf, held open (see SysctlDir): each veth's disable_ipv6 is written through it. */
+  private hostIpv6Conf: SysctlDir | undefined;
+  private readonly warned = new Set<string>();
+  /** Background work (the warm pool's refill, veth deletions) that idle() and close() wait for. */
+  readonly background = new Set<Promise<unknown>>();
+  /** host.json as last read or written (reset when another process changes the state). */
+  hostRecord: HostRecord | undefined;
+
+  constructor(
+    readonly config: IsolatorConfig,
+    readonly host: HostFacts,
+    readonly store: StateStore,
+    readonly rtnl: Rtnl,
+    readonly ctx: TcRequestContext,
+    private readonly onWarning: (message: string) => void,
+    private readonly perCpu: PerCpuRates,
+    warmPool: number,
+  ) {
+    this.registry = new Registry(config);
+    this.containerProc = new ContainerProc(join(store.workDir, 'proc'), (m) => this.warnOnce(m));
+    this.pool = new WarmPool(this, warmPool);
+  }
+
+  get session(): NetlinkSession {
+    return this.rtnl.session;
+  }
+
+  warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.onWarning(message);
+  }
+
+  /** Keep a background promise for idle() and close() to wait for, until it settles. */
+  track(p: Promise<unknown>): void {
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  // ---- the state, in memory and on disk ----------------------------------------------------
+
+  /**
+   * Re-read what another process changed since we last looked (under the lock): only the records
+   * the change log names when it covers every generation since ours, else everything.
+   */
+  sync(): void {
+    const g = this.store.readGeneration();
+    if (g === this.registry.generation) return;
+    const changed = this.store.changesSince(this.registry.generation, g);
+    if (changed) {
+      this.registry.reload(changed, (id) => this.store.readContainer(id));
+    } else {
+      this.registry.reset(this.store.listContainers());
+      this.hostRecord = undefined;
+    }
+    this.registry.generation = g;
+    this.pool.pruneHandles();
+  }
+  saveRecord(r: ContainerRecord): void {
+    // Bump first: a crash in between leaves a generation other processes reload on, never a
+    // record their caches miss.
+    this.registry.generation = this.store.bumpGeneration(r.id);
+    this.store.writeContainer(r);
+  }
+  dropRecord(id: string): void {
+    this.registry.generation = this.store.bumpGeneration(id);
+    this.store.deleteContainer(id);
+  }
+  /** A container is gone: out of the registry, its record deleted. */
+  forgetContainer(rec: ContainerRecord): void {
+    this.registry.remove(rec);
+    this.dropRecord(rec.id);
+  }
+
+  /** Refuse ports the isolator does not manage, or that another container holds. */
+  checkPorts(ports: PortSet, except?: string): void {
+    if (!this.config.ports.contains(ports)) {
+      throw new IsolatorError(`Some non-ephemeral ports specified in ${ports.toString()} are not managed by the isolator (managed: ${this.config.ports.toString()})`);
+    }
+    const clash = this.registry.clashes(ports, except);
+    if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
+  }
+
+  // ---- what create, update and teardown plan with -------------------------------------------
+
+  hostNetnsInode(): number {
+    return (this.host.netns ?? Netns.current()).inode;
+  }
+
+  shapingFor(dir: 'egress' | 'ingress', cpus: number | undefined): HtbConfig | undefined {
+    const c = this.config[dir];
+    const perCpu = this.perCpu[dir];
+    return htbConfig({ ...c, ...(perCpu !== undefined ? { perCpuBytesPerSec: perCpu } : {}) }, cpus);
+  }
+
+  /** Whether the kernel has fq_codel: probed once, in a scratch namespace, when shaping is first needed. */
+  async probeFqCodel(): Promise<boolean> {
+    if (this.fqCodel === undefined) {
+      this.fqCodel = await probeQdisc(this.store.netnsPath(`.probe-${process.pid}`), 'fq_codel', this.ctx);
+      if (!this.fqCodel) this.warnOnce('this kernel has no fq_codel: shaping uses HTB alone and bloat_reduction statistics are left out');
+    }
+    return this.fqCodel;
+  }
+
+  view(r: ContainerRecord, blocks = blocksOf(r)): ContainerView {
+    return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false };
+  }
+
+  /** The fq_codel handle unique flows use on eth0 (from --egress_flow_classifier_parent). */
+  get flowQdisc(): number {
+    return flowQdiscHandle(this.flowParent);
+  }
+  get flowParent(): number {
+    const p = this.config.egressFlowClassifierParent;
+    return p === 'root' ? TC_H_ROOT : parseTcHandle(p);
+  }
+
+  // ---- requests several operations send ----------------------------------------------------
+
+  mirrorRequests(chunk: number, without?: string, include?: string): Request[] {
+    const reqs: Request[] = [];
+    const veths = this.registry.chunkVeths(chunk, without, include);
+    for (const what of ['arp', 'icmp'] as const) {
+      const handle = u32HandleOf(MIRROR_TABLE_HTID[what], 0, 1 + chunk);
+      if (veths.length) reqs.push(tcRequest(mirrorChunk(hostView(this.host), what, chunk, veths), 'set', this.ctx));
+      else reqs.push(tcRequest({ ...mirrorChunk(hostView(this.host), what, chunk, [0]), handle }, 'delete', this.ctx));
+    }
+    return reqs;
+  }
+
+  portFilterDelete(f: { dev: HostFilterRole; handle: number; prio: number }): Request {
+    const parent = f.dev === 'egress' ? (this.hostRecord?.flows?.qdisc ?? this.flowQdisc) : 0xffff0000;
+    return tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'lo' ? this.host.lo.index : this.host.eth0.index }, parent, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx);
+  }
+
+  /** The veth pair: the peer created inside the container's namespace, both ends with the host's MAC and MTU and our interface index. */
+  vethRequest(r: { veth: string; vethIndex: number; ifname: string }, ns: Netns): Request {
+    const h = this.host;
+    return linkRequests.addVeth({
+      name: r.veth,
+      index: r.vethIndex,
+      address: h.eth0.address,
+      mtu: h.eth0.mtu,
+      peer: { name: r.ifname, index: r.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, netns: ns },
+    });
+  }
+
+  /** IPv6 off on a host veth (through the held-open /proc/sys/net/ipv6/conf). */
+  disableHostVethIpv6(veth: string): void {
+    try {
+      (this.host.netns ?? Netns.current()).run(() => {
+        this.hostIpv6Conf ??= SysctlDir.openHere(['net', 'ipv6', 'conf']);
+        this.hostIpv6Conf.write([veth, 'disable_ipv6'], '1');
+      });
+    } catch {
+      /* no IPv6 in this kernel */
+    }
+  }
+
+  // ---- inside a container's namespace ------------------------------------------------------
+
+  /** Write the container's sysctls and open a socket there, in one namespace switch. */
+  containerSession(ns: Netns, ephemeral: { begin: number; end: number } | undefined, ipv6Off: boolean): NetlinkSession {
+    let cs!: NetlinkSession;
+    const procRoot = this.containerProc.rootFor(this.registry.records.size);
+    ns.run(() => {
+      writeContainerSysctlsHere(ephemeral, procRoot, ipv6Off);
+      cs = Session.open({ typeNames: RTM_NAMES });
+    });
+    return cs;
+  }
+
+  async inContainer<T>(ns: Netns, fn: (s: NetlinkSession) => Promise<T>): Promise<T> {
+    const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
+    try {
+      return await fn(cs);
+    } finally {
+      cs.close();
+    }
+  }
+
+  /** Close what stays open (the spares' handles and background work are the caller's): IPv6 sysctls, the container /proc, the sockets. */
+  close(): void {
+    this.hostIpv6Conf?.close();
+    this.hostIpv6Conf = undefined;
+    try {
+      this.containerProc.close();
+    } catch (e) {
+      this.warnOnce(`${this.containerProc.dir}: ${(e as Error).message}`);
+    }
+    this.rtnl.close();
+    this.host.netns?.close();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Taking a container apart: all of it (destroy, and undoing a failed create), or the filters of
+ * some of its port blocks (an update).
+ */
+import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
+import { NetlinkError, Netns, removeNetns } from '../netlink/index.js';
+import { addressRequests, linkRequests } from '../rtnl/index.js';
+import { firstFailure } from './batch.js';
+import type { EngineCore } from './engine-core.js';
+import { IsolatorError } from './errors.js';
+import { dumpFilters } from './filter-dump.js';
+import type { U32Key } from './plan.js';
+import { keyDport, keySport } from './plan.js';
+import type { PortBlock } from './port-blocks.js';
+import { mirrorChunkOf, retiredName } from './records.js';
+import type { ContainerRecord } from './state.js';
+import { tcRequest } from './tc-requests.js';
+
+/** What a delete of an object that is already gone answers. */
+const GONE = ['ENOENT', 'ENODEV', 'EINVAL'];
+
+const sameKey = (a: U32Key, b: U32Key) => a.off === b.off && a.mask >>> 0 === b.mask >>> 0 && (a.val & a.mask) >>> 0 === (b.val & b.mask) >>> 0;
+
+/** Destroy a container (under the lock, state in sync); false if it does not exist. */
+export async function destroyContainer(core: EngineCore, id: string): Promise<boolean> {
+  const rec = core.registry.records.get(id);
+  if (!rec) return false;
+  rec.phase = 'destroying';
+  core.saveRecord(rec);
+  const errors = await teardown(core, rec, { wait: false });
+  core.forgetContainer(rec);
+  if (errors.length) throw new IsolatorError(`destroyed container ${id}, but: ${errors.map((e) => e.message).join(', ')}`, errors);
+  return true;
+}
+
+/**
+ * Remove a container's objects: host port filters by handle, its mirror slot, the veth (which
+ * takes the container side with it) and the namespace pin. Continues past errors, returns them.
+ * With `wait: false` the veth deletion (slow in the kernel: it waits for RCU) finishes in the
+ * background after the veth is down and every filter pointing at it is gone.
+ */
+export async function teardown(core: EngineCore, rec: ContainerRecord, opts: { wait: boolean }): Promise<Error[]> {
+  const errors: Error[] = [];
+  await removeHostFilters(core, rec, errors);
+  // Whether the container's end no longer holds its interface name (see retireContainerEnd).
+  const nameFreed = rec.ownsNetns ? false : await retireContainerEnd(core, rec, errors);
+  if (rec.ownsNetns || rec.pinned) {
+    try {
+      removeNetns(rec.netns);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  }
+  // A namespace that outlives us may get a new interface of the same name right away: wait,
+  // unless that name was freed above.
+  await deleteVeth(core, rec, opts.wait || (!rec.ownsNetns && !nameFreed), errors);
+  return errors;
+}
+
+/** One batch: the host port filters by handle, the container out of its mirror chunk, its veth down. */
+async function removeHostFilters(core: EngineCore, rec: ContainerRecord, errors: Error[]): Promise<void> {
+  const reqs: Request[] = [];
+  for (const f of rec.hostFilters) reqs.push(core.portFilterDelete(f));
+  reqs.push(...core.mirrorRequests(mirrorChunkOf(rec), rec.id));
+  reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
+  for (const r of await core.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && GONE.includes(r.error.code))) errors.push(r.error);
+}
+
+/**
+ * The namespace outlives us: take our loopback filters out of it, and free its eth0's name and
+ * address at once (down, address removed, renamed to a name of ours), so the namespace can get a
+ * new interface of that name while the veth pair is deleted in the background. Returns whether
+ * the name was freed.
+ */
+async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors: Error[]): Promise<boolean> {
+  let nameFreed = false;
+  try {
+    const ns = Netns.fromPath(rec.netns);
+    try {
+      // Never the host's own lo (a record of an older version could name the host's namespace).
+      if (ns.inode === core.hostNetnsInode()) throw new IsolatorError(`container ${rec.id}'s namespace ${rec.netns} is the host's: left as it is`);
+      await core.inContainer(ns, async (cs) => {
+        const r = await cs.batch([
+          tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', core.ctx),
+          linkRequests.set(rec.vethIndex, { up: false }),
+          addressRequests.delete({ ifindex: rec.vethIndex, address: `${core.host.ip}/${core.host.prefixlen}` }),
+          linkRequests.set(rec.vethIndex, { name: retiredName(rec) }),
+        ]);
+        const e = firstFailure(r.slice(0, 1), GONE);
+        if (e) errors.push(e);
+        nameFreed = r.slice(1).every((x) => x.ok || (x.error instanceof NetlinkError && x.error.code === 'EADDRNOTAVAIL'));
+      });
+    } finally {
+      ns.close();
+    }
+  } catch (e) {
+    if (!/ENOENT/.test((e as Error).message)) errors.push(e as Error);
+  }
+  return nameFreed;
+}
+
+/** Delete the veth pair: waiting for it, or in the background (a failure then is a warning). */
+async function deleteVeth(core: EngineCore, rec: ContainerRecord, wait: boolean, errors: Error[]): Promise<void> {
+  const del = core.session.request(linkRequests.delete(rec.vethIndex), { offload: true }).then(
+    () => undefined,
+    (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
+  );
+  if (wait) {
+    const e = await del;
+    if (e) errors.push(e as Error);
+  } else {
+    core.track(del.then((e) => e && core.warnOnce(`deleting ${rec.veth} failed: ${(e as Error).message}`)));
+  }
+}
+
+/**
+ * Remove the filters of some blocks: host port filters by handle, and the veth's and the
+ * container's per-block filters, found by their keys (their handles are the kernel's).
+ */
+export async function removeBlocks(core: EngineCore, rec: ContainerRecord, ns: Netns, blocks: PortBlock[], handles: ContainerRecord['hostFilters']): Promise<Error[]> {
+  const errors: Error[] = [];
+  const collect = (rs: BatchResult[]) => rs.forEach((r) => !r.ok && !(r.error instanceof NetlinkError && GONE.includes(r.error.code)) && errors.push(r.error));
+  collect(await core.session.batch(handles.map((f) => core.portFilterDelete(f))));
+  if (!blocks.length) return errors;
+  const wanted = (keys: U32Key[]) => blocks.some((b) => keys.some((k) => k.off === 20 && (sameKey(k, keyDport(b)) || sameKey(k, keySport(b)))));
+  const del = async (s: NetlinkSession, ifindex: number) => {
+    const found = await dumpFilters(s, ifindex, 0xffff0000);
+    collect(await s.batch(found.filter((f) => wanted(f.keys)).map((f) => f.deleteRequest)));
+  };
+  await core.inContainer(ns, async (cs) => {
+    await del(cs, 1);
+    await del(cs, rec.vethIndex);
+  }).catch((e: Error) => errors.push(e));
+  await del(core.session, rec.vethIndex).catch((e: Error) => errors.push(e));
+  return errors;
+}
