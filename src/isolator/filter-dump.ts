@@ -1,12 +1,10 @@
 /**
- * A lean dump of the u32 filters on one device's parent: handles, priorities and keys only, for
- * recovery, orphan sweeps and host checks that read thousands of filters.
+ * The u32 filters of one device's parent as recovery, orphan sweeps and host checks need them:
+ * handles, priorities and keys (Tc.listU32Keys: no typed decoding of thousands of filters), and
+ * a ready-made request to delete each.
  */
 import type { NetlinkSession, Request } from '../netlink/index.js';
-import { decodeBody, encodeBody } from '../netlink/index.js';
-import { RTM } from '../rtnl/index.js';
-import type { TcMessage } from '../tc/schemas/tca.js';
-import { tcMessage } from '../tc/schemas/tca.js';
+import { Tc, filterRequest } from '../tc/index.js';
 import type { U32Key } from './plan.js';
 
 export interface DumpedFilter {
@@ -25,23 +23,14 @@ export interface U32Dump {
 
 /** The u32 filters and hash tables on a device's parent, with the filters' keys (natural values). */
 export async function dumpU32(s: NetlinkSession, ifindex: number, parent: number): Promise<U32Dump> {
-  const msgs = await s.dump(
-    { type: RTM.GETTFILTER, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex, parent } }) },
-    { decode: (m) => decodeBody(tcMessage, m.payload) as TcMessage },
-  );
   const out: U32Dump = { filters: [], tables: new Set() };
-  for (const m of msgs) {
-    const o = m.attrs.options as { divisor?: number; sel?: { keys: Array<{ off: number; val: number; mask: number }> } } | undefined;
-    if (m.attrs.kind !== 'u32' || m.header.handle === 0) continue;
-    if (o?.divisor !== undefined) out.tables.add(m.header.handle);
-    if (!o?.sel) continue;
-    const header = { ifindex, handle: m.header.handle, parent, info: m.header.info };
-    out.filters.push({
-      handle: m.header.handle,
-      prio: m.header.info >>> 16,
-      keys: o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })),
-      deleteRequest: { type: RTM.DELTFILTER, flags: 0, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header, attrs: { kind: 'u32' } }) },
-    });
+  for (const n of await new Tc(s).listU32Keys(ifindex, parent)) {
+    if (n.divisor !== undefined) {
+      out.tables.add(n.handle);
+      continue;
+    }
+    const deleteRequest = filterRequest('delete', { kind: 'u32', ifindex, parent, priority: n.priority, protocol: n.protocol, handle: n.handle });
+    out.filters.push({ handle: n.handle, prio: n.priority, keys: n.keys, deleteRequest });
   }
   return out;
 }

@@ -6,13 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import type { NetlinkSession } from '../netlink/index.js';
-import { NetlinkSession as Session, Netns, decodeBody, encodeBody } from '../netlink/index.js';
-import { RTM, RTM_NAMES, linkRequests, toLink, linkMessage } from '../rtnl/index.js';
-import type { LinkMessage } from '../rtnl/index.js';
-import type { TcMessage } from '../tc/schemas/tca.js';
-import { tcMessage } from '../tc/schemas/tca.js';
-import type { MesosTcStats } from '../tc/stats.js';
-import { statsFromAttrs, toMesosStats } from '../tc/stats.js';
+import { NetlinkSession as Session, Netns } from '../netlink/index.js';
+import { RTM_NAMES, Rtnl } from '../rtnl/index.js';
+import { Tc } from '../tc/index.js';
+import type { TcStats } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
 import { HTB_CLASS, HTB_HANDLE, TC_H_ROOT } from './plan.js';
 import type { ContainerRecord } from './state.js';
@@ -24,20 +21,39 @@ export interface MesosStatistics {
   statistics: Record<string, unknown> & { timestamp: number };
 }
 
+/** One `net_traffic_control_statistics` element without its id (Mesos' field names). */
+export interface MesosTcStats {
+  backlog: number;
+  bytes: number;
+  drops: number;
+  overlimits: number;
+  packets: number;
+  qlen: number;
+  ratebps: number;
+  ratepps: number;
+  requeues: number;
+}
+
+/** The Mesos view of tc statistics (libnl's backlog, bytes, drops, … rate_bps → ratebps). */
+export function toMesosStats(s: TcStats): MesosTcStats {
+  return {
+    backlog: s.backlogBytes,
+    bytes: Number(s.bytes),
+    drops: s.drops,
+    overlimits: s.overlimits,
+    packets: Number(s.packets),
+    qlen: s.qlen,
+    ratebps: Number(s.rateBytesPerSec),
+    ratepps: Number(s.ratePacketsPerSec),
+    requeues: s.requeues,
+  };
+}
+
 export type TcStatisticsEntry = { id: string } & MesosTcStats;
 
 /** Qdiscs of one device: kind, handle, parent and Mesos-view statistics. */
 async function qdiscStats(s: NetlinkSession, ifindex: number): Promise<Array<{ kind: string; handle: number; parent: number; stats: MesosTcStats | undefined }>> {
-  const msgs = await s.dump(
-    { type: RTM.GETQDISC, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex } }) },
-    { decode: (m) => decodeBody(tcMessage, m.payload) as TcMessage },
-  );
-  return msgs
-    .filter((m) => m.header.ifindex === ifindex)
-    .map((m) => {
-      const st = statsFromAttrs(m.attrs.stats2 as never);
-      return { kind: String(m.attrs.kind), handle: m.header.handle, parent: m.header.parent, stats: st ? toMesosStats(st) : undefined };
-    });
+  return (await new Tc(s).listQdiscs(ifindex)).map((q) => ({ kind: q.kind, handle: q.handle, parent: q.parent, stats: q.stats ? toMesosStats(q.stats) : undefined }));
 }
 
 /** The bw_limit / bloat_reduction pair of one shaped device (Mesos §5.5). */
@@ -84,8 +100,7 @@ export interface StatisticsContext {
 
 export async function containerStatistics(r: ContainerRecord, ctx: StatisticsContext): Promise<MesosStatistics> {
   const st: Record<string, unknown> = { timestamp: Date.now() / 1000 };
-  const link = await ctx.host.request(linkRequests.get(r.vethIndex), { decode: (m) => toLink(decodeBody(linkMessage, m.payload) as LinkMessage) });
-  const s = link.replies[0]?.stats;
+  const s = (await new Rtnl(ctx.host, undefined).links.find(r.vethIndex))?.stats;
   if (s) {
     // Swapped: the host end receives what the container sends.
     Object.assign(st, {

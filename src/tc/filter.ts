@@ -242,6 +242,31 @@ export function filterDumpRequest(ifindex: number, parent: TcHandleInput, chain?
   return { type: RTM.GETTFILTER, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header: { ifindex, parent: parseTcHandle(parent) }, attrs }) };
 }
 
+/**
+ * A u32 node as the kernel lists it, without typed decoding of its matches and actions: for scans
+ * of thousands of filters (handles and keys only).
+ */
+export interface U32NodeKeys {
+  handle: number;
+  priority: number;
+  /** The ethertype (host order). */
+  protocol: number;
+  /** The selector's keys as the kernel holds them: 32-bit words at `off` from the network header. */
+  keys: Array<{ off: number; val: number; mask: number }>;
+  /** A hash table: its bucket count (it has no keys). */
+  divisor?: number;
+}
+
+/** The handle, priority, protocol and keys of a dumped u32 node; undefined for other kinds and the kernel's per-priority placeholders. */
+export function parseU32Keys(m: TcMessage): U32NodeKeys | undefined {
+  if (m.attrs.kind !== 'u32' || m.header.handle === 0) return undefined;
+  const o = m.attrs.options as { divisor?: number; sel?: { keys: Array<{ off: number; val: number; mask: number }> } } | undefined;
+  const info = m.header.info;
+  const out: U32NodeKeys = { handle: m.header.handle, priority: info >>> 16, protocol: htons(info & 0xffff), keys: o?.sel ? o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })) : [] };
+  if (o?.divisor !== undefined) out.divisor = o.divisor;
+  return out;
+}
+
 /** Decode a dumped filter; u32 filters come back with typed matches and actions. */
 export function parseFilter(m: TcMessage): Filter {
   const info = m.header.info;

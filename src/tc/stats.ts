@@ -1,6 +1,6 @@
 /**
  * Statistics of qdiscs, classes and actions: TCA_STATS2 (basic, queue, rate estimator, hardware,
- * 64-bit packets) folded into one object, and the Mesos view with libnl's names.
+ * 64-bit packets) folded into one object.
  */
 import type { TcaStats2 } from './schemas/stats.js';
 
@@ -37,32 +37,4 @@ export function statsFromAttrs(s: TcaStats2 | undefined): TcStats | undefined {
   };
   if (s.basicHw) out.hw = { bytes: s.basicHw.bytes, packets: BigInt(s.basicHw.packets) };
   return out;
-}
-
-/** One `net_traffic_control_statistics` element without its id (Mesos' field names). */
-export interface MesosTcStats {
-  backlog: number;
-  bytes: number;
-  drops: number;
-  overlimits: number;
-  packets: number;
-  qlen: number;
-  ratebps: number;
-  ratepps: number;
-  requeues: number;
-}
-
-/** The Mesos view of tc statistics (libnl's backlog, bytes, drops, … rate_bps → ratebps). */
-export function toMesosStats(s: TcStats): MesosTcStats {
-  return {
-    backlog: s.backlogBytes,
-    bytes: Number(s.bytes),
-    drops: s.drops,
-    overlimits: s.overlimits,
-    packets: Number(s.packets),
-    qlen: s.qlen,
-    ratebps: Number(s.rateBytesPerSec),
-    ratepps: Number(s.ratePacketsPerSec),
-    requeues: s.requeues,
-  };
 }

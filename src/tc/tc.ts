@@ -10,8 +10,8 @@ import type { Action, ActionRef, StandaloneActionSpec } from './action.js';
 import { classDumpRequest, classRequest, parseClass } from './class.js';
 import type { ClassRef, HtbClass, HtbClassSpec } from './class.js';
 import { TcInputError } from './errors.js';
-import { filterDumpRequest, filterGetRequest, filterRequest, isU32, parseFilter } from './filter.js';
-import type { Filter, FilterRef, U32Filter, U32FilterSpec } from './filter.js';
+import { filterDumpRequest, filterGetRequest, filterRequest, isU32, parseFilter, parseU32Keys } from './filter.js';
+import type { Filter, FilterRef, U32Filter, U32FilterSpec, U32NodeKeys } from './filter.js';
 import { parseTcHandle, parseU32Handle } from './handle.js';
 import type { TcHandleInput, U32HandleInput } from './handle.js';
 import { parseQdisc, qdiscDumpRequest, qdiscRequest } from './qdisc.js';
@@ -197,6 +197,15 @@ export class Tc {
   /** u32 filter nodes only (no hash tables, no placeholders). */
   async listU32Nodes(ifindex: number, parent: TcHandleInput, options: ListFilterOptions = {}): Promise<U32Filter[]> {
     return (await this.listFilters(ifindex, parent, options)).filter((f): f is U32Filter => isU32(f) && f.divisor === undefined && (f.handle & 0xfff) !== 0);
+  }
+
+  /**
+   * The u32 nodes and hash tables on one parent of a device with their raw keys, not decoded into
+   * typed matches and actions: the fast listing for scans of thousands of filters.
+   */
+  async listU32Keys(ifindex: number, parent: TcHandleInput): Promise<U32NodeKeys[]> {
+    const all = await this.session.dump(filterDumpRequest(ifindex, parent), { decode: (m) => parseU32Keys(decodeBody(tcMessage, m.payload)) });
+    return all.filter((n): n is U32NodeKeys => n !== undefined);
   }
 
   /** One filter node by handle (RTM_GETTFILTER); undefined when it does not exist. */

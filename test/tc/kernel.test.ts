@@ -19,12 +19,12 @@ import {
   packMatches,
   parseU32Handle,
   protocolName,
-  toMesosStats,
   u32Bucket,
   u32HandleParts,
   type U32Filter,
   type U32FilterSpec,
 } from '../../src/tc/index.js';
+import { toMesosStats } from '../../src/isolator/statistics.js';
 import { ip, ipJson } from '../helpers/lab.js';
 import { tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
 import { Lab, eventually, sweepStaleLabs } from '../../src/lab/index.js';
@@ -388,6 +388,12 @@ describe('u32 hash tables and standalone actions', () => {
     const nodes = all.filter((f): f is U32Filter => isU32(f) && f.handle >>> 20 === 3 && (f.handle & 0xfff) !== 0);
     expect(nodes.map((f) => u32HandleParts(f.handle).hash).sort()).toEqual(ports.map((p) => (p >> 8) & 0xff).sort());
     for (const f of nodes) expect(f.ht).toBe((f.handle & 0xfffff000) >>> 0);
+    // The lean listing sees the same nodes: handles, priority, protocol; the table's divisor; keys as packed.
+    const lean = (await tc.listU32Keys(dev.eth0, 'ffff:')).filter((n) => n.priority === P);
+    expect(lean.map((n) => n.handle).sort()).toEqual(all.filter((f) => f.handle !== 0).map((f) => f.handle).sort());
+    for (const n of lean) expect(n.protocol).toBe(0x0800);
+    expect(lean.find((n) => n.handle === parseU32Handle('3:'))).toMatchObject({ divisor: 256, keys: [] });
+    for (const f of nodes) expect(lean.find((n) => n.handle === f.handle)!.keys).toEqual(packMatches(f.matches).map((k) => ({ off: k.off, val: k.val, mask: k.mask })));
     const text = tcRun(ns, 'filter', 'show', 'dev', 'eth0', 'parent', 'ffff:', 'prio', String(P));
     expect(text).toContain('fh 3: ht divisor 256');
     expect(text).toContain('link 3:');

@@ -25,13 +25,13 @@ import {
   statsFromAttrs,
   tcHandle,
   tcMessage,
-  toMesosStats,
   u32Bucket,
   u32Handle,
   xmitsizeBytes,
   xmittimeTicks,
   type U32Attrs,
 } from '../../src/tc/index.js';
+import { toMesosStats } from '../../src/isolator/statistics.js';
 import { fromJsonValue, loadGolden } from '../helpers/golden.js';
 import { rng } from '../helpers/rng.js';
 
