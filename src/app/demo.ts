@@ -52,7 +52,8 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
   let passed = 0;
   let failed = 0;
   const check = (ok: boolean, what: string) => {
-    ok ? passed++ : failed++;
+    if (ok) passed++;
+    else failed++;
     console.log(`  ${ok ? '✓' : '✗'} ${what}`);
   };
   const step = (what: string) => console.log(`\n${what}`);

@@ -7,7 +7,7 @@ import type { Request } from '../netlink/index.js';
 import { RTM } from '../rtnl/constants.js';
 import { TCA_MIRRED_EACTION, TC_ACT } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
-import { actionMessage, tcMirred } from './schemas/action.js';
+import { actionMessage } from './schemas/action.js';
 import type { MirredOptions, TcMirred, TcaActEntry } from './schemas/action.js';
 import { statsFromAttrs } from './stats.js';
 import type { TcStats } from './stats.js';

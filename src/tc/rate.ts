@@ -28,8 +28,8 @@ export function parsePsched(text: string): Psched {
   if (words.length < 3 || words.slice(0, 3).some((w) => !Number.isFinite(w) || w <= 0)) {
     throw new Error(`cannot parse /proc/net/psched: ${JSON.stringify(text)}`);
   }
-  let [t2us, us2t, clockRes] = words as [number, number, number, number?];
-  if (clockRes === 1_000_000_000) t2us = us2t; // iproute2's compatibility hack for ns clocks
+  const [t2usRaw, us2t, clockRes] = words as [number, number, number, number?];
+  const t2us = clockRes === 1_000_000_000 ? us2t : t2usRaw; // iproute2's compatibility hack for ns clocks
   const clockFactor = clockRes / TIME_UNITS_PER_SEC;
   const hzField = words[3];
   const hz = words[2] === 1_000_000 && hzField ? hzField : 100;
