@@ -13,12 +13,12 @@
  * flag (the class is meaningless under an ingress qdisc).
  */
 import { EphemeralPortsAllocator } from '../src/isolator/allocator.js';
-import type { ContainerView, DevRef, HostView, NodeUse, PlannedAction, TcPlan } from '../src/isolator/plan.js';
-import { MIRRORS_PER_FILTER, containerFilters, hostPortFilters, htOf, mirrorChunk, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
-import type { PortBlock } from '../src/isolator/port-blocks.js';
-import { portBlocks } from '../src/isolator/port-blocks.js';
+import type { ContainerView, HostView, TcObject } from '../src/isolator/plan.js';
+import { MIRRORS_PER_FILTER, containerFilters, hostNodes, hostPortFilters, mirrorChunk, mirrorChunkRef, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
+import { portSetBlocks } from '../src/isolator/port-blocks.js';
 import { PortSet } from '../src/isolator/port-set.js';
-import { formatTcHandle, formatU32Handle } from '../src/tc/index.js';
+import { TC_ACT, formatTcHandle, formatU32Handle, packMatches, parseTcHandle, parseU32Handle } from '../src/tc/index.js';
+import type { ActionSpec, PortBlock, U32FilterSpec } from '../src/tc/index.js';
 
 export interface ShellHostFacts {
   /** Lab namespace of the host. */
@@ -47,29 +47,34 @@ const hex = (v: number) => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
 /** A table (and bucket) as tc reads it: '100:' or '100:4e:'. */
 const table = (h: number) => `${(h >>> 20).toString(16)}:${(h >>> 12) & 0xff ? ((h >>> 12) & 0xff).toString(16) : ''}${(h >>> 12) & 0xff ? ':' : ''}`;
 
-function actionText(a: PlannedAction, dev: (d: DevRef) => string): string {
-  if (a.kind === 'redirect') return `action mirred egress redirect dev ${dev(a.to)}`;
-  return `action mirred egress mirror dev ${dev(a.to)} ${a.continue ? 'continue' : 'pipe'}`;
+function actionText(a: ActionSpec, dev: (ifindex: number) => string): string {
+  if ('bindIndex' in a) throw new Error('shell baseline: no bound actions in the benchmark topology');
+  if (a.action === 'redirect') return `action mirred egress redirect dev ${dev(a.ifindex)}`;
+  return `action mirred egress mirror dev ${dev(a.ifindex)} ${a.verdict === TC_ACT.UNSPEC ? 'continue' : 'pipe'}`;
 }
 
-/** `tc` arguments (after `tc -n NS`) for one planned object. */
-export function tcArgs(p: TcPlan, verb: 'add' | 'replace' | 'del', dev: (d: DevRef) => string): string {
-  if (p.type === 'qdisc') {
-    if (p.kind !== 'ingress') throw new Error(`shell baseline: no ${p.kind} shaping in the benchmark topology`);
-    return `qdisc ${verb} dev ${dev(p.dev)} ingress`;
+const filter = (spec: U32FilterSpec): TcObject => ({ type: 'filter', spec });
+
+/** `tc` arguments (after `tc -n NS`) for one planned object (its u32 keys packed by src/tc, as the engine sends them). */
+export function tcArgs(o: TcObject, verb: 'add' | 'replace' | 'del', dev: (ifindex: number) => string): string {
+  if (o.type === 'qdisc') {
+    if (o.spec.kind !== 'ingress') throw new Error(`shell baseline: no ${o.spec.kind} shaping in the benchmark topology`);
+    return `qdisc ${verb} dev ${dev(o.spec.ifindex)} ingress`;
   }
-  if (p.type !== 'u32') throw new Error('shell baseline: HTB classes are not part of the benchmark topology');
-  const head = `filter ${verb} dev ${dev(p.dev)} parent ${formatTcHandle(p.parent)} prio ${p.prio} protocol ${p.protocol}`;
-  const handle = p.handle === undefined ? '' : p.divisor !== undefined ? ` handle ${table(p.handle)}` : ` handle ${formatU32Handle(p.handle)}`;
+  if (o.type !== 'filter') throw new Error('shell baseline: HTB classes are not part of the benchmark topology');
+  const p = o.spec;
+  const head = `filter ${verb} dev ${dev(p.ifindex)} parent ${formatTcHandle(parseTcHandle(p.parent))} prio ${p.priority} protocol ${p.protocol}`;
+  const h = p.handle === undefined ? undefined : parseU32Handle(p.handle);
+  const handle = h === undefined ? '' : p.divisor !== undefined ? ` handle ${table(h)}` : ` handle ${formatU32Handle(h)}`;
   if (verb === 'del') return `${head}${handle} u32`;
   if (p.divisor !== undefined) return `${head}${handle} u32 divisor ${p.divisor}`;
   const parts = [`${head}${handle} u32`];
-  if (p.handle !== undefined && p.handle >>> 20 < 0x800) parts.push(`ht ${table(p.handle)}`);
-  if (p.link !== undefined) parts.push(`link ${table(p.link)}${p.hashMask !== undefined ? ` hashkey mask ${hex(p.hashMask)} at ${p.hashOff ?? 0}` : ''}`);
-  for (const k of p.keys) parts.push(`match u32 ${hex(k.val & k.mask)} ${hex(k.mask)} at ${k.off}`);
-  if (p.classid !== undefined) parts.push(`classid ${formatTcHandle(p.classid)}`);
-  else if (p.terminal && !p.actions.length) parts.push('classid 1:1');
-  for (const a of p.actions) parts.push(actionText(a, dev));
+  if (p.ht !== undefined) parts.push(`ht ${table(parseU32Handle(p.ht))}`);
+  if (p.link !== undefined) parts.push(`link ${table(parseU32Handle(p.link))}${p.hashkey ? ` hashkey mask ${hex(p.hashkey.mask)} at ${p.hashkey.at}` : ''}`);
+  for (const k of packMatches(p.matches ?? [])) parts.push(`match u32 ${hex(k.val)} ${hex(k.mask)} at ${k.off}`);
+  if (p.classid !== undefined) parts.push(`classid ${formatTcHandle(parseTcHandle(p.classid))}`);
+  else if (p.terminal && !p.actions?.length) parts.push('classid 1:1');
+  for (const a of p.actions ?? []) parts.push(actionText(a, dev));
   return parts.join(' ');
 }
 
@@ -80,7 +85,7 @@ export function tcArgs(p: TcPlan, verb: 'add' | 'replace' | 'del', dev: (d: DevR
 export class ShellIsolator {
   private readonly allocator: EphemeralPortsAllocator;
   /** Port-table nodes in use per host device role (the planner's bookkeeping type). */
-  private readonly nodes = { eth0: new Map(), lo: new Map(), egress: new Map() } as Record<string, NodeUse> as Parameters<typeof hostPortFilters>[3];
+  private readonly nodes = hostNodes();
   private readonly containers = new Map<string, ShellContainer>();
   private readonly view: HostView;
   private nextSeq: number;
@@ -96,14 +101,14 @@ export class ShellIsolator {
     this.nextSeq = firstSeq;
   }
 
-  private hostDev = (d: DevRef): string => {
-    if (d.index === this.host.eth0.index) return this.host.eth0.name;
-    if (d.index === this.host.lo.index) return this.host.lo.name;
-    for (const c of this.containers.values()) if (c.vethIndex === d.index) return c.veth;
-    throw new Error(`shell baseline: unknown host device ${d.index}`);
+  private hostDev = (ifindex: number): string => {
+    if (ifindex === this.host.eth0.index) return this.host.eth0.name;
+    if (ifindex === this.host.lo.index) return this.host.lo.name;
+    for (const c of this.containers.values()) if (c.vethIndex === ifindex) return c.veth;
+    throw new Error(`shell baseline: unknown host device ${ifindex}`);
   };
 
-  private tc(ns: string, p: TcPlan, verb: 'add' | 'replace' | 'del', dev: (d: DevRef) => string): string {
+  private tc(ns: string, p: TcObject, verb: 'add' | 'replace' | 'del', dev: (ifindex: number) => string): string {
     return `tc -n ${ns} ${tcArgs(p, verb, dev)}`;
   }
 
@@ -119,7 +124,7 @@ export class ShellIsolator {
         `net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.${h.lo.name}.send_redirects=0 net.ipv4.conf.${h.lo.name}.accept_local=1`,
     ];
     const shared = [...portTablePlan(this.view, 'eth0'), ...portTablePlan(this.view, 'lo'), ...mirrorTablePlan(this.view, 'arp'), ...mirrorTablePlan(this.view, 'icmp')];
-    for (const p of shared) lines.push(this.tc(ns, p, 'add', this.hostDev));
+    for (const p of shared) lines.push(this.tc(ns, filter(p), 'add', this.hostDev));
     return lines;
   }
 
@@ -129,7 +134,7 @@ export class ShellIsolator {
       .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
       .map((c) => c.vethIndex);
     return (['arp', 'icmp'] as const).map((what) =>
-      veths.length ? this.tc(this.host.ns, mirrorChunk(this.view, what, chunk, veths), 'replace', this.hostDev) : this.tc(this.host.ns, { ...mirrorChunk(this.view, what, chunk, [0]) }, 'del', this.hostDev),
+      veths.length ? this.tc(this.host.ns, filter(mirrorChunk(this.view, what, chunk, veths)), 'replace', this.hostDev) : this.tc(this.host.ns, filter(mirrorChunkRef(this.view, what, chunk)), 'del', this.hostDev),
     );
   }
 
@@ -159,13 +164,13 @@ export class ShellIsolator {
     const mirrorSlot = opts.fixed?.mirrorSlot ?? slot;
     const vethIndex = 1_000_000 + seq;
     const veth = `pmi${seq}`;
-    const blocks = [...portBlocks(PortSet.ofRanges([[ephemeral.begin, ephemeral.end]])), ...portBlocks(ports)];
-    const view: ContainerView = { veth: vethIndex, cEth0: vethIndex, cLo: 1, blocks, fqCodel: false };
+    const blocks = [...portSetBlocks(PortSet.ofRanges([[ephemeral.begin, ephemeral.end]])), ...portSetBlocks(ports)];
+    const view: ContainerView = { veth: vethIndex, cEth0: vethIndex, cLo: 1, blocks, fqCodel: false, mtu: h.eth0.mtu };
     const hostFilters = hostPortFilters(this.view, view, blocks, this.nodes);
     const c: ShellContainer = { id, ns: opts.ns, veth, vethIndex, ephemeral, blocks, hostFilters, mirrorSlot };
     this.containers.set(id, c);
     const ifname = opts.ifname ?? h.eth0.name;
-    const cdev = (d: DevRef) => (d.index === 1 ? 'lo' : ifname);
+    const cdev = (ifindex: number) => (ifindex === 1 ? 'lo' : ifname);
     const H = h.ns;
     const C = opts.ns;
     const script: string[] = [];
@@ -175,7 +180,7 @@ export class ShellIsolator {
         `peer name ${ifname} index ${vethIndex} address ${h.eth0.address} mtu ${h.eth0.mtu} netns ${C}`,
     );
     for (const p of vethFilters(this.view, view)) script.push(this.tc(H, p, 'add', this.hostDev));
-    for (const p of hostFilters) script.push(this.tc(H, p, 'add', this.hostDev));
+    for (const f of hostFilters) script.push(this.tc(H, filter(f.spec), 'add', this.hostDev));
     script.push(...this.mirrorLines(Math.floor(mirrorSlot / MIRRORS_PER_FILTER)));
     script.push(`ip -n ${H} link set ${veth} up`);
     script.push(`ip netns exec ${H} sysctl -qw net.ipv6.conf.${veth}.disable_ipv6=1`);
@@ -198,9 +203,9 @@ export class ShellIsolator {
     const c = this.containers.get(id);
     if (!c) throw new Error(`shell baseline: unknown container ${id}`);
     const H = this.host.ns;
-    const script = c.hostFilters.map((p) => this.tc(H, p, 'del', this.hostDev));
+    const script = c.hostFilters.map((f) => this.tc(H, filter(f.spec), 'del', this.hostDev));
     this.containers.delete(id);
-    for (const f of c.hostFilters) (this.nodes as Record<string, NodeUse>)[f.devRole]?.get(htOf(f.handle!))?.delete(f.handle! & 0xfff);
+    for (const f of c.hostFilters) this.nodes[f.role].release({ ht: f.spec.handle }, f.spec.handle);
     this.allocator.release(c.ephemeral.begin, c.ephemeral.end);
     script.push(...this.mirrorLines(Math.floor(c.mirrorSlot / MIRRORS_PER_FILTER)));
     script.push(`ip -n ${H} link del ${c.veth}`);

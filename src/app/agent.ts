@@ -12,13 +12,12 @@ import { type AddressInfo, connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Isolator } from '../isolator/engine.js';
-import { UnknownContainerError } from '../isolator/engine.js';
-import { ConfigError, IsolatorError } from '../isolator/errors.js';
+import { ConfigError, IsolatorError, UnknownContainerError } from '../isolator/errors.js';
 import type { Logger } from './log.js';
 import { MetricsWriter, OperationMetrics } from './metrics.js';
 import { Authenticator } from './http-auth.js';
 import type { HttpCredential } from './http-auth.js';
-import { HttpError, onlyFields, pidProblem, readJson, requestPath, shown, statusOf } from './http-request.js';
+import { HttpError, fieldOf, onlyFields, pidProblem, readJson, requestPath, shown, statusOf } from './http-request.js';
 
 const REALM = 'portmap-isolator';
 /** The agent's socket, in the work_dir. */
@@ -319,7 +318,7 @@ export class Agent {
     } catch (e) {
       const status = statusOf(e);
       if (status >= 500) this.opts.log.error('request failed', { url: req.url, error: (e as Error)?.message ?? String(e) });
-      const field = e instanceof HttpError ? e.field : e instanceof ConfigError ? e.flag : undefined;
+      const field = fieldOf(e);
       const headers = e instanceof HttpError ? e.headers : {};
       if (!res.headersSent) send(status, { error: (e as Error)?.message ?? String(e), ...(field !== undefined ? { field } : {}) }, 'application/json', headers);
       else res.destroy();

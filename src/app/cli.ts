@@ -22,8 +22,8 @@ import { ISOLATOR_FLAG_NAMES, parseConfig } from '../isolator/config.js';
 import { runDemo } from './demo.js';
 import { doctor } from './doctor.js';
 import type { ContainerInfo } from '../isolator/engine.js';
-import { Isolator, UnknownContainerError } from '../isolator/engine.js';
-import { ConfigError, IsolatorError } from '../isolator/errors.js';
+import { Isolator } from '../isolator/engine.js';
+import { ConfigError, IsolatorError, PortmapError, UnknownContainerError, errorReport } from '../isolator/errors.js';
 import type { LogFormat } from './log.js';
 import { createLogger } from './log.js';
 import type { MesosStatistics } from '../isolator/statistics.js';
@@ -314,16 +314,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   } catch (e) {
-    if (e instanceof AgentError) {
-      process.stderr.write(`portmap-isolator: ${e.message}\n`);
-      return e.exitCode;
-    }
-    if (e instanceof ConfigError) {
-      process.stderr.write(`portmap-isolator: ${e.message}\n`);
-      return 2;
-    }
+    // By type: the isolator's errors carry their exit status (2 configuration, 1 runtime), the rest are runtime failures.
     process.stderr.write(`portmap-isolator: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    return e instanceof AgentError ? e.exitCode : errorReport(e).exitCode;
   } finally {
     await (iso as Isolator | undefined)?.close();
   }
@@ -469,7 +462,7 @@ async function runAgent(args: ParsedArgs, open: () => Promise<Isolator>, log: Re
   try {
     addr = await agent.start();
   } catch (e) {
-    if (e instanceof IsolatorError || e instanceof ConfigError) throw e;
+    if (e instanceof PortmapError) throw e;
     throw new IsolatorError(`cannot listen on ${l.tcp?.listen ?? socket}: ${(e as Error).message}`);
   }
   const tcp = addr.tcp ? `${addr.tcp.family === 'IPv6' ? `[${addr.tcp.address}]` : addr.tcp.address}:${addr.tcp.port}` : undefined;

@@ -8,9 +8,8 @@ import { RTM_NAMES } from '../rtnl/index.js';
 import { systemPsched } from '../tc/rate.js';
 import type { IsolatorOptions } from '../isolator/engine.js';
 import { Isolator } from '../isolator/engine.js';
-import type { TcPlan } from '../isolator/plan.js';
-import { INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT } from '../isolator/plan.js';
-import { tcRequest } from '../isolator/tc-requests.js';
+import type { TcObject } from '../isolator/plan.js';
+import { HTB_CLASS, INGRESS_HANDLE, shapingPlan, tcObjectRequest } from '../isolator/plan.js';
 
 export interface Check {
   name: string;
@@ -21,15 +20,16 @@ export interface Check {
 
 /** Try each tc object in a fresh namespace; report which the kernel accepts. */
 async function probeKernel(scratch: string): Promise<Record<string, string | true>> {
-  const ctx = { psched: systemPsched(), mtu: 1500 };
-  const lo = { ns: 'container' as const, index: 1 };
-  const probes: Array<[string, TcPlan[]]> = [
-    ['ingress', [{ type: 'qdisc', dev: lo, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }]],
-    ['u32', [{ type: 'u32', dev: lo, parent: INGRESS_HANDLE, prio: 770, protocol: 'ip', keys: [{ off: 20, val: 80, mask: 0xffff }], terminal: true, actions: [] }]],
-    ['u32 hash tables', [{ type: 'u32', dev: lo, parent: INGRESS_HANDLE, prio: 771, protocol: 'ip', handle: 0x10000000, keys: [], terminal: false, actions: [], divisor: 256 }]],
-    ['mirred', [{ type: 'u32', dev: lo, parent: INGRESS_HANDLE, prio: 772, protocol: 'ip', keys: [{ off: 20, val: 81, mask: 0xffff }], terminal: true, actions: [{ kind: 'redirect', to: lo }] }]],
-    ['htb', [{ type: 'qdisc', dev: lo, kind: 'htb', parent: TC_H_ROOT, handle: 0x10000, defcls: 1 }, { type: 'htb-class', dev: lo, parent: 0x10000, classid: 0x10001, config: { rateBytesPerSec: 125000 } }]],
-    ['fq_codel', [{ type: 'qdisc', dev: lo, kind: 'fq_codel', parent: 0x10001, handle: 0 }]],
+  const ctx = { psched: systemPsched() };
+  const lo = 1;
+  const u32 = { kind: 'u32', ifindex: lo, parent: INGRESS_HANDLE, protocol: 'ip' } as const;
+  const probes: Array<[string, TcObject[]]> = [
+    ['ingress', [{ type: 'qdisc', spec: { kind: 'ingress', ifindex: lo } }]],
+    ['u32', [{ type: 'filter', spec: { ...u32, priority: 770, matches: [{ type: 'dstPort', port: 80 }], terminal: true } }]],
+    ['u32 hash tables', [{ type: 'filter', spec: { ...u32, priority: 771, handle: 0x10000000, divisor: 256 } }]],
+    ['mirred', [{ type: 'filter', spec: { ...u32, priority: 772, matches: [{ type: 'dstPort', port: 81 }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: lo }] } }]],
+    ['htb', shapingPlan(lo, { rateBytesPerSec: 125000 }, false, 1500)],
+    ['fq_codel', [{ type: 'qdisc', spec: { kind: 'fq_codel', ifindex: lo, parent: HTB_CLASS } }]],
   ];
   const out: Record<string, string | true> = {};
   removeNetns(scratch);
@@ -39,7 +39,7 @@ async function probeKernel(scratch: string): Promise<Record<string, string | tru
     try {
       for (const [name, plans] of probes) {
         try {
-          for (const p of plans) await s.request(tcRequest(p, 'add', ctx));
+          for (const o of plans) await s.request(tcObjectRequest(o, 'add', ctx));
           out[name] = true;
         } catch (e) {
           out[name] = e instanceof NetlinkError ? (e.extack?.message ?? e.code) : (e as Error).message;

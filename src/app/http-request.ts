@@ -5,9 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { UnknownContainerError } from '../isolator/engine.js';
-import { ConfigError, IsolatorError } from '../isolator/errors.js';
-import { LockTimeoutError } from '../isolator/state.js';
+import { errorReport } from '../isolator/errors.js';
 
 const MAX_BODY_BYTES = 64 << 10;
 /**
@@ -122,18 +120,16 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
   }
 }
 
-/** Map engine errors to HTTP statuses. */
+/** The HTTP status of an error, by its type (the isolator's errors carry theirs; anything else is a 500). */
 export function statusOf(e: unknown): number {
   if (e instanceof HttpError) return e.status;
-  if (e instanceof UnknownContainerError) return 404;
-  if (e instanceof LockTimeoutError) return 503;
-  if (e instanceof ConfigError) return 400;
-  if (e instanceof IsolatorError) {
-    if (/already (exists|held)|Failed to allocate/.test(e.message)) return 409;
-    if (/^invalid |not managed/.test(e.message)) return 400;
-    return 500;
-  }
-  return 500;
+  return errorReport(e).httpStatus;
+}
+
+/** The body field or flag an error names (400s), by its type. */
+export function fieldOf(e: unknown): string | undefined {
+  if (e instanceof HttpError) return e.field;
+  return errorReport(e).field;
 }
 
 /** The path of a request target (origin or absolute form), without query or fragment. */

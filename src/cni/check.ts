@@ -10,10 +10,9 @@ import { Rtnl } from '../rtnl/index.js';
 import { dumpFilters } from '../isolator/engine.js';
 import type { HostFacts } from '../isolator/host.js';
 import { parseLocalPortRange } from '../isolator/host.js';
+import { INGRESS_HANDLE } from '../isolator/plan.js';
 import type { ContainerRecord } from '../isolator/state.js';
 import type { CniResult } from './result.js';
-
-const INGRESS_PARENT = 0xffff0000;
 
 function sameNamespace(a: string, b: string): boolean {
   try {
@@ -61,7 +60,7 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
       const wanted = rec.hostFilters.filter((f) => f.dev === dev);
       if (!wanted.length) continue;
       const ifindex = dev === 'eth0' ? host.eth0.index : host.lo.index;
-      const present = new Set((await dumpFilters(hostRtnl.session, ifindex, INGRESS_PARENT)).map((f) => f.handle));
+      const present = new Set((await dumpFilters(hostRtnl.session, ifindex, INGRESS_HANDLE)).map((f) => f.handle));
       const missing = wanted.filter((f) => !present.has(f.handle));
       if (missing.length) {
         const name = dev === 'eth0' ? host.eth0.name : host.lo.name;

@@ -2,10 +2,8 @@
  * CNI error results (spec 1.0.0 §5 "Error"): `{cniVersion, code, msg, details}` on stdout and a
  * non-zero exit. Codes 1–11 are the spec's; 100+ are this plugin's own.
  */
-import { ConfigError, IsolatorError } from '../isolator/errors.js';
-import { UnknownContainerError } from '../isolator/engine.js';
-import { LockTimeoutError } from '../isolator/state.js';
-import { RefusedNamespaceError } from '../isolator/target-netns.js';
+import type { ErrorKind } from '../isolator/errors.js';
+import { ConfigError, IsolatorError, PortmapError, errorReport } from '../isolator/errors.js';
 
 export const CNI_ERR = Object.freeze({
   /** Incompatible CNI version. */
@@ -24,7 +22,7 @@ export const CNI_ERR = Object.freeze({
   INVALID_NETWORK_CONFIG: 7,
   /** Try again later: the work_dir is locked by another portmap-isolator process. */
   TRY_AGAIN_LATER: 11,
-  /** Plugin: the ports asked for are held by another container, or no ephemeral block is free. */
+  /** Plugin: the ports asked for are held by another container, or no ephemeral block (or egress flow) is free. */
   PORTS_UNAVAILABLE: 100,
   /** Plugin: CHECK found the container's kernel objects missing or wrong. */
   CHECK_FAILED: 101,
@@ -57,26 +55,44 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ').trim();
 }
 
-/** Any failure as a CniError with the most specific code. */
+/**
+ * The CNI code of each kind of isolator error (errors.ts): a Record, so that a new kind cannot
+ * go without one.
+ */
+export const CNI_CODE_OF_KIND: Readonly<Record<ErrorKind, CniErrorCode>> = Object.freeze({
+  config: CNI_ERR.INVALID_NETWORK_CONFIG,
+  refused_namespace: CNI_ERR.INVALID_ENVIRONMENT,
+  invalid_ports: CNI_ERR.INVALID_NETWORK_CONFIG,
+  invalid_container_id: CNI_ERR.INVALID_ENVIRONMENT,
+  ports_not_managed: CNI_ERR.INVALID_NETWORK_CONFIG,
+  ports_held: CNI_ERR.PORTS_UNAVAILABLE,
+  ephemeral_exhausted: CNI_ERR.PORTS_UNAVAILABLE,
+  flows_exhausted: CNI_ERR.PORTS_UNAVAILABLE,
+  container_exists: CNI_ERR.ALREADY_EXISTS,
+  interface_exists: CNI_ERR.ALREADY_EXISTS,
+  unknown_container: CNI_ERR.UNKNOWN_CONTAINER,
+  lock_timeout: CNI_ERR.TRY_AGAIN_LATER,
+  failed: CNI_ERR.INTERNAL,
+});
+
+/** Any failure as a CniError with the most specific code: by type (the error's kind), never by message. */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  if (e instanceof RefusedNamespaceError) {
-    return new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS: ${oneLine(e.message).replace(`--${e.flag}: `, '')}`, 'the runtime must give each container a network namespace of its own');
+  if (!(e instanceof PortmapError)) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    return new CniError(CNI_ERR.INTERNAL, oneLine(err.message), err.name && err.name !== 'Error' ? err.name : '');
   }
+  const { kind } = errorReport(e);
+  const code = CNI_CODE_OF_KIND[kind];
   if (e instanceof ConfigError) {
     const text = oneLine(e.message).replace(`--${e.flag}: `, '');
-    return new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `invalid network configuration: "${e.flag}": ${text}`, `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`);
+    if (kind === 'refused_namespace') return new CniError(code, `CNI_NETNS: ${text}`, 'the runtime must give each container a network namespace of its own');
+    return new CniError(code, `invalid network configuration: "${e.flag}": ${text}`, `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`);
   }
-  if (e instanceof LockTimeoutError) return new CniError(CNI_ERR.TRY_AGAIN_LATER, oneLine(e.message), 'another portmap-isolator process (CLI, agent or CNI plugin) holds the work_dir lock');
-  if (e instanceof UnknownContainerError) return new CniError(CNI_ERR.UNKNOWN_CONTAINER, oneLine(e.message));
-  if (e instanceof IsolatorError) {
-    const msg = oneLine(e.message);
-    const details = e.causes.map((c) => oneLine(c.message)).filter((c) => !msg.includes(c)).join('; ');
-    if (/already held by another container|Failed to allocate ephemeral ports/.test(msg)) return new CniError(CNI_ERR.PORTS_UNAVAILABLE, msg, details);
-    if (/not managed by the isolator/.test(msg)) return new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, msg, details);
-    if (/already exists/.test(msg)) return new CniError(CNI_ERR.ALREADY_EXISTS, msg, details);
-    return new CniError(CNI_ERR.INTERNAL, msg, details);
-  }
-  const err = e instanceof Error ? e : new Error(String(e));
-  return new CniError(CNI_ERR.INTERNAL, oneLine(err.message), err.name && err.name !== 'Error' ? err.name : '');
+  const msg = oneLine(e.message);
+  if (kind === 'lock_timeout') return new CniError(code, msg, 'another portmap-isolator process (CLI, agent or CNI plugin) holds the work_dir lock');
+  if (kind === 'unknown_container') return new CniError(code, msg);
+  const causes = e instanceof IsolatorError ? e.causes : [];
+  const details = causes.map((c) => oneLine(c.message)).filter((c) => !msg.includes(c)).join('; ');
+  return new CniError(code, msg, details);
 }

@@ -6,20 +6,20 @@
 import type { Request } from '../netlink/index.js';
 import { Netns, createNetns, pinNetns } from '../netlink/index.js';
 import { linkRequests } from '../rtnl/index.js';
+import { filterRequest } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import { adoptedContainerRequests, containerRequests } from './container-setup.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { hostView } from './host-setup.js';
-import type { ContainerView, U32FilterPlan } from './plan.js';
-import { shapingPlan, vethFilters, vethPortFilters } from './plan.js';
+import type { ContainerView, HostPortFilter } from './plan.js';
+import { shapingPlan, tcObjectRequest, vethFilters, vethPortFilters } from './plan.js';
 import { mirrorChunkOf } from './records.js';
 import type { ContainerRecord, SpareRecord } from './state.js';
-import { tcRequest } from './tc-requests.js';
 import type { Stopwatch } from './timing.js';
 import type { SpareHandles } from './warm-pool.js';
 
-export async function build(core: EngineCore, rec: ContainerRecord, portFilters: U32FilterPlan[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles, target?: Netns): Promise<void> {
+export async function build(core: EngineCore, rec: ContainerRecord, portFilters: HostPortFilter[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles, target?: Netns): Promise<void> {
   const ns = openNetns(rec, spare, held, target);
   sw.lap('netns');
   const view = core.view(rec);
@@ -72,14 +72,14 @@ function openNetns(rec: ContainerRecord, spare: SpareRecord | undefined, held: S
  * the eth0/lo port filters that point at it (Mesos §7.8), the mirrors, ingress shaping, up.
  * (A spare has its veth pair, up, and the veth filters that do not depend on ports.)
  */
-function hostRequests(core: EngineCore, rec: ContainerRecord, view: ContainerView, portFilters: U32FilterPlan[], ns: Netns, spare: SpareRecord | undefined): Request[] {
+function hostRequests(core: EngineCore, rec: ContainerRecord, view: ContainerView, portFilters: HostPortFilter[], ns: Netns, spare: SpareRecord | undefined): Request[] {
   const hv = hostView(core.host);
   return [
     ...(spare ? [] : [core.vethRequest(rec, ns)]),
-    ...(spare ? vethPortFilters(hv, view) : vethFilters(hv, view)).map((p) => tcRequest(p, 'add', core.ctx)),
-    ...portFilters.map((p) => tcRequest(p, 'add', core.ctx)),
+    ...(spare ? vethPortFilters(hv, view).map((s) => filterRequest('add', s)) : vethFilters(hv, view).map((o) => tcObjectRequest(o, 'add', core.ctx))),
+    ...portFilters.map((f) => filterRequest('add', f.spec)),
     ...core.mirrorRequests(mirrorChunkOf(rec), undefined, rec.id),
-    ...(rec.ingress ? shapingPlan({ ns: 'host', index: rec.vethIndex }, rec.ingress, view.fqCodel).map((p) => tcRequest(p, 'add', core.ctx)) : []),
+    ...(rec.ingress ? shapingPlan(rec.vethIndex, rec.ingress, view.fqCodel, view.mtu).map((o) => tcObjectRequest(o, 'add', core.ctx)) : []),
     ...(spare ? [] : [linkRequests.set(rec.vethIndex, { up: true })]),
   ];
 }

@@ -4,15 +4,14 @@
  */
 import type { Request } from '../netlink/index.js';
 import { IPV4_DEVCONF, SysctlDir, addressRequests, linkRequests, routeRequests } from '../rtnl/index.js';
+import { filterRequest } from '../tc/index.js';
 import type { HostFacts } from './host.js';
-import type { ContainerView } from './plan.js';
-import { containerBaseFilters, containerFilters, containerPortFilters, shapingPlan } from './plan.js';
-import type { TcRequestContext } from './tc-requests.js';
-import { tcRequest } from './tc-requests.js';
+import type { ContainerView, TcContext } from './plan.js';
+import { containerBaseFilters, containerFilters, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
 
 /** Requests for the container's namespace, in order; sent as one batch. */
-export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcRequestContext): Request[] {
-  return [...containerStaticRequests(h, c), ...containerFilters(hostView, c).map((p) => tcRequest(p, 'add', ctx))];
+export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcContext): Request[] {
+  return [...containerStaticRequests(h, c), ...containerFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
 /** The part that does not depend on the container: lo and eth0 like the host's, the host IP and default route. */
@@ -27,14 +26,14 @@ export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: n
 }
 
 /** A warm-pool spare's part: the static requests and the tc objects that do not depend on ports. */
-export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcRequestContext): Request[] {
-  return [...containerStaticRequests(h, c), ...containerBaseFilters(hostView, c).map((p) => tcRequest(p, 'add', ctx))];
+export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcContext): Request[] {
+  return [...containerStaticRequests(h, c), ...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
 /** What a container made from a spare still needs: its ports' filters and its egress shaping. */
-export function adoptedContainerRequests(c: ContainerView, ctx: TcRequestContext): Request[] {
-  const plans = [...containerPortFilters(c), ...(c.egress ? shapingPlan({ ns: 'container', index: c.cEth0 }, c.egress, c.fqCodel) : [])];
-  return plans.map((p) => tcRequest(p, 'add', ctx));
+export function adoptedContainerRequests(c: ContainerView, ctx: TcContext): Request[] {
+  const shaping = c.egress ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
+  return [...containerPortFilters(c).map((s) => filterRequest('add', s)), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
 /**

@@ -7,8 +7,9 @@ import type { Netns } from '../netlink/index.js';
 import { build } from './build.js';
 import type { ContainerInfo, CreateSpec } from './engine.js';
 import type { EngineCore } from './engine-core.js';
-import { IsolatorError } from './errors.js';
+import { ContainerExistsError, EphemeralPortsExhaustedError, IsolatorError } from './errors.js';
 import { SHARED_LAYOUT, hostView, setUpHost, tearDownHost } from './host-setup.js';
+import type { HostPortFilter } from './plan.js';
 import { hostPortFilters } from './plan.js';
 import type { PortSet } from './port-set.js';
 import type { HtbConfig } from './rates.js';
@@ -23,13 +24,13 @@ import type { SpareHandles } from './warm-pool.js';
 /** What a new container is made of, before anything of it exists. */
 interface ContainerPlan {
   rec: ContainerRecord;
-  portFilters: ReturnType<typeof hostPortFilters>;
+  portFilters: HostPortFilter[];
   /** The warm-pool spare it takes, if any. */
   spare: SpareRecord | undefined;
 }
 
 export async function createContainer(core: EngineCore, id: string, ports: PortSet, ifname: string, spec: CreateSpec, sw: Stopwatch): Promise<ContainerInfo> {
-  if (core.registry.records.has(id)) throw new IsolatorError(`container ${id} already exists`);
+  if (core.registry.records.has(id)) throw new ContainerExistsError(id);
   core.checkPorts(ports);
   // A namespace we are given is checked, and held open, before anything is built.
   const target = spec.pid !== undefined || spec.netnsPath !== undefined ? openTargetNamespace(spec, protectedNamespaces(core)) : undefined;
@@ -107,16 +108,13 @@ async function planContainer(core: EngineCore, id: string, ports: PortSet, ifnam
   const flowId = core.config.egressUniqueFlowPerContainer ? core.registry.freeFlowId() : undefined;
   const block = core.registry.allocator.allocate();
   if (!block) {
-    throw new IsolatorError(
-      `Failed to allocate ephemeral ports: no free block of ${core.config.ephemeralPortsPerContainer} ports is left in ${core.config.ephemeralPorts.toString()} (${core.registry.records.size} containers)`,
-    );
+    throw new EphemeralPortsExhaustedError(core.config.ephemeralPortsPerContainer, core.config.ephemeralPorts.toString(), core.registry.records.size);
   }
   const spare = spec.netnsPath === undefined && spec.pid === undefined ? core.pool.ready(ifname) : undefined;
   try {
     const rec = newRecord(core, { id, ports, ifname, spec, block, spare, egress, ingress, flowId });
     const blocks = blocksOf(rec);
-    const flow = flowId !== undefined ? { qdisc: core.flowQdisc, flowId } : undefined;
-    const portFilters = hostPortFilters(hostView(core.host), core.view(rec, blocks), blocks, core.registry.nodes, flow);
+    const portFilters = hostPortFilters(hostView(core.host), core.view(rec, blocks), blocks, core.registry.nodes, core.flowOf(rec));
     rec.hostFilters = hostFilterRecords(portFilters);
     return { rec, portFilters, spare };
   } catch (e) {

@@ -9,24 +9,23 @@ import type { NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkSession as Session, Netns } from '../netlink/index.js';
 import { RTM_NAMES, SysctlDir, linkRequests } from '../rtnl/index.js';
 import type { Rtnl } from '../rtnl/index.js';
-import { parseTcHandle } from '../tc/handle.js';
+import { TC_H, filterRequest, parseTcHandle } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ContainerProc } from './container-proc.js';
 import { writeContainerSysctlsHere } from './container-setup.js';
-import { IsolatorError } from './errors.js';
+import { PortsHeldError, PortsNotManagedError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { hostView } from './host-setup.js';
-import type { ContainerView, HostFilterRole } from './plan.js';
-import { MIRROR_TABLE_HTID, TC_H_ROOT, flowQdiscHandle, mirrorChunk, u32HandleOf } from './plan.js';
+import type { ContainerView, EgressFlow, HostPortFilter, PortPlan, TcContext } from './plan.js';
+import { flowQdiscHandle, hostPortFilterAt, mirrorChunk, mirrorChunkRef, portPlan } from './plan.js';
+import { blockFromBeginEnd } from './port-blocks.js';
 import type { PortSet } from './port-set.js';
 import { probeQdisc } from './probe.js';
 import type { HtbConfig } from './rates.js';
 import { htbConfig } from './rates.js';
 import { blocksOf } from './records.js';
 import { Registry } from './registry.js';
-import type { ContainerRecord, HostRecord, StateStore } from './state.js';
-import type { TcRequestContext } from './tc-requests.js';
-import { tcRequest } from './tc-requests.js';
+import type { ContainerRecord, HostFilterRecord, HostRecord, StateStore } from './state.js';
 import { WarmPool } from './warm-pool.js';
 
 /** Per-CPU rate limits in bytes/s, as resolved at open ('auto' made concrete from the link speed). */
@@ -54,7 +53,7 @@ export class EngineCore {
     readonly host: HostFacts,
     readonly store: StateStore,
     readonly rtnl: Rtnl,
-    readonly ctx: TcRequestContext,
+    readonly ctx: TcContext,
     private readonly onWarning: (message: string) => void,
     private readonly perCpu: PerCpuRates,
     warmPool: number,
@@ -118,10 +117,10 @@ export class EngineCore {
   /** Refuse ports the isolator does not manage, or that another container holds. */
   checkPorts(ports: PortSet, except?: string): void {
     if (!this.config.ports.contains(ports)) {
-      throw new IsolatorError(`Some non-ephemeral ports specified in ${ports.toString()} are not managed by the isolator (managed: ${this.config.ports.toString()})`);
+      throw new PortsNotManagedError(ports.toString(), this.config.ports.toString());
     }
     const clash = this.registry.clashes(ports, except);
-    if (!clash.isEmpty) throw new IsolatorError(`ports ${clash.toString()} are already held by another container`);
+    if (!clash.isEmpty) throw new PortsHeldError(clash.toString());
   }
 
   // ---- what create, update and teardown plan with -------------------------------------------
@@ -146,7 +145,24 @@ export class EngineCore {
   }
 
   view(r: ContainerRecord, blocks = blocksOf(r)): ContainerView {
-    return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false };
+    return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false, mtu: this.host.eth0.mtu };
+  }
+
+  /** The unique egress flow a container's classifiers send to (undefined without unique flows). */
+  flowOf(r: { flowId?: number }): EgressFlow | undefined {
+    return r.flowId === undefined ? undefined : { qdisc: this.hostRecord?.flows?.qdisc ?? this.flowQdisc, flowId: r.flowId };
+  }
+
+  /** Host port filters a record names (its hostFilters, or others such as its pendingFilters), planned again. */
+  recordedHostPorts(r: ContainerRecord, filters: HostFilterRecord[] = r.hostFilters): HostPortFilter[] {
+    const hv = hostView(this.host);
+    const flow = this.flowOf(r);
+    return filters.map((f) => hostPortFilterAt(hv, r.vethIndex, f.dev, blockFromBeginEnd(f.block[0], f.block[1]), f.handle, flow));
+  }
+
+  /** A container's port plan as its record has it: its ports' blocks, and its host filters with their recorded handles. */
+  portPlan(r: ContainerRecord): PortPlan {
+    return portPlan(hostView(this.host), this.view(r), this.recordedHostPorts(r));
   }
 
   /** The fq_codel handle unique flows use on eth0 (from --egress_flow_classifier_parent). */
@@ -155,7 +171,7 @@ export class EngineCore {
   }
   get flowParent(): number {
     const p = this.config.egressFlowClassifierParent;
-    return p === 'root' ? TC_H_ROOT : parseTcHandle(p);
+    return p === 'root' ? TC_H.ROOT : parseTcHandle(p);
   }
 
   // ---- requests several operations send ----------------------------------------------------
@@ -163,17 +179,11 @@ export class EngineCore {
   mirrorRequests(chunk: number, without?: string, include?: string): Request[] {
     const reqs: Request[] = [];
     const veths = this.registry.chunkVeths(chunk, without, include);
+    const hv = hostView(this.host);
     for (const what of ['arp', 'icmp'] as const) {
-      const handle = u32HandleOf(MIRROR_TABLE_HTID[what], 0, 1 + chunk);
-      if (veths.length) reqs.push(tcRequest(mirrorChunk(hostView(this.host), what, chunk, veths), 'set', this.ctx));
-      else reqs.push(tcRequest({ ...mirrorChunk(hostView(this.host), what, chunk, [0]), handle }, 'delete', this.ctx));
+      reqs.push(veths.length ? filterRequest('replace', mirrorChunk(hv, what, chunk, veths)) : filterRequest('delete', mirrorChunkRef(hv, what, chunk)));
     }
     return reqs;
-  }
-
-  portFilterDelete(f: { dev: HostFilterRole; handle: number; prio: number }): Request {
-    const parent = f.dev === 'egress' ? (this.hostRecord?.flows?.qdisc ?? this.flowQdisc) : 0xffff0000;
-    return tcRequest({ type: 'u32', dev: { ns: 'host', index: f.dev === 'lo' ? this.host.lo.index : this.host.eth0.index }, parent, prio: f.prio, protocol: 'ip', handle: f.handle, keys: [], terminal: false, actions: [] }, 'delete', this.ctx);
   }
 
   /** The veth pair: the peer created inside the container's namespace, both ends with the host's MAC and MTU and our interface index. */

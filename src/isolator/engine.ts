@@ -20,7 +20,7 @@ import { parseConfig } from './config.js';
 import { createContainer } from './create.js';
 import type { PerCpuRates } from './engine-core.js';
 import { EngineCore } from './engine-core.js';
-import { ConfigError, IsolatorError, UnknownContainerError } from './errors.js';
+import { ConfigError, InvalidPortsError, UnknownContainerError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { discoverHost } from './host.js';
 import { PortSet } from './port-set.js';
@@ -107,7 +107,7 @@ function parsePorts(id: string, ports: string | PortSet): PortSet {
   try {
     return typeof ports === 'string' ? PortSet.parse(ports) : ports;
   } catch (e) {
-    throw new IsolatorError(`invalid ports for container ${id}: ${(e as Error).message}`);
+    throw new InvalidPortsError(id, (e as Error).message);
   }
 }
 
@@ -181,7 +181,7 @@ export class Isolator {
       const perCpu = perCpuRates(config, host);
       const store = new StateStore(opts.workDir ?? DEFAULT_WORK_DIR);
       store.init();
-      const ctx = { psched: opts.psched ?? systemPsched(), mtu: host.eth0.mtu };
+      const ctx = { psched: opts.psched ?? systemPsched() };
       checkWorkDirNetns(store, ns);
       const warmPool = checkWarmPool(opts.warmPool);
       const core = new EngineCore(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu, warmPool);

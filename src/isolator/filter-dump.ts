@@ -5,12 +5,13 @@
  */
 import type { NetlinkSession, Request } from '../netlink/index.js';
 import { Tc, filterRequest } from '../tc/index.js';
-import type { U32Key } from './plan.js';
+import type { U32NodeKeys } from '../tc/index.js';
 
 export interface DumpedFilter {
   handle: number;
   prio: number;
-  keys: U32Key[];
+  /** The selector's packed keys, as the kernel holds them. */
+  keys: U32NodeKeys['keys'];
   deleteRequest: Request;
 }
 

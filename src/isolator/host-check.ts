@@ -6,6 +6,7 @@
  * it; `doctor` reports such damage and `recover` repairs it.
  */
 import type { NetlinkSession } from '../netlink/index.js';
+import { parseU32Handle } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import { sharedLayout } from './host-setup.js';
 import type { U32Dump } from './filter-dump.js';
@@ -29,11 +30,12 @@ export async function inspectHost(session: NetlinkSession, h: HostFacts, records
   const dumps = { eth0: await dumpU32(session, h.eth0.index, INGRESS_HANDLE), lo: await dumpU32(session, h.lo.index, INGRESS_HANDLE) };
   const handles = { eth0: new Set(dumps.eth0.filters.map((f) => f.handle)), lo: new Set(dumps.lo.filters.map((f) => f.handle)) };
   const shared = { eth0: { missing: 0, of: 0 }, lo: { missing: 0, of: 0 } };
-  for (const p of sharedLayout(h)) {
+  for (const s of sharedLayout(h)) {
     // (The links into the top tables get kernel-chosen handles: the tables they lead to stand for them.)
-    if (p.type !== 'u32' || p.handle === undefined) continue;
-    const dev: PortTableDev = p.dev.index === h.eth0.index ? 'eth0' : 'lo';
-    const present = p.divisor !== undefined ? dumps[dev].tables.has(p.handle) : handles[dev].has(p.handle);
+    if (s.handle === undefined) continue;
+    const dev: PortTableDev = s.ifindex === h.eth0.index ? 'eth0' : 'lo';
+    const handle = parseU32Handle(s.handle);
+    const present = s.divisor !== undefined ? dumps[dev].tables.has(handle) : handles[dev].has(handle);
     shared[dev].of++;
     if (!present) shared[dev].missing++;
   }

@@ -7,13 +7,12 @@
 import type { NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, Netns } from '../netlink/index.js';
 import { linkRequests, readSysctl, writeSysctl } from '../rtnl/index.js';
-import { Tc, formatTcHandle } from '../tc/index.js';
+import { Tc, filterRequest, formatTcHandle, parseU32Handle, qdiscRequest } from '../tc/index.js';
+import type { FilterRef, U32FilterSpec } from '../tc/index.js';
 import type { HostFacts } from './host.js';
-import type { HostView, TcPlan } from './plan.js';
-import { INGRESS_HANDLE, TC_H_INGRESS, flowSharedPlan, mirrorTablePlan, portTablePlan } from './plan.js';
+import type { HostView, TcContext } from './plan.js';
+import { flowSharedPlan, mirrorTablePlan, portTablePlan, tcObjectRequest } from './plan.js';
 import type { HostRecord } from './state.js';
-import type { TcRequestContext } from './tc-requests.js';
-import { tcRequest } from './tc-requests.js';
 
 /** The shared layout this version builds (recorded in host.json; see plan.ts for the port tables). */
 export const SHARED_LAYOUT = 'hashed-v2: port tables on two levels';
@@ -33,15 +32,18 @@ export function hostSysctls(h: HostFacts): Array<[string[], string]> {
   ];
 }
 
-/** The shared tc objects of the host, in creation order. */
-export function sharedLayout(h: HostFacts): TcPlan[] {
+/** The shared tc objects of the host (all u32 filters), in creation order. */
+export function sharedLayout(h: HostFacts): U32FilterSpec[] {
   const v = hostView(h);
   return [...portTablePlan(v, 'eth0'), ...portTablePlan(v, 'lo'), ...mirrorTablePlan(v, 'arp'), ...mirrorTablePlan(v, 'icmp')];
 }
 
-async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequestContext): Promise<boolean> {
+/** Which filters of a device's parent and priority: all of them (deleting them all removes the tables too). */
+const wholePriority = (s: U32FilterSpec): FilterRef => ({ kind: 'u32', ifindex: s.ifindex, parent: s.parent, priority: s.priority, protocol: s.protocol ?? 'ip' });
+
+async function ensureIngress(session: NetlinkSession, index: number, ctx: TcContext): Promise<boolean> {
   try {
-    await session.request(tcRequest({ type: 'qdisc', dev: { ns: 'host', index }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }, 'add', ctx));
+    await session.request(qdiscRequest('add', { kind: 'ingress', ifindex: index }, ctx));
     return true;
   } catch (e) {
     if (e instanceof NetlinkError && e.code === 'EEXIST') return false;
@@ -54,7 +56,7 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcRequ
  * a crash right after the kernel made it leaves a record `cleanup` undoes (deleting one that was
  * never made is a no-op). One found there stays unrecorded: it is not ours to remove.
  */
-async function ensureIngressRecorded(session: NetlinkSession, h: HostFacts, dev: 'eth0' | 'lo', rec: HostRecord, ctx: TcRequestContext, save: (rec: HostRecord) => void): Promise<void> {
+async function ensureIngressRecorded(session: NetlinkSession, h: HostFacts, dev: 'eth0' | 'lo', rec: HostRecord, ctx: TcContext, save: (rec: HostRecord) => void): Promise<void> {
   const index = h[dev].index;
   if (await new Tc(session).getQdisc({ ifindex: index, parent: 'ingress' })) return;
   const wasRecorded = rec.createdIngress.includes(dev);
@@ -78,7 +80,7 @@ async function ensureIngressRecorded(session: NetlinkSession, h: HostFacts, dev:
 export async function setUpHost(
   session: NetlinkSession,
   h: HostFacts,
-  ctx: TcRequestContext,
+  ctx: TcContext,
   flows: { parent: number; qdisc: number } | undefined,
   save: (rec: HostRecord) => void,
   previous?: HostRecord,
@@ -101,7 +103,7 @@ export async function setUpHost(
     }
     for (const dev of ['eth0', 'lo'] as const) await ensureIngressRecorded(session, h, dev, rec, ctx, save);
     for (const [key, value] of hostSysctls(h)) if (readSysctl(ns, key) !== value) writeSysctl(ns, key, value);
-    const results = await session.batch(sharedLayout(h).map((p) => tcRequest(p, 'add', ctx)));
+    const results = await session.batch(sharedLayout(h).map((s) => filterRequest('add', s)));
     // Already there (a host record lost while the objects stayed) is fine.
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
@@ -116,7 +118,7 @@ export async function setUpHost(
           rec.flows = { ...flows, created: true };
           save(rec);
         }
-        await session.request(tcRequest(qdisc!, 'add', ctx));
+        await session.request(tcObjectRequest(qdisc!, 'add', ctx));
         created = true;
       } catch (e) {
         if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
@@ -130,7 +132,7 @@ export async function setUpHost(
       }
       rec.flows = { ...flows, created };
       save(rec);
-      const r = await session.batch(classifiers.map((p) => tcRequest(p, 'add', ctx)));
+      const r = await session.batch(classifiers.map((o) => tcObjectRequest(o, 'add', ctx)));
       const bad = r.find((x) => !x.ok && !(x.error instanceof NetlinkError && x.error.code === 'EEXIST'));
       if (bad && !bad.ok) throw new Error(`Egress qdisc already exists on ${h.eth0.name}, or its flow classifiers cannot be added: ${bad.error.message}`);
     }
@@ -153,7 +155,7 @@ export async function repairSharedLayout(
   session: NetlinkSession,
   h: HostFacts,
   rec: HostRecord,
-  ctx: TcRequestContext,
+  ctx: TcContext,
   save: (rec: HostRecord) => void,
   /** The hash tables found on each device: a link into one of them is there too (the kernel refuses to delete a table still linked to). */
   tablesThere: Record<'eth0' | 'lo', Set<number>>,
@@ -161,8 +163,8 @@ export async function repairSharedLayout(
   const errors: Error[] = [];
   for (const dev of ['eth0', 'lo'] as const) await ensureIngressRecorded(session, h, dev, rec, ctx, save).catch((e: Error) => errors.push(e));
   // A link without a fixed handle would be added twice; the others answer EEXIST when present.
-  const missing = sharedLayout(h).filter((p) => !(p.type === 'u32' && p.handle === undefined && p.link !== undefined && tablesThere[p.dev.index === h.eth0.index ? 'eth0' : 'lo'].has(p.link)));
-  for (const r of await session.batch(missing.map((p) => tcRequest(p, 'add', ctx)))) {
+  const missing = sharedLayout(h).filter((s) => !(s.handle === undefined && s.link !== undefined && tablesThere[s.ifindex === h.eth0.index ? 'eth0' : 'lo'].has(parseU32Handle(s.link))));
+  for (const r of await session.batch(missing.map((s) => filterRequest('add', s)))) {
     if (!r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST')) errors.push(r.error);
   }
   return errors;
@@ -173,29 +175,26 @@ export async function repairSharedLayout(
  * created (which takes every filter with them), restore sysctls and lo. Continues past errors
  * and returns them.
  */
-export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: HostRecord, ctx: TcRequestContext): Promise<Error[]> {
+export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: HostRecord, ctx: TcContext): Promise<Error[]> {
   const errors: Error[] = [];
   const ns = h.netns ?? Netns.current();
   const reqs: Request[] = [];
   // Deleting a whole priority removes its tables and filters.
-  for (const p of sharedLayout(h)) {
-    if (p.type !== 'u32' || p.divisor === undefined) continue;
-    if ((p.dev.index === h.eth0.index && rec.createdIngress.includes('eth0')) || (p.dev.index === h.lo.index && rec.createdIngress.includes('lo'))) continue;
-    reqs.push(tcRequest({ ...p, handle: undefined, divisor: undefined }, 'delete', ctx));
+  for (const s of sharedLayout(h)) {
+    if (s.divisor === undefined) continue;
+    if ((s.ifindex === h.eth0.index && rec.createdIngress.includes('eth0')) || (s.ifindex === h.lo.index && rec.createdIngress.includes('lo'))) continue;
+    reqs.push(filterRequest('delete', wholePriority(s)));
   }
   if (rec.flows) {
-    const eth0 = { ns: 'host' as const, index: h.eth0.index };
     if (rec.flows.created) {
-      reqs.push(tcRequest({ type: 'qdisc', dev: eth0, kind: 'fq_codel', parent: rec.flows.parent, handle: rec.flows.qdisc }, 'delete', ctx));
+      reqs.push(qdiscRequest('delete', { kind: 'fq_codel', ifindex: h.eth0.index, parent: rec.flows.parent, handle: rec.flows.qdisc }, ctx));
     } else {
-      for (const p of flowSharedPlan(hostView(h), rec.flows.parent, rec.flows.qdisc)) {
-        if (p.type === 'u32' && p.link === undefined) reqs.push(tcRequest({ ...p, handle: undefined, divisor: undefined }, 'delete', ctx));
+      for (const o of flowSharedPlan(hostView(h), rec.flows.parent, rec.flows.qdisc)) {
+        if (o.type === 'filter' && o.spec.link === undefined) reqs.push(filterRequest('delete', wholePriority(o.spec)));
       }
     }
   }
-  for (const dev of rec.createdIngress) {
-    reqs.push(tcRequest({ type: 'qdisc', dev: { ns: 'host', index: dev === 'eth0' ? h.eth0.index : h.lo.index }, kind: 'ingress', parent: TC_H_INGRESS, handle: INGRESS_HANDLE }, 'delete', ctx));
-  }
+  for (const dev of rec.createdIngress) reqs.push(qdiscRequest('delete', { kind: 'ingress', ifindex: h[dev].index }, ctx));
   for (const r of await session.batch(reqs)) {
     if (!r.ok && !(r.error instanceof NetlinkError && ['ENOENT', 'EINVAL'].includes(r.error.code))) errors.push(r.error);
   }

@@ -3,11 +3,11 @@ export * from './engine.js';
 export * from './config.js';
 export * from './errors.js';
 export * from './port-set.js';
-export * from './port-blocks.js';
+// (The PortBlock type itself is the SDK's, from the main entry.)
+export { blockFromBeginEnd, blockFromBeginMask, formatBlock, portSetBlocks } from './port-blocks.js';
 export * from './allocator.js';
 export * from './bytes.js';
 export * from './rates.js';
 export * from './state.js';
 export * from './statistics.js';
 export { parseResources } from './resources.js';
-export { RefusedNamespaceError } from './target-netns.js';

@@ -1,9 +1,10 @@
 /** What a container's record says beyond its fields: its veth's names, its port blocks, its mirror chunk, what create prints. */
+import type { PortBlock } from '../tc/index.js';
+import { portBlockRange } from '../tc/index.js';
 import type { ContainerInfo } from './engine.js';
-import type { HostFilterRole } from './plan.js';
+import type { HostPortFilter } from './plan.js';
 import { MIRRORS_PER_FILTER } from './plan.js';
-import type { PortBlock } from './port-blocks.js';
-import { portBlocks } from './port-blocks.js';
+import { portSetBlocks } from './port-blocks.js';
 import { PortSet } from './port-set.js';
 import type { ContainerRecord, HostFilterRecord } from './state.js';
 
@@ -18,14 +19,17 @@ export function toInfo(r: ContainerRecord): ContainerInfo {
 }
 
 export const blocksOf = (r: Pick<ContainerRecord, 'ephemeralPorts' | 'ports'>): PortBlock[] => [
-  ...portBlocks(PortSet.ofRanges([[r.ephemeralPorts.begin, r.ephemeralPorts.end]])),
-  ...portBlocks(PortSet.ofRanges(r.ports)),
+  ...portSetBlocks(PortSet.ofRanges([[r.ephemeralPorts.begin, r.ephemeralPorts.end]])),
+  ...portSetBlocks(PortSet.ofRanges(r.ports)),
 ];
 
 /** The mirror chunk (one ARP and one ICMP filter) a container's slot falls in. */
 export const mirrorChunkOf = (r: { mirrorSlot: number }): number => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER);
 
 /** What a record keeps of planned host port filters: device, handle, prio and block, for exact removal. */
-export function hostFilterRecords(filters: Array<{ devRole: HostFilterRole; handle?: number; prio: number; block: PortBlock }>): HostFilterRecord[] {
-  return filters.map((f) => ({ dev: f.devRole, handle: f.handle!, prio: f.prio, block: [f.block.begin, f.block.end] }));
+export function hostFilterRecords(filters: HostPortFilter[]): HostFilterRecord[] {
+  return filters.map((f) => {
+    const { begin, end } = portBlockRange(f.block);
+    return { dev: f.role, handle: f.spec.handle, prio: f.spec.priority, block: [begin, end] };
+  });
 }

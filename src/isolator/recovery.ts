@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import type { Request } from '../netlink/index.js';
 import { NetlinkError, Netns, removeNetns } from '../netlink/index.js';
 import { linkRequests } from '../rtnl/index.js';
-import { formatU32Handle } from '../tc/handle.js';
+import { filterRequest, formatU32Handle } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import type { RecoverReport } from './engine.js';
 import type { EngineCore } from './engine-core.js';
@@ -18,7 +18,6 @@ import { isPortFilterHandle, portFilterPlan } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import { mirrorChunkOf } from './records.js';
 import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
-import { tcRequest } from './tc-requests.js';
 import { teardown } from './teardown.js';
 import { rollBackUpdate, rollForwardUpdate } from './update.js';
 
@@ -219,8 +218,8 @@ async function repairHost(core: EngineCore, damage: HostDamage, hostRec: HostRec
   }
   const hv = hostView(core.host);
   const plans = damage.filters.map(({ vethIndex, filter: f }) => portFilterPlan(hv, f.dev, vethIndex, blockFromBeginEnd(f.block[0], f.block[1]), f.handle));
-  const results = await core.session.batch(plans.map((p) => tcRequest(p, 'add', core.ctx)));
-  results.forEach((r, i) => !r.ok && errors.push(`container ${damage.filters[i]!.id}: re-adding its ${damage.filters[i]!.filter.dev} filter ${formatU32Handle(plans[i]!.handle!)}: ${r.error.message}`));
+  const results = await core.session.batch(plans.map((f) => filterRequest('add', f.spec)));
+  results.forEach((r, i) => !r.ok && errors.push(`container ${damage.filters[i]!.id}: re-adding its ${damage.filters[i]!.filter.dev} filter ${formatU32Handle(plans[i]!.spec.handle)}: ${r.error.message}`));
   return done.map((d) => `${d}: put back`);
 }
 

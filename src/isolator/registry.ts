@@ -5,9 +5,9 @@
  */
 import { EphemeralPortsAllocator } from './allocator.js';
 import type { IsolatorConfig } from './config.js';
-import { IsolatorError } from './errors.js';
-import type { HostFilterRole, NodeUse } from './plan.js';
-import { FLOW, MIRRORS_PER_FILTER, htOf } from './plan.js';
+import { NoFreeFlowError } from './errors.js';
+import type { HostFilterRole, HostNodes } from './plan.js';
+import { FLOW, MIRRORS_PER_FILTER, hostNodes } from './plan.js';
 import { PortSet } from './port-set.js';
 import type { ContainerRecord } from './state.js';
 
@@ -28,7 +28,8 @@ export function overlaps(held: ReadonlyArray<readonly [number, number]>, wanted:
 export class Registry {
   records = new Map<string, ContainerRecord>();
   allocator!: EphemeralPortsAllocator;
-  nodes: Record<HostFilterRole, NodeUse> = { eth0: new Map(), lo: new Map(), egress: new Map() };
+  /** The u32 nodes the records use in the host's tables. */
+  nodes: HostNodes = hostNodes();
   generation = '';
 
   constructor(private readonly config: IsolatorConfig) {
@@ -38,7 +39,7 @@ export class Registry {
   reset(records: ContainerRecord[]): void {
     this.records = new Map(records.map((r) => [r.id, r]));
     this.allocator = new EphemeralPortsAllocator(this.config.ephemeralPorts, this.config.ephemeralPortsPerContainer);
-    this.nodes = { eth0: new Map(), lo: new Map(), egress: new Map() };
+    this.nodes = hostNodes();
     for (const r of records) this.index(r);
   }
 
@@ -78,15 +79,12 @@ export class Registry {
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, false);
   }
   private useNode(dev: HostFilterRole, handle: number, used: boolean): void {
-    const ht = htOf(handle);
-    let set = this.nodes[dev].get(ht);
-    if (!set) this.nodes[dev].set(ht, (set = new Set()));
-    if (used) set.add(handle & 0xfff);
-    else set.delete(handle & 0xfff);
+    if (used) this.nodes[dev].reserve({ ht: handle }, handle);
+    else this.nodes[dev].release({ ht: handle }, handle);
   }
   /** A filter's u32 node is free again (its filter was removed). */
   releaseNode(f: { dev: HostFilterRole; handle: number }): void {
-    this.nodes[f.dev].get(htOf(f.handle))?.delete(f.handle & 0xfff);
+    this.useNode(f.dev, f.handle, false);
   }
 
   /**
@@ -129,6 +127,6 @@ export class Registry {
   freeFlowId(): number {
     const used = new Set([...this.records.values()].map((r) => r.flowId));
     for (let id = FLOW.MIN_CONTAINER; id <= FLOW.MAX_CONTAINER; id++) if (!used.has(id)) return id;
-    throw new IsolatorError(`no free egress flow is left (flows ${FLOW.MIN_CONTAINER}..${FLOW.MAX_CONTAINER} are taken)`);
+    throw new NoFreeFlowError(FLOW.MIN_CONTAINER, FLOW.MAX_CONTAINER);
   }
 }

@@ -1,12 +1,12 @@
 import { appendFileSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
-import { IsolatorError } from './errors.js';
+import { InvalidContainerIdError, IsolatorError } from './errors.js';
 import type { HtbConfig } from './rates.js';
 import type { FlockCalls } from './work-dir-lock.js';
 import { WorkDirLock } from './work-dir-lock.js';
 
-export { LockTimeoutError } from './work-dir-lock.js';
+export { LockTimeoutError } from './errors.js';
 
 /**
  * The isolator's checkpoint in its work_dir, shared by every CLI invocation, the agent and the
@@ -465,7 +465,7 @@ function unlinkQuiet(path: string): void {
 /** Container ids: what Mesos, CNI runtimes and people use, and safe as file names. */
 export function checkContainerId(id: unknown): string {
   if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) {
-    throw new IsolatorError(`invalid container id ${JSON.stringify(id)}: use 1–128 letters, digits, '_', '.', '-' (not starting with a symbol)`);
+    throw new InvalidContainerIdError(id);
   }
   return id;
 }

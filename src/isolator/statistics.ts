@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import type { NetlinkSession } from '../netlink/index.js';
 import { NetlinkSession as Session, Netns } from '../netlink/index.js';
 import { RTM_NAMES, Rtnl } from '../rtnl/index.js';
-import { Tc } from '../tc/index.js';
+import { TC_H, Tc } from '../tc/index.js';
 import type { TcStats } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
-import { HTB_CLASS, HTB_HANDLE, TC_H_ROOT } from './plan.js';
+import { HTB_CLASS, HTB_HANDLE } from './plan.js';
 import type { ContainerRecord } from './state.js';
 
 export interface MesosStatistics {
@@ -59,7 +59,7 @@ async function qdiscStats(s: NetlinkSession, ifindex: number): Promise<Array<{ k
 /** The bw_limit / bloat_reduction pair of one shaped device (Mesos §5.5). */
 function shapingEntries(qdiscs: Awaited<ReturnType<typeof qdiscStats>>, prefix: '' | 'ingress_'): TcStatisticsEntry[] {
   const out: TcStatisticsEntry[] = [];
-  const htb = qdiscs.find((q) => q.kind === 'htb' && q.parent === TC_H_ROOT && q.handle === HTB_HANDLE);
+  const htb = qdiscs.find((q) => q.kind === 'htb' && q.parent === TC_H.ROOT && q.handle === HTB_HANDLE);
   if (htb?.stats) out.push({ id: `${prefix}bw_limit`, ...htb.stats });
   const fq = qdiscs.find((q) => q.kind === 'fq_codel' && q.parent === HTB_CLASS);
   if (fq?.stats) out.push({ id: `${prefix}bloat_reduction`, ...fq.stats });

@@ -10,12 +10,9 @@ import { fstatSync, statSync } from 'node:fs';
 import { NetlinkSession, Netns } from '../netlink/index.js';
 import { LOOPBACK_IFINDEX, RTM_NAMES, Rtnl } from '../rtnl/index.js';
 import { Tc } from '../tc/index.js';
-import { ConfigError, IsolatorError } from './errors.js';
+import { InterfaceExistsError, IsolatorError, RefusedNamespaceError } from './errors.js';
 
-/** A namespace given to `create` that the isolator must not use as a container's (exit 2, HTTP 400). */
-export class RefusedNamespaceError extends ConfigError {
-  override readonly name: string = 'RefusedNamespaceError';
-}
+export { RefusedNamespaceError } from './errors.js';
 
 /** A namespace no container may be given: where it is, and whose it is ("the host's", "container web's"). */
 export interface ProtectedNamespace {
@@ -84,7 +81,7 @@ export async function checkTargetContents(ns: Netns, ifname: string): Promise<vo
   const session = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
   try {
     if (await new Rtnl(session, ns).links.find(ifname)) {
-      throw new IsolatorError(`interface ${ifname} already exists in ${ns}: a container's interface must be new`);
+      throw new InterfaceExistsError(ifname, String(ns));
     }
     const hook = await new Tc(session).getQdisc({ ifindex: LOOPBACK_IFINDEX, parent: 'ingress' });
     if (hook) {

@@ -1,25 +1,27 @@
 /**
- * Taking a container apart: all of it (destroy, and undoing a failed create), or the filters of
- * some of its port blocks (an update).
+ * Taking a container apart: all of it (destroy, and undoing a failed create), or part of its port
+ * plan (an update): what one plan has and another has not.
  */
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, Netns, removeNetns } from '../netlink/index.js';
 import { addressRequests, linkRequests } from '../rtnl/index.js';
+import { filterRequest, packMatches, qdiscRequest } from '../tc/index.js';
+import type { U32FilterSpec } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { dumpFilters } from './filter-dump.js';
-import type { U32Key } from './plan.js';
-import { keyDport, keySport } from './plan.js';
-import type { PortBlock } from './port-blocks.js';
+import type { PortPlan } from './plan.js';
+import { EMPTY_PORT_PLAN, INGRESS_HANDLE, planDiff } from './plan.js';
 import { mirrorChunkOf, retiredName } from './records.js';
 import type { ContainerRecord } from './state.js';
-import { tcRequest } from './tc-requests.js';
 
 /** What a delete of an object that is already gone answers. */
 const GONE = ['ENOENT', 'ENODEV', 'EINVAL'];
 
-const sameKey = (a: U32Key, b: U32Key) => a.off === b.off && a.mask >>> 0 === b.mask >>> 0 && (a.val & a.mask) >>> 0 === (b.val & b.mask) >>> 0;
+/** A u32 filter by priority and packed keys (as the kernel holds them: value under mask): how planned filters with kernel-chosen handles are found in a dump. */
+const keysId = (priority: number, keys: ReadonlyArray<{ off: number; val: number; mask: number }>): string =>
+  `${priority} ${keys.map((k) => `${k.off}:${(k.val & k.mask) >>> 0}/${k.mask >>> 0}`).join(' ')}`;
 
 /** Destroy a container (under the lock, state in sync); false if it does not exist. */
 export async function destroyContainer(core: EngineCore, id: string): Promise<boolean> {
@@ -57,10 +59,14 @@ export async function teardown(core: EngineCore, rec: ContainerRecord, opts: { w
   return errors;
 }
 
-/** One batch: the host port filters by handle, the container out of its mirror chunk, its veth down. */
+/**
+ * One batch: the host port filters by handle, the container out of its mirror chunk, its veth down.
+ * Of its port plan (all of which goes: the plan against nothing) only the host port filters are
+ * removed one by one; the veth's and the container's filters go with the veth.
+ */
 async function removeHostFilters(core: EngineCore, rec: ContainerRecord, errors: Error[]): Promise<void> {
   const reqs: Request[] = [];
-  for (const f of rec.hostFilters) reqs.push(core.portFilterDelete(f));
+  for (const f of planDiff(core.portPlan(rec), EMPTY_PORT_PLAN).hostPorts) reqs.push(filterRequest('delete', f.spec));
   reqs.push(...core.mirrorRequests(mirrorChunkOf(rec), rec.id));
   reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
   for (const r of await core.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && GONE.includes(r.error.code))) errors.push(r.error);
@@ -81,7 +87,7 @@ async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors
       if (ns.inode === core.hostNetnsInode()) throw new IsolatorError(`container ${rec.id}'s namespace ${rec.netns} is the host's: left as it is`);
       await core.inContainer(ns, async (cs) => {
         const r = await cs.batch([
-          tcRequest({ type: 'qdisc', dev: { ns: 'container', index: 1 }, kind: 'ingress', parent: 0xfffffff1, handle: 0xffff0000 }, 'delete', core.ctx),
+          qdiscRequest('delete', { kind: 'ingress', ifindex: 1 }, core.ctx),
           linkRequests.set(rec.vethIndex, { up: false }),
           addressRequests.delete({ ifindex: rec.vethIndex, address: `${core.host.ip}/${core.host.prefixlen}` }),
           linkRequests.set(rec.vethIndex, { name: retiredName(rec) }),
@@ -114,23 +120,23 @@ async function deleteVeth(core: EngineCore, rec: ContainerRecord, wait: boolean,
 }
 
 /**
- * Remove the filters of some blocks: host port filters by handle, and the veth's and the
- * container's per-block filters, found by their keys (their handles are the kernel's).
+ * Remove part of a container's port plan (what an update's old plan has and its new one has not,
+ * or the reverse): host port filters by handle; the veth's and the container's filters, whose
+ * handles the kernel chose, found in a dump by their priority and packed keys (src/tc's packing
+ * of the planned matches).
  */
-export async function removeBlocks(core: EngineCore, rec: ContainerRecord, ns: Netns, blocks: PortBlock[], handles: ContainerRecord['hostFilters']): Promise<Error[]> {
+export async function removePlanned(core: EngineCore, rec: ContainerRecord, ns: Netns, gone: PortPlan): Promise<Error[]> {
   const errors: Error[] = [];
   const collect = (rs: BatchResult[]) => rs.forEach((r) => !r.ok && !(r.error instanceof NetlinkError && GONE.includes(r.error.code)) && errors.push(r.error));
-  collect(await core.session.batch(handles.map((f) => core.portFilterDelete(f))));
-  if (!blocks.length) return errors;
-  const wanted = (keys: U32Key[]) => blocks.some((b) => keys.some((k) => k.off === 20 && (sameKey(k, keyDport(b)) || sameKey(k, keySport(b)))));
-  const del = async (s: NetlinkSession, ifindex: number) => {
-    const found = await dumpFilters(s, ifindex, 0xffff0000);
-    collect(await s.batch(found.filter((f) => wanted(f.keys)).map((f) => f.deleteRequest)));
+  collect(await core.session.batch(gone.hostPorts.map((f) => filterRequest('delete', f.spec))));
+  const del = async (s: NetlinkSession, specs: U32FilterSpec[]) => {
+    for (const ifindex of new Set(specs.map((p) => p.ifindex))) {
+      const wanted = new Set(specs.filter((p) => p.ifindex === ifindex).map((p) => keysId(p.priority, packMatches(p.matches ?? []))));
+      const found = await dumpFilters(s, ifindex, INGRESS_HANDLE);
+      collect(await s.batch(found.filter((f) => wanted.has(keysId(f.prio, f.keys))).map((f) => f.deleteRequest)));
+    }
   };
-  await core.inContainer(ns, async (cs) => {
-    await del(cs, 1);
-    await del(cs, rec.vethIndex);
-  }).catch((e: Error) => errors.push(e));
-  await del(core.session, rec.vethIndex).catch((e: Error) => errors.push(e));
+  if (gone.container.length) await core.inContainer(ns, (cs) => del(cs, gone.container)).catch((e: Error) => errors.push(e));
+  if (gone.veth.length) await del(core.session, gone.veth).catch((e: Error) => errors.push(e));
   return errors;
 }

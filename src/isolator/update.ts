@@ -4,28 +4,38 @@
  * `removing`) the old ones removed. A crash is rolled back before `removing`, forward after it.
  */
 import { Netns } from '../netlink/index.js';
+import { filterRequest } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import type { ContainerInfo } from './engine.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError, UnknownContainerError } from './errors.js';
 import { hostView } from './host-setup.js';
-import type { ContainerView, HostView, U32FilterPlan } from './plan.js';
-import { containerPortFilters, hostPortFilters, vethPortFilters } from './plan.js';
-import type { PortBlock } from './port-blocks.js';
-import { portBlocks } from './port-blocks.js';
-import { PortSet } from './port-set.js';
-import { hostFilterRecords, toInfo } from './records.js';
+import type { PortPlan } from './plan.js';
+import { isEmptyPlan, keptHostPortFilters, nextHostPortFilters, planDiff, portPlan } from './plan.js';
+import type { PortSet } from './port-set.js';
+import { blocksOf, hostFilterRecords, toInfo } from './records.js';
 import type { ContainerRecord } from './state.js';
-import { tcRequest } from './tc-requests.js';
-import { removeBlocks } from './teardown.js';
+import { removePlanned } from './teardown.js';
 import type { Stopwatch } from './timing.js';
 
-/** The blocks of `next` that `current` does not have, and the reverse. */
-function blockDelta(current: PortSet, next: PortSet): { toAdd: PortBlock[]; toRemove: PortBlock[] } {
-  const same = (a: PortBlock, b: PortBlock) => a.begin === b.begin && a.end === b.end;
-  const oldBlocks = portBlocks(current);
-  const newBlocks = portBlocks(next);
-  return { toAdd: newBlocks.filter((b) => !oldBlocks.some((o) => same(o, b))), toRemove: oldBlocks.filter((b) => !newBlocks.some((n) => same(n, b))) };
+/**
+ * The port plan of a container with the ports `ports` instead of its own: the filters of blocks
+ * it keeps are the ones it has (same handles), blocks it gains get new host filters (handles
+ * from the registry, or `hostFilters` when those were recorded already).
+ */
+function planWithPorts(core: EngineCore, rec: ContainerRecord, current: PortPlan, ports: Array<[number, number]>, hostFilters?: ContainerRecord['hostFilters']): PortPlan {
+  const view = core.view(rec, blocksOf({ ephemeralPorts: rec.ephemeralPorts, ports }));
+  const h = hostView(core.host);
+  const hostPorts = hostFilters
+    ? [...keptHostPortFilters(current.hostPorts, view.blocks), ...core.recordedHostPorts(rec, hostFilters)]
+    : nextHostPortFilters(h, view, current.hostPorts, core.registry.nodes, core.flowOf(rec));
+  return portPlan(h, view, hostPorts);
+}
+
+/** An update's two plans, from its record: the current ports' and the target's (its new host filters recorded as pendingFilters). */
+function updatePlans(core: EngineCore, rec: ContainerRecord): { before: PortPlan; after: PortPlan } {
+  const before = core.portPlan(rec);
+  return { before, after: planWithPorts(core, rec, before, rec.pendingPorts ?? rec.ports, rec.pendingFilters ?? []) };
 }
 
 /**
@@ -37,20 +47,19 @@ export async function updateContainer(core: EngineCore, id: string, ports: PortS
   const rec = core.registry.records.get(id);
   if (!rec || rec.phase !== 'ready') throw new UnknownContainerError(id);
   core.checkPorts(ports, id);
-  const { toAdd, toRemove } = blockDelta(PortSet.ofRanges(rec.ports), ports);
-  if (!toAdd.length && !toRemove.length) return toInfo(rec);
+  const before = core.portPlan(rec);
+  const after = planWithPorts(core, rec, before, ports.ranges);
+  const added = planDiff(after, before);
+  if (isEmptyPlan(added) && isEmptyPlan(planDiff(before, after))) return toInfo(rec);
 
-  const h = hostView(core.host);
-  const view = core.view(rec, toAdd);
-  const added = hostPortFilters(h, view, toAdd, core.registry.nodes, rec.flowId !== undefined ? { qdisc: core.flowQdisc, flowId: rec.flowId } : undefined);
   // Checkpoint the target and the handles about to exist, so a crash can be rolled back.
   rec.phase = 'updating';
   rec.pendingPorts = ports.ranges;
-  rec.pendingFilters = hostFilterRecords(added);
+  rec.pendingFilters = hostFilterRecords(added.hostPorts);
   core.saveRecord(rec);
   const ns = Netns.fromPath(rec.netns);
   try {
-    const err = await addPortFilters(core, h, view, added, ns);
+    const err = await addPlanned(core, added, ns);
     if (err) {
       await rollBackUpdate(core, rec, ns);
       throw new IsolatorError(`Failed to update container ${id}: ${err.message}; its ports are unchanged`, [err]);
@@ -69,34 +78,32 @@ export async function updateContainer(core: EngineCore, id: string, ports: PortS
 }
 
 /** Add: veth filters, then the host port filters pointing at the veth, then the container's. The first failure, if any. */
-async function addPortFilters(core: EngineCore, h: HostView, view: ContainerView, added: U32FilterPlan[], ns: Netns): Promise<Error | undefined> {
+async function addPlanned(core: EngineCore, added: PortPlan, ns: Netns): Promise<Error | undefined> {
   try {
-    const err = firstFailure(await core.session.batch([...vethPortFilters(h, view), ...added].map((p) => tcRequest(p, 'add', core.ctx))));
+    const err = firstFailure(await core.session.batch([...added.veth, ...added.hostPorts.map((f) => f.spec)].map((s) => filterRequest('add', s))));
     if (err) return err;
-    return await core.inContainer(ns, async (cs) => firstFailure(await cs.batch(containerPortFilters(view).map((p) => tcRequest(p, 'add', core.ctx)))));
+    return await core.inContainer(ns, async (cs) => firstFailure(await cs.batch(added.container.map((s) => filterRequest('add', s)))));
   } catch (e) {
     return e as Error;
   }
 }
 
-/** Blocks of the ports an update moves to that the current ports do not have (and the reverse). */
-function updateDelta(rec: ContainerRecord): { toAdd: PortBlock[]; toRemove: PortBlock[] } {
-  return blockDelta(PortSet.ofRanges(rec.ports), PortSet.ofRanges(rec.pendingPorts ?? rec.ports));
-}
-
-/** Undo the adding half of an update: the container keeps its old ports. */
+/** Undo the adding half of an update (what its target plan has and the current one has not): the container keeps its old ports. */
 export async function rollBackUpdate(core: EngineCore, rec: ContainerRecord, ns: Netns): Promise<Error[]> {
-  const errors = await removeBlocks(core, rec, ns, updateDelta(rec).toAdd, rec.pendingFilters ?? []);
+  const { before, after } = updatePlans(core, rec);
+  const errors = await removePlanned(core, rec, ns, planDiff(after, before));
   for (const f of rec.pendingFilters ?? []) core.registry.releaseNode(f);
   endUpdate(core, rec);
   return errors;
 }
 
-/** Finish an update whose new filters all exist: remove the old blocks' filters, adopt the new ports. */
+/** Finish an update whose new filters all exist: remove what the current plan has and the target's has not, adopt the new ports. */
 export async function rollForwardUpdate(core: EngineCore, rec: ContainerRecord, ns: Netns): Promise<Error[]> {
-  const { toRemove } = updateDelta(rec);
-  const removed = rec.hostFilters.filter((f) => toRemove.some((b) => f.block[0] === b.begin && f.block[1] === b.end));
-  const errors = await removeBlocks(core, rec, ns, toRemove, removed);
+  const { before, after } = updatePlans(core, rec);
+  const gone = planDiff(before, after);
+  const goneHandles = new Set(gone.hostPorts.map((f) => `${f.role} ${f.spec.handle}`));
+  const removed = rec.hostFilters.filter((f) => goneHandles.has(`${f.dev} ${f.handle}`));
+  const errors = await removePlanned(core, rec, ns, gone);
   for (const f of removed) core.registry.releaseNode(f);
   rec.hostFilters = [...rec.hostFilters.filter((f) => !removed.includes(f)), ...(rec.pendingFilters ?? [])];
   rec.ports = rec.pendingPorts ?? rec.ports;

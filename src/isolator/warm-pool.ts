@@ -12,10 +12,9 @@ import { firstFailure } from './batch.js';
 import { spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import type { EngineCore } from './engine-core.js';
 import { hostView } from './host-setup.js';
-import { vethBaseFilters } from './plan.js';
+import { tcObjectRequest, vethBaseFilters } from './plan.js';
 import { VETH_INDEX_BASE, VETH_PREFIX } from './records.js';
 import type { SpareRecord } from './state.js';
-import { tcRequest } from './tc-requests.js';
 
 /** What a warm-pool spare holds besides its links (SpareRecord.contents). */
 const SPARE_CONTENTS = 'links+tc-v1';
@@ -158,7 +157,7 @@ export class WarmPool {
     const core = this.core;
     const hostReqs = [
       core.vethRequest(sp, ns),
-      ...vethBaseFilters(hostView(core.host), { veth: sp.vethIndex }).map((p) => tcRequest(p, 'add', core.ctx)),
+      ...vethBaseFilters(hostView(core.host), { veth: sp.vethIndex }).map((o) => tcObjectRequest(o, 'add', core.ctx)),
       linkRequests.set(sp.vethIndex, { up: true }),
     ];
     const hostErr = firstFailure(await core.session.batch(hostReqs));

@@ -4,14 +4,11 @@ import { join } from 'node:path';
 import { LOCK } from '../netlink/constants.js';
 import type { NativeShim } from '../netlink/shim.js';
 import { nativeShim } from '../netlink/shim.js';
-import { IsolatorError } from './errors.js';
+import { IsolatorError, LockTimeoutError } from './errors.js';
+
+export { LockTimeoutError } from './errors.js';
 
 const { ECANCELED, EWOULDBLOCK } = osConstants.errno;
-
-export class LockTimeoutError extends IsolatorError {
-  override readonly name = 'LockTimeoutError';
-  readonly code = 'EAGAIN';
-}
 
 /** The system calls the lock needs: the native shim's, or a stand-in. */
 export type FlockCalls = Pick<NativeShim, 'flock' | 'flockAsync' | 'flockCancel'>;

@@ -34,7 +34,10 @@ export type U32Match =
   /** Raw 8/16/32-bit value under a mask at a byte offset (tc `match u8|u16|u32 V M at O`). */
   | { type: 'u8' | 'u16' | 'u32'; value: number; mask: number; at: number; nexthdr?: boolean };
 
-/** A port block: `port` with a prefix `mask`, as in Mesos' PortRange. */
+/**
+ * A port block: `port` with a prefix `mask`, as in Mesos' PortRange: the ports one dstPort or
+ * srcPort match with that mask covers (portBlockRange gives its bounds).
+ */
 export interface PortBlock {
   port: number;
   mask: number;

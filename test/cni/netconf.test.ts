@@ -5,7 +5,7 @@ import { containerPorts, decodeStdin, errorVersion, parseCniArgs, parseCommand, 
 import { convertResult, mergeResult } from '../../src/cni/result.js';
 import { runCni } from '../../src/cni/plugin.js';
 import { UnknownContainerError } from '../../src/isolator/engine.js';
-import { ConfigError, IsolatorError } from '../../src/isolator/errors.js';
+import { ConfigError, EphemeralPortsExhaustedError, IsolatorError, PortsHeldError } from '../../src/isolator/errors.js';
 import { LockTimeoutError } from '../../src/isolator/state.js';
 
 const base = { cniVersion: '1.0.0', name: 'pmi', type: 'portmap-isolator' };
@@ -193,8 +193,8 @@ describe('errors', () => {
     expect(toCniError(new ConfigError('resources', 'bad')).code).toBe(CNI_ERR.INVALID_NETWORK_CONFIG);
     expect(toCniError(new LockTimeoutError('locked')).code).toBe(CNI_ERR.TRY_AGAIN_LATER);
     expect(toCniError(new UnknownContainerError('x')).code).toBe(CNI_ERR.UNKNOWN_CONTAINER);
-    expect(toCniError(new IsolatorError('ports [31000-31001] are already held by another container')).code).toBe(CNI_ERR.PORTS_UNAVAILABLE);
-    expect(toCniError(new IsolatorError('Failed to allocate ephemeral ports: no free block')).code).toBe(CNI_ERR.PORTS_UNAVAILABLE);
+    expect(toCniError(new PortsHeldError('[31000-31001]')).code).toBe(CNI_ERR.PORTS_UNAVAILABLE);
+    expect(toCniError(new EphemeralPortsExhaustedError(1024, '[32768-33791]', 1)).code).toBe(CNI_ERR.PORTS_UNAVAILABLE);
     expect(toCniError(new IsolatorError('Failed to create container x: EEXIST')).code).toBe(CNI_ERR.INTERNAL);
     expect(toCniError(new Error('boom')).code).toBe(CNI_ERR.INTERNAL);
     expect(new CniError(7, 'm', 'd').toJSON('0.4.0')).toEqual({ cniVersion: '0.4.0', code: 7, msg: 'm', details: 'd' });

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
 import { PortSet } from '../../src/isolator/port-set.js';
-import { blockFromBeginEnd, blockFromBeginMask, formatBlock, portBlocks } from '../../src/isolator/port-blocks.js';
+import { blockFromBeginEnd, blockFromBeginMask, formatBlock, portSetBlocks as portBlocks } from '../../src/isolator/port-blocks.js';
+import { portBlockRange } from '../../src/tc/index.js';
 import { EphemeralPortsAllocator } from '../../src/isolator/allocator.js';
 import { formatBytes, parseBytes } from '../../src/isolator/bytes.js';
 import { htbConfig } from '../../src/isolator/rates.js';
@@ -31,7 +32,7 @@ describe('port blocks (Mesos §4.2)', () => {
     expect(b[9]).toBe('[512,1023] fe00');
     expect(blocks('[65535-65535]')).toEqual(['[65535,65535] ffff']);
     expect(blocks('[32768-65535]')).toEqual(['[32768,65535] 8000']);
-    expect(portBlocks(PortSet.parse('[1-65535]')).reduce((n, x) => n + x.end - x.begin + 1, 0)).toBe(65535);
+    expect(portBlocks(PortSet.parse('[1-65535]')).reduce((n, x) => n + portBlockRange(x).end - portBlockRange(x).begin + 1, 0)).toBe(65535);
   });
 
   it('computes blocks per set: adjacent ephemeral and non-ephemeral ports never share a block', () => {
@@ -47,9 +48,11 @@ describe('port blocks (Mesos §4.2)', () => {
     expect(() => blockFromBeginEnd(4, 10)).toThrow(/The size 7 of \[4,10\] is not a power of 2/);
     expect(blockFromBeginEnd(4, 7).mask).toBe(0xfffc);
     expect(blockFromBeginEnd(10, 10).mask).toBe(0xffff);
-    expect(blockFromBeginMask(20, 0xffff)).toEqual({ begin: 20, end: 20, mask: 0xffff });
-    expect(blockFromBeginMask(1024, 0xfff8)).toEqual({ begin: 1024, end: 1031, mask: 0xfff8 });
-    expect(blockFromBeginMask(0, 0)).toEqual({ begin: 0, end: 65535, mask: 0 });
+    expect(blockFromBeginMask(20, 0xffff)).toEqual({ port: 20, mask: 0xffff });
+    expect(blockFromBeginMask(1024, 0xfff8)).toEqual({ port: 1024, mask: 0xfff8 });
+    expect(portBlockRange(blockFromBeginMask(1024, 0xfff8))).toEqual({ begin: 1024, end: 1031 });
+    expect(blockFromBeginMask(0, 0)).toEqual({ port: 0, mask: 0 });
+    expect(portBlockRange(blockFromBeginMask(0, 0))).toEqual({ begin: 0, end: 65535 });
   });
 });
 

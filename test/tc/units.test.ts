@@ -190,6 +190,16 @@ describe('u32 node allocator', () => {
     expect(seen.has(0)).toBe(false);
     expect(() => full.allocate({ ht: 0x00300000 })).toThrow(/no free u32 handle in bucket 3:.*4095 nodes/);
   });
+  it('with a range, hands out the lowest free node of it, and a released node again first', () => {
+    const a = new U32NodeAllocator({ range: { first: 1, last: 3 } });
+    a.reserve({ ht: 0x00200000 }, 0x00200002);
+    expect([a.allocate({ ht: 0x00200000 }), a.allocate({ ht: 0x00200000 })]).toEqual([0x00200001, 0x00200003]);
+    expect(() => a.allocate({ ht: 0x00200000 })).toThrow(/no free u32 handle in bucket 2:, whose nodes 1\.\.3 \(3\) are all taken/);
+    a.release({ ht: 0x00200000 }, 0x00200002);
+    expect(a.allocate({ ht: 0x00200000 })).toBe(0x00200002);
+    expect(a.allocate({ ht: 0x00201000 })).toBe(0x00201001);
+    expect(() => new U32NodeAllocator({ range: { first: 0, last: 3 } })).toThrow(/range first/);
+  });
 });
 
 describe('statistics', () => {

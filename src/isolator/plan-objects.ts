@@ -1,0 +1,160 @@
+/**
+ * The planner's vocabulary (see plan.ts): a planned tc object is the SDK's own spec (src/tc:
+ * U32FilterSpec with typed matches, QdiscSpec, HtbClassSpec), built by src/tc's builders; the
+ * handles, priorities and tables of the layout (Mesos §3.1); the typed matches (Mesos §3.2); and
+ * the one builder every planned u32 filter goes through.
+ */
+import type { Request } from '../netlink/index.js';
+import { TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
+import type { ActionSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
+
+/** One tc object of the plan, as the SDK's spec (a tag tells HTB qdiscs from HTB classes). */
+export type TcObject = { type: 'qdisc'; spec: QdiscSpec } | { type: 'class'; spec: HtbClassSpec } | { type: 'filter'; spec: U32FilterSpec };
+
+/** What building a request needs besides the object: HTB's clock parameters. */
+export interface TcContext {
+  psched: Psched;
+}
+
+/** The request creating (add, replace) or removing (delete) one planned object, built by src/tc. */
+export function tcObjectRequest(o: TcObject, verb: TcVerb, ctx: TcContext): Request {
+  switch (o.type) {
+    case 'filter':
+      return filterRequest(verb, o.spec);
+    case 'qdisc':
+      return qdiscRequest(verb, o.spec, ctx);
+    case 'class':
+      return classRequest(verb, o.spec, ctx);
+  }
+}
+
+/** A filter spec as a planned object. */
+export const filterObject = (spec: U32FilterSpec): TcObject => ({ type: 'filter', spec });
+
+// Handles and priorities (Mesos §3.1).
+/** The ingress qdisc's handle, ffff: (TC_H_MAJ(TC_H_INGRESS)): the parent of every ingress filter. */
+export const INGRESS_HANDLE = (TC_H.INGRESS & TC_H.MAJ_MASK) >>> 0;
+export const HTB_HANDLE = tcHandle(1);
+export const HTB_CLASS = tcHandle(1, 1);
+export const PRIO = Object.freeze({
+  ARP: 0x0102, // 258
+  ICMP: 0x0202, // 514
+  IP_HIGH: 0x0301, // 769
+  IP: 0x0302, // 770
+  IP_LOW: 0x0303, // 771
+  DEFAULT: 0x0402, // 1026
+} as const);
+
+/**
+ * The port tables on the host's eth0 and lo ingress. Level 1 (`100:`) hashes the destination
+ * port's high byte into 256 buckets; a block of 256 ports or more has one filter in each bucket it
+ * covers. Every bucket B also ends (node fff, after any block filter) with a link to its own level-2
+ * table (`200+B:`), which hashes bits 2–7 of the port into 64 buckets of 4 ports; smaller blocks
+ * live there, one filter per 4-port bucket they cover (a 16-port ephemeral block: 4). So a packet
+ * meets at most two hashes, a link and the blocks of one 4-port bucket (≤ 4 filters), however many
+ * containers there are: with one level, a bucket held up to 256 blocks. (Measured with 16-port
+ * buckets: the 16th filter of a bucket cost ~15 % of the rate of 64-byte datagrams.)
+ */
+export const PORT_TABLE_HTID = 0x100;
+export const PORT_TABLE_DIVISOR = 256;
+/** Level-2 table of level-1 bucket B: htid 0x200 + B. */
+export const PORT_SUBTABLE_HTID_BASE = 0x200;
+/** Ports per level-2 bucket (a power of two): the port bits below the level-2 hash. */
+export const PORT_SUBTABLE_PORTS = 4;
+export const PORT_SUBTABLE_DIVISOR = 256 / PORT_SUBTABLE_PORTS;
+/** The level-2 hash key: the port's low byte above the bits inside a bucket (word at offset 20: sport << 16 | dport). */
+export const PORT_SUBTABLE_HASH_MASK = 0xff & ~(PORT_SUBTABLE_PORTS - 1);
+/** The level-1 node that links bucket B to its level-2 table: the last one, so block filters come first. */
+export const PORT_SUBTABLE_LINK_NODE = 0xfff;
+/** Blocks this large or larger go in level 1. */
+export const LEVEL1_BLOCK_PORTS = 256;
+/** The word the port hashes read: source port << 16 | destination port (no IP options). */
+export const PORTS_WORD_OFFSET = 20;
+/**
+ * Mirror actions per filter: at most 32 (the kernel's TCA_ACT_MAX_PRIO); 8 keeps the rewrite a
+ * container start or stop causes small (the kernel creates every action of the filter anew).
+ */
+export const MIRRORS_PER_FILTER = 8;
+/** Mirror chunk k is node k + 1 of its table. */
+export const MIRROR_NODE_BASE = 1;
+
+/** The table and bucket (node 0) a u32 handle lives in. */
+export const htOf = (handle: number): number => (handle & 0xfffff000) >>> 0;
+
+/** fq_codel flow numbers (Mesos §3.1): the host's, ARP/ICMP, and the containers' range. */
+export const FLOW = Object.freeze({ HOST: 1, ARP_ICMP: 2, MIN_CONTAINER: 3, MAX_CONTAINER: 1023 } as const);
+/** The table of per-container egress flow classifiers, keyed on the source port's high byte. */
+export const FLOW_TABLE_HTID = 0x102;
+
+/** The hash tables (one bucket each) that hold the ARP and ICMP mirror filters on eth0. */
+export const MIRROR_TABLE_HTID = Object.freeze({ arp: 0x110, icmp: 0x111 } as const);
+
+// Matches (Mesos §3.2), typed: src/tc packs them into keys.
+export const ihl5: U32Match = { type: 'ipHeaderLength', words: 5 };
+export const icmp: U32Match = { type: 'ipProto', protocol: 'icmp' };
+/** Every packet (tc's `match u32 0 0`): no typed match says that. */
+export const matchAll: U32Match = { type: 'u32', value: 0, mask: 0, at: 0 };
+export const ipDst = (address: string): U32Match => ({ type: 'ipDst', address });
+/** A block's destination ports. */
+export const dstPort = (b: PortBlock): U32Match => ({ type: 'dstPort', port: b.port, mask: b.mask });
+/** A block's source ports. */
+export const srcPort = (b: PortBlock): U32Match => ({ type: 'srcPort', port: b.port, mask: b.mask });
+
+export const redirect = (ifindex: number): ActionSpec => ({ kind: 'mirred', action: 'redirect', ifindex });
+
+export interface HostView {
+  ip: string;
+  mac: string;
+  eth0: number;
+  lo: number;
+}
+
+/** What a planned u32 filter has besides where it hangs. */
+export interface U32Parts {
+  handle?: number;
+  divisor?: number;
+  matches?: U32Match[];
+  terminal?: boolean;
+  actions?: ActionSpec[];
+  classid?: number;
+  link?: number;
+  hashkey?: { mask: number; at: number };
+}
+
+/**
+ * Every planned u32 filter is built here, by assignment. (Not by spreading one spec into another:
+ * V8 copies an object holding a heap number, such as the parent ffff:0, on a slow path that left
+ * the specs slow to read too; ~5 µs a filter.) A node with a handle in one of our tables also
+ * names its table and bucket (`ht`), as tc's `ht` does.
+ */
+export function u32(ifindex: number, parent: number, priority: number, protocol: 'ip' | 'arp' | 'all', parts: U32Parts): U32FilterSpec {
+  const s: U32FilterSpec = { kind: 'u32', ifindex, parent, priority, protocol };
+  if (parts.handle !== undefined) {
+    s.handle = parts.handle;
+    if (parts.divisor !== undefined) s.divisor = parts.divisor;
+    else s.ht = htOf(parts.handle);
+  }
+  if (parts.matches) s.matches = parts.matches;
+  if (parts.terminal) s.terminal = true;
+  if (parts.actions) s.actions = parts.actions;
+  if (parts.classid !== undefined) s.classid = parts.classid;
+  if (parts.link !== undefined) s.link = parts.link;
+  if (parts.hashkey) s.hashkey = parts.hashkey;
+  return s;
+}
+
+/** A u32 filter node with a handle of ours. */
+export function u32Node(
+  ifindex: number,
+  parent: number,
+  priority: number,
+  protocol: 'ip' | 'arp',
+  handle: number,
+  parts: U32Parts,
+): U32FilterSpec & { handle: number } {
+  parts.handle = handle;
+  return u32(ifindex, parent, priority, protocol, parts) as U32FilterSpec & { handle: number };
+}
+
+export const ingressFilter = (ifindex: number, priority: number, protocol: 'ip' | 'arp', parts: U32Parts): U32FilterSpec =>
+  u32(ifindex, INGRESS_HANDLE, priority, protocol, parts);

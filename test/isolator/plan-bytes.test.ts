@@ -1,0 +1,115 @@
+/**
+ * The planner emits the SDK's specs (issue #14 item 1): what it sends must be, byte for byte, what
+ * the planner with its own key format sent (fixtures/plan-bytes.json, captured from that planner
+ * before the change; see its provenance). Every request is encoded through src/tc's builders.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Request } from '../../src/netlink/index.js';
+import { Writer } from '../../src/netlink/index.js';
+import { TC_H, filterRequest, qdiscRequest } from '../../src/tc/index.js';
+import type { FilterRef, U32FilterSpec } from '../../src/tc/index.js';
+import type { HostPortFilter, TcObject } from '../../src/isolator/plan.js';
+import {
+  HTB_HANDLE,
+  containerFilters,
+  flowSharedPlan,
+  hostNodes,
+  hostPortFilters,
+  mirrorChunk,
+  mirrorChunkRef,
+  mirrorTablePlan,
+  portTablePlan,
+  shapingPlan,
+  tcObjectRequest,
+  vethFilters,
+} from '../../src/isolator/plan.js';
+import { portSetBlocks } from '../../src/isolator/port-blocks.js';
+import { PortSet } from '../../src/isolator/port-set.js';
+
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/plan-bytes.json', import.meta.url), 'utf8')) as { requests: Record<string, string[] | string> };
+
+const ctx = { psched: { tickInUsec: 15.625, clockFactor: 1, hz: 1000000000 } };
+const mtu = 1500;
+const host = { ip: '198.18.0.2', mac: '02:00:00:00:00:01', eth0: 2, lo: 1 };
+const blocksOf = (eph: string, ports: string) => [...portSetBlocks(PortSet.parse(eph)), ...portSetBlocks(PortSet.parse(ports))];
+const blocks = blocksOf('[32768-33023]', '[31000-31011,8080-8080]');
+const view = {
+  veth: 1_000_001,
+  cEth0: 1_000_001,
+  cLo: 1,
+  blocks,
+  egress: { rateBytesPerSec: 1_250_000, ceilBytesPerSec: 2_500_000, burstBytes: 30000 },
+  ingress: { rateBytesPerSec: 250_000 },
+  fqCodel: true,
+  mtu,
+};
+
+const hex = (r: Request) => {
+  const w = new Writer();
+  r.encode!(w);
+  return `${r.type}/${r.flags}/${w.toBuffer().toString('hex')}`;
+};
+const objects = (os: TcObject[], verb: 'add' | 'delete' = 'add') => os.map((o) => hex(tcObjectRequest(o, verb, ctx)));
+const filters = (ss: Array<U32FilterSpec | FilterRef>, verb: 'add' | 'replace' | 'delete' = 'add') => ss.map((s) => hex(filterRequest(verb, s)));
+const hostFilters = (fs: HostPortFilter[], verb: 'add' | 'delete' = 'add') =>
+  filters(
+    fs.map((f) => f.spec),
+    verb,
+  );
+const digest = (xs: string[]) => createHash('sha256').update(xs.join('\n')).digest('hex');
+const byPriority = (s: U32FilterSpec): FilterRef => ({ kind: 'u32', ifindex: s.ifindex, parent: s.parent, priority: s.priority, protocol: s.protocol! });
+
+function newRequests(): Record<string, string[] | string> {
+  // Three containers on one host: a, b, then c after a is gone (c reuses a's nodes).
+  const nodes = hostNodes();
+  const a = hostPortFilters(host, view, blocks, nodes, { qdisc: 0x10000, flowId: 3 });
+  const bBlocks = blocksOf('[33024-33279]', '[31012-31013]');
+  const b = hostPortFilters(host, { veth: 1_000_002 }, bBlocks, nodes, { qdisc: 0x10000, flowId: 4 });
+  for (const f of a) nodes[f.role].release({ ht: f.spec.handle }, f.spec.handle);
+  const cBlocks = blocksOf('[32768-33023]', '[31000-31003]');
+  const c = hostPortFilters(host, { veth: 1_000_003 }, cBlocks, nodes, { qdisc: 0x10000, flowId: 5 });
+  const eth0Tables = filters(portTablePlan(host, 'eth0'));
+  const flowShared = flowSharedPlan(host, 0x50001, 0x60000).flatMap((o) => (o.type === 'filter' && o.spec.link === undefined ? [byPriority(o.spec)] : []));
+  return {
+    'host port filters a add': hostFilters(a),
+    'host port filters a delete': hostFilters(a, 'delete'),
+    'host port filters b add': hostFilters(b),
+    'host port filters c add (after a is gone)': hostFilters(c),
+    'veth filters add': objects(vethFilters(host, view)),
+    'container filters add': objects(containerFilters(host, view)),
+    'veth ingress shaping add': objects(shapingPlan(view.veth, view.ingress, false, mtu)),
+    'mirror chunks replace': filters([mirrorChunk(host, 'arp', 0, [1_000_001, 1_000_002]), mirrorChunk(host, 'icmp', 2, [1_000_017])], 'replace'),
+    'mirror chunk delete': filters([mirrorChunkRef(host, 'arp', 1)], 'delete'),
+    'mirror tables add': filters([...mirrorTablePlan(host, 'arp'), ...mirrorTablePlan(host, 'icmp')]),
+    'flow shared add': objects(flowSharedPlan(host, TC_H.ROOT, 0x10000)),
+    'flow shared delete by priority': filters(flowShared, 'delete'),
+    'port tables eth0 add (sha256)': digest(eth0Tables),
+    'port tables lo add (sha256)': digest(filters(portTablePlan(host, 'lo'))),
+    'port tables eth0 add (first two, sublinks 0-1, root link)': [...eth0Tables.slice(0, 2), ...eth0Tables.slice(257, 259), ...eth0Tables.slice(-1)],
+    'port tables delete by priority': filters([byPriority(portTablePlan(host, 'lo')[0]!)], 'delete'),
+    'host ingress add, delete': [
+      hex(qdiscRequest('add', { kind: 'ingress', ifindex: 2 }, ctx)),
+      hex(qdiscRequest('delete', { kind: 'ingress', ifindex: 2 }, ctx)),
+    ],
+    'flow qdisc delete': [hex(qdiscRequest('delete', { kind: 'fq_codel', ifindex: 2, parent: 0x50001, handle: 0x60000 }, ctx))],
+    'probe qdiscs': [
+      hex(qdiscRequest('add', { kind: 'fq_codel', ifindex: 1, parent: TC_H.ROOT, handle: HTB_HANDLE }, ctx)),
+      hex(qdiscRequest('add', { kind: 'htb', ifindex: 1, parent: TC_H.ROOT, handle: HTB_HANDLE }, ctx)),
+      hex(qdiscRequest('add', { kind: 'ingress', ifindex: 1 }, ctx)),
+    ],
+  };
+}
+
+describe("the planner's bytes (SDK specs) equal the old planner's", () => {
+  const now = newRequests();
+  it('covers every captured case', () => {
+    expect(Object.keys(now).sort()).toEqual(Object.keys(fixture.requests).sort());
+  });
+  for (const name of Object.keys(fixture.requests)) {
+    it(name, () => {
+      expect(now[name]).toEqual(fixture.requests[name]);
+    });
+  }
+});
