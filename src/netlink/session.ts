@@ -6,61 +6,11 @@ import type { NetlinkMessage } from './framing.js';
 import { parseDonePayload, parseErrorPayload, parseMessages } from './framing.js';
 import type { MessageSchema } from './message.js';
 import { pathInMessage } from './message.js';
-import type { SocketOptions } from './socket.js';
 import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socket.js';
 import { Writer } from './writer.js';
+import type { AckResult, DumpOptions, Request, RequestOptions, SessionOptions } from './session-types.js';
 
-/** A request to send: message type, flags and a body writer. NLM_F_REQUEST is always added. */
-export interface Request {
-  type: number;
-  /** NLM_F_* flags (NLM_F_ACK is added for non-dump requests). */
-  flags?: number;
-  /** Writes the message body (everything after the nlmsghdr). */
-  encode?: (w: Writer) => void;
-  /** The body's schema, so that the kernel's NLMSGERR_ATTR_OFFS can be named as an attribute path. */
-  schema?: MessageSchema;
-}
-
-export interface SessionOptions extends SocketOptions {
-  /** Default time to wait for an answer. */
-  timeoutMs?: number;
-  /** Names of the family's message types, for errors ('RTM_NEWLINK'). */
-  typeNames?: ReadonlyMap<number, string>;
-  /** Called with every warning the kernel attaches to a successful ACK. */
-  onWarning?: (w: NetlinkWarning) => void;
-  /** Bytes of requests per sendmsg in a batch (bounded by the socket's send buffer). */
-  batchBytes?: number;
-  /** Requests per sendmsg in a batch (bounded so their ACKs fit the receive buffer). */
-  batchMessages?: number;
-}
-
-export interface RequestOptions<T> {
-  timeoutMs?: number;
-  /**
-   * Send from a threadpool thread, for requests the kernel processes slowly inside sendmsg
-   * (deleting a veth waits ~20 ms for RCU): the event loop is not blocked meanwhile.
-   */
-  offload?: boolean;
-  /** Turn each reply message into a value while its bytes are valid; default: a copy of the message. */
-  decode?: (msg: NetlinkMessage) => T;
-}
-
-/** The answer to an acknowledged request: kernel warnings, and any reply messages (GET, ECHO). */
-export interface AckResult<T = NetlinkMessage> {
-  warnings: NetlinkWarning[];
-  replies: T[];
-}
-
-/** What to do when the kernel flags a dump as interrupted by a concurrent change. */
-export type InterruptedPolicy = 'retry' | 'throw' | 'accept';
-
-export interface DumpOptions<T> {
-  timeoutMs?: number;
-  /** Default 'retry' (up to `retries` times, then throw DumpInterruptedError with the partial results). */
-  onInterrupted?: InterruptedPolicy;
-  retries?: number;
-  decode: (msg: NetlinkMessage) => T;
-}
+export type { AckResult, DumpOptions, InterruptedPolicy, Request, RequestOptions, SessionOptions } from './session-types.js';
 
 type Outcome = { error: Error } | { error?: undefined; warnings: NetlinkWarning[]; replies: unknown[]; interrupted: boolean };
 
@@ -272,28 +222,14 @@ export class NetlinkSession {
   async batch(reqs: Iterable<Request>, options: { timeoutMs?: number; ackEach?: boolean } = {}): Promise<BatchResult[]> {
     this.checkOpen();
     const ackEach = options.ackEach ?? false;
-    // An array's size is known; an iterable (a generator of many requests) starts at two chunks.
-    const known = Array.isArray(reqs) ? (reqs as readonly Request[]).length * 128 : this.batchBytes * 2;
-    const w = new Writer(Math.min(Math.max(known, 4096), this.batchBytes * 2));
-    // Encoded one by one as they come (a generator's bodies die young); only what an error
-    // report needs is kept per request.
-    const seqs: number[] = [];
-    const ends: number[] = [];
-    const sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> = [];
-    for (const req of reqs) {
-      seqs.push(this.write(w, req, NLM_F.REQUEST | (ackEach ? NLM_F.ACK : 0) | (req.flags ?? 0)));
-      ends.push(w.pos);
-      sent.push(req.schema ? { type: req.type, flags: req.flags, schema: req.schema } : { type: req.type, flags: req.flags });
-    }
+    const { buf, seqs, ends, sent } = this.encodeBatch(reqs, ackEach);
     const count = sent.length;
-    const buf = w.view();
     const results: BatchResult[] = new Array(count);
     const ok: BatchResult = { ok: true, warnings: [] };
     let first = 0;
     while (first < count) {
-      let last = first + 1;
       const chunkStart = first ? ends[first - 1]! : 0;
-      while (last < count && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
+      const last = this.chunkEnd(first, ends, chunkStart);
       const chunkFirst = first;
       const chunkLast = last;
       let outstanding = ackEach ? last - first : 1;
@@ -335,6 +271,32 @@ export class NetlinkSession {
       first = last;
     }
     return results;
+  }
+
+  /**
+   * A batch's requests encoded one after another into one buffer, as they come (a generator's
+   * bodies die young); only what an error report needs is kept per request.
+   */
+  private encodeBatch(reqs: Iterable<Request>, ackEach: boolean): { buf: Buffer; seqs: number[]; ends: number[]; sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> } {
+    // An array's size is known; an iterable (a generator of many requests) starts at two chunks.
+    const known = Array.isArray(reqs) ? (reqs as readonly Request[]).length * 128 : this.batchBytes * 2;
+    const w = new Writer(Math.min(Math.max(known, 4096), this.batchBytes * 2));
+    const seqs: number[] = [];
+    const ends: number[] = [];
+    const sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> = [];
+    for (const req of reqs) {
+      seqs.push(this.write(w, req, NLM_F.REQUEST | (ackEach ? NLM_F.ACK : 0) | (req.flags ?? 0)));
+      ends.push(w.pos);
+      sent.push(req.schema ? { type: req.type, flags: req.flags, schema: req.schema } : { type: req.type, flags: req.flags });
+    }
+    return { buf: w.view(), seqs, ends, sent };
+  }
+
+  /** One past the last request of the chunk starting at `first`: within batchMessages and batchBytes. */
+  private chunkEnd(first: number, ends: readonly number[], chunkStart: number): number {
+    let last = first + 1;
+    while (last < ends.length && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
+    return last;
   }
 
   private register(
