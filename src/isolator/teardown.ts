@@ -100,7 +100,7 @@ async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors
       ns.close();
     }
   } catch (e) {
-    if (!/ENOENT/.test((e as Error).message)) errors.push(e as Error);
+    if ((e as { code?: string }).code !== 'ENOENT') errors.push(e as Error); // the namespace is gone already
   }
   return nameFreed;
 }

@@ -266,11 +266,8 @@ function sources(dir: string): string[] {
 
 describe('no regex over error messages', () => {
   const root = join(import.meta.dirname, '..', '..');
-  /**
-   * Not a mapping to a status or code, but a message test all the same; teardown.ts belongs to
-   * the "one tc dialect" rework, which replaces it with `(e as SocketError).code === 'ENOENT'`.
-   */
-  const KNOWN: Record<string, RegExp> = { 'src/isolator/teardown.ts': /\/ENOENT\/\.test\(\(e as Error\)\.message\)/ };
+  /** Exceptions, by file (none left). */
+  const KNOWN: Record<string, RegExp> = {};
   const PATTERNS = [
     /\.test\([^;]*\.message\b/, // /re/.test(e.message), /re/.test((e as Error).message)
     /\.test\(\s*(msg|message|text)\s*\)/, // /re/.test(msg)
