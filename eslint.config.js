@@ -19,7 +19,9 @@ function layerRules(layer) {
         'error',
         {
           patterns: [
-            ...(above.length ? [{ group: above.map((l) => `**/${l}/**`), message: `src/${layer} must not import a higher layer (${above.join(', ')}): DESIGN.md §1.` }] : []),
+            ...(above.length
+              ? [{ group: above.map((l) => `**/${l}/**`), message: `src/${layer} must not import a higher layer (${above.join(', ')}): DESIGN.md §1.` }]
+              : []),
             { group: others.map((l) => `**/${l}/schemas/**`), message: "import another layer's index, not its schemas/: its encodings stay behind its verbs." },
           ],
         },
@@ -33,7 +35,31 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setImmediate: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', performance: 'readonly', URL: 'readonly', SharedArrayBuffer: 'readonly', Atomics: 'readonly', NodeJS: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', AbortController: 'readonly', structuredClone: 'readonly', queueMicrotask: 'readonly', BigInt: 'readonly' } },
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'module',
+      globals: {
+        process: 'readonly',
+        Buffer: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setImmediate: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        performance: 'readonly',
+        URL: 'readonly',
+        SharedArrayBuffer: 'readonly',
+        Atomics: 'readonly',
+        NodeJS: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        AbortController: 'readonly',
+        structuredClone: 'readonly',
+        queueMicrotask: 'readonly',
+        BigInt: 'readonly',
+      },
+    },
     rules: {
       // Decoded netlink attributes are loosely typed at the edges; `any` there is deliberate.
       '@typescript-eslint/no-explicit-any': 'off',
@@ -54,6 +80,11 @@ export default tseslint.config(
   {
     // bench/ and examples/ are applications too: they use src/ and never test/ internals.
     files: ['bench/**/*.ts', 'examples/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**'], message: 'bench/ and examples/ must not import test/ helpers: use src/lab.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/test/**'], message: 'bench/ and examples/ must not import test/ helpers: use src/lab.' }] },
+      ],
+    },
   },
 );

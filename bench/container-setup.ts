@@ -52,7 +52,13 @@ export interface ContainerSetupResult extends LatencyFigures {
    * Engine-made namespaces through an engine keeping `spares` ready (IsolatorOptions.warmPool),
    * creates `gap_ms` apart; `spare_taken_share`: creates that found a ready spare.
    */
-  warm_pool: LatencyFigures & { spares: number; gap_ms: number; spare_taken_share: number; phases_ms: Record<string, number>; without_pool_same_gap: LatencyFigures };
+  warm_pool: LatencyFigures & {
+    spares: number;
+    gap_ms: number;
+    spare_taken_share: number;
+    phases_ms: Record<string, number>;
+    without_pool_same_gap: LatencyFigures;
+  };
   /** Median of each phase of create (engine-made namespace), ms. */
   phases_ms: Record<string, number>;
   phases_ms_precreated: Record<string, number>;
@@ -112,9 +118,18 @@ export function shellHostFacts(ns: string): ShellHostFacts {
   const links = ipJson<Array<{ ifname: string; ifindex: number; address: string; mtu: number }>>(ns, 'link', 'show');
   const eth0 = links.find((l) => l.ifname === 'eth0')!;
   const lo = links.find((l) => l.ifname === 'lo')!;
-  const addr = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, 'addr', 'show', 'dev', 'eth0')[0]!.addr_info.find((a) => a.family === 'inet')!;
+  const addr = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, 'addr', 'show', 'dev', 'eth0')[0]!.addr_info.find(
+    (a) => a.family === 'inet',
+  )!;
   const gw = ipJson<Array<{ gateway: string }>>(ns, 'route', 'show', 'default')[0]!.gateway;
-  return { ns, eth0: { name: 'eth0', index: eth0.ifindex, address: eth0.address, mtu: eth0.mtu }, lo: { name: 'lo', index: lo.ifindex }, ip: addr.local, prefixlen: addr.prefixlen, gateway: gw };
+  return {
+    ns,
+    eth0: { name: 'eth0', index: eth0.ifindex, address: eth0.address, mtu: eth0.mtu },
+    lo: { name: 'lo', index: lo.ifindex },
+    ip: addr.local,
+    prefixlen: addr.prefixlen,
+    gateway: gw,
+  };
 }
 
 /** Run a generated script with sh -e; returns its wall time (ms). */
@@ -220,7 +235,9 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     // back, a create would wait for the refill holding the lock, and nothing would be gained).
     await waitQuiet(opts.quick ? 5000 : 15_000);
     const pooled = await elab.open(BENCH_FLAGS, [], { warmPool: WARM_POOL });
-    const readySpares = () => readdirSync(join(elab.workDir, 'spares')).filter((f) => f.endsWith('.json') && readFileSync(join(elab.workDir, 'spares', f), 'utf8').includes('"ready"')).length;
+    const readySpares = () =>
+      readdirSync(join(elab.workDir, 'spares')).filter((f) => f.endsWith('.json') && readFileSync(join(elab.workDir, 'spares', f), 'utf8').includes('"ready"'))
+        .length;
     const hits: number[] = [];
     for (let i = 0; i < warmups / 2; i++) {
       // Warms the path of a create that takes a spare (and starts the refill).
@@ -229,14 +246,24 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
       await pooled.destroy(`pool-warm${i}`);
     }
     await waitQuiet(opts.quick ? 5000 : 15_000);
-    const warm = await measure(`namespaces from a warm pool of ${WARM_POOL}, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: pooled, gapMs: POOL_GAP_MS, spares: readySpares, hits });
+    const warm = await measure(`namespaces from a warm pool of ${WARM_POOL}, creates ${POOL_GAP_MS} ms apart`, undefined, {
+      iso: pooled,
+      gapMs: POOL_GAP_MS,
+      spares: readySpares,
+      hits,
+    });
     await pooled.cleanup();
     await pooled.close();
     await waitVethsGone(host);
     // The same spacing without a pool: an idle gap before each create makes it slower by itself
     // on this VM (measured: 3.6 → ~6 ms p50 with 20 ms gaps), so the pool is compared with this.
     await waitQuiet(opts.quick ? 5000 : 15_000);
-    const spaced = await measure(`namespaces made by the engine, creates ${POOL_GAP_MS} ms apart`, undefined, { iso: iso!, gapMs: POOL_GAP_MS, spares: () => 0, hits: [] });
+    const spaced = await measure(`namespaces made by the engine, creates ${POOL_GAP_MS} ms apart`, undefined, {
+      iso: iso!,
+      gapMs: POOL_GAP_MS,
+      spares: () => 0,
+      hits: [],
+    });
 
     // The shell baseline, in its own lab.
     opts.log(`container_setup: ${shellK} containers by shell scripts`);
@@ -259,11 +286,22 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     const eqName = `${slab.lab.id}-sheq`;
     shellNames.push(eqName);
     const seq = rec.vethIndex - 1_000_000;
-    runScript(sh.create('eq', PortSet.parse(portsOf(3)), { ns: eqName, createNs: true, fixed: { seq, ephemeral: rec.ephemeralPorts, mirrorSlot: rec.mirrorSlot } }).script, script);
+    runScript(
+      sh.create('eq', PortSet.parse(portsOf(3)), { ns: eqName, createNs: true, fixed: { seq, ephemeral: rec.ephemeralPorts, mirrorSlot: rec.mirrorSlot } })
+        .script,
+      script,
+    );
     const eth0 = iso.host.eth0.index;
     const lo = iso.host.lo.index;
     const a = await topology({ host: elab.lab.path(host), container: info.netns, vethIndex: rec.vethIndex, eth0, lo, mac: iso.host.eth0.address });
-    const b = await topology({ host: slab.lab.path(slab.lab.host), container: `/run/netns/${eqName}`, vethIndex: rec.vethIndex, eth0: sfacts.eth0.index, lo: sfacts.lo.index, mac: sfacts.eth0.address });
+    const b = await topology({
+      host: slab.lab.path(slab.lab.host),
+      container: `/run/netns/${eqName}`,
+      vethIndex: rec.vethIndex,
+      eth0: sfacts.eth0.index,
+      lo: sfacts.lo.index,
+      mac: sfacts.eth0.address,
+    });
     const diff = compareTopologies(a, b);
     const objects = Object.values(a).reduce((n, v) => n + v.length, 0);
     await iso.destroy('eq');
@@ -297,7 +335,12 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
         phases_ms: phaseMedians(own.phases),
         phases_ms_precreated: phaseMedians(pre.phases),
         tail_phases_ms: tailPhases(own.setup, own.phases),
-        netlink_calls_ms: { setup: ms(summarize(own.netlinkSetup).median), teardown: ms(summarize(own.netlinkTeardown).median), setup_precreated: ms(summarize(pre.netlinkSetup).median), teardown_precreated: ms(summarize(pre.netlinkTeardown).median) },
+        netlink_calls_ms: {
+          setup: ms(summarize(own.netlinkSetup).median),
+          teardown: ms(summarize(own.netlinkTeardown).median),
+          setup_precreated: ms(summarize(pre.netlinkSetup).median),
+          teardown_precreated: ms(summarize(pre.netlinkTeardown).median),
+        },
         first_create_ms: ms(firstCreate),
         shell_equivalence: diff ? `DIFFERS: ${diff}` : `identical (${objects} objects compared)`,
         ports_per_container: '10 non-ephemeral ports (e.g. [31000-31009]) + a 16-port ephemeral block',
@@ -309,7 +352,16 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
           shell_setup_ms: sp(shellSetup),
         },
       },
-      samples: { setup: own.setup, teardown: own.teardown, pre_setup: pre.setup, pre_teardown: pre.teardown, shell_setup: shellSetup, shell_teardown: shellTeardown, phases: phaseMedians(own.phases), phases_pre: phaseMedians(pre.phases) },
+      samples: {
+        setup: own.setup,
+        teardown: own.teardown,
+        pre_setup: pre.setup,
+        pre_teardown: pre.teardown,
+        shell_setup: shellSetup,
+        shell_teardown: shellTeardown,
+        phases: phaseMedians(own.phases),
+        phases_pre: phaseMedians(pre.phases),
+      },
     };
   } finally {
     await elab.destroy(); // engine cleanup() + lab

@@ -44,7 +44,17 @@ export async function benchDump(opts: SuiteOptions): Promise<SuiteOutput<DumpRes
     const alloc = new U32NodeAllocator();
     const specs: U32FilterSpec[] = [
       { kind: 'u32', ifindex: dev, parent: 'ffff:', priority: 1, protocol: 'ip', handle: PT, divisor: 256 },
-      { kind: 'u32', ifindex: dev, parent: 'ffff:', priority: 1, protocol: 'ip', handle: 0x800, matches: [{ type: 'ipDst', address: '198.18.0.2/32' }], link: PT, hashkey: { mask: 0xff00, at: 20 } },
+      {
+        kind: 'u32',
+        ifindex: dev,
+        parent: 'ffff:',
+        priority: 1,
+        protocol: 'ip',
+        handle: 0x800,
+        matches: [{ type: 'ipDst', address: '198.18.0.2/32' }],
+        link: PT,
+        hashkey: { mask: 0xff00, at: 20 },
+      },
     ];
     for (let i = 0; i < n; i++) {
       const port = 20000 + i;
@@ -86,7 +96,9 @@ export async function benchDump(opts: SuiteOptions): Promise<SuiteOutput<DumpRes
       if (c !== n) throw new Error(`dump: tc filter show printed ${c} filters, expected ${n}`);
     };
     const tcJson = () => {
-      const out = JSON.parse(run('tc', ['-n', ns, '-j', 'filter', 'show', 'dev', 'bench0', 'ingress'])) as Array<{ options?: { fh?: string; actions?: unknown[] } }>;
+      const out = JSON.parse(run('tc', ['-n', ns, '-j', 'filter', 'show', 'dev', 'bench0', 'ingress'])) as Array<{
+        options?: { fh?: string; actions?: unknown[] };
+      }>;
       const c = out.filter((f) => /^100:[0-9a-f]+:[0-9a-f]+$/.test(f.options?.fh ?? '') && f.options?.actions?.length === 1).length;
       if (c !== n) throw new Error(`dump: tc -j filter show listed ${c} filters, expected ${n}`);
     };
@@ -108,7 +120,9 @@ export async function benchDump(opts: SuiteOptions): Promise<SuiteOutput<DumpRes
       await time('tc_json', tcJson);
     }
     const s = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, summarize(v)]));
-    const spread = Object.fromEntries(Object.entries(s).map(([k, v]) => [`${k === 'handles' ? 'sdk_handles_only' : k}_ms`, { min: round(v.min, 1), max: round(v.max, 1) }]));
+    const spread = Object.fromEntries(
+      Object.entries(s).map(([k, v]) => [`${k === 'handles' ? 'sdk_handles_only' : k}_ms`, { min: round(v.min, 1), max: round(v.max, 1) }]),
+    );
     return {
       result: {
         n,

@@ -69,7 +69,13 @@ export async function topology(ref: TopologyRef): Promise<Record<string, string[
     const ns = Netns.fromPath(ref.container);
     try {
       const read = (k: string) => readFileInNetns(ns, `/proc/sys/net/${k}`).trim().replace(/\s+/g, ' ');
-      out['container sysctls'] = ['ipv4/ip_local_port_range', 'ipv4/conf/eth0/accept_local', 'ipv4/conf/lo/accept_local', 'ipv4/conf/lo/route_localnet', 'ipv6/conf/all/disable_ipv6'].map((k) => `${k}=${read(k)}`);
+      out['container sysctls'] = [
+        'ipv4/ip_local_port_range',
+        'ipv4/conf/eth0/accept_local',
+        'ipv4/conf/lo/accept_local',
+        'ipv4/conf/lo/route_localnet',
+        'ipv6/conf/all/disable_ipv6',
+      ].map((k) => `${k}=${read(k)}`);
     } finally {
       ns.close();
     }

@@ -169,7 +169,13 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
       writeFileSync(batchFile, p.tcLines.join('\n') + '\n');
       files.push(batchFile);
       const scriptFile = join(tmpdir(), `pmi-bench-tc-${process.pid}-${n}.sh`);
-      writeFileSync(scriptFile, p.tcLines.slice(0, processN).map((l) => `tc -n ${ns} ${l}`).join('\n') + '\n');
+      writeFileSync(
+        scriptFile,
+        p.tcLines
+          .slice(0, processN)
+          .map((l) => `tc -n ${ns} ${l}`)
+          .join('\n') + '\n',
+      );
       files.push(scriptFile);
       // The C floor replays the bytes the SDK sends (recorded from one unmeasured run).
       const msgFile = join(tmpdir(), `pmi-bench-nl-${process.pid}-${n}.bin`);
@@ -216,13 +222,19 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
         // The C floor
         if (floor.path) {
           await fresh();
-          const [ok, errors, errno, ns_] = run(floor.path, [lab.path(ns), msgFile, '1024', String(128 << 10)]).trim().split(' ').map(Number);
+          const [ok, errors, errno, ns_] = run(floor.path, [lab.path(ns), msgFile, '1024', String(128 << 10)])
+            .trim()
+            .split(' ')
+            .map(Number);
           if (errors) throw new Error(`filter_install: the C floor got ${errors} errors (first errno ${errno})`);
           await verify('the C floor', ok!);
           rate.c_floor!.push(n / (ns_! / 1e9));
           // The same bytes with NLM_F_ACK on every message: one ACK per request, as most libraries do.
           await fresh();
-          const [okA, errorsA, errnoA, nsA] = run(floor.path, [lab.path(ns), msgFile, '1024', String(128 << 10), '1']).trim().split(' ').map(Number);
+          const [okA, errorsA, errnoA, nsA] = run(floor.path, [lab.path(ns), msgFile, '1024', String(128 << 10), '1'])
+            .trim()
+            .split(' ')
+            .map(Number);
           if (errorsA) throw new Error(`filter_install: the C floor (ACK each) got ${errorsA} errors (first errno ${errnoA})`);
           await verify('the C floor (ACK each)', okA!);
           rate.c_floor_ack_each!.push(n / (nsA! / 1e9));
@@ -245,7 +257,8 @@ export async function benchFilterInstall(opts: SuiteOptions): Promise<SuiteOutpu
       const spread: Record<string, { min: number; max: number }> = {};
       for (const [k, v] of Object.entries(s)) {
         if (!v) continue;
-        spread[k === 'ratio' ? 'ratio_sdk_vs_tc_batch' : `${k}_per_sec`] = k === 'ratio' ? { min: round(v.min), max: round(v.max) } : { min: Math.round(v.min), max: Math.round(v.max) };
+        spread[k === 'ratio' ? 'ratio_sdk_vs_tc_batch' : `${k}_per_sec`] =
+          k === 'ratio' ? { min: round(v.min), max: round(v.max) } : { min: Math.round(v.min), max: Math.round(v.max) };
       }
       out[`n${n}`] = {
         n,

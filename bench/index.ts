@@ -123,7 +123,9 @@ async function main(): Promise<void> {
   for (const s of args.suites) {
     // Let the previous suite's kernel work (namespaces being freed) and other jobs quiet down.
     quiet[s] = await waitQuiet(args.quick ? 15_000 : 60_000);
-    log(`running ${s}… (machine ${Math.round(quiet[s]!.busy * 100)}% busy before it${quiet[s]!.waited_s >= 1 ? `, after waiting ${quiet[s]!.waited_s} s` : ''})`);
+    log(
+      `running ${s}… (machine ${Math.round(quiet[s]!.busy * 100)}% busy before it${quiet[s]!.waited_s >= 1 ? `, after waiting ${quiet[s]!.waited_s} s` : ''})`,
+    );
     const t0 = Date.now();
     const watch = cpuWatch();
     const r = await SUITES[s]!({ quick: args.quick, log });

@@ -56,7 +56,13 @@ async function bundle(variant: 'old' | 'new', out: string): Promise<void> {
     define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(REPO, 'src', 'netlink', 'shim.ts')).href) },
     logLevel: 'error',
     plugins: head
-      ? [{ name: 'head-state', setup: (b) => b.onLoad({ filter: /src\/isolator\/state\.ts$/ }, () => ({ contents: head, loader: 'ts', resolveDir: join(REPO, 'src', 'isolator') })) }]
+      ? [
+          {
+            name: 'head-state',
+            setup: (b) =>
+              b.onLoad({ filter: /src\/isolator\/state\.ts$/ }, () => ({ contents: head, loader: 'ts', resolveDir: join(REPO, 'src', 'isolator') })),
+          },
+        ]
       : [],
   });
 }

@@ -72,7 +72,9 @@ export async function benchRaw(opts: { n?: number; repetitions?: number; process
           })) /
             1e3),
       );
-      ipBatch.push(n / ((await timeMs(() => execFileSync('ip', ['-n', lab.host, '-batch', '-'], { input: batchInput, stdio: ['pipe', 'ignore', 'inherit'] }))) / 1e3));
+      ipBatch.push(
+        n / ((await timeMs(() => execFileSync('ip', ['-n', lab.host, '-batch', '-'], { input: batchInput, stdio: ['pipe', 'ignore', 'inherit'] }))) / 1e3),
+      );
       ipProcess.push(
         processN /
           ((await timeMs(() => {

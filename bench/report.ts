@@ -39,7 +39,9 @@ export function verdicts(out: Out): Verdict[] {
           target: `filter install (${m.n}): SDK batched within ×1.3 of the C floor`,
           measured:
             `SDK ${short(m.sdk_batched_per_sec)}/s vs floor ${short(m.c_floor_per_sec)}/s (×${(m.c_floor_per_sec / m.sdk_batched_per_sec).toFixed(2)} slower)` +
-            (m.c_floor_ack_each_per_sec ? `; vs a C floor acknowledging each request ${short(m.c_floor_ack_each_per_sec)}/s (×${(m.c_floor_ack_each_per_sec / m.sdk_batched_per_sec).toFixed(2)})` : ''),
+            (m.c_floor_ack_each_per_sec
+              ? `; vs a C floor acknowledging each request ${short(m.c_floor_ack_each_per_sec)}/s (×${(m.c_floor_ack_each_per_sec / m.sdk_batched_per_sec).toFixed(2)})`
+              : ''),
           met: m.c_floor_per_sec / m.sdk_batched_per_sec <= 1.3,
         });
       }
@@ -55,15 +57,36 @@ export function verdicts(out: Out): Verdict[] {
       v.push({ target: 'setup p99 ≤ 4 ms, with a warm pool', measured: `${wp.setup_p99_ms} ms (${how})`, met: wp.setup_p99_ms <= 4 });
     }
     const spaced = wp ? `; ${wp.without_pool_same_gap.setup_p50_ms} / ${wp.without_pool_same_gap.setup_p99_ms} ms ${wp.gap_ms} ms apart` : '';
-    v.push({ target: 'setup p50 ≤ 1.5 ms, without a pool', measured: `${cs.setup_p50_ms} ms (engine-made netns), ${cs.precreated.setup_p50_ms} ms (pre-created)${spaced && ` (p50 / p99${spaced})`}`, met: cs.setup_p50_ms <= 1.5 });
-    v.push({ target: 'setup p99 ≤ 4 ms, without a pool', measured: `${cs.setup_p99_ms} ms (engine-made netns), ${cs.precreated.setup_p99_ms} ms (pre-created)`, met: cs.setup_p99_ms <= 4 });
-    v.push({ target: 'caller-visible teardown ≤ 3 ms (p50)', measured: `${cs.teardown_p50_ms} ms (p99 ${cs.teardown_p99_ms}); pre-created ${cs.precreated.teardown_p50_ms} ms`, met: cs.teardown_p50_ms <= 3 });
+    v.push({
+      target: 'setup p50 ≤ 1.5 ms, without a pool',
+      measured: `${cs.setup_p50_ms} ms (engine-made netns), ${cs.precreated.setup_p50_ms} ms (pre-created)${spaced && ` (p50 / p99${spaced})`}`,
+      met: cs.setup_p50_ms <= 1.5,
+    });
+    v.push({
+      target: 'setup p99 ≤ 4 ms, without a pool',
+      measured: `${cs.setup_p99_ms} ms (engine-made netns), ${cs.precreated.setup_p99_ms} ms (pre-created)`,
+      met: cs.setup_p99_ms <= 4,
+    });
+    v.push({
+      target: 'caller-visible teardown ≤ 3 ms (p50)',
+      measured: `${cs.teardown_p50_ms} ms (p99 ${cs.teardown_p99_ms}); pre-created ${cs.precreated.teardown_p50_ms} ms`,
+      met: cs.teardown_p50_ms <= 3,
+    });
   }
   const sc = out.scaling;
   if (sc) {
     const wp = sc.warm_pool;
-    if (wp) v.push({ target: 'setup at 1000 containers ≤ 1.3× at 0, with a warm pool', measured: `${wp.setup_p50_ms.at_1000} vs ${wp.setup_p50_ms.at_0} ms (×${wp.ratio_setup_1000_vs_0}; pool of ${wp.spares}, creates ${wp.gap_ms} ms apart)`, met: wp.ratio_setup_1000_vs_0 <= 1.3 });
-    v.push({ target: 'setup at 1000 containers ≤ 1.3× at 0, without a pool', measured: `${sc.setup_p50_ms_at_1000} vs ${sc.setup_p50_ms_at_0} ms (×${sc.ratio_setup_1000_vs_0})`, met: sc.ratio_setup_1000_vs_0 <= 1.3 });
+    if (wp)
+      v.push({
+        target: 'setup at 1000 containers ≤ 1.3× at 0, with a warm pool',
+        measured: `${wp.setup_p50_ms.at_1000} vs ${wp.setup_p50_ms.at_0} ms (×${wp.ratio_setup_1000_vs_0}; pool of ${wp.spares}, creates ${wp.gap_ms} ms apart)`,
+        met: wp.ratio_setup_1000_vs_0 <= 1.3,
+      });
+    v.push({
+      target: 'setup at 1000 containers ≤ 1.3× at 0, without a pool',
+      measured: `${sc.setup_p50_ms_at_1000} vs ${sc.setup_p50_ms_at_0} ms (×${sc.ratio_setup_1000_vs_0})`,
+      met: sc.ratio_setup_1000_vs_0 <= 1.3,
+    });
     v.push({
       target: 'pps at 1000 containers ≥ 0.9× pps at 1',
       measured: `${short(sc.pps_at_1000)} vs ${short(sc.pps_at_1)} (×${sc.ratio_pps_1000_vs_1}; newest container, position ${sc.bucket_position.at_1000} in its bucket)`,
@@ -74,7 +97,9 @@ export function verdicts(out: Out): Verdict[] {
 }
 
 const md = (rows: Array<Array<string | number | null | undefined>>) =>
-  rows.map((r, i) => `| ${r.map((c) => (c === null || c === undefined ? '—' : String(c))).join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`).join('\n');
+  rows
+    .map((r, i) => `| ${r.map((c) => (c === null || c === undefined ? '—' : String(c))).join(' | ')} |${i === 0 ? `\n|${r.map(() => '---').join('|')}|` : ''}`)
+    .join('\n');
 
 function filterRows(m: MethodFigures): Array<Array<string | number | null>> {
   const r = (k: keyof MethodFigures & string, label: string) => {
@@ -84,7 +109,7 @@ function filterRows(m: MethodFigures): Array<Array<string | number | null>> {
   };
   return [
     ['method', 'filters/s (median)', 'min – max'],
-    r('c_floor_per_sec', 'C floor (nl-replay.c, the SDK\'s bytes)'),
+    r('c_floor_per_sec', "C floor (nl-replay.c, the SDK's bytes)"),
     r('c_floor_ack_each_per_sec', 'C floor, ACK on every request'),
     r('sdk_batched_per_sec', 'SDK batched'),
     r('sdk_single_per_sec', 'SDK one at a time'),
@@ -128,15 +153,32 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
   }
   const v = verdicts(out);
   if (v.length) {
-    lines.push('## Targets (issue #7)', '', md([['target', 'measured', ''], ...v.map((x) => [x.target, x.measured, x.met === undefined ? '—' : x.met ? 'met' : '**missed**'])]), '');
+    lines.push(
+      '## Targets (issue #7)',
+      '',
+      md([['target', 'measured', ''], ...v.map((x) => [x.target, x.measured, x.met === undefined ? '—' : x.met ? 'met' : '**missed**'])]),
+      '',
+    );
   }
 
   const fi = out.filter_install;
   if (fi) {
-    lines.push('## filter_install', '', `${fi.layout}. Repetitions: ${fi.repetitions.n1000} (1000 filters), ${fi.repetitions.n10000} (10 000), ${fi.repetitions.tc_process} for one tc process per filter; ${fi.verified}; C floor: ${fi.c_floor}.`, '');
+    lines.push(
+      '## filter_install',
+      '',
+      `${fi.layout}. Repetitions: ${fi.repetitions.n1000} (1000 filters), ${fi.repetitions.n10000} (10 000), ${fi.repetitions.tc_process} for one tc process per filter; ${fi.verified}; C floor: ${fi.c_floor}.`,
+      '',
+    );
     for (const k of ['n1000', 'n10000'] as const) {
       const f = fi[k];
-      lines.push(`### ${f.n} filters`, '', md(filterRows(f)), '', `SDK batched / tc -batch: ×${f.ratio_sdk_vs_tc_batch} (per-run range ${f.spread.ratio_sdk_vs_tc_batch?.min} – ${f.spread.ratio_sdk_vs_tc_batch?.max}); SDK batched / C floor: ×${f.ratio_sdk_vs_c_floor ?? '—'} (ACK each: ×${f.ratio_sdk_vs_c_floor_ack_each ?? '—'}).`, '');
+      lines.push(
+        `### ${f.n} filters`,
+        '',
+        md(filterRows(f)),
+        '',
+        `SDK batched / tc -batch: ×${f.ratio_sdk_vs_tc_batch} (per-run range ${f.spread.ratio_sdk_vs_tc_batch?.min} – ${f.spread.ratio_sdk_vs_tc_batch?.max}); SDK batched / C floor: ×${f.ratio_sdk_vs_c_floor ?? '—'} (ACK each: ×${f.ratio_sdk_vs_c_floor_ack_each ?? '—'}).`,
+        '',
+      );
     }
     const bars = (f: MethodFigures) =>
       (
@@ -151,7 +193,21 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
       )
         .filter(([, key]) => f[key] !== null)
         .map(([label, key], i) => ({ label, value: f[key] as number, min: f.spread[key]?.min, max: f.spread[key]?.max, color: color(i) }));
-    lines.push(svg('filter-install.svg', barChart({ title: 'u32 filter install rate (filters/s, median, min–max)', unit: 'filters per second', log: true, groups: [{ label: '1000 filters', bars: bars(fi.n1000) }, { label: '10 000 filters', bars: bars(fi.n10000) }] })), '');
+    lines.push(
+      svg(
+        'filter-install.svg',
+        barChart({
+          title: 'u32 filter install rate (filters/s, median, min–max)',
+          unit: 'filters per second',
+          log: true,
+          groups: [
+            { label: '1000 filters', bars: bars(fi.n1000) },
+            { label: '10 000 filters', bars: bars(fi.n10000) },
+          ],
+        }),
+      ),
+      '',
+    );
   }
 
   const cs = out.container_setup;
@@ -167,11 +223,29 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
       md([
         ['variant', 'setup p50', 'setup p99', 'teardown p50', 'teardown p99'],
         ['engine, namespace made by the engine', cs.setup_p50_ms, cs.setup_p99_ms, cs.teardown_p50_ms, cs.teardown_p99_ms],
-        ['engine, pre-created namespace (netnsPath)', cs.precreated.setup_p50_ms, cs.precreated.setup_p99_ms, cs.precreated.teardown_p50_ms, cs.precreated.teardown_p99_ms],
+        [
+          'engine, pre-created namespace (netnsPath)',
+          cs.precreated.setup_p50_ms,
+          cs.precreated.setup_p99_ms,
+          cs.precreated.teardown_p50_ms,
+          cs.precreated.teardown_p99_ms,
+        ],
         ...(cs.warm_pool
           ? [
-              [`engine, warm pool of ${cs.warm_pool.spares} (creates ${cs.warm_pool.gap_ms} ms apart; ${Math.round(cs.warm_pool.spare_taken_share * 100)} % took a spare)`, cs.warm_pool.setup_p50_ms, cs.warm_pool.setup_p99_ms, cs.warm_pool.teardown_p50_ms, cs.warm_pool.teardown_p99_ms],
-              [`engine, no pool, creates ${cs.warm_pool.gap_ms} ms apart`, cs.warm_pool.without_pool_same_gap.setup_p50_ms, cs.warm_pool.without_pool_same_gap.setup_p99_ms, cs.warm_pool.without_pool_same_gap.teardown_p50_ms, cs.warm_pool.without_pool_same_gap.teardown_p99_ms],
+              [
+                `engine, warm pool of ${cs.warm_pool.spares} (creates ${cs.warm_pool.gap_ms} ms apart; ${Math.round(cs.warm_pool.spare_taken_share * 100)} % took a spare)`,
+                cs.warm_pool.setup_p50_ms,
+                cs.warm_pool.setup_p99_ms,
+                cs.warm_pool.teardown_p50_ms,
+                cs.warm_pool.teardown_p99_ms,
+              ],
+              [
+                `engine, no pool, creates ${cs.warm_pool.gap_ms} ms apart`,
+                cs.warm_pool.without_pool_same_gap.setup_p50_ms,
+                cs.warm_pool.without_pool_same_gap.setup_p99_ms,
+                cs.warm_pool.without_pool_same_gap.teardown_p50_ms,
+                cs.warm_pool.without_pool_same_gap.teardown_p99_ms,
+              ],
             ]
           : []),
         ['shell script (ip/tc per command)', cs.shell_setup_p50_ms, cs.shell_setup_p99_ms, cs.shell_teardown_p50_ms, null],
@@ -214,12 +288,19 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
       { label: 'slowest tenth', parts: cs.tail_phases_ms },
       ...(sc ? Object.entries(sc.phases_ms).map(([k, p]) => ({ label: `scaling, ${k.replace('at_', '')} present`, parts: p })) : []),
     ];
-    lines.push('Where create spends its time (median of each phase of `Isolator.lastTimings`, ms):', '', svg('setup-phases.svg', stackedBars({ title: 'create: median time per phase', unit: 'ms', rows })), '');
+    lines.push(
+      'Where create spends its time (median of each phase of `Isolator.lastTimings`, ms):',
+      '',
+      svg('setup-phases.svg', stackedBars({ title: 'create: median time per phase', unit: 'ms', rows })),
+      '',
+    );
   }
 
   const sc = out.scaling;
   if (sc) {
-    const ss = samples.scaling as { setup: Record<string, number[]>; pool_setup?: Record<string, number[]>; pps: Record<string, number[]>; pps_first: Record<string, number[]> } | undefined;
+    const ss = samples.scaling as
+      | { setup: Record<string, number[]>; pool_setup?: Record<string, number[]>; pps: Record<string, number[]>; pps_first: Record<string, number[]> }
+      | undefined;
     const poolCell = (k: 'at_0' | 'at_100' | 'at_1000') => (sc.warm_pool ? `${sc.warm_pool.setup_p50_ms[k]} / ${sc.warm_pool.setup_p99_ms[k]}` : undefined);
     lines.push(
       '## scaling',
@@ -231,10 +312,46 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
       `Time inside netlink socket calls per create (median): ${sc.netlink_calls_ms.at_0} / ${sc.netlink_calls_ms.at_100} / ${sc.netlink_calls_ms.at_1000} ms at 0 / 100 / 1000.`,
       '',
       md([
-        ['containers present', 'setup p50 (ms)', 'setup p99 (ms)', 'warm pool: setup p50 / p99 (ms)', 'teardown p50 (ms)', 'pps, newest container', 'its bucket position', 'pps, first container'],
-        ['0 / 1', sc.setup_p50_ms_at_0, sc.setup_p99_ms.at_0, poolCell('at_0'), sc.teardown_p50_ms.at_0, sc.pps_at_1, sc.bucket_position.at_1, sc.pps_first_container.at_1],
-        ['100', sc.setup_p50_ms_at_100, sc.setup_p99_ms.at_100, poolCell('at_100'), sc.teardown_p50_ms.at_100, sc.pps_at_100, sc.bucket_position.at_100, sc.pps_first_container.at_100],
-        ['1000', sc.setup_p50_ms_at_1000, sc.setup_p99_ms.at_1000, poolCell('at_1000'), sc.teardown_p50_ms.at_1000, sc.pps_at_1000, sc.bucket_position.at_1000, sc.pps_first_container.at_1000],
+        [
+          'containers present',
+          'setup p50 (ms)',
+          'setup p99 (ms)',
+          'warm pool: setup p50 / p99 (ms)',
+          'teardown p50 (ms)',
+          'pps, newest container',
+          'its bucket position',
+          'pps, first container',
+        ],
+        [
+          '0 / 1',
+          sc.setup_p50_ms_at_0,
+          sc.setup_p99_ms.at_0,
+          poolCell('at_0'),
+          sc.teardown_p50_ms.at_0,
+          sc.pps_at_1,
+          sc.bucket_position.at_1,
+          sc.pps_first_container.at_1,
+        ],
+        [
+          '100',
+          sc.setup_p50_ms_at_100,
+          sc.setup_p99_ms.at_100,
+          poolCell('at_100'),
+          sc.teardown_p50_ms.at_100,
+          sc.pps_at_100,
+          sc.bucket_position.at_100,
+          sc.pps_first_container.at_100,
+        ],
+        [
+          '1000',
+          sc.setup_p50_ms_at_1000,
+          sc.setup_p99_ms.at_1000,
+          poolCell('at_1000'),
+          sc.teardown_p50_ms.at_1000,
+          sc.pps_at_1000,
+          sc.bucket_position.at_1000,
+          sc.pps_first_container.at_1000,
+        ],
       ]),
       '',
     );
@@ -257,7 +374,14 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
             series: [
               { label: 'create p50 (whisker: min–max)', points: pts(ss.setup, [0, 100, 1000], (x) => x) },
               { label: 'create p99', points: pts(ss.setup, [0, 100, 1000], (x) => x, 99, false), dashed: true },
-              ...(ss.pool_setup ? [{ label: `create from a warm pool, p50 (${sc.warm_pool?.gap_ms} ms apart)`, points: pts(ss.pool_setup, [0, 100, 1000], (x) => x, 50, false) }] : []),
+              ...(ss.pool_setup
+                ? [
+                    {
+                      label: `create from a warm pool, p50 (${sc.warm_pool?.gap_ms} ms apart)`,
+                      points: pts(ss.pool_setup, [0, 100, 1000], (x) => x, 50, false),
+                    },
+                  ]
+                : []),
             ],
             refs: [{ value: sc.setup_p50_ms_at_0 * 1.3, label: 'target: 1.3 × at 0' }],
           }),
@@ -275,7 +399,11 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
               { label: 'first container (head of its bucket)', points: pts(ss.pps_first, [1, 100, 1000], (x) => x), dashed: true },
             ],
             refs: [{ value: sc.pps_at_1 * 0.9, label: 'target: 0.9 × at 1' }],
-            xNotes: { 1: `newest: position ${sc.bucket_position.at_1} in its bucket`, 100: `position ${sc.bucket_position.at_100}`, 1000: `position ${sc.bucket_position.at_1000}` },
+            xNotes: {
+              1: `newest: position ${sc.bucket_position.at_1} in its bucket`,
+              100: `position ${sc.bucket_position.at_100}`,
+              1000: `position ${sc.bucket_position.at_1000}`,
+            },
           }),
         ),
         '',

@@ -151,7 +151,9 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       if (listed !== n) throw new Error(`scaling: ${listed} containers present, expected ${n}`);
     };
     const rx = (netns: string) => async () => {
-      const link = JSON.parse(run('nsenter', [`--net=${netns}`, 'ip', '-j', '-s', 'link', 'show', 'dev', 'eth0'])) as Array<{ stats64: { rx: { packets: number } } }>;
+      const link = JSON.parse(run('nsenter', [`--net=${netns}`, 'ip', '-j', '-s', 'link', 'show', 'dev', 'eth0'])) as Array<{
+        stats64: { rx: { packets: number } };
+      }>;
       return link[0]!.stats64.rx.packets;
     };
     const flood = async (id: string, port: number) => {

@@ -14,7 +14,17 @@
  */
 import { EphemeralPortsAllocator } from '../src/isolator/allocator.js';
 import type { ContainerView, HostView, TcObject } from '../src/isolator/plan.js';
-import { MIRRORS_PER_FILTER, containerFilters, hostNodes, hostPortFilters, mirrorChunk, mirrorChunkRef, mirrorTablePlan, portTablePlan, vethFilters } from '../src/isolator/plan.js';
+import {
+  MIRRORS_PER_FILTER,
+  containerFilters,
+  hostNodes,
+  hostPortFilters,
+  mirrorChunk,
+  mirrorChunkRef,
+  mirrorTablePlan,
+  portTablePlan,
+  vethFilters,
+} from '../src/isolator/plan.js';
 import { portSetBlocks } from '../src/isolator/port-blocks.js';
 import { PortSet } from '../src/isolator/port-set.js';
 import { TC_ACT, formatTcHandle, formatU32Handle, packMatches, parseTcHandle, parseU32Handle } from '../src/tc/index.js';
@@ -123,7 +133,12 @@ export class ShellIsolator {
       `ip netns exec ${ns} sysctl -qw net.ipv4.conf.${h.lo.name}.route_localnet=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.${h.lo.name}.rp_filter=0 ` +
         `net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.${h.lo.name}.send_redirects=0 net.ipv4.conf.${h.lo.name}.accept_local=1`,
     ];
-    const shared = [...portTablePlan(this.view, 'eth0'), ...portTablePlan(this.view, 'lo'), ...mirrorTablePlan(this.view, 'arp'), ...mirrorTablePlan(this.view, 'icmp')];
+    const shared = [
+      ...portTablePlan(this.view, 'eth0'),
+      ...portTablePlan(this.view, 'lo'),
+      ...mirrorTablePlan(this.view, 'arp'),
+      ...mirrorTablePlan(this.view, 'icmp'),
+    ];
     for (const p of shared) lines.push(this.tc(ns, filter(p), 'add', this.hostDev));
     return lines;
   }
@@ -134,7 +149,9 @@ export class ShellIsolator {
       .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
       .map((c) => c.vethIndex);
     return (['arp', 'icmp'] as const).map((what) =>
-      veths.length ? this.tc(this.host.ns, filter(mirrorChunk(this.view, what, chunk, veths)), 'replace', this.hostDev) : this.tc(this.host.ns, filter(mirrorChunkRef(this.view, what, chunk)), 'del', this.hostDev),
+      veths.length
+        ? this.tc(this.host.ns, filter(mirrorChunk(this.view, what, chunk, veths)), 'replace', this.hostDev)
+        : this.tc(this.host.ns, filter(mirrorChunkRef(this.view, what, chunk)), 'del', this.hostDev),
     );
   }
 

@@ -96,7 +96,12 @@ function legend(items: Array<{ label: string; color: string; dashed?: boolean }>
 
 /** Rows a legend will need (to size the drawing before laying it out). */
 function legendRows(labels: string[], x: number, maxX = 740): number {
-  return legend(labels.map((label) => ({ label, color: '' })), x, 0, maxX).rows;
+  return legend(
+    labels.map((label) => ({ label, color: '' })),
+    x,
+    0,
+    maxX,
+  ).rows;
 }
 
 export interface Bar {
@@ -109,7 +114,13 @@ export interface Bar {
 }
 
 /** Horizontal bars (grouped), median with a min–max whisker; optional vertical reference lines. */
-export function barChart(o: { title: string; unit: string; log?: boolean; groups: Array<{ label: string; bars: Bar[] }>; refs?: Array<{ value: number; label: string }> }): string {
+export function barChart(o: {
+  title: string;
+  unit: string;
+  log?: boolean;
+  groups: Array<{ label: string; bars: Bar[] }>;
+  refs?: Array<{ value: number; label: string }>;
+}): string {
   const labelW = 190;
   const width = 760;
   const barH = 18;
@@ -145,7 +156,9 @@ export function barChart(o: { title: string; unit: string; log?: boolean; groups
         const z = sx(b.max);
         const cy = y + barH / 2;
         body.push(`<line x1="${f(a)}" y1="${cy}" x2="${f(z)}" y2="${cy}" stroke="black"/>`);
-        body.push(`<line x1="${f(a)}" y1="${cy - 4}" x2="${f(a)}" y2="${cy + 4}" stroke="black"/><line x1="${f(z)}" y1="${cy - 4}" x2="${f(z)}" y2="${cy + 4}" stroke="black"/>`);
+        body.push(
+          `<line x1="${f(a)}" y1="${cy - 4}" x2="${f(a)}" y2="${cy + 4}" stroke="black"/><line x1="${f(z)}" y1="${cy - 4}" x2="${f(z)}" y2="${cy + 4}" stroke="black"/>`,
+        );
       }
       const tx = Math.max(x0 + w, b.max !== undefined ? sx(b.max) : 0) + 5;
       body.push(`<text x="${f(tx)}" y="${y + barH / 2 + 4}" fill="#222">${short(b.value)}${b.note ? ` ${esc(b.note)}` : ''}</text>`);
@@ -161,7 +174,13 @@ export function barChart(o: { title: string; unit: string; log?: boolean; groups
 }
 
 /** Empirical CDFs of several samples on one (log or linear) x axis, with vertical reference lines. */
-export function cdfChart(o: { title: string; xLabel: string; log?: boolean; series: Array<{ label: string; values: number[]; color?: string; dashed?: boolean }>; refs?: Array<{ value: number; label: string }> }): string {
+export function cdfChart(o: {
+  title: string;
+  xLabel: string;
+  log?: boolean;
+  series: Array<{ label: string; values: number[]; color?: string; dashed?: boolean }>;
+  refs?: Array<{ value: number; label: string }>;
+}): string {
   const width = 760;
   const left = 60;
   const right = width - 20;
@@ -203,7 +222,13 @@ export function cdfChart(o: { title: string; xLabel: string; log?: boolean; seri
     body.push(`<line x1="${f(x)}" y1="${top}" x2="${f(x)}" y2="${bottom}" stroke="#d62728" stroke-dasharray="4,3"/>`);
     body.push(`<text x="${f(x + 3)}" y="${top + 12 + i * 14}" fill="#d62728">${esc(r.label)}</text>`);
   });
-  body.push(...legend(o.series.map((s, i) => ({ label: labels[i]!, color: s.color ?? color(i), dashed: s.dashed })), left, bottom + 52).svg);
+  body.push(
+    ...legend(
+      o.series.map((s, i) => ({ label: labels[i]!, color: s.color ?? color(i), dashed: s.dashed })),
+      left,
+      bottom + 52,
+    ).svg,
+  );
   return doc(width, height, o.title, body);
 }
 
@@ -229,7 +254,13 @@ export function lineChart(o: {
   const width = 760;
   const left = 80;
   const right = width - 30;
-  const height = 350 + legendRows(o.series.map((s) => s.label), left) * 18;
+  const height =
+    350 +
+    legendRows(
+      o.series.map((s) => s.label),
+      left,
+    ) *
+      18;
   const top = 40;
   const bottom = 290;
   const ys = o.series.flatMap((s) => s.points.flatMap((p) => [p.y, p.min ?? p.y, p.max ?? p.y]));
@@ -259,15 +290,24 @@ export function lineChart(o: {
   o.series.forEach((s, i) => {
     const c = s.color ?? color(i);
     const pts = s.points.filter((p) => o.xs.includes(p.x));
-    body.push(`<polyline points="${pts.map((p) => `${f(xpos(p.x))},${f(sy0(p.y))}`).join(' ')}" fill="none" stroke="${c}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="6,4"' : ''}/>`);
+    body.push(
+      `<polyline points="${pts.map((p) => `${f(xpos(p.x))},${f(sy0(p.y))}`).join(' ')}" fill="none" stroke="${c}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="6,4"' : ''}/>`,
+    );
     for (const p of pts) {
       const x = xpos(p.x);
-      if (p.min !== undefined && p.max !== undefined) body.push(`<line x1="${f(x)}" y1="${f(sy0(p.min))}" x2="${f(x)}" y2="${f(sy0(p.max))}" stroke="${c}" stroke-width="1.5"/>`);
+      if (p.min !== undefined && p.max !== undefined)
+        body.push(`<line x1="${f(x)}" y1="${f(sy0(p.min))}" x2="${f(x)}" y2="${f(sy0(p.max))}" stroke="${c}" stroke-width="1.5"/>`);
       body.push(`<circle cx="${f(x)}" cy="${f(sy0(p.y))}" r="4" fill="${c}"/>`);
       body.push(`<text x="${f(x + 7)}" y="${f(sy0(p.y) - 6)}" fill="${c}">${short(p.y)}</text>`);
     }
   });
-  body.push(...legend(o.series.map((s, i) => ({ label: s.label, color: s.color ?? color(i), dashed: s.dashed })), left, bottom + 70).svg);
+  body.push(
+    ...legend(
+      o.series.map((s, i) => ({ label: s.label, color: s.color ?? color(i), dashed: s.dashed })),
+      left,
+      bottom + 70,
+    ).svg,
+  );
   return doc(width, height, o.title, body);
 }
 
@@ -300,7 +340,9 @@ export function stackedBars(o: { title: string; unit: string; rows: Array<{ labe
       const v = r.parts[k] ?? 0;
       if (v <= 0) continue;
       const w = sx(sum + v) - sx(sum);
-      body.push(`<rect x="${f(x)}" y="${y}" width="${f(w)}" height="${barH}" fill="${color(keys.indexOf(k))}"><title>${esc(`${k}: ${short(v)}`)}</title></rect>`);
+      body.push(
+        `<rect x="${f(x)}" y="${y}" width="${f(w)}" height="${barH}" fill="${color(keys.indexOf(k))}"><title>${esc(`${k}: ${short(v)}`)}</title></rect>`,
+      );
       if (w > 26) body.push(`<text x="${f(x + w / 2)}" y="${y + barH / 2 + 4}" text-anchor="middle" fill="white" font-size="10">${short(v)}</text>`);
       x += w;
       sum += v;

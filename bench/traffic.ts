@@ -70,7 +70,15 @@ interface IperfJson {
  * Flood `dst:port` from namespace `from` for `seconds`, with the receiver in namespace `to`.
  * Returns what arrived. Hard deadline: seconds + 15 s for both processes.
  */
-export async function udpFlood(opts: { from: string; to: string; dst: string; port: number; seconds: number; payload?: number; delivered?: () => Promise<number> }): Promise<FloodResult> {
+export async function udpFlood(opts: {
+  from: string;
+  to: string;
+  dst: string;
+  port: number;
+  seconds: number;
+  payload?: number;
+  delivered?: () => Promise<number>;
+}): Promise<FloodResult> {
   const deadline = (opts.seconds + 15) * 1000;
   const [scmd, sargs] = inNs(opts.to, 1, ['iperf3', '-s', '-1', '-J', '-p', String(opts.port)]);
   const server = spawn(scmd, sargs, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -82,7 +90,21 @@ export async function udpFlood(opts: { from: string; to: string; dst: string; po
   try {
     await waitListening(opts.to, opts.port);
     const before = opts.delivered ? await opts.delivered() : 0;
-    const [ccmd, cargs] = inNs(opts.from, 0, ['iperf3', '-c', opts.dst, '-p', String(opts.port), '-u', '-b', '0', '-l', String(opts.payload ?? 64), '-t', String(opts.seconds), '-J']);
+    const [ccmd, cargs] = inNs(opts.from, 0, [
+      'iperf3',
+      '-c',
+      opts.dst,
+      '-p',
+      String(opts.port),
+      '-u',
+      '-b',
+      '0',
+      '-l',
+      String(opts.payload ?? 64),
+      '-t',
+      String(opts.seconds),
+      '-J',
+    ]);
     const client = spawn(ccmd, cargs, { stdio: ['ignore', 'pipe', 'pipe'] });
     track(client, deadline);
     let clientOut = '';
@@ -103,7 +125,13 @@ export async function udpFlood(opts: { from: string; to: string; dst: string; po
     const sentPps = sent.packets / sent.seconds;
     // The counter also sees the control connection's few packets: hence min(…, 1).
     const deliveredShare = opts.delivered ? Math.min(1, (after - before) / sent.packets) : 1;
-    return { pps: opts.delivered ? (after - before) / sent.seconds : sentPps, sentPps, appPps: received / (got?.seconds ?? sent.seconds), deliveredShare, seconds: sent.seconds };
+    return {
+      pps: opts.delivered ? (after - before) / sent.seconds : sentPps,
+      sentPps,
+      appPps: received / (got?.seconds ?? sent.seconds),
+      deliveredShare,
+      seconds: sent.seconds,
+    };
   } finally {
     if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
     await Promise.race([serverDone, sleep(2000)]);

@@ -35,7 +35,8 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
     stdio: ['pipe', opts.stdout ?? 'pipe', 'pipe'],
   });
   if (r.error) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')}…: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')}… exited ${r.status ?? r.signal}: ${String(r.stderr).trim().split('\n').slice(-3).join(' / ')}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.slice(0, 6).join(' ')}… exited ${r.status ?? r.signal}: ${String(r.stderr).trim().split('\n').slice(-3).join(' / ')}`);
   return r.stdout ?? '';
 }
 
@@ -209,7 +210,10 @@ function cpuTicks(): { busy: number; total: number; own: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 8).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   const self = readFileSync('/proc/self/stat', 'utf8');
-  const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = self
+    .slice(self.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   // after the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
   const own = fields[11]! + fields[12]! + fields[13]! + fields[14]!;
   return { busy: total - f[3]! - f[4]!, total, own };

@@ -21,7 +21,12 @@ try {
     schema: linkMessage,
     encode: (w) =>
       encodeBody(w, linkMessage, {
-        attrs: { address: '02:00:00:00:00:01', mtu: 1400, ifname: 'demo0', linkinfo: { kind: 'veth', data: { peer: { attrs: { ifname: 'demo1', address: '02:00:00:00:00:02' } } } } },
+        attrs: {
+          address: '02:00:00:00:00:01',
+          mtu: 1400,
+          ifname: 'demo0',
+          linkinfo: { kind: 'veth', data: { peer: { attrs: { ifname: 'demo1', address: '02:00:00:00:00:02' } } } },
+        },
       }),
   });
   const links = await session.dump(
@@ -30,7 +35,11 @@ try {
   );
   console.log('\nlinks, decoded by the SDK:');
   for (const l of links) console.log(`  ${l.header.index}: ${l.attrs.ifname} mtu ${l.attrs.mtu} ${l.attrs.address} ${l.attrs.linkinfo?.kind ?? ''}`);
-  const theirs = JSON.parse(execFileSync('ip', ['-j', '-n', name, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string; mtu: number; address: string }>;
+  const theirs = JSON.parse(execFileSync('ip', ['-j', '-n', name, 'link', 'show'], { encoding: 'utf8' })) as Array<{
+    ifname: string;
+    mtu: number;
+    address: string;
+  }>;
   const same = theirs.every((t) => links.some((l) => l.attrs.ifname === t.ifname && l.attrs.mtu === t.mtu && l.attrs.address === t.address));
   console.log(`\n\`ip -j link\` agrees: ${same ? 'yes' : 'NO'}`);
   ok &&= same;

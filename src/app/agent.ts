@@ -159,7 +159,9 @@ export class Agent {
       });
     };
     // No Host header is needed (meaningless on a socket): Node's own 400 for it would not be JSON.
-    const server: Server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key, requireHostHeader: false }, handler) as unknown as Server) : createServer({ requireHostHeader: false }, handler);
+    const server: Server = tls
+      ? (createHttpsServer({ cert: tls.cert, key: tls.key, requireHostHeader: false }, handler) as unknown as Server)
+      : createServer({ requireHostHeader: false }, handler);
     // Requests the parser rejects (bad method, malformed header, oversize headers) get JSON too.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       const sent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
@@ -169,13 +171,16 @@ export class Agent {
       }
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const body = JSON.stringify({ error: `malformed request (${err.code ?? err.message})` });
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     });
     return server;
   }
 
   private async listenSocket(path: string): Promise<string> {
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new ConfigError('work_dir', `the agent's socket ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work_dir`);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH)
+      throw new ConfigError('work_dir', `the agent's socket ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work_dir`);
     const group = this.opts.socketGroup;
     for (let attempt = 0; attempt < 2; attempt++) {
       const listener: Listener = { server: this.newServer(() => listener) };
@@ -235,9 +240,15 @@ export class Agent {
   private async listenTcp(): Promise<AddressInfo> {
     const a = this.opts.auth ?? { readwrite: true, readonly: false, credentials: [] };
     if ((a.readwrite || a.readonly) && a.credentials.length === 0) {
-      throw new ConfigError(a.readwrite ? 'authenticate_http_readwrite' : 'authenticate_http_readonly', 'is on for the TCP listener: give --http_credentials=FILE');
+      throw new ConfigError(
+        a.readwrite ? 'authenticate_http_readwrite' : 'authenticate_http_readonly',
+        'is on for the TCP listener: give --http_credentials=FILE',
+      );
     }
-    const listener: Listener = { server: this.newServer(() => listener, this.opts.tls), auth: { readwrite: a.readwrite, readonly: a.readonly, check: new Authenticator(a.credentials) } };
+    const listener: Listener = {
+      server: this.newServer(() => listener, this.opts.tls),
+      auth: { readwrite: a.readwrite, readonly: a.readonly, check: new Authenticator(a.credentials) },
+    };
     await new Promise<void>((resolve, reject) => {
       listener.server.once('error', reject);
       listener.server.listen(this.opts.port ?? 5051, this.opts.host ?? '127.0.0.1', () => resolve());
@@ -262,12 +273,17 @@ export class Agent {
       if (auth && path !== '/health' && (read ? auth.readonly : auth.readwrite)) {
         const header = req.headers.authorization;
         if (!auth.check.check(header)) {
-          throw new HttpError(401, header === undefined ? 'authentication required' : 'invalid credentials', undefined, { 'www-authenticate': `Basic realm="${REALM}"` });
+          throw new HttpError(401, header === undefined ? 'authentication required' : 'invalid credentials', undefined, {
+            'www-authenticate': `Basic realm="${REALM}"`,
+          });
         }
       }
       const route = routeOf(path);
       if (!route) throw new HttpError(404, `no such endpoint: ${shown(path)}`);
-      if (!route.allow.includes(method)) throw new HttpError(405, `${shown(method)} is not allowed on ${route.id === undefined ? path : '/containers/ID'}`, undefined, { allow: route.allow.join(', ') });
+      if (!route.allow.includes(method))
+        throw new HttpError(405, `${shown(method)} is not allowed on ${route.id === undefined ? path : '/containers/ID'}`, undefined, {
+          allow: route.allow.join(', '),
+        });
       switch (route.name) {
         case 'health':
           return send(200, { status: 'ok' });
@@ -285,7 +301,8 @@ export class Agent {
             const problem = pidProblem(body.pid);
             if (problem) throw new HttpError(400, `body.pid ${problem}`, 'pid');
           }
-          if (body.cpus !== undefined && !(typeof body.cpus === 'number' && Number.isFinite(body.cpus) && body.cpus >= 0)) throw new HttpError(400, `body.cpus must be a number ≥ 0, got ${shown(body.cpus)}`, 'cpus');
+          if (body.cpus !== undefined && !(typeof body.cpus === 'number' && Number.isFinite(body.cpus) && body.cpus >= 0))
+            throw new HttpError(400, `body.cpus must be a number ≥ 0, got ${shown(body.cpus)}`, 'cpus');
           const spec = {
             id: body.id,
             ...(body.ports !== undefined ? { ports: body.ports as string } : {}),

@@ -35,12 +35,20 @@ export const AGENT_WARM_POOL = 4;
 
 const COMMANDS: Record<string, { flags: string[]; usage: string; help: string }> = {
   doctor: { flags: [], usage: 'doctor', help: 'check root, namespaces, kernel features (u32, mirred, htb, ingress, fq_codel) and the host configuration' },
-  create: { flags: ['ports', 'pid', 'cpus'], usage: 'create ID [--ports=RANGES] [--pid=PID]', help: 'isolate a container (creating and pinning its namespace unless --pid is given); prints JSON' },
+  create: {
+    flags: ['ports', 'pid', 'cpus'],
+    usage: 'create ID [--ports=RANGES] [--pid=PID]',
+    help: 'isolate a container (creating and pinning its namespace unless --pid is given); prints JSON',
+  },
   update: { flags: ['ports'], usage: 'update ID --ports=RANGES', help: "change a running container's non-ephemeral ports (adds before it removes)" },
   destroy: { flags: [], usage: 'destroy ID', help: 'remove everything of a container (no-op for an unknown ID)' },
   list: { flags: ['json'], usage: 'list [--json]', help: 'the containers and their ports' },
   stats: { flags: [], usage: 'stats [ID]', help: 'Mesos /monitor/statistics JSON' },
-  run: { flags: ['id', 'ports', 'cpus'], usage: 'run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]', help: 'create, run CMD inside with stdio inherited, destroy afterwards; exits with CMD’s status' },
+  run: {
+    flags: ['id', 'ports', 'cpus'],
+    usage: 'run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]',
+    help: 'create, run CMD inside with stdio inherited, destroy afterwards; exits with CMD’s status',
+  },
   agent: {
     flags: ['listen', 'warm_pool', 'socket_group', 'http_credentials', 'authenticate_http_readwrite', 'authenticate_http_readonly', 'tls_cert', 'tls_key'],
     usage: 'agent [--listen=ADDR:PORT] [agent flags]',
@@ -165,7 +173,8 @@ class AgentError extends Error {
 function expectStatus(r: AgentReply, ok: number): unknown {
   if (r.status === ok) return r.body;
   const b = (typeof r.body === 'object' && r.body !== null ? r.body : {}) as { error?: unknown; field?: unknown };
-  const message = typeof b.error === 'string' ? b.error : `the agent answered ${r.status}${typeof r.body === 'string' && r.body ? `: ${r.body.split('\n')[0]}` : ''}`;
+  const message =
+    typeof b.error === 'string' ? b.error : `the agent answered ${r.status}${typeof r.body === 'string' && r.body ? `: ${r.body.split('\n')[0]}` : ''}`;
   throw new AgentError(message, r.status === 400 && typeof b.field === 'string' ? 2 : 1);
 }
 
@@ -174,10 +183,22 @@ function printList(list: ContainerInfo[]): void {
     console.log('no containers');
     return;
   }
-  const rows = list.map((c) => [c.id, c.veth, `${c.ephemeral_ports.begin}-${c.ephemeral_ports.end}`, c.ports.map(([b, e]) => (b === e ? `${b}` : `${b}-${e}`)).join(',') || '-', c.netns]);
+  const rows = list.map((c) => [
+    c.id,
+    c.veth,
+    `${c.ephemeral_ports.begin}-${c.ephemeral_ports.end}`,
+    c.ports.map(([b, e]) => (b === e ? `${b}` : `${b}-${e}`)).join(',') || '-',
+    c.netns,
+  ]);
   const head = ['ID', 'VETH', 'EPHEMERAL', 'PORTS', 'NETNS'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) console.log(r.map((v, i) => v.padEnd(width[i]!)).join('  ').trimEnd());
+  for (const r of [head, ...rows])
+    console.log(
+      r
+        .map((v, i) => v.padEnd(width[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 /** The command line: runs one command and returns its exit status (see main.ts for the executable). */
@@ -218,7 +239,13 @@ export async function main(argv: string[]): Promise<number> {
       if (iso) return iso;
       // The agent lives long enough for spares to pay off; one-shot commands never keep any.
       const warmPool = command === 'agent' ? (intFlag(args.flags, 'warm_pool', 0, 64) ?? AGENT_WARM_POOL) : undefined;
-      iso = await Isolator.open({ flags, workDir, ...(netns !== undefined ? { netns } : {}), ...(warmPool !== undefined ? { warmPool } : {}), onWarning: (m) => log.warn(m) });
+      iso = await Isolator.open({
+        flags,
+        workDir,
+        ...(netns !== undefined ? { netns } : {}),
+        ...(warmPool !== undefined ? { warmPool } : {}),
+        onWarning: (m) => log.warn(m),
+      });
       if (command === 'create' || command === 'agent' || command === 'run') remember();
       return iso;
     };
@@ -251,7 +278,12 @@ export async function main(argv: string[]): Promise<number> {
         if (cpus !== undefined && !(Number.isFinite(Number(cpus)) && Number(cpus) >= 0)) throw new ConfigError('cpus', `must be a number, got '${cpus}'`);
         const ports = stringFlag(args.flags, 'ports');
         if (ports !== undefined) checkPorts(id, ports);
-        const spec = { id, ...(ports !== undefined ? { ports } : {}), ...(pid !== undefined ? { pid } : {}), ...(cpus !== undefined ? { cpus: Number(cpus) } : {}) };
+        const spec = {
+          id,
+          ...(ports !== undefined ? { ports } : {}),
+          ...(pid !== undefined ? { pid } : {}),
+          ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
+        };
         const r = await viaAgent('POST', '/containers', spec);
         console.log(JSON.stringify(r ? expectStatus(r, 201) : await (await open()).create(spec)));
         return 0;
@@ -323,7 +355,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function runCommand(args: ParsedArgs, open: () => Promise<Isolator>, log: ReturnType<typeof createLogger>): Promise<number> {
-  if (!args.rest.length) throw new ConfigError('run', "needs a command: portmap-isolator run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]");
+  if (!args.rest.length) throw new ConfigError('run', 'needs a command: portmap-isolator run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]');
   // Signals are ours from the start: one during create or destroy must not leave a half-built
   // container; one while CMD runs is forwarded to it.
   const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -401,7 +433,8 @@ function agentListeners(args: ParsedArgs, log: ReturnType<typeof createLogger>):
   const socketGroup = group !== undefined ? groupId(group) : undefined;
   if (listen === undefined) {
     for (const f of ['http_credentials', 'authenticate_http_readwrite', 'authenticate_http_readonly', 'tls_cert', 'tls_key']) {
-      if (args.flags.has(f)) throw new ConfigError(f, 'applies to the TCP listener only: give --listen=ADDR:PORT too (the socket is guarded by its file mode and --socket_group)');
+      if (args.flags.has(f))
+        throw new ConfigError(f, 'applies to the TCP listener only: give --listen=ADDR:PORT too (the socket is guarded by its file mode and --socket_group)');
     }
     return { socketGroup };
   }
@@ -411,7 +444,10 @@ function agentListeners(args: ParsedArgs, log: ReturnType<typeof createLogger>):
   const readonly = args.flags.get('authenticate_http_readonly') === true;
   const file = stringFlag(args.flags, 'http_credentials');
   if (file === undefined && readwrite) {
-    throw new ConfigError('authenticate_http_readwrite', `is on for --listen=${listen}: give --http_credentials=FILE ({"credentials":[{"principal":"…","secret":"…"}]}), or --no-authenticate_http_readwrite to let anyone who reaches it change containers`);
+    throw new ConfigError(
+      'authenticate_http_readwrite',
+      `is on for --listen=${listen}: give --http_credentials=FILE ({"credentials":[{"principal":"…","secret":"…"}]}), or --no-authenticate_http_readwrite to let anyone who reaches it change containers`,
+    );
   }
   if (file === undefined && readonly) throw new ConfigError('authenticate_http_readonly', 'needs --http_credentials=FILE');
   let credentials: HttpCredential[] = [];
@@ -422,7 +458,8 @@ function agentListeners(args: ParsedArgs, log: ReturnType<typeof createLogger>):
   if (!readwrite) log.warn(`--no-authenticate_http_readwrite: anyone who can reach ${listen} can create, change and destroy containers`);
   const certFile = stringFlag(args.flags, 'tls_cert');
   const keyFile = stringFlag(args.flags, 'tls_key');
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(certFile === undefined ? 'tls_cert' : 'tls_key', 'needs --tls_cert and --tls_key together');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError(certFile === undefined ? 'tls_cert' : 'tls_key', 'needs --tls_cert and --tls_key together');
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (certFile !== undefined && keyFile !== undefined) {
     const read = (flag: string, f: string) => {

@@ -70,12 +70,20 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     iso = await Isolator.open({
       netns: lab.path(lab.host),
       workDir,
-      flags: { resources: 'ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16, egress_rate_limit_per_container: '256KB', minimum_egress_rate_limit: '0B' },
+      flags: {
+        resources: 'ports:[31000-32000];ephemeral_ports:[30001-30999]',
+        ephemeral_ports_per_container: 16,
+        egress_rate_limit_per_container: '256KB',
+        minimum_egress_rate_limit: '0B',
+      },
       onWarning: (m) => console.log(`  (note: ${m})`),
     });
     const a = await iso.create({ id: 'A', ports: '[31000-31099]' });
     const b = await iso.create({ id: 'B', ports: '[31100-31199]' });
-    for (const c of [a, b]) console.log(`  container ${c.id}: ports ${c.ports.map(([x, y]) => `${x}-${y}`).join(',')}, ephemeral ${c.ephemeral_ports.begin}-${c.ephemeral_ports.end}, veth ${c.veth}`);
+    for (const c of [a, b])
+      console.log(
+        `  container ${c.id}: ports ${c.ports.map(([x, y]) => `${x}-${y}`).join(',')}, ephemeral ${c.ephemeral_ports.begin}-${c.ephemeral_ports.end}, veth ${c.veth}`,
+      );
     const nsA = Netns.fromPath(a.netns);
     const nsB = Netns.fromPath(b.netns);
     const serve = async (ns: Netns, proto: string, port: number) => {
@@ -104,7 +112,10 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     check(await until(() => got(a31001, 'B-to-A')), 'B → 127.0.0.1:31001 reaches A (container to container)');
     const refused = await send(nsB, 'tcp', HOST_IP, 32500, 'B-to-A-out-of-range');
     await new Promise((r) => setTimeout(r, 200));
-    check(!refused.ok && !got(a32500, 'out-of-range'), `B → ${HOST_IP}:32500 (A listens there, but the port is not A's) never reaches A: ${refused.error ?? 'delivered!'}`);
+    check(
+      !refused.ok && !got(a32500, 'out-of-range'),
+      `B → ${HOST_IP}:32500 (A listens there, but the port is not A's) never reaches A: ${refused.error ?? 'delivered!'}`,
+    );
 
     step('4. UDP: the same steering');
     const a31002 = await serve(nsA, 'udp', 31002);
@@ -120,7 +131,10 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     for (const c of [a, b]) {
       const r = await send(c.id === 'A' ? nsA : nsB, 'tcp', WORLD_IP, 7000, 'hi');
       const port = Number(r.reply);
-      check(r.ok && port >= c.ephemeral_ports.begin && port <= c.ephemeral_ports.end, `${c.id} → world:7000 from port ${r.reply ?? '?'} (block ${c.ephemeral_ports.begin}-${c.ephemeral_ports.end})`);
+      check(
+        r.ok && port >= c.ephemeral_ports.begin && port <= c.ephemeral_ports.end,
+        `${c.id} → world:7000 from port ${r.reply ?? '?'} (block ${c.ephemeral_ports.begin}-${c.ephemeral_ports.end})`,
+      );
     }
 
     step('6. The egress limit holds');
@@ -130,12 +144,17 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     await blast.done;
     const ms = Number(blast.lines[0]?.ms ?? 0);
     const expected = (BLAST_BYTES / EGRESS_BYTES_PER_SEC) * 1000;
-    check(blast.lines[0]?.ok === true && ms >= expected * 0.75, `A sent ${BLAST_BYTES / 1024} KB in ${ms} ms at 256 KB/s (no faster than ~${Math.round(expected)} ms)`);
+    check(
+      blast.lines[0]?.ok === true && ms >= expected * 0.75,
+      `A sent ${BLAST_BYTES / 1024} KB in ${ms} ms at 256 KB/s (no faster than ~${Math.round(expected)} ms)`,
+    );
 
     step('7. Live statistics (Mesos /monitor/statistics)');
     const [stats] = await iso.stats('A');
     const s = stats!.statistics as Record<string, unknown>;
-    console.log(`  ${JSON.stringify({ container_id: stats!.container_id, net_tx_bytes: s.net_tx_bytes, net_rx_bytes: s.net_rx_bytes, net_tx_rate_limit: s.net_tx_rate_limit, net_ephemeral_ports: s.net_ephemeral_ports, net_traffic_control_statistics: s.net_traffic_control_statistics })}`);
+    console.log(
+      `  ${JSON.stringify({ container_id: stats!.container_id, net_tx_bytes: s.net_tx_bytes, net_rx_bytes: s.net_rx_bytes, net_tx_rate_limit: s.net_tx_rate_limit, net_ephemeral_ports: s.net_ephemeral_ports, net_traffic_control_statistics: s.net_traffic_control_statistics })}`,
+    );
     check(Number(s.net_tx_bytes) >= BLAST_BYTES, 'A’s transmitted bytes counted on its veth');
     for (const n of [nsA, nsB, wNs, hNs]) n.close();
   } catch (e) {
@@ -147,7 +166,10 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     if (iso) {
       const r = await iso.cleanup().catch((e: Error) => ({ errors: [e.message], destroyed: [] as string[] }));
       await iso.close();
-      check(r.errors.length === 0, `containers destroyed (${r.destroyed.join(', ') || 'none'}) and host changes undone${r.errors.length ? ': ' + r.errors.join('; ') : ''}`);
+      check(
+        r.errors.length === 0,
+        `containers destroyed (${r.destroyed.join(', ') || 'none'}) and host changes undone${r.errors.length ? ': ' + r.errors.join('; ') : ''}`,
+      );
     }
     lab?.destroy();
     if (!opts.workDir) rmSync(workDir, { recursive: true, force: true });

@@ -27,7 +27,15 @@ async function probeKernel(scratch: string): Promise<Record<string, string | tru
     ['ingress', [{ type: 'qdisc', spec: { kind: 'ingress', ifindex: lo } }]],
     ['u32', [{ type: 'filter', spec: { ...u32, priority: 770, matches: [{ type: 'dstPort', port: 80 }], terminal: true } }]],
     ['u32 hash tables', [{ type: 'filter', spec: { ...u32, priority: 771, handle: 0x10000000, divisor: 256 } }]],
-    ['mirred', [{ type: 'filter', spec: { ...u32, priority: 772, matches: [{ type: 'dstPort', port: 81 }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: lo }] } }]],
+    [
+      'mirred',
+      [
+        {
+          type: 'filter',
+          spec: { ...u32, priority: 772, matches: [{ type: 'dstPort', port: 81 }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: lo }] },
+        },
+      ],
+    ],
     ['htb', shapingPlan(lo, { rateBytesPerSec: 125000 }, false, 1500)],
     ['fq_codel', [{ type: 'qdisc', spec: { kind: 'fq_codel', ifindex: lo, parent: HTB_CLASS } }]],
   ];
@@ -59,7 +67,12 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
   const checks: Check[] = [];
   const add = (name: string, ok: boolean, required: boolean, detail: string) => checks.push({ name, ok, required, detail });
   add('root', process.getuid?.() === 0, true, process.getuid?.() === 0 ? 'running as root' : 'needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)');
-  add('network namespaces', existsSync('/proc/self/ns/net'), true, existsSync('/proc/self/ns/net') ? '/proc/self/ns/net present' : 'the kernel has no network namespaces');
+  add(
+    'network namespaces',
+    existsSync('/proc/self/ns/net'),
+    true,
+    existsSync('/proc/self/ns/net') ? '/proc/self/ns/net present' : 'the kernel has no network namespaces',
+  );
   try {
     nativeShim();
     add('native shim', true, true, 'loaded');
@@ -89,10 +102,22 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
     const iso = await Isolator.open(opts);
     const h = iso.host;
     add('host', true, true, `eth0=${h.eth0.name} ip=${h.ip}/${h.prefixlen} mac=${h.eth0.address} mtu=${h.eth0.mtu} gateway=${h.gateway} lo=${h.lo.name}`);
-    add('ephemeral ports', true, true, `pool ${iso.config.ephemeralPorts.toString()} clear of the host's ip_local_port_range [${h.localPortRange[0]}-${h.localPortRange[1]}]`);
+    add(
+      'ephemeral ports',
+      true,
+      true,
+      `pool ${iso.config.ephemeralPorts.toString()} clear of the host's ip_local_port_range [${h.localPortRange[0]}-${h.localPortRange[1]}]`,
+    );
     try {
       const problems = await iso.checkHost();
-      add('host objects', problems.length === 0, true, problems.length ? `${problems.join('; ')} — run \`portmap-isolator recover\` to put them back` : 'the shared port tables and every container\'s port filters are in place');
+      add(
+        'host objects',
+        problems.length === 0,
+        true,
+        problems.length
+          ? `${problems.join('; ')} — run \`portmap-isolator recover\` to put them back`
+          : "the shared port tables and every container's port filters are in place",
+      );
     } finally {
       await iso.close();
     }

@@ -26,7 +26,8 @@ export function loadCredentials(file: string): HttpCredential[] {
     throw new ConfigError('http_credentials', `${file} is not JSON: ${(e as Error).message}`);
   }
   const list = (v as { credentials?: unknown } | null)?.credentials;
-  if (!Array.isArray(list) || list.length === 0) throw new ConfigError('http_credentials', `${file} must hold {"credentials":[{"principal":"…","secret":"…"}, …]} with at least one credential`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new ConfigError('http_credentials', `${file} must hold {"credentials":[{"principal":"…","secret":"…"}, …]} with at least one credential`);
   return list.map((c, i) => {
     const { principal, secret } = (c ?? {}) as Record<string, unknown>;
     if (typeof principal !== 'string' || principal === '' || principal.includes(':') || typeof secret !== 'string' || secret === '') {

@@ -54,7 +54,8 @@ function pidMax(): number {
  */
 export function pidProblem(pid: unknown): string | undefined {
   const max = pidMax();
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid < 1 || pid >= max) return `must be an integer in 1..${max - 1} (pid_max is ${max}), got ${shown(pid)}`;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid < 1 || pid >= max)
+    return `must be an integer in 1..${max - 1} (pid_max is ${max}), got ${shown(pid)}`;
   if (!existsSync(`/proc/${pid}`)) return `no process ${pid}`;
   return undefined;
 }

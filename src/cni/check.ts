@@ -32,7 +32,8 @@ export function checkPrevResult(prev: CniResult, rec: ContainerRecord, host: Hos
   if (sandboxIdx < 0) problems.push(`prevResult lists no interface ${rec.ifname} in sandbox ${netns}`);
   else {
     const mac = ifaces[sandboxIdx]!.mac;
-    if (mac !== undefined && mac.toLowerCase() !== host.eth0.address.toLowerCase()) problems.push(`prevResult gives ${rec.ifname} the MAC ${mac}, but it must have the host's ${host.eth0.address}`);
+    if (mac !== undefined && mac.toLowerCase() !== host.eth0.address.toLowerCase())
+      problems.push(`prevResult gives ${rec.ifname} the MAC ${mac}, but it must have the host's ${host.eth0.address}`);
   }
   if (!ifaces.some((i) => i.name === rec.veth && !i.sandbox)) problems.push(`prevResult lists no host interface ${rec.veth}`);
   const address = `${host.ip}/${host.prefixlen}`;
@@ -64,7 +65,9 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
       const missing = wanted.filter((f) => !present.has(f.handle));
       if (missing.length) {
         const name = dev === 'eth0' ? host.eth0.name : host.lo.name;
-        problems.push(`${missing.length} of its port filters on host ${name} are missing (ports ${missing.map((f) => `${f.block[0]}-${f.block[1]}`).join(', ')})`);
+        problems.push(
+          `${missing.length} of its port filters on host ${name} are missing (ports ${missing.map((f) => `${f.block[0]}-${f.block[1]}`).join(', ')})`,
+        );
       }
     }
   } finally {
@@ -85,15 +88,19 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
     const link = await cRtnl.links.find(rec.ifname);
     if (!link) problems.push(`interface ${rec.ifname} is missing in ${netns}`);
     else {
-      if (link.index !== rec.vethIndex) problems.push(`interface ${rec.ifname} in ${netns} is not the peer of ${rec.veth} (index ${link.index}, expected ${rec.vethIndex})`);
+      if (link.index !== rec.vethIndex)
+        problems.push(`interface ${rec.ifname} in ${netns} is not the peer of ${rec.veth} (index ${link.index}, expected ${rec.vethIndex})`);
       if (!link.up) problems.push(`interface ${rec.ifname} in ${netns} is down`);
-      if ((link.address ?? '').toLowerCase() !== host.eth0.address.toLowerCase()) problems.push(`interface ${rec.ifname} has MAC ${link.address}, not the host's ${host.eth0.address}`);
+      if ((link.address ?? '').toLowerCase() !== host.eth0.address.toLowerCase())
+        problems.push(`interface ${rec.ifname} has MAC ${link.address}, not the host's ${host.eth0.address}`);
       const addrs = await cRtnl.addresses.list({ ifindex: link.index, family: 'inet' });
       const cidr = `${host.ip}/${host.prefixlen}`;
       if (!addrs.some((a) => a.cidr === cidr)) problems.push(`interface ${rec.ifname} lacks the host address ${cidr}`);
       const def = await cRtnl.routes.defaultRoute();
       if (!def || def.gateway !== host.gateway || def.oif !== link.index) {
-        problems.push(`the default route in ${netns} is ${def ? `via ${def.gateway ?? '-'} (oif ${def.oif ?? '-'})` : 'missing'}, expected via ${host.gateway} on ${rec.ifname}`);
+        problems.push(
+          `the default route in ${netns} is ${def ? `via ${def.gateway ?? '-'} (oif ${def.oif ?? '-'})` : 'missing'}, expected via ${host.gateway} on ${rec.ifname}`,
+        );
       }
     }
     let range: [number, number] | undefined;
@@ -103,7 +110,8 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
       problems.push(`cannot read ip_local_port_range in ${netns}: ${(e as Error).message}`);
     }
     const { begin, end } = rec.ephemeralPorts;
-    if (range && (range[0] !== begin || range[1] !== end)) problems.push(`ip_local_port_range in ${netns} is ${range[0]}-${range[1]}, not its ephemeral block ${begin}-${end}`);
+    if (range && (range[0] !== begin || range[1] !== end))
+      problems.push(`ip_local_port_range in ${netns} is ${range[0]}-${range[1]}, not its ephemeral block ${begin}-${end}`);
   } finally {
     cRtnl.close();
     ns.close();

@@ -87,12 +87,19 @@ export function toCniError(e: unknown): CniError {
   if (e instanceof ConfigError) {
     const text = oneLine(e.message).replace(`--${e.flag}: `, '');
     if (kind === 'refused_namespace') return new CniError(code, `CNI_NETNS: ${text}`, 'the runtime must give each container a network namespace of its own');
-    return new CniError(code, `invalid network configuration: "${e.flag}": ${text}`, `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`);
+    return new CniError(
+      code,
+      `invalid network configuration: "${e.flag}": ${text}`,
+      `the "${e.flag}" field of the network configuration (the CLI's --${e.flag})`,
+    );
   }
   const msg = oneLine(e.message);
   if (kind === 'lock_timeout') return new CniError(code, msg, 'another portmap-isolator process (CLI, agent or CNI plugin) holds the work_dir lock');
   if (kind === 'unknown_container') return new CniError(code, msg);
   const causes = e instanceof IsolatorError ? e.causes : [];
-  const details = causes.map((c) => oneLine(c.message)).filter((c) => !msg.includes(c)).join('; ');
+  const details = causes
+    .map((c) => oneLine(c.message))
+    .filter((c) => !msg.includes(c))
+    .join('; ');
   return new CniError(code, msg, details);
 }

@@ -31,7 +31,20 @@ export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION'];
 
 /** Fields of a plugin configuration that the spec or its conventions define. */
-const STANDARD_FIELDS = new Set(['cniVersion', 'name', 'type', 'args', 'ipMasq', 'ipam', 'dns', 'capabilities', 'runtimeConfig', 'prevResult', 'disableCheck', 'disableGC']);
+const STANDARD_FIELDS = new Set([
+  'cniVersion',
+  'name',
+  'type',
+  'args',
+  'ipMasq',
+  'ipam',
+  'dns',
+  'capabilities',
+  'runtimeConfig',
+  'prevResult',
+  'disableCheck',
+  'disableGC',
+]);
 const PLUGIN_FIELDS = new Set(['work_dir', 'lock_timeout_ms']);
 
 const BOOLEAN_FLAGS = new Set<keyof IsolatorFlags>([
@@ -124,7 +137,8 @@ export function parsePortMappings(v: unknown): PortMapping[] {
     if (!isObject(m)) throw invalid(`invalid network configuration: ${where} must be an object, got ${show(m)}`);
     const port = (k: 'hostPort' | 'containerPort') => {
       const p = m[k];
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw invalid(`invalid network configuration: ${where}.${k} must be a port 1-65535, got ${show(p)}`);
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)
+        throw invalid(`invalid network configuration: ${where}.${k} must be a port 1-65535, got ${show(p)}`);
       return p;
     };
     const hostPort = port('hostPort');
@@ -136,9 +150,11 @@ export function parsePortMappings(v: unknown): PortMapping[] {
       );
     }
     const protocol = m.protocol === undefined || m.protocol === '' ? 'tcp' : m.protocol;
-    if (typeof protocol !== 'string' || !/^(tcp|udp|sctp)$/i.test(protocol)) throw invalid(`invalid network configuration: ${where}.protocol ${show(m.protocol)} is not tcp, udp or sctp`);
+    if (typeof protocol !== 'string' || !/^(tcp|udp|sctp)$/i.test(protocol))
+      throw invalid(`invalid network configuration: ${where}.protocol ${show(m.protocol)} is not tcp, udp or sctp`);
     const hostIP = m.hostIP;
-    if (hostIP !== undefined && typeof hostIP !== 'string') throw invalid(`invalid network configuration: ${where}.hostIP must be a string, got ${show(hostIP)}`);
+    if (hostIP !== undefined && typeof hostIP !== 'string')
+      throw invalid(`invalid network configuration: ${where}.hostIP must be a string, got ${show(hostIP)}`);
     return { hostPort, containerPort, protocol: protocol.toLowerCase(), ...(hostIP ? { hostIP } : {}) };
   });
 }
@@ -160,26 +176,42 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
       if (v === null) continue;
       (flags as Record<string, unknown>)[k] = flagValue(k as keyof IsolatorFlags, v);
     } else if (!STANDARD_FIELDS.has(k) && !PLUGIN_FIELDS.has(k)) {
-      throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `unsupported field in network configuration: "${k}": ${show(v)}`, `portmap-isolator takes the isolator flags (${ISOLATOR_FLAG_NAMES.join(', ')}), work_dir and lock_timeout_ms`);
+      throw new CniError(
+        CNI_ERR.UNSUPPORTED_FIELD,
+        `unsupported field in network configuration: "${k}": ${show(v)}`,
+        `portmap-isolator takes the isolator flags (${ISOLATOR_FLAG_NAMES.join(', ')}), work_dir and lock_timeout_ms`,
+      );
     }
   }
   if (raw.ipam !== undefined) {
-    throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `unsupported field in network configuration: "ipam": ${show(raw.ipam)}`, 'containers share the host IP address: portmap-isolator allocates no addresses');
+    throw new CniError(
+      CNI_ERR.UNSUPPORTED_FIELD,
+      `unsupported field in network configuration: "ipam": ${show(raw.ipam)}`,
+      'containers share the host IP address: portmap-isolator allocates no addresses',
+    );
   }
-  if (raw.ipMasq === true) throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, 'unsupported field in network configuration: "ipMasq": true', 'containers use the host IP address: there is nothing to masquerade');
+  if (raw.ipMasq === true)
+    throw new CniError(
+      CNI_ERR.UNSUPPORTED_FIELD,
+      'unsupported field in network configuration: "ipMasq": true',
+      'containers use the host IP address: there is nothing to masquerade',
+    );
 
   let workDir = DEFAULT_WORK_DIR;
   if (raw.work_dir !== undefined) {
-    if (typeof raw.work_dir !== 'string' || !isAbsolute(raw.work_dir)) throw invalid(`invalid network configuration: "work_dir" must be an absolute path, got ${show(raw.work_dir)}`);
+    if (typeof raw.work_dir !== 'string' || !isAbsolute(raw.work_dir))
+      throw invalid(`invalid network configuration: "work_dir" must be an absolute path, got ${show(raw.work_dir)}`);
     workDir = raw.work_dir;
   }
   let lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS;
   if (raw.lock_timeout_ms !== undefined) {
     const t = raw.lock_timeout_ms;
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 600_000) throw invalid(`invalid network configuration: "lock_timeout_ms" must be an integer 0-600000, got ${show(t)}`);
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 600_000)
+      throw invalid(`invalid network configuration: "lock_timeout_ms" must be an integer 0-600000, got ${show(t)}`);
     lockTimeoutMs = t;
   }
-  if (raw.runtimeConfig !== undefined && !isObject(raw.runtimeConfig)) throw invalid(`invalid network configuration: "runtimeConfig" must be an object, got ${show(raw.runtimeConfig)}`);
+  if (raw.runtimeConfig !== undefined && !isObject(raw.runtimeConfig))
+    throw invalid(`invalid network configuration: "runtimeConfig" must be an object, got ${show(raw.runtimeConfig)}`);
   const portMappings = parsePortMappings((raw.runtimeConfig as Record<string, unknown> | undefined)?.portMappings);
 
   let prevResult: CniResult | undefined;
@@ -221,10 +253,18 @@ export function parseCniArgs(text: string | undefined): { ports: PortSet } {
       try {
         ports = ports.union(PortSet.parse(v));
       } catch (e) {
-        throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `invalid CNI_ARGS: PORTS=${v}: ${(e as Error).message}`, "PORTS takes ranges like [31000-31009,31020-31029]");
+        throw new CniError(
+          CNI_ERR.INVALID_ENVIRONMENT,
+          `invalid CNI_ARGS: PORTS=${v}: ${(e as Error).message}`,
+          'PORTS takes ranges like [31000-31009,31020-31029]',
+        );
       }
     } else if (k !== 'IgnoreUnknown' && !ignoreUnknown) {
-      throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `invalid CNI_ARGS: unknown argument ${show(k)}`, 'portmap-isolator knows PORTS; add IgnoreUnknown=1 to pass others');
+      throw new CniError(
+        CNI_ERR.INVALID_ENVIRONMENT,
+        `invalid CNI_ARGS: unknown argument ${show(k)}`,
+        'portmap-isolator knows PORTS; add IgnoreUnknown=1 to pass others',
+      );
     }
   }
   return { ports };
@@ -251,7 +291,8 @@ const NSFS_MAGIC = 0x6e736673;
 export function parseCommand(env: NodeJS.ProcessEnv): CniCommand {
   const c = env.CNI_COMMAND;
   if (!c) throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, 'CNI_COMMAND is not set', `one of ${COMMANDS.join(', ')}`);
-  if (!(COMMANDS as readonly string[]).includes(c)) throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_COMMAND ${show(c)} is not supported`, `one of ${COMMANDS.join(', ')}`);
+  if (!(COMMANDS as readonly string[]).includes(c))
+    throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_COMMAND ${show(c)} is not supported`, `one of ${COMMANDS.join(', ')}`);
   return c as CniCommand;
 }
 
@@ -298,7 +339,12 @@ export function checkNetns(netns: string, ownNetns = '/proc/self/ns/net'): void 
   } catch (e) {
     throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} cannot be inspected`, (e as Error).message);
   }
-  const notNet = () => new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} is not a network namespace`, 'expected a pinned namespace (e.g. /run/netns/NAME) or /proc/PID/ns/net');
+  const notNet = () =>
+    new CniError(
+      CNI_ERR.INVALID_ENVIRONMENT,
+      `CNI_NETNS ${netns} is not a network namespace`,
+      'expected a pinned namespace (e.g. /run/netns/NAME) or /proc/PID/ns/net',
+    );
   if (magic !== NSFS_MAGIC) throw notNet();
   // Other namespaces (uts, mnt, …) live on nsfs too: setns(2) tells a network one apart.
   const ns = Netns.fromPath(netns);
@@ -311,6 +357,10 @@ export function checkNetns(netns: string, ownNetns = '/proc/self/ns/net'): void 
   }
   const own = statSync(ownNetns);
   if (own.ino === st.ino && own.dev === st.dev) {
-    throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${netns} is the host's own network namespace`, 'portmap-isolator isolates a container in its own namespace; it never configures the host namespace as a container');
+    throw new CniError(
+      CNI_ERR.INVALID_ENVIRONMENT,
+      `CNI_NETNS ${netns} is the host's own network namespace`,
+      'portmap-isolator isolates a container in its own namespace; it never configures the host namespace as a container',
+    );
   }
 }

@@ -74,7 +74,11 @@ async function dispatch(command: Exclude<CniCommand, 'VERSION'>, conf: NetConf, 
   // Argument errors come before any host work.
   const argPorts = command === 'ADD' ? parseCniArgs(env.args).ports : undefined;
   if (command === 'CHECK' && !conf.prevResult) {
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, 'invalid network configuration: CHECK needs prevResult', 'the runtime must pass the result of the preceding ADD');
+    throw new CniError(
+      CNI_ERR.INVALID_NETWORK_CONFIG,
+      'invalid network configuration: CHECK needs prevResult',
+      'the runtime must pass the result of the preceding ADD',
+    );
   }
   const iso = await Isolator.open({ workDir: conf.workDir, flags: conf.flags, onWarning: warn });
   try {
@@ -88,11 +92,19 @@ async function dispatch(command: Exclude<CniCommand, 'VERSION'>, conf: NetConf, 
       case 'CHECK': {
         const rec = await locked(() => iso.get(env.containerId));
         if (!rec || !isCniRecord(rec) || rec.ifname !== env.ifname) {
-          throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${env.containerId} with interface ${env.ifname} is not attached`, `no CNI record in ${conf.workDir}`);
+          throw new CniError(
+            CNI_ERR.UNKNOWN_CONTAINER,
+            `container ${env.containerId} with interface ${env.ifname} is not attached`,
+            `no CNI record in ${conf.workDir}`,
+          );
         }
         const problems = [...checkPrevResult(conf.prevResult!, rec, iso.host, env.netns), ...(await checkKernel(rec, iso.host, env.netns))];
         if (problems.length) {
-          throw new CniError(CNI_ERR.CHECK_FAILED, `container ${env.containerId} is not isolated as ADD left it: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, problems.join('; '));
+          throw new CniError(
+            CNI_ERR.CHECK_FAILED,
+            `container ${env.containerId} is not isolated as ADD left it: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`,
+            problems.join('; '),
+          );
         }
         return '';
       }
@@ -113,18 +125,27 @@ async function add(
   const h = iso.host;
   for (const m of conf.portMappings) {
     if (m.hostIP && !['0.0.0.0', '::', h.ip].includes(m.hostIP)) {
-      throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `port mapping ${m.hostIP}:${m.hostPort} is not possible: the host IP is ${h.ip}`, 'containers share the host IP; leave hostIP empty');
+      throw new CniError(
+        CNI_ERR.INVALID_NETWORK_CONFIG,
+        `port mapping ${m.hostIP}:${m.hostPort} is not possible: the host IP is ${h.ip}`,
+        'containers share the host IP; leave hostIP empty',
+      );
     }
   }
   if (!iso.config.ports.contains(ports)) {
-    throw new CniError(CNI_ERR.INVALID_NETWORK_CONFIG, `ports ${ports.subtract(iso.config.ports).toString()} are not managed by network ${conf.name}`, `its resources give containers the ports ${iso.config.ports.toString()}`);
+    throw new CniError(
+      CNI_ERR.INVALID_NETWORK_CONFIG,
+      `ports ${ports.subtract(iso.config.ports).toString()} are not managed by network ${conf.name}`,
+      `its resources give containers the ports ${iso.config.ports.toString()}`,
+    );
   }
   // "If an interface of the requested name already exists in the container, the plugin MUST return an error."
   const ns = Netns.fromPath(env.netns);
   try {
     const r = Rtnl.open(ns);
     try {
-      if (await r.links.find(env.ifname)) throw new CniError(CNI_ERR.ALREADY_EXISTS, `interface ${env.ifname} already exists in ${env.netns}`, 'CNI_IFNAME must name a new interface');
+      if (await r.links.find(env.ifname))
+        throw new CniError(CNI_ERR.ALREADY_EXISTS, `interface ${env.ifname} already exists in ${env.netns}`, 'CNI_IFNAME must name a new interface');
     } finally {
       r.close();
     }
@@ -141,7 +162,13 @@ async function add(
         if (stale) await restoreSandbox(stale).catch(() => undefined); // a no-op unless that very namespace is still there
         await iso.destroy(existing.id);
       } else {
-        throw new CniError(CNI_ERR.ALREADY_EXISTS, `container ${env.containerId} already exists in ${conf.workDir}`, isCniRecord(existing) ? `attached in ${existing.netns} as ${existing.ifname}; DEL it first` : 'a container of that id was created by the CLI or agent');
+        throw new CniError(
+          CNI_ERR.ALREADY_EXISTS,
+          `container ${env.containerId} already exists in ${conf.workDir}`,
+          isCniRecord(existing)
+            ? `attached in ${existing.netns} as ${existing.ifname}; DEL it first`
+            : 'a container of that id was created by the CLI or agent',
+        );
       }
     }
     checkNetns(env.netns); // still there after the wait for the lock
@@ -210,7 +237,9 @@ function rememberFlags(workDir: string, flags: IsolatorFlags): void {
 async function del(iso: Isolator, env: CniEnv, warn: (m: string) => void): Promise<void> {
   const rec = await iso.get(env.containerId);
   if (rec && !isCniRecord(rec)) {
-    warn(`DEL ${env.containerId}: a container of that id exists but was not created by CNI (it has ${rec.ownsNetns ? 'its own pinned namespace' : `pid ${rec.pid}`}); left alone`);
+    warn(
+      `DEL ${env.containerId}: a container of that id exists but was not created by CNI (it has ${rec.ownsNetns ? 'its own pinned namespace' : `pid ${rec.pid}`}); left alone`,
+    );
     return;
   }
   if (rec && rec.ifname !== env.ifname) {
@@ -221,7 +250,12 @@ async function del(iso: Isolator, env: CniEnv, warn: (m: string) => void): Promi
   const snapshot = sandboxes.read(env.containerId);
   const problems = snapshot ? await restoreSandbox(snapshot).catch((e: Error) => [e.message]) : [];
   if (rec) await iso.destroy(env.containerId);
-  if (problems.length) throw new CniError(CNI_ERR.INTERNAL, `container ${env.containerId} was removed, but its namespace ${snapshot!.netns} could not be fully restored`, problems.join('; '));
+  if (problems.length)
+    throw new CniError(
+      CNI_ERR.INTERNAL,
+      `container ${env.containerId} was removed, but its namespace ${snapshot!.netns} could not be fully restored`,
+      problems.join('; '),
+    );
   sandboxes.delete(env.containerId);
 }
 

@@ -93,7 +93,8 @@ export async function restoreSandbox(s: SandboxState): Promise<string[]> {
     }
   };
   await withNs(s.netns, async (rtnl) => {
-    if (!s.lo.ingress) await attempt(`removing the ingress qdisc of ${s.lo.name}`, () => new Tc(rtnl.session).removeQdiscIfExists({ ifindex: s.lo.index, kind: 'ingress' }));
+    if (!s.lo.ingress)
+      await attempt(`removing the ingress qdisc of ${s.lo.name}`, () => new Tc(rtnl.session).removeQdiscIfExists({ ifindex: s.lo.index, kind: 'ingress' }));
     // The kernel refuses lo's usual all-zero MAC (EADDRNOTAVAIL): that one stays as ADD set it.
     const zeroMac = /^(00:)*00$/.test(s.lo.address);
     const lo = await rtnl.links.find(s.lo.index);

@@ -19,7 +19,15 @@ import type { ContainerRecord, SpareRecord } from './state.js';
 import type { Stopwatch } from './timing.js';
 import type { SpareHandles } from './warm-pool.js';
 
-export async function build(core: EngineCore, rec: ContainerRecord, portFilters: HostPortFilter[], sw: Stopwatch, spare?: SpareRecord, held?: SpareHandles, target?: Netns): Promise<void> {
+export async function build(
+  core: EngineCore,
+  rec: ContainerRecord,
+  portFilters: HostPortFilter[],
+  sw: Stopwatch,
+  spare?: SpareRecord,
+  held?: SpareHandles,
+  target?: Netns,
+): Promise<void> {
   const ns = openNetns(rec, spare, held, target);
   sw.lap('netns');
   const view = core.view(rec);
@@ -72,7 +80,14 @@ function openNetns(rec: ContainerRecord, spare: SpareRecord | undefined, held: S
  * the eth0/lo port filters that point at it (Mesos §7.8), the mirrors, ingress shaping, up.
  * (A spare has its veth pair, up, and the veth filters that do not depend on ports.)
  */
-function hostRequests(core: EngineCore, rec: ContainerRecord, view: ContainerView, portFilters: HostPortFilter[], ns: Netns, spare: SpareRecord | undefined): Request[] {
+function hostRequests(
+  core: EngineCore,
+  rec: ContainerRecord,
+  view: ContainerView,
+  portFilters: HostPortFilter[],
+  ns: Netns,
+  spare: SpareRecord | undefined,
+): Request[] {
   const hv = hostView(core.host);
   return [
     ...(spare ? [] : [core.vethRequest(rec, ns)]),

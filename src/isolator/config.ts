@@ -150,7 +150,10 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
   const { ports, ephemeralPorts } = res;
   if (ephemeralPorts.isEmpty) throw new ConfigError('resources', 'Ephemeral ports are not specified');
   if (ephemeralPorts.intersects(ports)) {
-    throw new ConfigError('resources', `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with the specified non-ephemeral ports ${ports.toIntervalString()}`);
+    throw new ConfigError(
+      'resources',
+      `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with the specified non-ephemeral ports ${ports.toIntervalString()}`,
+    );
   }
   if (ephemeralPorts.intersects(WELL_KNOWN_PORTS)) {
     throw new ConfigError('resources', `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with well known ports [0,1024)`);
@@ -159,24 +162,37 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
   const rawN = flags.ephemeral_ports_per_container ?? DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER;
   const n = typeof rawN === 'number' ? rawN : /^\d+$/.test(rawN) ? Number(rawN) : NaN;
   if (!Number.isInteger(n) || n <= 0 || n > 65536) throw new ConfigError('ephemeral_ports_per_container', `'${rawN}' is not a positive integer`);
-  if ((n & (n - 1)) !== 0) throw new ConfigError('ephemeral_ports_per_container', `The number of ephemeral ports for each container (${n}) is not a power of 2`);
+  if ((n & (n - 1)) !== 0)
+    throw new ConfigError('ephemeral_ports_per_container', `The number of ephemeral ports for each container (${n}) is not a power of 2`);
   if (ephemeralPorts.size < n) {
-    throw new ConfigError('ephemeral_ports_per_container', `Network Isolator is given ephemeral ports of size: ${ephemeralPorts.size}, but asked to allocate ${n} ephemeral ports for a container`);
+    throw new ConfigError(
+      'ephemeral_ports_per_container',
+      `Network Isolator is given ephemeral ports of size: ${ephemeralPorts.size}, but asked to allocate ${n} ephemeral ports for a container`,
+    );
   }
   if (n < MIN_EPHEMERAL_PORTS_PER_CONTAINER) {
-    throw new ConfigError('ephemeral_ports_per_container', `Each container has only ${n} ephemeral ports. The minimum required is: ${MIN_EPHEMERAL_PORTS_PER_CONTAINER}`);
+    throw new ConfigError(
+      'ephemeral_ports_per_container',
+      `Each container has only ${n} ephemeral ports. The minimum required is: ${MIN_EPHEMERAL_PORTS_PER_CONTAINER}`,
+    );
   }
 
   const egress = direction(flags, 'egress');
   const ingress = direction(flags, 'ingress');
-  for (const [dir, cfg] of [['egress', egress], ['ingress', ingress]] as const) {
+  for (const [dir, cfg] of [
+    ['egress', egress],
+    ['ingress', ingress],
+  ] as const) {
     if (cfg.perCpu === 'auto' && !res.cpus) {
       throw new ConfigError(`${dir}_rate_per_cpu`, `CPUs resource has to be specified to determine per CPU ${dir} rate limit`);
     }
   }
   const parent = flags.egress_flow_classifier_parent ?? 'root';
   if (parent !== 'root' && !/^[0-9a-f]{1,4}:[0-9a-f]{0,4}$/i.test(parent)) {
-    throw new ConfigError('egress_flow_classifier_parent', `Failed to parse egress_flow_classifier_parent: '${parent}' is neither 'root' nor a handle like 1:0`);
+    throw new ConfigError(
+      'egress_flow_classifier_parent',
+      `Failed to parse egress_flow_classifier_parent: '${parent}' is neither 'root' nor a handle like 1:0`,
+    );
   }
   for (const name of ['eth0_name', 'lo_name'] as const) {
     const v = flags[name];

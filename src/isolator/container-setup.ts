@@ -18,7 +18,12 @@ export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip
 export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: number }): Request[] {
   return [
     // accept_local: packets from "our own" IP arrive from outside; route_localnet on lo.
-    linkRequests.set(c.cLo, { address: h.eth0.address, mtu: h.eth0.mtu, up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 } }),
+    linkRequests.set(c.cLo, {
+      address: h.eth0.address,
+      mtu: h.eth0.mtu,
+      up: true,
+      ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 },
+    }),
     linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1 } }),
     addressRequests.add({ ifindex: c.cEth0, address: `${h.ip}/${h.prefixlen}` }),
     routeRequests.add({ dst: 'default', gateway: h.gateway, oif: c.cEth0 }),
@@ -26,7 +31,12 @@ export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: n
 }
 
 /** A warm-pool spare's part: the static requests and the tc objects that do not depend on ports. */
-export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcContext): Request[] {
+export function spareContainerRequests(
+  h: HostFacts,
+  c: { cLo: number; cEth0: number },
+  hostView: { ip: string; mac: string; eth0: number; lo: number },
+  ctx: TcContext,
+): Request[] {
   return [...containerStaticRequests(h, c), ...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 

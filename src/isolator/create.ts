@@ -51,7 +51,15 @@ function* protectedNamespaces(core: EngineCore): Iterable<ProtectedNamespace> {
   for (const sp of core.store.listSpares()) yield { path: sp.netns, owner: "a warm-pool spare's" };
 }
 
-async function createChecked(core: EngineCore, id: string, ports: PortSet, ifname: string, spec: CreateSpec, sw: Stopwatch, target: Netns | undefined): Promise<ContainerInfo> {
+async function createChecked(
+  core: EngineCore,
+  id: string,
+  ports: PortSet,
+  ifname: string,
+  spec: CreateSpec,
+  sw: Stopwatch,
+  target: Netns | undefined,
+): Promise<ContainerInfo> {
   await ensureHost(core);
   sw.lap('state');
   const { rec, portFilters, spare } = await planContainer(core, id, ports, ifname, spec);
@@ -80,7 +88,9 @@ async function ensureHost(core: EngineCore): Promise<HostRecord> {
     if (existing.shared.layout === SHARED_LAYOUT) return (core.hostRecord = existing);
     // Set up by an earlier version: rebuild the shared layout when no container relies on it.
     if (core.registry.records.size) {
-      throw new IsolatorError(`the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`);
+      throw new IsolatorError(
+        `the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`,
+      );
     }
     const errors = await tearDownHost(core.session, core.host, existing, core.ctx);
     if (errors.length) throw new IsolatorError(`rebuilding the host's shared layout: ${errors.map((e) => e.message).join('; ')}`);
@@ -179,5 +189,8 @@ async function undoCreate(core: EngineCore, rec: ContainerRecord, e: unknown): P
   const undo = await teardown(core, rec, { wait: true });
   core.forgetContainer(rec);
   const cause = e instanceof Error ? e.message : String(e);
-  return new IsolatorError(`Failed to create container ${rec.id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`, [e as Error, ...undo]);
+  return new IsolatorError(
+    `Failed to create container ${rec.id}: ${cause}${undo.length ? ` (and cleaning up: ${undo.map((u) => u.message).join(', ')})` : ''}`,
+    [e as Error, ...undo],
+  );
 }

@@ -145,7 +145,16 @@ export class EngineCore {
   }
 
   view(r: ContainerRecord, blocks = blocksOf(r)): ContainerView {
-    return { veth: r.vethIndex, cEth0: r.vethIndex, cLo: 1, blocks, ...(r.egress ? { egress: r.egress } : {}), ...(r.ingress ? { ingress: r.ingress } : {}), fqCodel: this.fqCodel ?? false, mtu: this.host.eth0.mtu };
+    return {
+      veth: r.vethIndex,
+      cEth0: r.vethIndex,
+      cLo: 1,
+      blocks,
+      ...(r.egress ? { egress: r.egress } : {}),
+      ...(r.ingress ? { ingress: r.ingress } : {}),
+      fqCodel: this.fqCodel ?? false,
+      mtu: this.host.eth0.mtu,
+    };
   }
 
   /** The unique egress flow a container's classifiers send to (undefined without unique flows). */

@@ -130,7 +130,11 @@ function perCpuRates(config: IsolatorConfig, host: HostFacts): PerCpuRates {
     const p = config[dir].perCpu;
     if (p === 'auto') {
       const speed = config.linkSpeedBytesPerSec;
-      if (speed === undefined) throw new ConfigError(`${dir}_rate_per_cpu`, `Failed to determine per CPU ${dir} rate limit: the link speed of ${host.eth0.name} is unknown here; pass --network_link_speed`);
+      if (speed === undefined)
+        throw new ConfigError(
+          `${dir}_rate_per_cpu`,
+          `Failed to determine per CPU ${dir} rate limit: the link speed of ${host.eth0.name} is unknown here; pass --network_link_speed`,
+        );
       perCpu[dir] = Math.floor(speed / Math.floor(config.agentCpus!));
     } else if (p !== undefined) perCpu[dir] = p;
   }
@@ -142,7 +146,10 @@ function checkWorkDirNetns(store: StateStore, ns: Netns | undefined): void {
   const recorded = store.readHost();
   const inode = (ns ?? Netns.current()).inode;
   if (recorded && recorded.netnsInode !== inode) {
-    throw new ConfigError('netns', `the work_dir ${store.workDir} belongs to another network namespace (inode ${recorded.netnsInode}, this one is ${inode}): pass the --netns it was used with, or another --work_dir`);
+    throw new ConfigError(
+      'netns',
+      `the work_dir ${store.workDir} belongs to another network namespace (inode ${recorded.netnsInode}, this one is ${inode}): pass the --netns it was used with, or another --work_dir`,
+    );
   }
 }
 
@@ -186,7 +193,10 @@ export class Isolator {
       const warmPool = checkWarmPool(opts.warmPool);
       const core = new EngineCore(config, host, store, rtnl, ctx, opts.onWarning ?? ((m) => process.emitWarning(m)), perCpu, warmPool);
       if (config.egressUniqueFlowPerContainer && !(await core.probeFqCodel())) {
-        throw new ConfigError('egress_unique_flow_per_container', 'this kernel has no fq_codel qdisc, which unique egress flows need (sch_fq_codel); drop the flag or use a kernel with fq_codel');
+        throw new ConfigError(
+          'egress_unique_flow_per_container',
+          'this kernel has no fq_codel qdisc, which unique egress flows need (sch_fq_codel); drop the flag or use a kernel with fq_codel',
+        );
       }
       return new Isolator(core, opts.onPhase);
     } catch (e) {
@@ -223,10 +233,12 @@ export class Isolator {
   /** Destroy a container; false if it does not exist (idempotent). */
   async destroy(id: string): Promise<boolean> {
     checkContainerId(id);
-    return this.store.withLock(async () => {
-      await syncAndRepair(this.core);
-      return destroyContainer(this.core, id);
-    }).finally(() => this.core.pool.refill());
+    return this.store
+      .withLock(async () => {
+        await syncAndRepair(this.core);
+        return destroyContainer(this.core, id);
+      })
+      .finally(() => this.core.pool.refill());
   }
 
   /** The containers, as `create` prints them. */

@@ -43,7 +43,8 @@ export async function inspectHost(session: NetlinkSession, h: HostFacts, records
   for (const r of records) {
     if (r.phase !== 'ready') continue; // the others are being finished or undone
     for (const f of r.hostFilters) {
-      if (f.dev !== 'egress' && !handles[f.dev].has(f.handle)) filters.push({ id: r.id, vethIndex: r.vethIndex, filter: f as HostFilterRecord & { dev: PortTableDev } });
+      if (f.dev !== 'egress' && !handles[f.dev].has(f.handle))
+        filters.push({ id: r.id, vethIndex: r.vethIndex, filter: f as HostFilterRecord & { dev: PortTableDev } });
     }
   }
   return { shared, filters, dumps };
@@ -54,7 +55,10 @@ export function describeDamage(d: HostDamage, h: HostFacts): string[] {
   const out: string[] = [];
   for (const dev of ['eth0', 'lo'] as const) {
     const s = d.shared[dev];
-    if (s.missing) out.push(`${h[dev].name}: ${s.missing} of the ${s.of} shared port-table objects are missing${s.missing === s.of ? ' (its ingress qdisc was removed?)' : ''}`);
+    if (s.missing)
+      out.push(
+        `${h[dev].name}: ${s.missing} of the ${s.of} shared port-table objects are missing${s.missing === s.of ? ' (its ingress qdisc was removed?)' : ''}`,
+      );
   }
   const byContainer = new Map<string, number>();
   for (const f of d.filters) byContainer.set(f.id, (byContainer.get(f.id) ?? 0) + 1);

@@ -39,7 +39,13 @@ export function sharedLayout(h: HostFacts): U32FilterSpec[] {
 }
 
 /** Which filters of a device's parent and priority: all of them (deleting them all removes the tables too). */
-const wholePriority = (s: U32FilterSpec): FilterRef => ({ kind: 'u32', ifindex: s.ifindex, parent: s.parent, priority: s.priority, protocol: s.protocol ?? 'ip' });
+const wholePriority = (s: U32FilterSpec): FilterRef => ({
+  kind: 'u32',
+  ifindex: s.ifindex,
+  parent: s.parent,
+  priority: s.priority,
+  protocol: s.protocol ?? 'ip',
+});
 
 async function ensureIngress(session: NetlinkSession, index: number, ctx: TcContext): Promise<boolean> {
   try {
@@ -56,7 +62,14 @@ async function ensureIngress(session: NetlinkSession, index: number, ctx: TcCont
  * a crash right after the kernel made it leaves a record `cleanup` undoes (deleting one that was
  * never made is a no-op). One found there stays unrecorded: it is not ours to remove.
  */
-async function ensureIngressRecorded(session: NetlinkSession, h: HostFacts, dev: 'eth0' | 'lo', rec: HostRecord, ctx: TcContext, save: (rec: HostRecord) => void): Promise<void> {
+async function ensureIngressRecorded(
+  session: NetlinkSession,
+  h: HostFacts,
+  dev: 'eth0' | 'lo',
+  rec: HostRecord,
+  ctx: TcContext,
+  save: (rec: HostRecord) => void,
+): Promise<void> {
   const index = h[dev].index;
   if (await new Tc(session).getQdisc({ ifindex: index, parent: 'ingress' })) return;
   const wasRecorded = rec.createdIngress.includes(dev);
@@ -127,7 +140,9 @@ export async function setUpHost(
         const there = await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent });
         if (there?.kind !== 'fq_codel' || there.handle !== flows.qdisc) {
           const what = there ? `${there.kind} ${formatTcHandle(there.handle)}` : e.message;
-          throw new Error(`Egress qdisc already exists on ${h.eth0.name} at ${formatTcHandle(flows.parent)} (${what}), and unique flows need fq_codel ${formatTcHandle(flows.qdisc)} there`);
+          throw new Error(
+            `Egress qdisc already exists on ${h.eth0.name} at ${formatTcHandle(flows.parent)} (${what}), and unique flows need fq_codel ${formatTcHandle(flows.qdisc)} there`,
+          );
         }
       }
       rec.flows = { ...flows, created };
@@ -163,7 +178,9 @@ export async function repairSharedLayout(
   const errors: Error[] = [];
   for (const dev of ['eth0', 'lo'] as const) await ensureIngressRecorded(session, h, dev, rec, ctx, save).catch((e: Error) => errors.push(e));
   // A link without a fixed handle would be added twice; the others answer EEXIST when present.
-  const missing = sharedLayout(h).filter((s) => !(s.handle === undefined && s.link !== undefined && tablesThere[s.ifindex === h.eth0.index ? 'eth0' : 'lo'].has(parseU32Handle(s.link))));
+  const missing = sharedLayout(h).filter(
+    (s) => !(s.handle === undefined && s.link !== undefined && tablesThere[s.ifindex === h.eth0.index ? 'eth0' : 'lo'].has(parseU32Handle(s.link))),
+  );
   for (const r of await session.batch(missing.map((s) => filterRequest('add', s)))) {
     if (!r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST')) errors.push(r.error);
   }

@@ -4,7 +4,6 @@ import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { PortSet } from './port-set.js';
 
-
 /** What the isolator needs to know about the host it acts on. */
 export interface HostFacts {
   netns: Netns | undefined;
@@ -23,7 +22,8 @@ export function parseLocalPortRange(raw: string): [number, number] {
   const parts = raw.trim().split(/\s+/);
   if (parts.length !== 2) throw new Error(`Unexpected format from host ip_local_port_range: ${raw.trim()}`);
   const [b, e] = parts.map(Number) as [number, number];
-  if (!Number.isInteger(b) || !Number.isInteger(e) || b < 1 || e > 65535 || b > e) throw new Error(`Unexpected format from host ip_local_port_range: ${raw.trim()}`);
+  if (!Number.isInteger(b) || !Number.isInteger(e) || b < 1 || e > 65535 || b > e)
+    throw new Error(`Unexpected format from host ip_local_port_range: ${raw.trim()}`);
   return [b, e];
 }
 
@@ -55,7 +55,8 @@ export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<
   }
   const addr = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet' }))[0];
   if (!addr) throw new ConfigError('eth0_name', `Failed to get the public IP network of ${eth0.name}: does not have an IPv4 network`);
-  if (!eth0.address || eth0.address.split(':').length !== 6) throw new ConfigError('eth0_name', `Failed to get the MAC address of ${eth0.name}: it has no Ethernet address`);
+  if (!eth0.address || eth0.address.split(':').length !== 6)
+    throw new ConfigError('eth0_name', `Failed to get the MAC address of ${eth0.name}: it has no Ethernet address`);
   const gateway = def?.gateway;
   if (!gateway) throw new ConfigError('eth0_name', 'Failed to get the default gateway of the host: The default gateway of the host does not exist');
 

@@ -184,7 +184,8 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
   try {
     damage = await inspectHost(core.session, core.host, core.registry.records.values());
     // (A half-done host setup is finished by the next create or undone by cleanup; an older layout is rebuilt, not patched.)
-    if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT) report.repaired.push(...(await repairHost(core, damage, hostRec, report.errors)));
+    if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT)
+      report.repaired.push(...(await repairHost(core, damage, hostRec, report.errors)));
   } catch (e) {
     report.errors.push(`host filters: ${(e as Error).message}`);
   }
@@ -203,7 +204,11 @@ async function removeStrayPortFilters(core: EngineCore, damage: HostDamage, repo
   for (const dev of ['eth0', 'lo'] as const) {
     const stray = damage.dumps[dev].filters.filter((f) => isPortFilterHandle(f.handle) && !owned.has(`${dev}:${f.handle}`));
     const results = await core.session.batch(stray.map((f) => f.deleteRequest));
-    stray.forEach((f, i) => (results[i]!.ok ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`) : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`)));
+    stray.forEach((f, i) =>
+      results[i]!.ok
+        ? report.orphans.filters.push(`${dev} ${formatU32Handle(f.handle)}`)
+        : report.errors.push(`${dev} filter ${formatU32Handle(f.handle)}: ${(results[i] as { error: Error }).error.message}`),
+    );
   }
 }
 
@@ -219,7 +224,13 @@ async function repairHost(core: EngineCore, damage: HostDamage, hostRec: HostRec
   const hv = hostView(core.host);
   const plans = damage.filters.map(({ vethIndex, filter: f }) => portFilterPlan(hv, f.dev, vethIndex, blockFromBeginEnd(f.block[0], f.block[1]), f.handle));
   const results = await core.session.batch(plans.map((f) => filterRequest('add', f.spec)));
-  results.forEach((r, i) => !r.ok && errors.push(`container ${damage.filters[i]!.id}: re-adding its ${damage.filters[i]!.filter.dev} filter ${formatU32Handle(plans[i]!.spec.handle)}: ${r.error.message}`));
+  results.forEach(
+    (r, i) =>
+      !r.ok &&
+      errors.push(
+        `container ${damage.filters[i]!.id}: re-adding its ${damage.filters[i]!.filter.dev} filter ${formatU32Handle(plans[i]!.spec.handle)}: ${r.error.message}`,
+      ),
+  );
   return done.map((d) => `${d}: put back`);
 }
 

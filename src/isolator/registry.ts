@@ -118,7 +118,10 @@ export class Registry {
   /** Host veth indexes of the containers in one mirror chunk, in slot order. */
   chunkVeths(chunk: number, without?: string, include?: string): number[] {
     return [...this.records.values()]
-      .filter((r) => Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && (r.phase === 'ready' || r.phase === 'updating' || r.id === include))
+      .filter(
+        (r) =>
+          Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && (r.phase === 'ready' || r.phase === 'updating' || r.id === include),
+      )
       .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
       .map((r) => r.vethIndex);
   }

@@ -1,4 +1,20 @@
-import { appendFileSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { InvalidContainerIdError, IsolatorError } from './errors.js';
@@ -334,7 +350,9 @@ export class StateStore {
   /** The first spare (lowest number) that `pred` accepts, reading no more records than needed. */
   findSpare(pred: (s: SpareRecord) => boolean): SpareRecord | undefined {
     if (!existsSync(this.sparesDir)) return undefined;
-    const files = readdirSync(this.sparesDir).filter((f) => /^\d+\.json$/.test(f)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    const files = readdirSync(this.sparesDir)
+      .filter((f) => /^\d+\.json$/.test(f))
+      .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     for (const f of files) {
       const s = this.readJson<SpareRecord>(join(this.sparesDir, f));
       if (s && pred(s)) return s;

@@ -52,8 +52,16 @@ export function toMesosStats(s: TcStats): MesosTcStats {
 export type TcStatisticsEntry = { id: string } & MesosTcStats;
 
 /** Qdiscs of one device: kind, handle, parent and Mesos-view statistics. */
-async function qdiscStats(s: NetlinkSession, ifindex: number): Promise<Array<{ kind: string; handle: number; parent: number; stats: MesosTcStats | undefined }>> {
-  return (await new Tc(s).listQdiscs(ifindex)).map((q) => ({ kind: q.kind, handle: q.handle, parent: q.parent, stats: q.stats ? toMesosStats(q.stats) : undefined }));
+async function qdiscStats(
+  s: NetlinkSession,
+  ifindex: number,
+): Promise<Array<{ kind: string; handle: number; parent: number; stats: MesosTcStats | undefined }>> {
+  return (await new Tc(s).listQdiscs(ifindex)).map((q) => ({
+    kind: q.kind,
+    handle: q.handle,
+    parent: q.parent,
+    stats: q.stats ? toMesosStats(q.stats) : undefined,
+  }));
 }
 
 /** The bw_limit / bloat_reduction pair of one shaped device (Mesos §5.5). */

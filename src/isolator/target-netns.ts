@@ -25,9 +25,10 @@ export interface TargetSpec {
   netnsPath?: string;
 }
 
-
 const describe = (t: TargetSpec): { flag: string; who: string; path: string } =>
-  t.pid !== undefined ? { flag: 'pid', who: `pid ${t.pid}`, path: `/proc/${t.pid}/ns/net` } : { flag: 'netnsPath', who: `namespace ${t.netnsPath}`, path: t.netnsPath! };
+  t.pid !== undefined
+    ? { flag: 'pid', who: `pid ${t.pid}`, path: `/proc/${t.pid}/ns/net` }
+    : { flag: 'netnsPath', who: `namespace ${t.netnsPath}`, path: t.netnsPath! };
 
 /**
  * Open the namespace of a pid or path, refusing one that does not exist or that is one of

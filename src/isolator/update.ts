@@ -23,7 +23,13 @@ import type { Stopwatch } from './timing.js';
  * it keeps are the ones it has (same handles), blocks it gains get new host filters (handles
  * from the registry, or `hostFilters` when those were recorded already).
  */
-function planWithPorts(core: EngineCore, rec: ContainerRecord, current: PortPlan, ports: Array<[number, number]>, hostFilters?: ContainerRecord['hostFilters']): PortPlan {
+function planWithPorts(
+  core: EngineCore,
+  rec: ContainerRecord,
+  current: PortPlan,
+  ports: Array<[number, number]>,
+  hostFilters?: ContainerRecord['hostFilters'],
+): PortPlan {
   const view = core.view(rec, blocksOf({ ephemeralPorts: rec.ephemeralPorts, ports }));
   const h = hostView(core.host);
   const hostPorts = hostFilters

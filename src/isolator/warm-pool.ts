@@ -58,7 +58,14 @@ export class WarmPool {
 
   fits(s: SpareRecord, ifname: string): boolean {
     const h = this.core.host;
-    return s.phase === 'ready' && s.contents === SPARE_CONTENTS && s.hostKey === this.hostKey() && s.ifname === ifname && s.address === h.eth0.address && s.mtu === h.eth0.mtu;
+    return (
+      s.phase === 'ready' &&
+      s.contents === SPARE_CONTENTS &&
+      s.hostKey === this.hostKey() &&
+      s.ifname === ifname &&
+      s.address === h.eth0.address &&
+      s.mtu === h.eth0.mtu
+    );
   }
 
   /** A ready spare that fits the host as it is now: one this process made first, else one on disk. */

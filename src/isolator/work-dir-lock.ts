@@ -111,12 +111,15 @@ export class WorkDirLock {
     Atomics.store(wait.cancel, 0, 0);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => {
-        // Unclaimed before any other callback can run: the outcome is then never taken as ours.
-        wait.claimed = false;
-        this.calls.flockCancel(wait.cancel);
-        resolve('timeout');
-      }, Math.max(0, ms));
+      timer = setTimeout(
+        () => {
+          // Unclaimed before any other callback can run: the outcome is then never taken as ours.
+          wait.claimed = false;
+          this.calls.flockCancel(wait.cancel);
+          resolve('timeout');
+        },
+        Math.max(0, ms),
+      );
     });
     try {
       return await Promise.race([wait.result, timedOut]);

@@ -294,7 +294,7 @@ export function subMessage<const V extends Record<string, Codec<any>>>(
 export function attributePathAt(set: AttrSet, buf: Buffer, start: number, end: number, offset: number): string[] {
   const siblings = new Map<number, Buffer>();
   const attrs: Array<{ at: number; len: number; type: number }> = [];
-  for (let at = start; at + NLA_HDRLEN <= end; ) {
+  for (let at = start; at + NLA_HDRLEN <= end;) {
     const len = buf.readUInt16LE(at);
     if (len < NLA_HDRLEN || at + len > end) break;
     const type = buf.readUInt16LE(at + 2) & NLA_TYPE_MASK;
@@ -318,7 +318,7 @@ export function attributePathAt(set: AttrSet, buf: Buffer, start: number, end: n
 }
 
 function indexedPathAt(element: Codec<any>, buf: Buffer, start: number, end: number, offset: number): string[] {
-  for (let at = start; at + NLA_HDRLEN <= end; ) {
+  for (let at = start; at + NLA_HDRLEN <= end;) {
     const len = buf.readUInt16LE(at);
     if (len < NLA_HDRLEN || at + len > end) break;
     if (offset >= at && offset < at + len) {

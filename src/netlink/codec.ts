@@ -44,7 +44,14 @@ function checkBigInt(name: string, v: unknown, min: bigint, max: bigint): bigint
   return b;
 }
 
-function intCodec(name: string, size: number, min: number, max: number, write: (w: Writer, v: number) => void, read: (b: Buffer, o: number) => number): Codec<number> {
+function intCodec(
+  name: string,
+  size: number,
+  min: number,
+  max: number,
+  write: (w: Writer, v: number) => void,
+  read: (b: Buffer, o: number) => number,
+): Codec<number> {
   return {
     name,
     encode(w, v) {
@@ -57,14 +64,63 @@ function intCodec(name: string, size: number, min: number, max: number, write: (
   };
 }
 
-export const u8 = intCodec('u8', 1, 0, 0xff, (w, v) => w.u8(v), (b, o) => b[o]!);
-export const u16 = intCodec('u16', 2, 0, 0xffff, (w, v) => w.u16(v), (b, o) => b.readUInt16LE(o));
-export const s16 = intCodec('s16', 2, -0x8000, 0x7fff, (w, v) => w.s16(v), (b, o) => b.readInt16LE(o));
-export const u32 = intCodec('u32', 4, 0, 0xffffffff, (w, v) => w.u32(v), (b, o) => b.readUInt32LE(o));
-export const s32 = intCodec('s32', 4, -0x80000000, 0x7fffffff, (w, v) => w.s32(v), (b, o) => b.readInt32LE(o));
+export const u8 = intCodec(
+  'u8',
+  1,
+  0,
+  0xff,
+  (w, v) => w.u8(v),
+  (b, o) => b[o]!,
+);
+export const u16 = intCodec(
+  'u16',
+  2,
+  0,
+  0xffff,
+  (w, v) => w.u16(v),
+  (b, o) => b.readUInt16LE(o),
+);
+export const s16 = intCodec(
+  's16',
+  2,
+  -0x8000,
+  0x7fff,
+  (w, v) => w.s16(v),
+  (b, o) => b.readInt16LE(o),
+);
+export const u32 = intCodec(
+  'u32',
+  4,
+  0,
+  0xffffffff,
+  (w, v) => w.u32(v),
+  (b, o) => b.readUInt32LE(o),
+);
+export const s32 = intCodec(
+  's32',
+  4,
+  -0x80000000,
+  0x7fffffff,
+  (w, v) => w.s32(v),
+  (b, o) => b.readInt32LE(o),
+);
 /** Big-endian (network order) integers: users pass natural values, byte order stays here. */
-export const be16 = intCodec('be16', 2, 0, 0xffff, (w, v) => w.be16(v), (b, o) => b.readUInt16BE(o));
-export const be32 = intCodec('be32', 4, 0, 0xffffffff, (w, v) => w.be32(v), (b, o) => b.readUInt32BE(o));
+export const be16 = intCodec(
+  'be16',
+  2,
+  0,
+  0xffff,
+  (w, v) => w.be16(v),
+  (b, o) => b.readUInt16BE(o),
+);
+export const be32 = intCodec(
+  'be32',
+  4,
+  0,
+  0xffffffff,
+  (w, v) => w.be32(v),
+  (b, o) => b.readUInt32BE(o),
+);
 
 /** 64-bit counters and rates are bigint. */
 export const u64: Codec<bigint> = {
@@ -179,7 +235,7 @@ export function formatIpv6(buf: Buffer, at: number): string {
   // longest run of ≥2 zero words becomes '::'
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

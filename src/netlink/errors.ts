@@ -102,7 +102,10 @@ export class EncodeError extends Error {
 export class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
   readonly code = 'ETIMEDOUT';
-  constructor(readonly request: RequestInfo, readonly timeoutMs: number) {
+  constructor(
+    readonly request: RequestInfo,
+    readonly timeoutMs: number,
+  ) {
     super(`${describeRequest(request)}: no answer from the kernel within ${timeoutMs} ms (seq ${request.seq})`);
   }
 }
@@ -120,7 +123,11 @@ export class OverrunError extends Error {
 export class DumpInterruptedError<T = unknown> extends Error {
   override readonly name = 'DumpInterruptedError';
   readonly code = 'EINTR';
-  constructor(readonly request: RequestInfo, readonly partial: T[], attempts: number) {
+  constructor(
+    readonly request: RequestInfo,
+    readonly partial: T[],
+    attempts: number,
+  ) {
     super(
       `${describeRequest(request)}: dump interrupted by a concurrent change (NLM_F_DUMP_INTR) after ${attempts} attempt(s); the ${partial.length} results may be inconsistent`,
     );
@@ -132,7 +139,11 @@ export class SocketError extends Error {
   override readonly name = 'SocketError';
   readonly errno: number;
   readonly code: string;
-  constructor(readonly syscall: string, errno: number, context?: string) {
+  constructor(
+    readonly syscall: string,
+    errno: number,
+    context?: string,
+  ) {
     const e = Math.abs(errno);
     super(`${context ? context + ': ' : ''}${syscall}: ${errnoCode(e)}: ${errnoMessage(e)}`);
     this.errno = e;

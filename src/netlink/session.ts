@@ -277,7 +277,10 @@ export class NetlinkSession {
    * A batch's requests encoded one after another into one buffer, as they come (a generator's
    * bodies die young); only what an error report needs is kept per request.
    */
-  private encodeBatch(reqs: Iterable<Request>, ackEach: boolean): { buf: Buffer; seqs: number[]; ends: number[]; sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> } {
+  private encodeBatch(
+    reqs: Iterable<Request>,
+    ackEach: boolean,
+  ): { buf: Buffer; seqs: number[]; ends: number[]; sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> } {
     // An array's size is known; an iterable (a generator of many requests) starts at two chunks.
     const known = Array.isArray(reqs) ? (reqs as readonly Request[]).length * 128 : this.batchBytes * 2;
     const w = new Writer(Math.min(Math.max(known, 4096), this.batchBytes * 2));
@@ -490,4 +493,3 @@ export class NetlinkSession {
     this.timer = undefined;
   }
 }
-

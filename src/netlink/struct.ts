@@ -18,7 +18,14 @@ export interface FieldType<T> {
   read(buf: Buffer, at: number): T;
 }
 
-function intField(name: string, size: number, min: number, max: number, write: (w: Writer, v: number) => void, read: (b: Buffer, at: number) => number): FieldType<number> {
+function intField(
+  name: string,
+  size: number,
+  min: number,
+  max: number,
+  write: (w: Writer, v: number) => void,
+  read: (b: Buffer, at: number) => number,
+): FieldType<number> {
   return {
     name,
     size,
@@ -50,14 +57,70 @@ function bigField(name: string, signed: boolean): FieldType<bigint> {
 
 /** Field types for struct layouts. */
 export const field = Object.freeze({
-  u8: intField('u8', 1, 0, 0xff, (w, v) => w.u8(v), (b, at) => b[at]!),
-  s8: intField('s8', 1, -0x80, 0x7f, (w, v) => w.u8(v & 0xff), (b, at) => b.readInt8(at)),
-  u16: intField('u16', 2, 0, 0xffff, (w, v) => w.u16(v), (b, at) => b.readUInt16LE(at)),
-  s16: intField('s16', 2, -0x8000, 0x7fff, (w, v) => w.s16(v), (b, at) => b.readInt16LE(at)),
-  u32: intField('u32', 4, 0, 0xffffffff, (w, v) => w.u32(v), (b, at) => b.readUInt32LE(at)),
-  s32: intField('s32', 4, -0x80000000, 0x7fffffff, (w, v) => w.s32(v), (b, at) => b.readInt32LE(at)),
-  be16: intField('be16', 2, 0, 0xffff, (w, v) => w.be16(v), (b, at) => b.readUInt16BE(at)),
-  be32: intField('be32', 4, 0, 0xffffffff, (w, v) => w.be32(v), (b, at) => b.readUInt32BE(at)),
+  u8: intField(
+    'u8',
+    1,
+    0,
+    0xff,
+    (w, v) => w.u8(v),
+    (b, at) => b[at]!,
+  ),
+  s8: intField(
+    's8',
+    1,
+    -0x80,
+    0x7f,
+    (w, v) => w.u8(v & 0xff),
+    (b, at) => b.readInt8(at),
+  ),
+  u16: intField(
+    'u16',
+    2,
+    0,
+    0xffff,
+    (w, v) => w.u16(v),
+    (b, at) => b.readUInt16LE(at),
+  ),
+  s16: intField(
+    's16',
+    2,
+    -0x8000,
+    0x7fff,
+    (w, v) => w.s16(v),
+    (b, at) => b.readInt16LE(at),
+  ),
+  u32: intField(
+    'u32',
+    4,
+    0,
+    0xffffffff,
+    (w, v) => w.u32(v),
+    (b, at) => b.readUInt32LE(at),
+  ),
+  s32: intField(
+    's32',
+    4,
+    -0x80000000,
+    0x7fffffff,
+    (w, v) => w.s32(v),
+    (b, at) => b.readInt32LE(at),
+  ),
+  be16: intField(
+    'be16',
+    2,
+    0,
+    0xffff,
+    (w, v) => w.be16(v),
+    (b, at) => b.readUInt16BE(at),
+  ),
+  be32: intField(
+    'be32',
+    4,
+    0,
+    0xffffffff,
+    (w, v) => w.be32(v),
+    (b, at) => b.readUInt32BE(at),
+  ),
   u64: bigField('u64', false),
   s64: bigField('s64', true),
   /** An IPv4 address stored in network order (e.g. inside a selector), as dotted-quad text. */
@@ -107,7 +170,9 @@ export type FieldEntry = readonly [string, FieldType<any>] | Pad;
 
 /** The value type of a layout's fields: `{ family: number; index: number; ... }`. */
 export type StructValue<F extends readonly FieldEntry[]> = {
-  -readonly [E in F[number] as E extends readonly [infer N extends string, FieldType<any>] ? N : never]: E extends readonly [string, FieldType<infer T>] ? T : never;
+  -readonly [E in F[number] as E extends readonly [infer N extends string, FieldType<any>] ? N : never]: E extends readonly [string, FieldType<infer T>]
+    ? T
+    : never;
 };
 
 /** A struct layout, which is also a codec for attribute payloads. */

@@ -142,9 +142,20 @@ export const linkRequests = {
   addVeth(spec: VethSpec): Request {
     const attrs: LinkAttrs = { ...endAttrs(spec, 'veth'), ...netnsAttrs(spec.netns) };
     const peer: LinkAttrs = endAttrs(spec.peer, 'veth peer');
-    const peerAttrs: LinkAttrs = { ...(peer.address ? { address: peer.address } : {}), ...(peer.mtu ? { mtu: peer.mtu } : {}), ...netnsAttrs(spec.peer.netns), ifname: peer.ifname! };
-    if (attrs.ifname === peerAttrs.ifname && !spec.peer.netns && !spec.netns) throw new InvalidArgumentError(`veth ends must have different names in one namespace (${attrs.ifname})`);
-    const ordered: LinkAttrs = { ...(attrs.address ? { address: attrs.address } : {}), ...(attrs.mtu ? { mtu: attrs.mtu } : {}), ...netnsAttrs(spec.netns), ifname: attrs.ifname! };
+    const peerAttrs: LinkAttrs = {
+      ...(peer.address ? { address: peer.address } : {}),
+      ...(peer.mtu ? { mtu: peer.mtu } : {}),
+      ...netnsAttrs(spec.peer.netns),
+      ifname: peer.ifname!,
+    };
+    if (attrs.ifname === peerAttrs.ifname && !spec.peer.netns && !spec.netns)
+      throw new InvalidArgumentError(`veth ends must have different names in one namespace (${attrs.ifname})`);
+    const ordered: LinkAttrs = {
+      ...(attrs.address ? { address: attrs.address } : {}),
+      ...(attrs.mtu ? { mtu: attrs.mtu } : {}),
+      ...netnsAttrs(spec.netns),
+      ifname: attrs.ifname!,
+    };
     ordered.linkinfo = { kind: 'veth', data: { peer: { header: spec.peer.index ? { index: checkIfIndex(spec.peer.index) } : {}, attrs: peerAttrs } } };
     const header = spec.index ? { index: checkIfIndex(spec.index) } : {};
     return { type: RTM.NEWLINK, flags: NLM_F.CREATE | NLM_F.EXCL, schema: linkMessage, encode: (w) => encodeBody(w, linkMessage, { header, attrs: ordered }) };
@@ -160,7 +171,8 @@ export const linkRequests = {
     }
     if (change.mtu !== undefined) attrs.mtu = checkMtu(change.mtu);
     if (change.txqlen !== undefined) {
-      if (!Number.isInteger(change.txqlen) || change.txqlen < 0 || change.txqlen > 0xffffffff) throw new InvalidArgumentError(`txqlen must be a non-negative integer, got ${String(change.txqlen)}`);
+      if (!Number.isInteger(change.txqlen) || change.txqlen < 0 || change.txqlen > 0xffffffff)
+        throw new InvalidArgumentError(`txqlen must be a non-negative integer, got ${String(change.txqlen)}`);
       attrs.txqlen = change.txqlen;
     }
     if (change.address !== undefined) attrs.address = checkMac(change.address);

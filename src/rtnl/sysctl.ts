@@ -70,7 +70,8 @@ export class SysctlDir {
 
   private below(rel: readonly string[]): string {
     if (this.fd < 0) throw new Error(`sysctl directory ${this.path} is closed`);
-    if (!rel.length || rel.some((p) => !p || p === '.' || p === '..' || /[/\0]/.test(p))) throw new InvalidArgumentError(`invalid sysctl name under ${this.path}: ${JSON.stringify(rel)}`);
+    if (!rel.length || rel.some((p) => !p || p === '.' || p === '..' || /[/\0]/.test(p)))
+      throw new InvalidArgumentError(`invalid sysctl name under ${this.path}: ${JSON.stringify(rel)}`);
     return `/proc/self/fd/${this.fd}/${rel.join('/')}`;
   }
 

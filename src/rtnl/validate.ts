@@ -26,17 +26,20 @@ export function checkLabel(label: unknown): string {
 
 /** An Ethernet MAC: six colon-separated hex octets. */
 export function checkMac(mac: unknown, what = 'MAC address'): string {
-  if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new InvalidArgumentError(`${what} ${JSON.stringify(mac)} is not six hex octets like 02:00:00:00:00:01`);
+  if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac))
+    throw new InvalidArgumentError(`${what} ${JSON.stringify(mac)} is not six hex octets like 02:00:00:00:00:01`);
   return mac.toLowerCase();
 }
 
 export function checkMtu(mtu: unknown): number {
-  if (!Number.isInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 0x7fffffff) throw new InvalidArgumentError(`MTU must be an integer of at least 68, got ${String(mtu)}`);
+  if (!Number.isInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 0x7fffffff)
+    throw new InvalidArgumentError(`MTU must be an integer of at least 68, got ${String(mtu)}`);
   return mtu as number;
 }
 
 export function checkIfIndex(index: unknown): number {
-  if (!Number.isInteger(index) || (index as number) <= 0 || (index as number) > 0x7fffffff) throw new InvalidArgumentError(`interface index must be a positive integer, got ${String(index)}`);
+  if (!Number.isInteger(index) || (index as number) <= 0 || (index as number) > 0x7fffffff)
+    throw new InvalidArgumentError(`interface index must be a positive integer, got ${String(index)}`);
   return index as number;
 }
 
@@ -55,7 +58,8 @@ export function parsePrefix(text: unknown, what = 'address'): Prefix {
   const max = family === 4 ? 32 : 128;
   const prefixlen = len === undefined ? max : Number(len);
   if (len !== undefined && !/^\d+$/.test(len)) throw new InvalidArgumentError(`${what} ${JSON.stringify(text)} has an invalid prefix length`);
-  if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > max) throw new InvalidArgumentError(`${what} ${JSON.stringify(text)}: prefix length must be 0..${max}`);
+  if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > max)
+    throw new InvalidArgumentError(`${what} ${JSON.stringify(text)}: prefix length must be 0..${max}`);
   return { family: family as 4 | 6, address: address!, prefixlen };
 }
 

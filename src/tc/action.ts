@@ -56,14 +56,24 @@ export interface Action {
 
 /** TCA_EGRESS_REDIR … TCA_INGRESS_MIRROR, or undefined for anything else. */
 function mirredEaction(direction: unknown, action: unknown): number | undefined {
-  if (direction === 'egress') return action === 'redirect' ? TCA_MIRRED_EACTION.EGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.EGRESS_MIRROR : undefined;
-  if (direction === 'ingress') return action === 'redirect' ? TCA_MIRRED_EACTION.INGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.INGRESS_MIRROR : undefined;
+  if (direction === 'egress')
+    return action === 'redirect' ? TCA_MIRRED_EACTION.EGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.EGRESS_MIRROR : undefined;
+  if (direction === 'ingress')
+    return action === 'redirect' ? TCA_MIRRED_EACTION.INGRESS_REDIR : action === 'mirror' ? TCA_MIRRED_EACTION.INGRESS_MIRROR : undefined;
   return undefined;
 }
 
 /** The TCA_ACT attributes of one action, as tc writes them. */
 /** struct tc_mirred as a filter's action sends it (capab, refcnt and bindcnt are the kernel's). */
-const mirredParms = (index: number, action: number, eaction: number, ifindex: number): TcMirred => ({ index, capab: 0, action, refcnt: 0, bindcnt: 0, eaction, ifindex });
+const mirredParms = (index: number, action: number, eaction: number, ifindex: number): TcMirred => ({
+  index,
+  capab: 0,
+  action,
+  refcnt: 0,
+  bindcnt: 0,
+  eaction,
+  ifindex,
+});
 
 export function actionAttrs(spec: ActionSpec): TcaActEntry {
   if (spec?.kind !== 'mirred') throw new TcInputError(`unsupported action kind ${JSON.stringify((spec as { kind?: unknown })?.kind)} (supported: mirred)`);
@@ -73,7 +83,8 @@ export function actionAttrs(spec: ActionSpec): TcaActEntry {
   }
   const direction = spec.direction ?? 'egress';
   const eaction = mirredEaction(direction, spec.action);
-  if (eaction === undefined) throw new TcInputError(`mirred needs direction egress|ingress and action redirect|mirror, got ${direction}/${String(spec.action)}`);
+  if (eaction === undefined)
+    throw new TcInputError(`mirred needs direction egress|ingress and action redirect|mirror, got ${direction}/${String(spec.action)}`);
   checkInt('mirred target ifindex', spec.ifindex, 1, 0x7fffffff);
   const verdict = spec.verdict ?? (spec.action === 'redirect' ? TC_ACT.STOLEN : TC_ACT.PIPE);
   checkInt('mirred verdict', verdict, -1, 0x7fffffff);

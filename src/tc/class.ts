@@ -117,8 +117,8 @@ export function parseClass(m: TcMessage, psched?: Psched): HtbClass {
   const a = m.attrs;
   const o = a.options as Record<string, any> | Buffer | undefined;
   const parms = o && !Buffer.isBuffer(o) ? o.parms : undefined;
-  const rate = o && !Buffer.isBuffer(o) && o.rate64 !== undefined ? Number(o.rate64) : parms?.rate.rate ?? 0;
-  const ceil = o && !Buffer.isBuffer(o) && o.ceil64 !== undefined ? Number(o.ceil64) : parms?.ceil.rate ?? 0;
+  const rate = o && !Buffer.isBuffer(o) && o.rate64 !== undefined ? Number(o.rate64) : (parms?.rate.rate ?? 0);
+  const ceil = o && !Buffer.isBuffer(o) && o.ceil64 !== undefined ? Number(o.ceil64) : (parms?.ceil.rate ?? 0);
   const ps = psched ?? systemPsched();
   const out: HtbClass = {
     kind: (a.kind ?? '') as 'htb',

@@ -138,7 +138,8 @@ function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
     const d = checkInt('divisor', spec.divisor, 1, TC_U32.MAX_DIVISOR);
     if (d & (d - 1)) throw new TcInputError(`divisor ${d} is not a power of two`);
     const parts = u32HandleParts(handle);
-    if (!parts.htid || parts.hash || parts.node) throw new TcInputError(`a hash table is created with a table handle like '2:' (htid only), got ${String(spec.handle)}`);
+    if (!parts.htid || parts.hash || parts.node)
+      throw new TcInputError(`a hash table is created with a table handle like '2:' (htid only), got ${String(spec.handle)}`);
     if (spec.matches?.length || spec.actions?.length || spec.link !== undefined || spec.classid !== undefined) {
       throw new TcInputError('a hash table (divisor) takes no matches, actions, link or classid');
     }
@@ -262,7 +263,12 @@ export function parseU32Keys(m: TcMessage): U32NodeKeys | undefined {
   if (m.attrs.kind !== 'u32' || m.header.handle === 0) return undefined;
   const o = m.attrs.options as { divisor?: number; sel?: { keys: Array<{ off: number; val: number; mask: number }> } } | undefined;
   const info = m.header.info;
-  const out: U32NodeKeys = { handle: m.header.handle, priority: info >>> 16, protocol: htons(info & 0xffff), keys: o?.sel ? o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })) : [] };
+  const out: U32NodeKeys = {
+    handle: m.header.handle,
+    priority: info >>> 16,
+    protocol: htons(info & 0xffff),
+    keys: o?.sel ? o.sel.keys.map((k) => ({ off: k.off, val: k.val, mask: k.mask })) : [],
+  };
   if (o?.divisor !== undefined) out.divisor = o.divisor;
   return out;
 }
@@ -308,16 +314,27 @@ export function decodeFilterMessage(msg: NetlinkMessage): Filter {
  * placement), e.g. to change its actions with `replace`.
  */
 export function u32FilterSpec(f: U32Filter): U32FilterSpec {
-  const spec: U32FilterSpec = { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol, handle: f.handle, matches: f.matches };
+  const spec: U32FilterSpec = {
+    kind: 'u32',
+    ifindex: f.ifindex,
+    parent: f.parent,
+    priority: f.priority,
+    protocol: f.protocol,
+    handle: f.handle,
+    matches: f.matches,
+  };
   if (f.chain !== undefined) spec.chain = f.chain;
-  if (f.divisor !== undefined) return { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol, handle: f.handle, divisor: f.divisor };
+  if (f.divisor !== undefined)
+    return { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol, handle: f.handle, divisor: f.divisor };
   if (f.classid !== undefined) spec.classid = f.classid;
   if (f.terminal && f.classid === undefined && !f.actions.length) spec.terminal = true;
   if (f.link !== undefined) spec.link = f.link;
   if (f.hashkey) spec.hashkey = f.hashkey;
   if (f.ht !== undefined) spec.ht = f.ht;
   spec.actions = f.actions.map((a) =>
-    a.kind === 'mirred' && a.direction && a.action && a.ifindex ? { kind: 'mirred', direction: a.direction, action: a.action, ifindex: a.ifindex, verdict: a.verdict } : { kind: 'mirred', bindIndex: a.index ?? 0 },
+    a.kind === 'mirred' && a.direction && a.action && a.ifindex
+      ? { kind: 'mirred', direction: a.direction, action: a.action, ifindex: a.ifindex, verdict: a.verdict }
+      : { kind: 'mirred', bindIndex: a.index ?? 0 },
   ) as ActionSpec[];
   return spec;
 }

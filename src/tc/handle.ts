@@ -47,7 +47,8 @@ function parseHandleText(input: string): number {
       return TC_H.UNSPEC;
   }
   const colon = s.indexOf(':');
-  if (colon < 0) throw new TcInputError(`invalid tc handle ${JSON.stringify(input)}: expected 'major:minor' in hex (e.g. '1:10', 'ffff:'), 'root', 'ingress' or 'none'`);
+  if (colon < 0)
+    throw new TcInputError(`invalid tc handle ${JSON.stringify(input)}: expected 'major:minor' in hex (e.g. '1:10', 'ffff:'), 'root', 'ingress' or 'none'`);
   const maj = s.slice(0, colon);
   const min = s.slice(colon + 1);
   if ((maj !== '' && !HEX.test(maj)) || (min !== '' && !HEX.test(min)) || (maj === '' && min === '')) {

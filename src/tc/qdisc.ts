@@ -159,7 +159,13 @@ function qdiscOptions(spec: QdiscSpec, psched: () => Psched): TcaAttrs['options'
     case 'tbf': {
       const p = tbfRateParams(psched(), spec);
       const o: Record<string, unknown> = {
-        parms: { rate: p.rate, peakrate: { cellLog: 0, linklayer: 0, overhead: 0, cellAlign: 0, mpu: 0, rate: 0 }, limit: p.limitBytes, buffer: p.bufferTicks, mtu: 0 },
+        parms: {
+          rate: p.rate,
+          peakrate: { cellLog: 0, linklayer: 0, overhead: 0, cellAlign: 0, mpu: 0, rate: 0 },
+          limit: p.limitBytes,
+          buffer: p.bufferTicks,
+          mtu: 0,
+        },
         burst: p.burstBytes,
       };
       if (p.rate64 !== undefined) o.rate64 = p.rate64;
@@ -224,7 +230,16 @@ export function parseQdisc(m: TcMessage, psched?: Psched): Qdisc {
         if (o.directQlen !== undefined) out.directQlen = o.directQlen;
         break;
       case 'fq_codel':
-        for (const [k, name] of [['limit', 'limitPackets'], ['flows', 'flows'], ['quantum', 'quantumBytes'], ['target', 'targetUs'], ['interval', 'intervalUs'], ['ceThreshold', 'ceThresholdUs'], ['memoryLimit', 'memoryLimitBytes'], ['dropBatchSize', 'dropBatch']] as const) {
+        for (const [k, name] of [
+          ['limit', 'limitPackets'],
+          ['flows', 'flows'],
+          ['quantum', 'quantumBytes'],
+          ['target', 'targetUs'],
+          ['interval', 'intervalUs'],
+          ['ceThreshold', 'ceThresholdUs'],
+          ['memoryLimit', 'memoryLimitBytes'],
+          ['dropBatchSize', 'dropBatch'],
+        ] as const) {
           if (o[k] !== undefined) out[name] = o[k];
         }
         if (o.ecn !== undefined) out.ecn = o.ecn !== 0;

@@ -24,7 +24,10 @@ const TIME_UNITS_PER_SEC = 1_000_000;
 
 /** Parse the four hex words of /proc/net/psched. */
 export function parsePsched(text: string): Psched {
-  const words = text.trim().split(/\s+/).map((w) => parseInt(w, 16));
+  const words = text
+    .trim()
+    .split(/\s+/)
+    .map((w) => parseInt(w, 16));
   if (words.length < 3 || words.slice(0, 3).some((w) => !Number.isFinite(w) || w <= 0)) {
     throw new Error(`cannot parse /proc/net/psched: ${JSON.stringify(text)}`);
   }
@@ -53,7 +56,9 @@ function toU32(x: number): number {
 
 function checkRate(what: string, v: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new TcInputError(`${what} must be a positive integer number of bytes per second, got ${String(v)}${v === 0 ? ' (a zero rate is refused: omit the shaping instead)' : ''}`);
+    throw new TcInputError(
+      `${what} must be a positive integer number of bytes per second, got ${String(v)}${v === 0 ? ' (a zero rate is refused: omit the shaping instead)' : ''}`,
+    );
   }
   return v;
 }
@@ -142,10 +147,17 @@ export function htbRateParams(psched: Psched, input: HtbRateInput): HtbRateParam
   const mpu = input.mpuBytes ?? 0;
   const overhead = input.overheadBytes ?? 0;
   const linklayer = input.linklayer ?? TC_LINKLAYER.ETHERNET;
-  for (const [k, v, max] of [['mtuBytes', mtu, 0xffffffff], ['mpuBytes', mpu, 0xffff], ['overheadBytes', overhead, 0xffff], ['burstBytes', input.burstBytes ?? 1, 0xffffffff], ['cburstBytes', input.cburstBytes ?? 1, 0xffffffff]] as const) {
+  for (const [k, v, max] of [
+    ['mtuBytes', mtu, 0xffffffff],
+    ['mpuBytes', mpu, 0xffff],
+    ['overheadBytes', overhead, 0xffff],
+    ['burstBytes', input.burstBytes ?? 1, 0xffffffff],
+    ['cburstBytes', input.cburstBytes ?? 1, 0xffffffff],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > max) throw new TcInputError(`HTB ${k} must be an integer in 0..${max}, got ${String(v)}`);
   }
-  if (input.burstBytes === 0 || input.cburstBytes === 0) throw new TcInputError('HTB burst and cburst must be positive (omit them for the default rate/HZ + mtu)');
+  if (input.burstBytes === 0 || input.cburstBytes === 0)
+    throw new TcInputError('HTB burst and cburst must be positive (omit them for the default rate/HZ + mtu)');
   const buffer = toU32(input.burstBytes ?? Math.floor(rate / psched.hz) + mtu);
   const cbuffer = toU32(input.cburstBytes ?? Math.floor(ceil / psched.hz) + mtu);
   const spec = (r: number) => ({ cellLog: 0, linklayer: linklayer & TC_LINKLAYER.MASK, overhead, cellAlign: -1, mpu, rate: r >= U32_LIMIT ? 0xffffffff : r });
@@ -192,9 +204,11 @@ export function tbfRateParams(psched: Psched, input: TbfRateInput) {
   const linklayer = input.linklayer ?? TC_LINKLAYER.ETHERNET;
   let limit = input.limitBytes ?? 0;
   if (input.latencyUs !== undefined) {
-    if (!Number.isInteger(input.latencyUs) || input.latencyUs < 0) throw new TcInputError(`TBF latencyUs must be a non-negative integer, got ${String(input.latencyUs)}`);
+    if (!Number.isInteger(input.latencyUs) || input.latencyUs < 0)
+      throw new TcInputError(`TBF latencyUs must be a non-negative integer, got ${String(input.latencyUs)}`);
     limit = toU32((rate * input.latencyUs) / TIME_UNITS_PER_SEC + burst);
-  } else if (!Number.isInteger(limit) || limit <= 0 || limit > 0xffffffff) throw new TcInputError(`TBF limitBytes must be a positive u32, got ${String(limit)}`);
+  } else if (!Number.isInteger(limit) || limit <= 0 || limit > 0xffffffff)
+    throw new TcInputError(`TBF limitBytes must be a positive u32, got ${String(limit)}`);
   const rate32 = rate >= U32_LIMIT ? 0xffffffff : rate;
   const t = rateTable(psched, { rateBytesPerSec: rate32, mtuBytes: mtu, mpuBytes: mpu, linklayer });
   return {

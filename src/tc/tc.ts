@@ -95,7 +95,9 @@ export class Tc {
     const hook = ref.kind === 'ingress' || ref.kind === 'clsact';
     const parent = parseTcHandle(ref.parent ?? (hook ? 'ingress' : 'root'));
     const handle = ref.handle === undefined ? undefined : parseTcHandle(ref.handle);
-    return (await this.listQdiscs(ref.ifindex)).find((q) => q.parent === parent && (handle === undefined || q.handle === handle) && (!ref.kind || q.kind === ref.kind));
+    return (await this.listQdiscs(ref.ifindex)).find(
+      (q) => q.parent === parent && (handle === undefined || q.handle === handle) && (!ref.kind || q.kind === ref.kind),
+    );
   }
 
   /** Does a qdisc of this kind sit there? */

@@ -62,7 +62,8 @@ export class U32NodeAllocator {
   }
 
   private kernelOrder(place: U32Place, k: string, s: Set<number>): number {
-    if (s.size >= U32_MAX_NODES_PER_BUCKET) throw new TcInputError(`no free u32 handle in ${where(place)}: it holds ${U32_MAX_NODES_PER_BUCKET} nodes, the most a bucket can`);
+    if (s.size >= U32_MAX_NODES_PER_BUCKET)
+      throw new TcInputError(`no free u32 handle in ${where(place)}: it holds ${U32_MAX_NODES_PER_BUCKET} nodes, the most a bucket can`);
     let n = this.next.get(k) ?? 0x800;
     while (s.has(n)) n = n === 0xfff ? 1 : n + 1;
     this.next.set(k, n === 0xfff ? 1 : n + 1);
@@ -71,7 +72,9 @@ export class U32NodeAllocator {
 
   private lowestFree(place: U32Place, s: Set<number>, r: { first: number; last: number }): number {
     for (let n = r.first; n <= r.last; n++) if (!s.has(n)) return n;
-    throw new TcInputError(`no free u32 handle in ${where(place)}, whose nodes ${r.first.toString(16)}..${r.last.toString(16)} (${r.last - r.first + 1}) are all taken`);
+    throw new TcInputError(
+      `no free u32 handle in ${where(place)}, whose nodes ${r.first.toString(16)}..${r.last.toString(16)} (${r.last - r.first + 1}) are all taken`,
+    );
   }
 }
 

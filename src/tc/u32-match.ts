@@ -52,7 +52,9 @@ export function packKey(keys: TcU32Key[], val: number, mask: number, off: number
     if (k.off === off && k.offmask === offmask) {
       const intersect = u32(mask & k.mask);
       if (u32((key ^ k.val) & intersect)) {
-        throw new TcInputError(`u32 matches conflict at offset ${off}: 0x${key.toString(16)}/0x${mask.toString(16)} contradicts 0x${k.val.toString(16)}/0x${k.mask.toString(16)}`);
+        throw new TcInputError(
+          `u32 matches conflict at offset ${off}: 0x${key.toString(16)}/0x${mask.toString(16)} contradicts 0x${k.val.toString(16)}/0x${k.mask.toString(16)}`,
+        );
       }
       k.val = u32(k.val | key);
       k.mask = u32(k.mask | mask);
@@ -118,7 +120,8 @@ function checkPortBlock(what: string, port: number, mask: number): void {
 }
 
 function macBytes(what: string, mac: string): number[] {
-  if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new TcInputError(`${what} ${JSON.stringify(mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  if (typeof mac !== 'string' || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac))
+    throw new TcInputError(`${what} ${JSON.stringify(mac)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
   return mac.split(':').map((x) => parseInt(x, 16));
 }
 

@@ -34,7 +34,6 @@ const KEY_SIZE = 16; // struct tc_u32_key
 /** The TCA_U32 attributes that are one u32. */
 const U32_WORD_ATTRS = { classid: TCA_U32.CLASSID, link: TCA_U32.LINK, hash: TCA_U32.HASH, divisor: TCA_U32.DIVISOR } as const;
 
-
 /** An attribute header: nla_len (header included, padding not), nla_type. */
 function nla(b: Buffer, p: number, len: number, type: number): void {
   le16(b, p, len);

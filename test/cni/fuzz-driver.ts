@@ -16,13 +16,59 @@ const count = Number(countText);
 const pick = <T>(xs: readonly T[]): T => xs[next() % xs.length]!;
 const chance = (percent: number) => next() % 100 < percent;
 
-const WEIRD: unknown[] = [null, true, false, 0, -1, 1.5, 1e300, 2 ** 53 + 1, '', 'x', '[', {}, [], [1, 'a'], { a: { b: [null] } }, 'ports:[1-0]', '\u0000', 'é'.repeat(50)];
+const WEIRD: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  1e300,
+  2 ** 53 + 1,
+  '',
+  'x',
+  '[',
+  {},
+  [],
+  [1, 'a'],
+  { a: { b: [null] } },
+  'ports:[1-0]',
+  '\u0000',
+  'é'.repeat(50),
+];
 const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS', 'add', '', 'ADD\u0000', 'x'.repeat(300)];
 const IDS = ['c0', 'c1', 'c2', 'c3', '', 'bad id!', '../escape', 'a'.repeat(200), '-lead', 'ok.1_x'];
 const IFNAMES = ['eth0', 'eth1', '', 'x'.repeat(20), 'a/b', 'lo', 'eth 0'];
-const ARGS = [undefined, '', 'PORTS=[31000-31009]', 'PORTS=[31010-31010]', 'PORTS=garbage', 'K8S_POD_NAME=x;PORTS=[31020-31029]', 'PORTS=[70000-70001]', ';;;', 'IgnoreUnknown=1;FOO=bar', 'PORTS=[32001-32002]'];
+const ARGS = [
+  undefined,
+  '',
+  'PORTS=[31000-31009]',
+  'PORTS=[31010-31010]',
+  'PORTS=garbage',
+  'K8S_POD_NAME=x;PORTS=[31020-31029]',
+  'PORTS=[70000-70001]',
+  ';;;',
+  'IgnoreUnknown=1;FOO=bar',
+  'PORTS=[32001-32002]',
+];
 const FOREIGN_NETNS = ['', 'relative/ns', '/proc/self/ns/net', '/proc/1/ns/net', '/proc/self/ns/uts', '/nonexistent/ns', `${workDir}/lock`, `${workDir}/netns`];
-const CONF_KEYS = ['cniVersion', 'name', 'type', 'resources', 'ephemeral_ports_per_container', 'lock_timeout_ms', 'runtimeConfig', 'prevResult', 'capabilities', 'egress_rate_limit_per_container', 'dns', 'ipam', 'ipMasq', 'args', 'bogus'];
+const CONF_KEYS = [
+  'cniVersion',
+  'name',
+  'type',
+  'resources',
+  'ephemeral_ports_per_container',
+  'lock_timeout_ms',
+  'runtimeConfig',
+  'prevResult',
+  'capabilities',
+  'egress_rate_limit_per_container',
+  'dns',
+  'ipam',
+  'ipMasq',
+  'args',
+  'bogus',
+];
 
 function netconf(): Record<string, unknown> {
   const conf: Record<string, unknown> = {
@@ -35,7 +81,10 @@ function netconf(): Record<string, unknown> {
     work_dir: workDir,
     lock_timeout_ms: 2000,
   };
-  if (chance(30)) conf.runtimeConfig = { portMappings: [{ hostPort: 31000 + (next() % 1100), containerPort: 31000 + (next() % 1100), protocol: pick(['tcp', 'udp', 'sctp', 7]) }] };
+  if (chance(30))
+    conf.runtimeConfig = {
+      portMappings: [{ hostPort: 31000 + (next() % 1100), containerPort: 31000 + (next() % 1100), protocol: pick(['tcp', 'udp', 'sctp', 7]) }],
+    };
   for (let i = next() % 4; i > 0; i--) {
     const key = pick(CONF_KEYS);
     if (chance(20)) delete conf[key];
@@ -86,8 +135,23 @@ const sample = (e: NodeJS.ProcessEnv, s: string) => JSON.stringify({ env: e, std
 /** A well-formed ADD, DEL or CHECK into one of the lab's namespaces: real creates and destroys between the garbage. */
 function wellFormed(): { e: NodeJS.ProcessEnv; s: string } {
   const n = next() % Math.max(1, namespaces.length);
-  const e: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: pick(['ADD', 'ADD', 'DEL', 'CHECK']), CNI_CONTAINERID: `w${n}`, CNI_NETNS: namespaces[n] ?? '', CNI_IFNAME: 'eth0', CNI_ARGS: `PORTS=[${31100 + n * 10}-${31100 + n * 10 + 9}]` };
-  const conf = { cniVersion: '1.0.0', name: 'fuzz', type: 'portmap-isolator', resources: 'ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16, work_dir: workDir, lock_timeout_ms: 2000 };
+  const e: NodeJS.ProcessEnv = {
+    PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: pick(['ADD', 'ADD', 'DEL', 'CHECK']),
+    CNI_CONTAINERID: `w${n}`,
+    CNI_NETNS: namespaces[n] ?? '',
+    CNI_IFNAME: 'eth0',
+    CNI_ARGS: `PORTS=[${31100 + n * 10}-${31100 + n * 10 + 9}]`,
+  };
+  const conf = {
+    cniVersion: '1.0.0',
+    name: 'fuzz',
+    type: 'portmap-isolator',
+    resources: 'ports:[31000-32000];ephemeral_ports:[30001-30999]',
+    ephemeral_ports_per_container: 16,
+    work_dir: workDir,
+    lock_timeout_ms: 2000,
+  };
   return { e, s: JSON.stringify(conf) };
 }
 

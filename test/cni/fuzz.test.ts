@@ -26,13 +26,36 @@ afterAll(async () => {
 
 describe('the CNI plugin under 10^4 generated invocations', () => {
   it('never throws, never answers INTERNAL for bad input, always answers JSON, and leaves nothing', () => {
-    const r = spawnSync('ip', ['netns', 'exec', lab.lab.host, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fuzz-driver.ts'), lab.workDir, '20261207', '10000', ...sandboxes], {
-      encoding: 'utf8',
-      timeout: 240_000,
-      maxBuffer: 64 << 20,
-    });
+    const r = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        lab.lab.host,
+        process.execPath,
+        '--import',
+        'tsx',
+        join(import.meta.dirname, 'fuzz-driver.ts'),
+        lab.workDir,
+        '20261207',
+        '10000',
+        ...sandboxes,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 240_000,
+        maxBuffer: 64 << 20,
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { byCode: Record<string, number>; threw: string[]; internal: string[]; malformed: string[]; added: number; delErrors: string[] };
+    const out = JSON.parse(r.stdout) as {
+      byCode: Record<string, number>;
+      threw: string[];
+      internal: string[];
+      malformed: string[];
+      added: number;
+      delErrors: string[];
+    };
     expect(out.threw).toEqual([]);
     expect(out.internal).toEqual([]);
     expect(out.malformed).toEqual([]);
@@ -41,7 +64,16 @@ describe('the CNI plugin under 10^4 generated invocations', () => {
     // The inputs reached every kind of answer, including real successes.
     for (const code of ['ok', '2', '4', '6', '7', '102']) expect(out.byCode[code], code).toBeGreaterThan(0);
     expect(readdirSync(join(lab.workDir, 'containers')).filter((f) => f.endsWith('.json'))).toEqual([]);
-    expect(nsExec(lab.lab.host, 'ip', ['-br', 'link']).split('\n').filter((l) => /^pmi\d+/.test(l))).toEqual([]);
-    for (const ns of sandboxes) expect(nsExec(lab.lab.host, 'nsenter', [`--net=${ns}`, 'ip', '-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
+    expect(
+      nsExec(lab.lab.host, 'ip', ['-br', 'link'])
+        .split('\n')
+        .filter((l) => /^pmi\d+/.test(l)),
+    ).toEqual([]);
+    for (const ns of sandboxes)
+      expect(
+        nsExec(lab.lab.host, 'nsenter', [`--net=${ns}`, 'ip', '-br', 'link'])
+          .trim()
+          .split('\n'),
+      ).toHaveLength(1); // lo only
   }, 300_000);
 });

@@ -61,7 +61,9 @@ describe('network configuration', () => {
     expect(code(() => parseNetConf({ ...base, egress_unique_flow_per_container: 'yes' }))).toBe(CNI_ERR.INVALID_NETWORK_CONFIG);
     expect(code(() => parseNetConf({ ...base, egress_rate_limit_per_container: -1 }))).toBe(CNI_ERR.INVALID_NETWORK_CONFIG);
     expect(code(() => parseNetConf({ ...base, resources: 42 }))).toBe(CNI_ERR.INVALID_NETWORK_CONFIG);
-    expect(code(() => parseNetConf({ ...base, prevResult: { interfaces: [{ name: 'lo' }], ips: [{ address: '1.2.3.4/8', interface: 3 }] } }))).toBe(CNI_ERR.INVALID_NETWORK_CONFIG);
+    expect(code(() => parseNetConf({ ...base, prevResult: { interfaces: [{ name: 'lo' }], ips: [{ address: '1.2.3.4/8', interface: 3 }] } }))).toBe(
+      CNI_ERR.INVALID_NETWORK_CONFIG,
+    );
     const e = (() => {
       try {
         parseNetConf({ ...base, ephemeral_port_per_container: 16 });
@@ -149,7 +151,12 @@ describe('environment', () => {
 });
 
 describe('results', () => {
-  const a = { hostVeth: { name: 'pmi3', mac: '02:00:00:00:00:01' }, sandbox: { name: 'eth0', mac: '02:00:00:00:00:01', path: '/run/netns/c' }, address: '198.18.0.2/24', gateway: '198.18.0.1' };
+  const a = {
+    hostVeth: { name: 'pmi3', mac: '02:00:00:00:00:01' },
+    sandbox: { name: 'eth0', mac: '02:00:00:00:00:01', path: '/run/netns/c' },
+    address: '198.18.0.2/24',
+    gateway: '198.18.0.1',
+  };
   it('a 1.0.0 result without prevResult', () => {
     expect(mergeResult('1.0.0', undefined, a)).toEqual({
       cniVersion: '1.0.0',
@@ -201,8 +208,14 @@ describe('errors', () => {
   });
 
   it('runCni answers VERSION without a configuration and errors as JSON with exit 1', async () => {
-    expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' })).toEqual({ stdout: '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\n', exitCode: 0 });
-    expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"0.4.0"}' })).toEqual({ stdout: '{"cniVersion":"0.4.0","supportedVersions":["0.4.0","1.0.0"]}\n', exitCode: 0 });
+    expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' })).toEqual({
+      stdout: '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\n',
+      exitCode: 0,
+    });
+    expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"0.4.0"}' })).toEqual({
+      stdout: '{"cniVersion":"0.4.0","supportedVersions":["0.4.0","1.0.0"]}\n',
+      exitCode: 0,
+    });
     const bad = await runCni({ env: { CNI_COMMAND: 'ADD' }, stdin: JSON.stringify({ ...base, cniVersion: '0.4.0' }) });
     expect(bad.exitCode).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ cniVersion: '0.4.0', code: CNI_ERR.INVALID_ENVIRONMENT, msg: 'CNI_CONTAINERID is not set' });

@@ -87,7 +87,11 @@ afterAll(async () => {
 
 describe('VERSION', () => {
   it('reports 0.4.0 and 1.0.0, to the client and on raw stdout; the network validates', async () => {
-    const [v, raw, val] = await Promise.all([b.cni('version', PLUGIN_TYPE), b.exec({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'), b.cni('validate', NET)]);
+    const [v, raw, val] = await Promise.all([
+      b.cni('version', PLUGIN_TYPE),
+      b.exec({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}'),
+      b.cni('validate', NET),
+    ]);
     expect(v.status, v.stderr).toBe(0);
     expect(v.json).toEqual({ supportedVersions: ['0.4.0', '1.0.0'] });
     expect(raw.status).toBe(0);
@@ -198,7 +202,10 @@ describe('ADD, CHECK, DEL', () => {
     expect(await until(() => !ipJson(b.lab.host, 'link', 'show').some((l: any) => l.ifname === rec.veth))).toBe(true);
     expect((await hostTraces(rec)).filters).toBe(0);
     // And a DEL of a container nobody knows, without CNI_NETNS, exits 0 with nothing on stdout.
-    const raw = await b.exec({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: newId(), CNI_IFNAME: 'eth0', CNI_PATH: b.bin }, JSON.stringify({ cniVersion: '1.0.0', name: NET, ...b.pluginConf() }));
+    const raw = await b.exec(
+      { CNI_COMMAND: 'DEL', CNI_CONTAINERID: newId(), CNI_IFNAME: 'eth0', CNI_PATH: b.bin },
+      JSON.stringify({ cniVersion: '1.0.0', name: NET, ...b.pluginConf() }),
+    );
     expect(raw).toMatchObject({ status: 0, stdout: '' });
   });
 
@@ -310,7 +317,12 @@ describe('errors', () => {
     const ns = b.runtimeNetns();
     const before = await iso.list();
     const cases: Array<[string, () => Promise<Awaited<ReturnType<CniBench['cni']>>>, number, RegExp]> = [
-      ['hostPort != containerPort', () => b.cni('add', NET, ns, { containerId: newId(), capArgs: { portMappings: [{ hostPort: 31050, containerPort: 80, protocol: 'tcp' }] } }), 7, /31050->80 .*hostPort == containerPort/],
+      [
+        'hostPort != containerPort',
+        () => b.cni('add', NET, ns, { containerId: newId(), capArgs: { portMappings: [{ hostPort: 31050, containerPort: 80, protocol: 'tcp' }] } }),
+        7,
+        /31050->80 .*hostPort == containerPort/,
+      ],
       ['ports not managed', () => b.cni('add', NET, ns, { containerId: newId(), args: 'PORTS=[40000-40001]' }), 7, /40000-40001.* not managed/],
       ['bad PORTS', () => b.cni('add', NET, ns, { containerId: newId(), args: 'PORTS=[oops]' }), 4, /CNI_ARGS/],
       ['unknown CNI_ARGS', () => b.cni('add', NET, ns, { containerId: newId(), args: 'FOO=1' }), 4, /unknown argument "FOO"/],
@@ -321,7 +333,10 @@ describe('errors', () => {
       ["pool overlapping the host's range", () => b.cni('add', 'overlap', ns, { containerId: newId() }), 7, /resources.*intersect/],
       ['netns gone', () => b.cni('add', NET, `${ns}-nope`, { containerId: newId() }), 3, /does not exist/],
     ];
-    const results = await limited(3, cases.map(([, fn]) => fn));
+    const results = await limited(
+      3,
+      cases.map(([, fn]) => fn),
+    );
     results.forEach((r, i) => {
       const [what, , codeWanted, msg] = cases[i]!;
       expect(r.status, `${what}: ${r.stderr}`).toBe(2);
@@ -371,7 +386,7 @@ describe('errors', () => {
     }
   });
 
-  it('bad environments and stdin, exec\'d directly: one JSON error line on stdout, exit 1', async () => {
+  it("bad environments and stdin, exec'd directly: one JSON error line on stdout, exit 1", async () => {
     const ns = b.runtimeNetns();
     const conf = JSON.stringify({ cniVersion: '1.0.0', name: NET, ...b.pluginConf() });
     const ok = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: newId(), CNI_NETNS: ns, CNI_IFNAME: 'eth0', CNI_PATH: b.bin };
@@ -391,10 +406,23 @@ describe('errors', () => {
       ['stdin not JSON', ok, '{"cniVersion":', 6, /not JSON/],
       ['stdin empty', ok, '', 6, /no network configuration/],
       ['CHECK without prevResult', { ...ok, CNI_COMMAND: 'CHECK' }, conf, 7, /CHECK needs prevResult/],
-      ['CHECK of an unknown container', { ...ok, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(conf), prevResult: { cniVersion: '1.0.0' } }), 3, /not attached/],
+      [
+        'CHECK of an unknown container',
+        { ...ok, CNI_COMMAND: 'CHECK' },
+        JSON.stringify({ ...JSON.parse(conf), prevResult: { cniVersion: '1.0.0' } }),
+        3,
+        /not attached/,
+      ],
     ];
     const before = await iso.list();
-    const results = await limited(4, cases.map(([, env, stdin]) => () => b.exec(env, stdin)));
+    const results = await limited(
+      4,
+      cases.map(
+        ([, env, stdin]) =>
+          () =>
+            b.exec(env, stdin),
+      ),
+    );
     results.forEach((r, i) => {
       const [what, , , codeWanted, msg] = cases[i]!;
       expect(r.status, what).toBe(1);
@@ -409,7 +437,11 @@ describe('traffic', () => {
   it('a CNI-added container is isolated exactly like a CLI-created one, side by side in one work_dir', async () => {
     const id = newId();
     const ns = b.runtimeNetns();
-    const add = await b.cni('add', NET, ns, { containerId: id, capArgs: { portMappings: [{ hostPort: 31201, containerPort: 31201, protocol: 'tcp' }] }, args: 'PORTS=[31200-31209]' });
+    const add = await b.cni('add', NET, ns, {
+      containerId: id,
+      capArgs: { portMappings: [{ hostPort: 31201, containerPort: 31201, protocol: 'tcp' }] },
+      args: 'PORTS=[31200-31209]',
+    });
     expect(add.status, add.stderr).toBe(0);
     const cli = await iso.create({ id: 'cli-1', ports: '[31300-31309]' });
     try {
@@ -455,6 +487,10 @@ describe('afterwards', () => {
   it('nothing leaked: no container records, no namespace snapshots, no veths on the lab host', async () => {
     expect(await iso.list()).toEqual([]);
     expect(readdirSync(join(b.workDir, 'cni'))).toEqual([]);
-    expect(ipJson(b.lab.host, 'link', 'show').map((l: any) => l.ifname).filter((n: string) => n.startsWith('pmi'))).toEqual([]);
+    expect(
+      ipJson(b.lab.host, 'link', 'show')
+        .map((l: any) => l.ifname)
+        .filter((n: string) => n.startsWith('pmi')),
+    ).toEqual([]);
   });
 });

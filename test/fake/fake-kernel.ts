@@ -102,7 +102,10 @@ export class FakeKernel implements NativeShim {
   Poller = ((kernel: FakeKernel) =>
     class implements NativePoller {
       active = false;
-      constructor(_fd: number, readonly onReadable: (errno: number) => void) {
+      constructor(
+        _fd: number,
+        readonly onReadable: (errno: number) => void,
+      ) {
         kernel.pollers.add(this as unknown as FakePoller);
       }
       start() {

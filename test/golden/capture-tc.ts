@@ -106,11 +106,16 @@ async function captureReplies(lab: Lab): Promise<void> {
   tc('qdisc add dev eth0 root handle 1: htb default 1');
   tc('class add dev eth0 parent 1: classid 1:1 htb rate 1mbit ceil 2mbit');
   tc('qdisc add dev eth0 ingress');
-  tc(`filter add dev eth0 parent ffff: protocol ip prio 770 u32 match u8 5 0x0f at 0 match ip dst 198.18.0.2/32 match ip dport 31232 0xff00 action mirred egress redirect dev veth1`);
+  tc(
+    `filter add dev eth0 parent ffff: protocol ip prio 770 u32 match u8 5 0x0f at 0 match ip dst 198.18.0.2/32 match ip dport 31232 0xff00 action mirred egress redirect dev veth1`,
+  );
   const s = NetlinkSession.open({ netns: Netns.fromName(ns), typeNames: RTM_NAMES });
   try {
     const grab = (type: number, header: object) =>
-      s.dump({ type, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header }) }, { decode: (m) => ({ type: m.type, flags: m.flags, raw: Buffer.from(m.raw) }) });
+      s.dump(
+        { type, schema: tcMessage, encode: (w) => encodeBody(w, tcMessage, { header }) },
+        { decode: (m) => ({ type: m.type, flags: m.flags, raw: Buffer.from(m.raw) }) },
+      );
     const qdiscs = (await grab(RTM.GETQDISC, {})).filter((m) => m.raw.readInt32LE(20) === dev.eth0);
     const classes = await grab(RTM.GETTCLASS, { ifindex: dev.eth0 });
     const filters = (await grab(RTM.GETTFILTER, { ifindex: dev.eth0, parent: 0xffff0000 })).filter((m) => (m.raw.readUInt32LE(24) & 0xfff) !== 0);

@@ -42,14 +42,27 @@ function write(area: string, name: string, v: object): void {
   console.log(`wrote ${area}/${name}.json`);
 }
 
-function recordRequest(area: string, name: string, ns: string, schema: keyof typeof SCHEMAS, cmd: string[], opts: { all?: boolean; pick?: (m: Captured) => boolean; note?: string } = {}): void {
+function recordRequest(
+  area: string,
+  name: string,
+  ns: string,
+  schema: keyof typeof SCHEMAS,
+  cmd: string[],
+  opts: { all?: boolean; pick?: (m: Captured) => boolean; note?: string } = {},
+): void {
   const msgs = capture(ns, cmd, opts.all).filter(opts.pick ?? (() => true));
   if (msgs.length !== 1) throw new Error(`${name}: expected one message from ${cmd.join(' ')}, got ${msgs.length}`);
   const m = msgs[0]!;
   const bytes = Buffer.from(m.hex, 'hex');
   const decoded = decodeBody(SCHEMAS[schema], bytes.subarray(16), { strict: true });
   write(area, name, {
-    provenance: { command: cmd.join(' '), tool: toolVersion(cmd[0]!), kernel: release(), method: 'nlcapture (strace sendmsg), seq/pid zeroed', ...(opts.note ? { note: opts.note } : {}) },
+    provenance: {
+      command: cmd.join(' '),
+      tool: toolVersion(cmd[0]!),
+      kernel: release(),
+      method: 'nlcapture (strace sendmsg), seq/pid zeroed',
+      ...(opts.note ? { note: opts.note } : {}),
+    },
     direction: 'request',
     schema,
     type: m.type,
@@ -64,7 +77,23 @@ async function captureNetlink(): Promise<void> {
   try {
     const h = lab.host;
     recordRequest('netlink', 'getlink-dump-ip-link-show', h, 'link', ['ip', 'link', 'show'], { all: true, pick: (m) => m.type === RTM.GETLINK });
-    recordRequest('netlink', 'newlink-veth-with-macs-mtu', h, 'link', ['ip', 'link', 'add', 'v0', 'address', '02:00:00:00:00:01', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'v1', 'address', '02:00:00:00:00:02']);
+    recordRequest('netlink', 'newlink-veth-with-macs-mtu', h, 'link', [
+      'ip',
+      'link',
+      'add',
+      'v0',
+      'address',
+      '02:00:00:00:00:01',
+      'mtu',
+      '1400',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'v1',
+      'address',
+      '02:00:00:00:00:02',
+    ]);
     recordRequest('netlink', 'newaddr-ipv4', h, 'address', ['ip', 'addr', 'add', '198.18.0.9/24', 'dev', 'eth0']);
     recordRequest('netlink', 'deladdr-ipv4', h, 'address', ['ip', 'addr', 'del', '198.18.0.9/24', 'dev', 'eth0']);
     // A kernel reply: lo in a fresh namespace (down, zero counters), read with our own session.

@@ -112,7 +112,13 @@ const parseJson = (s: string): any => {
 };
 
 /** Run a command, asynchronously (so independent runs overlap), capturing everything. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: string, timeoutMs: number): Promise<{ status: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input: string,
+  timeoutMs: number,
+): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

@@ -82,11 +82,23 @@ export function send(netns: string, proto: 'tcp' | 'udp', addr: string, port: nu
   const target = proto === 'tcp' ? `TCP:${addr}:${port},connect-timeout=1${src}` : `UDP:${addr}:${port}${src}`;
   const args = opts.reply ? ['-T', '1', 'STDIO', target] : ['-u', 'STDIN', target];
   try {
-    const out = execFileSync('nsenter', [`--net=${ns(netns)}`, 'socat', ...args], { input: message, timeout: opts.timeoutMs ?? 4000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = execFileSync('nsenter', [`--net=${ns(netns)}`, 'socat', ...args], {
+      input: message,
+      timeout: opts.timeoutMs ?? 4000,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     return opts.reply ? out.trim() : 'ok';
   } catch (e) {
     const err = e as { stderr?: string; code?: string };
-    return `fail: ${err.code === 'ETIMEDOUT' ? 'timeout' : String(err.stderr ?? '').trim().split('\n').pop()}`;
+    return `fail: ${
+      err.code === 'ETIMEDOUT'
+        ? 'timeout'
+        : String(err.stderr ?? '')
+            .trim()
+            .split('\n')
+            .pop()
+    }`;
   }
 }
 

@@ -69,11 +69,18 @@ function agentRefused(...extra: string[]) {
 
 /** Run node code as another user; returns its stdout. */
 function asUser(uid: number, gid: number, code: string): string {
-  return execFileSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, '-e', code], { encoding: 'utf8', timeout: 20_000 }).trim();
+  return execFileSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, '-e', code], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  }).trim();
 }
 /** What connecting to a Unix socket as that user gives: 'connected' or the errno code. */
 const connectAs = (uid: number, gid: number, path: string) =>
-  asUser(uid, gid, `require('net').connect(${JSON.stringify(path)}).on('connect', function () { console.log('connected'); this.destroy(); }).on('error', (e) => console.log(e.code))`);
+  asUser(
+    uid,
+    gid,
+    `require('net').connect(${JSON.stringify(path)}).on('connect', function () { console.log('connected'); this.destroy(); }).on('error', (e) => console.log(e.code))`,
+  );
 
 /** Prometheus samples by name{labels}. */
 function samples(text: string): Map<string, number> {
@@ -162,7 +169,10 @@ describe('the Unix socket (the default)', () => {
       );
       expect(health).toBe('200 {"status":"ok"}');
       await stopAgent(a);
-      expect(agentRefused('--socket_group=no-such-group-xyz')).toMatchObject({ status: 2, stderr: "portmap-isolator: --socket_group: no such group 'no-such-group-xyz'\n" });
+      expect(agentRefused('--socket_group=no-such-group-xyz')).toMatchObject({
+        status: 2,
+        stderr: "portmap-isolator: --socket_group: no such group 'no-such-group-xyz'\n",
+      });
     } finally {
       chownSync(lab.workDir, before.uid, before.gid);
       chmodSync(lab.workDir, before.mode & 0o7777);
@@ -189,13 +199,19 @@ describe('TCP: credentials and TLS', () => {
   it.each([
     [['--listen=127.0.0.1:0'], /^portmap-isolator: --authenticate_http_readwrite: is on for --listen=127\.0\.0\.1:0: give --http_credentials=FILE/],
     [['--listen=127.0.0.1:0', '--authenticate_http_readwrite=true'], /^portmap-isolator: --authenticate_http_readwrite: is on/],
-    [['--listen=127.0.0.1:0', '--no-authenticate_http_readwrite', '--authenticate_http_readonly'], /^portmap-isolator: --authenticate_http_readonly: needs --http_credentials=FILE$/],
+    [
+      ['--listen=127.0.0.1:0', '--no-authenticate_http_readwrite', '--authenticate_http_readonly'],
+      /^portmap-isolator: --authenticate_http_readonly: needs --http_credentials=FILE$/,
+    ],
     [['--http_credentials=/nonexistent'], /^portmap-isolator: --http_credentials: applies to the TCP listener only/],
     [['--authenticate_http_readonly'], /^portmap-isolator: --authenticate_http_readonly: applies to the TCP listener only/],
     [['--listen=127.0.0.1:0', '--http_credentials=/nonexistent/creds.json'], /^portmap-isolator: --http_credentials: cannot read \/nonexistent\/creds\.json/],
     [['--listen=127.0.0.1:0', '--http_credentials=BAD'], /^portmap-isolator: --http_credentials: .*bad\.json: credentials\[0\] needs a non-empty "principal"/],
     [['--listen=127.0.0.1:0', '--http_credentials=CREDS', '--tls_cert=/x'], /^portmap-isolator: --tls_key: needs --tls_cert and --tls_key together$/],
-    [['--listen=127.0.0.1:0', '--no-authenticate_http_readwrite=true'], /^portmap-isolator: --authenticate_http_readwrite: '--no-authenticate_http_readwrite' takes no value/],
+    [
+      ['--listen=127.0.0.1:0', '--no-authenticate_http_readwrite=true'],
+      /^portmap-isolator: --authenticate_http_readwrite: '--no-authenticate_http_readwrite' takes no value/,
+    ],
   ])('agent %j refuses to start: exit 2, one line naming the flag', (args, message) => {
     const bad = join(scratch, 'bad.json');
     writeFileSync(bad, JSON.stringify({ credentials: [{ principal: 'p' }] }));
@@ -218,7 +234,8 @@ describe('TCP: credentials and TLS', () => {
   it('with --http_credentials: changes need basic auth (401 JSON otherwise), GETs and /health are open, the socket needs none', async () => {
     const a = await startAgent('--listen=127.0.0.1:0', `--http_credentials=${credsFile}`);
     const t = { base: `http://${a.address}` };
-    const post = (headers: Record<string, string>, id = 'auth1') => request(t, 'POST', '/containers', { body: JSON.stringify({ id, ports: '[31700-31701]' }), headers });
+    const post = (headers: Record<string, string>, id = 'auth1') =>
+      request(t, 'POST', '/containers', { body: JSON.stringify({ id, ports: '[31700-31701]' }), headers });
     const unauthorized = async (r: Reply, error: string) => {
       expect(r.status).toBe(401);
       expect(r.headers['www-authenticate']).toBe('Basic realm="portmap-isolator"');
@@ -266,7 +283,29 @@ describe('TCP: credentials and TLS', () => {
   it.skipIf(!hasOpenssl)('--tls_cert/--tls_key: HTTPS with a self-signed certificate', async () => {
     const cert = join(scratch, 'cert.pem');
     const key = join(scratch, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=portmap-isolator-test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=portmap-isolator-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const ca = readFileSync(cert);
     const a = await startAgent('--listen=127.0.0.1:0', `--http_credentials=${credsFile}`, `--tls_cert=${cert}`, `--tls_key=${key}`);
     expect(a.log()).toMatch(/"msg":"agent listening".*"tls":true/);
@@ -354,10 +393,12 @@ describe('the CLI while an agent runs', () => {
     const runAll = () => cases.map((c) => ({ args: c.join(' '), ...cli(...c, ...common) }));
     const direct = runAll();
     const a = await startAgent();
-    const errorsBefore = samples((await request({ socketPath: a.socket }, 'GET', '/metrics')).text).get('portmap_isolator_operation_errors_total{op="create"}') ?? 0;
+    const errorsBefore =
+      samples((await request({ socketPath: a.socket }, 'GET', '/metrics')).text).get('portmap_isolator_operation_errors_total{op="create"}') ?? 0;
     const viaAgent = runAll();
     // The refusals the engine makes (not the CLI's own checks) were the agent's: it counted them.
-    const errorsAfter = samples((await request({ socketPath: a.socket }, 'GET', '/metrics')).text).get('portmap_isolator_operation_errors_total{op="create"}') ?? 0;
+    const errorsAfter =
+      samples((await request({ socketPath: a.socket }, 'GET', '/metrics')).text).get('portmap_isolator_operation_errors_total{op="create"}') ?? 0;
     expect(errorsAfter - errorsBefore).toBe(3);
     await stopAgent(a);
     expect(viaAgent).toEqual(direct);
@@ -365,10 +406,16 @@ describe('the CLI while an agent runs', () => {
     expect(byArgs.get('stats nope')).toMatchObject({ status: 1, stderr: 'portmap-isolator: Unknown container nope\n' });
     expect(byArgs.get('destroy nope')).toMatchObject({ status: 0, stdout: '', stderr: '' });
     expect(byArgs.get('create x1 --ports=[40000-40001]')!.status).toBe(1);
-    expect(byArgs.get('create x1 --ports=[31505-31506]')).toMatchObject({ status: 1, stderr: 'portmap-isolator: ports [31505-31506] are already held by another container\n' });
+    expect(byArgs.get('create x1 --ports=[31505-31506]')).toMatchObject({
+      status: 1,
+      stderr: 'portmap-isolator: ports [31505-31506] are already held by another container\n',
+    });
     expect(byArgs.get('create x1 --ports=abc')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: --ports: invalid ports/) });
     expect(byArgs.get('create -bad')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: --id: invalid container id/) });
-    expect(byArgs.get('create x1 --pid=4194000')).toMatchObject({ status: 2, stderr: `portmap-isolator: --pid: must be an integer in 1..${pidMax - 1} (pid_max is ${pidMax}), got 4194000\n` });
+    expect(byArgs.get('create x1 --pid=4194000')).toMatchObject({
+      status: 2,
+      stderr: `portmap-isolator: --pid: must be an integer in 1..${pidMax - 1} (pid_max is ${pidMax}), got 4194000\n`,
+    });
     expect(byArgs.get(`create x1 --pid=${dead}`)).toMatchObject({ status: 2, stderr: `portmap-isolator: --pid: no process ${dead}\n` });
     for (const r of direct) expect(r.stderr.split('\n').filter(Boolean).length, r.args).toBeLessThanOrEqual(1);
     expect(cli('destroy', 'holder', ...common).status).toBe(0);
@@ -392,7 +439,8 @@ describe('client errors: a 4xx with JSON, never a 5xx', () => {
     t = { socketPath: a.socket };
     // Malformed percent-encodings (decodeURIComponent throws on them).
     for (const method of ['GET', 'PATCH', 'DELETE']) {
-      for (const seg of ['%ZZ', '%', '%E0%A4%A', '%C3%28']) await error(method, `/containers/${seg}`, method === 'PATCH' ? '{"ports":"[31000]"}' : undefined, 400, /malformed percent-encoding/);
+      for (const seg of ['%ZZ', '%', '%E0%A4%A', '%C3%28'])
+        await error(method, `/containers/${seg}`, method === 'PATCH' ? '{"ports":"[31000]"}' : undefined, 400, /malformed percent-encoding/);
     }
     await error('GET', '/containers/a%2Fb', undefined, 404, /Unknown container a\/b/);
     await error('DELETE', '/containers/a%2Fb', undefined, 400, /invalid container id/);
@@ -448,8 +496,12 @@ describe('client errors: a 4xx with JSON, never a 5xx', () => {
         s.on('error', () => resolve(out));
         s.end(data);
       });
-    expect(await raw('BREW /health HTTP/1.1\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\n\{"error":"malformed request \(HPE_INVALID_METHOD\)"\}$/);
-    expect(await raw(`GET /health HTTP/1.1\r\nx: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 [^]*\{"error":"malformed request \(HPE_HEADER_OVERFLOW\)"\}$/);
+    expect(await raw('BREW /health HTTP/1.1\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\n\{"error":"malformed request \(HPE_INVALID_METHOD\)"\}$/,
+    );
+    expect(await raw(`GET /health HTTP/1.1\r\nx: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431 [^]*\{"error":"malformed request \(HPE_HEADER_OVERFLOW\)"\}$/,
+    );
     expect((await request(t, 'GET', '/health')).body).toEqual({ status: 'ok' });
     expect(a.log()).not.toContain('"level":"error"');
     await stopAgent(a);
@@ -486,31 +538,97 @@ describe('fuzz: 10^4 generated requests', () => {
       }
     };
     const path = (): string => {
-      const base = pick(['/containers', '/containers/SEG', '/containers/SEG', '/monitor/statistics', '/metrics', '/health', '/', '/nowhere', '/containers/SEG/more', '//containers', '/containers/', '/monitor', '/SEG', '/health/']);
+      const base = pick([
+        '/containers',
+        '/containers/SEG',
+        '/containers/SEG',
+        '/monitor/statistics',
+        '/metrics',
+        '/health',
+        '/',
+        '/nowhere',
+        '/containers/SEG/more',
+        '//containers',
+        '/containers/',
+        '/monitor',
+        '/SEG',
+        '/health/',
+      ]);
       let p = base.replace('SEG', segment());
       if (chance(0.1)) p += pick(['?x=1', '?%ZZ', '?a=b&c', '#frag', '?', '?id=fz0']);
       return p;
     };
     // pids that no process can have: out of range, or not integers (never a plausible live pid).
-    const badPids = ['0', '-1', '1.5', '4194000', '4194304', '1e300', '-1e300', '9007199254740993', String(2 ** 53 + 1), String(pidMax), String(pidMax + 1), '"12"', 'null', '[]', '{}', 'true', '1e999'];
-    const value = (): string => pick(['7', '-0', '1e999', '"x"', '""', 'null', 'true', '[]', '{}', '[1,2]', '{"a":{"b":[]}}', `"${'y'.repeat(int(3000))}"`, '"\\u0000"', '"\\ud800"']);
+    const badPids = [
+      '0',
+      '-1',
+      '1.5',
+      '4194000',
+      '4194304',
+      '1e300',
+      '-1e300',
+      '9007199254740993',
+      String(2 ** 53 + 1),
+      String(pidMax),
+      String(pidMax + 1),
+      '"12"',
+      'null',
+      '[]',
+      '{}',
+      'true',
+      '1e999',
+    ];
+    const value = (): string =>
+      pick(['7', '-0', '1e999', '"x"', '""', 'null', 'true', '[]', '{}', '[1,2]', '{"a":{"b":[]}}', `"${'y'.repeat(int(3000))}"`, '"\\u0000"', '"\\ud800"']);
     const ports = (): string => {
       if (chance(0.6)) {
         const b = 31000 + int(990);
         return JSON.stringify(`[${b}-${b + int(8)}]`);
       }
-      return pick(['"abc"', '"[31000-"', '"[2-1]"', '"[0-5]"', '"[65536]"', '"[99999999999999999999]"', '"[40000-40001]"', '"[]"', '"31000-31001"', '"[31000-31001,31001-31002]"', '31000', value()]);
+      return pick([
+        '"abc"',
+        '"[31000-"',
+        '"[2-1]"',
+        '"[0-5]"',
+        '"[65536]"',
+        '"[99999999999999999999]"',
+        '"[40000-40001]"',
+        '"[]"',
+        '"31000-31001"',
+        '"[31000-31001,31001-31002]"',
+        '31000',
+        value(),
+      ]);
     };
     const body = (): string => {
       switch (int(10)) {
         case 0:
-          return pick(['{', '{"id":', 'nul', '[1,2', '"str"', '42', 'null', '[]', '{}', '', ' ', '{"id":"fz0",}', "{'id':'fz0'}", '['.repeat(int(20_000)), '\u0000\u00ff']);
+          return pick([
+            '{',
+            '{"id":',
+            'nul',
+            '[1,2',
+            '"str"',
+            '42',
+            'null',
+            '[]',
+            '{}',
+            '',
+            ' ',
+            '{"id":"fz0",}',
+            "{'id':'fz0'}",
+            '['.repeat(int(20_000)),
+            '\u0000\u00ff',
+          ]);
         case 1:
           return Buffer.from(Array.from({ length: int(200) }, () => int(256))).toString('latin1');
         default: {
           const fields: string[] = [];
           // Pool ids only while the budget of real creates lasts (at most 5 live at a time).
-          if (chance(0.85)) fields.push(`"id":${chance(0.7) && createBudget > 0 ? JSON.stringify(pick(POOL)) : pick(['"x/../y"', '""', '".a"', `"${'a'.repeat(200)}"`, '"\\u0000"', '7', 'null', 'true', '[]', '{}', '{"a":{"b":[]}}', '1e999'])}`);
+          if (chance(0.85))
+            fields.push(
+              `"id":${chance(0.7) && createBudget > 0 ? JSON.stringify(pick(POOL)) : pick(['"x/../y"', '""', '".a"', `"${'a'.repeat(200)}"`, '"\\u0000"', '7', 'null', 'true', '[]', '{}', '{"a":{"b":[]}}', '1e999'])}`,
+            );
           if (chance(0.7)) fields.push(`"ports":${ports()}`);
           if (chance(0.15)) fields.push(`"pid":${pick(badPids)}`);
           if (chance(0.1)) fields.push(`"cpus":${pick(['1', '0.5', '-1', '"x"', '1e309', 'null'])}`);
@@ -520,14 +638,26 @@ describe('fuzz: 10^4 generated requests', () => {
       }
     };
     const authorization = (): string | undefined =>
-      pick([undefined, basic(CREDS.principal, CREDS.secret), basic(CREDS.principal, 'nope'), basic('', ''), 'Basic', 'Basic =', `Basic ${'A'.repeat(int(5000))}`, 'Bearer x', basic('other', 'x'), 'basic ' + Buffer.from('ops:s3cr3t-Pa55').toString('base64')]);
+      pick([
+        undefined,
+        basic(CREDS.principal, CREDS.secret),
+        basic(CREDS.principal, 'nope'),
+        basic('', ''),
+        'Basic',
+        'Basic =',
+        `Basic ${'A'.repeat(int(5000))}`,
+        'Bearer x',
+        basic('other', 'x'),
+        'basic ' + Buffer.from('ops:s3cr3t-Pa55').toString('base64'),
+      ]);
 
     const failures: string[] = [];
     const statuses = new Map<number, number>();
     const check = (what: string, r: Reply, method: string) => {
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       if (r.status >= 500 || r.status < 200) failures.push(`${what} → ${r.status} ${r.text.slice(0, 200)}`);
-      if (r.status >= 400 && method !== 'HEAD' && (r.headers['content-type'] !== 'application/json' || typeof r.body?.error !== 'string')) failures.push(`${what} → ${r.status} without a JSON error: ${r.text.slice(0, 200)}`);
+      if (r.status >= 400 && method !== 'HEAD' && (r.headers['content-type'] !== 'application/json' || typeof r.body?.error !== 'string'))
+        failures.push(`${what} → ${r.status} without a JSON error: ${r.text.slice(0, 200)}`);
       if (r.status === 401 && r.headers['www-authenticate'] !== 'Basic realm="portmap-isolator"') failures.push(`${what} → 401 without WWW-Authenticate`);
       if (r.status === 405 && !r.headers.allow) failures.push(`${what} → 405 without Allow`);
     };
@@ -543,7 +673,13 @@ describe('fuzz: 10^4 generated requests', () => {
       const tcp = i % 6 === 5; // a sixth over TCP, where changes need credentials
       const method = pick(['GET', 'GET', 'HEAD', 'POST', 'POST', 'POST', 'PATCH', 'PATCH', 'DELETE', 'DELETE', 'PUT', 'OPTIONS', 'TRACE', 'BREW', 'get']);
       // Mostly a route that takes the method (so bodies reach validation), else anywhere.
-      let p = chance(0.6) ? (method === 'POST' ? '/containers' : ['PATCH', 'DELETE', 'GET', 'HEAD'].includes(method) ? `/containers/${segment()}` : path()) : path();
+      let p = chance(0.6)
+        ? method === 'POST'
+          ? '/containers'
+          : ['PATCH', 'DELETE', 'GET', 'HEAD'].includes(method)
+            ? `/containers/${segment()}`
+            : path()
+        : path();
       let b: string | undefined = ['POST', 'PATCH', 'PUT'].includes(method) || chance(0.05) ? body() : undefined;
       if (chance(0.015)) b = JSON.stringify({ id: pick(POOL), ports: ' '.repeat(65_537 + int(200_000)) }); // oversize
       // A method the parser rejects ends the connection at once: no body to write into it.

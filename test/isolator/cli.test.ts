@@ -47,7 +47,8 @@ describe('usage and bad input', () => {
     const r = cli('--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: portmap-isolator COMMAND/);
-    for (const c of ['doctor', 'create', 'update', 'destroy', 'list', 'stats', 'run', 'agent', 'recover', 'cleanup', 'demo']) expect(r.stdout).toContain(`  ${c}`);
+    for (const c of ['doctor', 'create', 'update', 'destroy', 'list', 'stats', 'run', 'agent', 'recover', 'cleanup', 'demo'])
+      expect(r.stdout).toContain(`  ${c}`);
     expect(cli('create', '--help').stdout).toMatch(/^usage: portmap-isolator create ID/);
   });
 
@@ -58,7 +59,10 @@ describe('usage and bad input', () => {
     [['list', '--json=maybe'], /^portmap-isolator: --json: takes true or false, got 'maybe'$/],
     [['list', '--log_format=xml'], /^portmap-isolator: --log_format: must be text or json$/],
     [['create'], /^portmap-isolator: --id: 'create' needs a container ID/],
-    [['create', 'c1', '--ephemeral_ports_per_container=24'], /^portmap-isolator: --ephemeral_ports_per_container: The number of ephemeral ports for each container \(24\) is not a power of 2$/],
+    [
+      ['create', 'c1', '--ephemeral_ports_per_container=24'],
+      /^portmap-isolator: --ephemeral_ports_per_container: The number of ephemeral ports for each container \(24\) is not a power of 2$/,
+    ],
     [['create', 'c1', '--egress_rate_limit_per_container=1000'], /^portmap-isolator: --egress_rate_limit_per_container: invalid bytes '1000'/],
     [['create', 'c1', '--resources=ephemeral_ports:[500-2000]'], /^portmap-isolator: --resources: .*well known ports/],
     [['list', '--netns=pmi-no-such-ns'], /^portmap-isolator: --netns: cannot open network namespace/],
@@ -119,15 +123,17 @@ describe('commands', () => {
 
   it('20 concurrent creates get 20 disjoint ephemeral blocks and no error', async () => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-          const p = spawn(process.execPath, [CLI, 'create', `par${i}`, ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          let err = '';
-          p.stdout.on('data', (d) => (out += d));
-          p.stderr.on('data', (d) => (err += d));
-          p.on('exit', (code) => resolve({ code, out, err }));
-        }),
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+            const p = spawn(process.execPath, [CLI, 'create', `par${i}`, ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
+            let out = '';
+            let err = '';
+            p.stdout.on('data', (d) => (out += d));
+            p.stderr.on('data', (d) => (err += d));
+            p.on('exit', (code) => resolve({ code, out, err }));
+          }),
       ),
     );
     expect(results.map((r) => r.err).filter(Boolean)).toEqual([]);
@@ -230,7 +236,11 @@ describe('agent', () => {
   it('stops on SIGTERM leaving containers running; a restart recovers them', async () => {
     agent.kill('SIGTERM');
     expect(await exited(agent)).toBe(0);
-    expect(json('list', '--json', ...common).map((c: { id: string }) => c.id).sort()).toEqual(['api1', 'from-cli']);
+    expect(
+      json('list', '--json', ...common)
+        .map((c: { id: string }) => c.id)
+        .sort(),
+    ).toEqual(['api1', 'from-cli']);
     const a = await startAgent();
     agent = a.p;
     socketPath = a.socket;
@@ -247,7 +257,7 @@ describe('agent', () => {
     const a = await startAgent();
     agent = a.p;
     socketPath = a.socket;
-    const torn = (await http('GET', '/containers/torn'));
+    const torn = await http('GET', '/containers/torn');
     // The agent keeps a warm pool (default 4): its spares' veths are the only others.
     const spares = () =>
       readdirSync(join(lab.workDir, 'spares'))
@@ -262,14 +272,30 @@ describe('agent', () => {
     const spareVeths = () => new Set(spares().map((s) => s.veth));
     const containerVeths = () => {
       const spares = spareVeths();
-      return (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => /^pmi\d+$/.test(n) && !spares.has(n));
+      return (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>)
+        .map((l) => l.ifname)
+        .filter((n) => /^pmi\d+$/.test(n) && !spares.has(n));
     };
     const veths = containerVeths();
     const listed = (await http('GET', '/containers')).body as Array<{ id: string; veth: string; netns: string }>;
-    expect(await until(() => containerVeths().sort().join() === listed.map((c) => c.veth).sort().join(), 5000)).toBe(true);
+    expect(
+      await until(
+        () =>
+          containerVeths().sort().join() ===
+          listed
+            .map((c) => c.veth)
+            .sort()
+            .join(),
+        5000,
+      ),
+    ).toBe(true);
     expect(await until(() => spareVeths().size === 4, 10_000)).toBe(true); // and the pool is full again
     // No namespace pin is left that neither a container nor a spare names.
-    const pinsNow = () => readdirSync(join(lab.workDir, 'netns')).map((n) => join(lab.workDir, 'netns', n)).sort().join();
+    const pinsNow = () =>
+      readdirSync(join(lab.workDir, 'netns'))
+        .map((n) => join(lab.workDir, 'netns', n))
+        .sort()
+        .join();
     const named = () => [...listed.map((c) => c.netns), ...spares().map((s) => s.netns)].filter(Boolean).sort().join();
     expect(await until(() => pinsNow() === named(), 10_000)).toBe(true);
     if (torn.status === 200) {

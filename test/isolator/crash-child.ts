@@ -11,7 +11,14 @@ import { FIXTURE } from '../../src/lab/index.js';
 const [netns, workDir, id, ports] = process.argv.slice(2);
 const crashAt = process.env.PORTMAP_ISOLATOR_CRASH_AT;
 const onPhase = (phase: string) => phase === crashAt && process.kill(process.pid, 'SIGKILL');
-const iso = await Isolator.open({ netns: netns!, workDir: workDir!, flags: FIXTURE, onWarning: () => undefined, warmPool: Number(process.env.PMI_TEST_WARM_POOL ?? 0), onPhase });
+const iso = await Isolator.open({
+  netns: netns!,
+  workDir: workDir!,
+  flags: FIXTURE,
+  onWarning: () => undefined,
+  warmPool: Number(process.env.PMI_TEST_WARM_POOL ?? 0),
+  onPhase,
+});
 if (ports) await iso.update(id!, ports);
 else await iso.create({ id: id!, ports: '[31900-31999]' });
 await iso.close();

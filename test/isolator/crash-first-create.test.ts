@@ -15,7 +15,14 @@ import { FIXTURE, IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
 /** The calls that change state: file writes and renames, and netlink sends. */
 const CALLS = 'write,pwrite64,rename,renameat,renameat2,sendto,sendmsg,sendmmsg';
-const SYSCTLS = ['net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.lo.rp_filter', 'net.ipv4.conf.all.send_redirects', 'net.ipv4.conf.lo.send_redirects', 'net.ipv4.conf.lo.accept_local'];
+const SYSCTLS = [
+  'net.ipv4.conf.lo.route_localnet',
+  'net.ipv4.conf.all.rp_filter',
+  'net.ipv4.conf.lo.rp_filter',
+  'net.ipv4.conf.all.send_redirects',
+  'net.ipv4.conf.lo.send_redirects',
+  'net.ipv4.conf.lo.accept_local',
+];
 
 let lab: IsolatorLab;
 let flags: string[];
@@ -38,14 +45,21 @@ function hostState() {
     filters: ['eth0', 'lo'].map((d) => nsExec(host, 'tc', ['filter', 'show', 'dev', d, 'ingress']).trim()),
     sysctls: nsExec(host, 'sysctl', SYSCTLS),
     // flags.json (the remembered flags) and the lock file are the work_dir's own.
-    files: [...files('.'), ...files('containers'), ...files('spares'), ...files('netns')].filter((f) => !['./flags.json', './lock', './changes.log', './containers', './spares', './netns'].includes(f)).sort(),
+    files: [...files('.'), ...files('containers'), ...files('spares'), ...files('netns')]
+      .filter((f) => !['./flags.json', './lock', './changes.log', './containers', './spares', './netns'].includes(f))
+      .sort(),
   };
 }
 
 beforeAll(() => {
   sweepStaleLabs();
   lab = new IsolatorLab();
-  flags = [`--netns=${lab.lab.host}`, `--work_dir=${lab.workDir}`, `--resources=${/ports:\[.*\]$/.exec(FIXTURE.resources!)![0]}`, `--ephemeral_ports_per_container=${FIXTURE.ephemeral_ports_per_container}`];
+  flags = [
+    `--netns=${lab.lab.host}`,
+    `--work_dir=${lab.workDir}`,
+    `--resources=${/ports:\[.*\]$/.exec(FIXTURE.resources!)![0]}`,
+    `--ephemeral_ports_per_container=${FIXTURE.ephemeral_ports_per_container}`,
+  ];
 });
 afterAll(async () => {
   await lab?.destroy();
@@ -62,9 +76,16 @@ describe('a first create killed at any state-changing call', () => {
       const trace = join(lab.workDir, 'trace.txt');
       const perCall = new Map<string, number>();
       for (let run = 0; run < 2; run++) {
-        const counted = spawnSync('strace', ['-f', '-qq', '-o', trace, '-e', `trace=${CALLS}`, process.execPath, CLI, 'create', 'c1', '--ports=[31000-31009]', ...flags], { encoding: 'utf8', timeout: 60_000 });
+        const counted = spawnSync(
+          'strace',
+          ['-f', '-qq', '-o', trace, '-e', `trace=${CALLS}`, process.execPath, CLI, 'create', 'c1', '--ports=[31000-31009]', ...flags],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
         expect(counted.status, counted.stderr).toBe(0);
-        const lines = readFileSync(trace, 'utf8').split('\n').filter((l) => l && !l.includes('resumed>')).map((l) => /^(\d+) +(\w+)\(/.exec(l)!);
+        const lines = readFileSync(trace, 'utf8')
+          .split('\n')
+          .filter((l) => l && !l.includes('resumed>'))
+          .map((l) => /^(\d+) +(\w+)\(/.exec(l)!);
         rmSync(trace);
         const main = Math.min(...lines.map((m) => Number(m[1])));
         perCall.clear();
@@ -78,7 +99,11 @@ describe('a first create killed at any state-changing call', () => {
       const left: string[] = [];
       for (const { call, when } of trials) {
         const inject = `inject=${call}:signal=KILL:when=${when}`;
-        const r = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${CALLS}`, '-e', inject, process.execPath, CLI, 'create', 'c1', '--ports=[31000-31009]', ...flags], { encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync(
+          'strace',
+          ['-f', '-qq', '-o', '/dev/null', '-e', `trace=${CALLS}`, '-e', inject, process.execPath, CLI, 'create', 'c1', '--ports=[31000-31009]', ...flags],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
         if (r.signal === 'SIGKILL' || r.status === 137) killed++;
         const recovered = await iso.recover();
         const cleaned = await iso.cleanup();

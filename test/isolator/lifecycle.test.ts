@@ -19,7 +19,10 @@ afterEach(async () => {
 });
 
 const hostLinks = () => JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>;
-const pmiLinks = () => hostLinks().filter((l) => /^pmi\d+$/.test(l.ifname)).map((l) => l.ifname);
+const pmiLinks = () =>
+  hostLinks()
+    .filter((l) => /^pmi\d+$/.test(l.ifname))
+    .map((l) => l.ifname);
 /** Our filters in the port tables of the host's eth0 and lo (handles 100:x:y with y ≠ 0). */
 function portTableFilters(): string[] {
   const out: string[] = [];
@@ -46,7 +49,12 @@ async function timedTransfer(from: string, sink: { received(): string }, addr: s
   // Asynchronous: the listener's stdout is read by this process's event loop; a synchronous
   // sender stalls once TCP buffers are full (as soon as fq_codel's drops keep the window small).
   await new Promise<void>((resolve, reject) =>
-    execFile('nsenter', [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`], { timeout: 20_000 }, (e) => (e ? reject(e) : resolve())),
+    execFile(
+      'nsenter',
+      [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`],
+      { timeout: 20_000 },
+      (e) => (e ? reject(e) : resolve()),
+    ),
   );
   expect(await until(() => sink.received().length >= bytes, 15_000)).toBe(true);
   return (Date.now() - t0) / 1000;
@@ -107,8 +115,12 @@ describe('a failed create', () => {
     await iso.create({ id: 'ok1', ports: '[31000-31009]' });
     const before = { links: pmiLinks(), filters: portTableFilters(), records: records() };
     // A namespace that is not there is refused before anything is built; a name the kernel refuses fails half-way.
-    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', netnsPath: '/run/netns/pmi-lab-no-such-namespace' })).rejects.toThrow('--netnsPath: namespace /run/netns/pmi-lab-no-such-namespace does not exist');
-    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', ifname: 'a-name-far-too-long-for-linux' })).rejects.toThrow(/^Failed to create container bad: /);
+    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', netnsPath: '/run/netns/pmi-lab-no-such-namespace' })).rejects.toThrow(
+      '--netnsPath: namespace /run/netns/pmi-lab-no-such-namespace does not exist',
+    );
+    await expect(iso.create({ id: 'bad', ports: '[31010-31019]', ifname: 'a-name-far-too-long-for-linux' })).rejects.toThrow(
+      /^Failed to create container bad: /,
+    );
     expect({ links: pmiLinks(), filters: portTableFilters(), records: records() }).toEqual(before);
     expect((await iso.list()).map((c) => c.id)).toEqual(['ok1']);
     const next = await iso.create({ id: 'ok2', ports: '[31010-31019]' });
@@ -128,7 +140,9 @@ describe('a host set up by an earlier version', () => {
     const setLayout = (layout: string) => writeFileSync(hostJson, JSON.stringify({ ...JSON.parse(readFileSync(hostJson, 'utf8')), shared: { layout } }));
     setLayout('hashed-v1');
     const again = await lab.open();
-    await expect(again.create({ id: 'new', ports: '[31010-31019]' })).rejects.toThrow(/set up by an earlier portmap-isolator \(shared layout "hashed-v1"\); destroy its containers/);
+    await expect(again.create({ id: 'new', ports: '[31010-31019]' })).rejects.toThrow(
+      /set up by an earlier portmap-isolator \(shared layout "hashed-v1"\); destroy its containers/,
+    );
     expect(await again.destroy('old')).toBe(true);
     // The earlier layout (a one-level port table here) goes; ours is built; traffic reaches the new container.
     const c = await again.create({ id: 'new', ports: '[31010-31019]' });
@@ -151,7 +165,10 @@ describe('a namespace the engine does not own', () => {
       const first = await iso.create({ id: 'p1', ports: '[31000-31009]', netnsPath: path });
       expect(await iso.destroy('p1')).toBe(true);
       // Right after destroy: no eth0 and no host IP in the namespace (a retired pmix… may linger).
-      const links = JSON.parse(execFileSync('ip', ['-j', '-n', name, 'addr', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string; addr_info: Array<{ local: string }> }>;
+      const links = JSON.parse(execFileSync('ip', ['-j', '-n', name, 'addr', 'show'], { encoding: 'utf8' })) as Array<{
+        ifname: string;
+        addr_info: Array<{ local: string }>;
+      }>;
       expect(links.map((l) => l.ifname).filter((n) => !/^pmix\d+$/.test(n))).toEqual(['lo']);
       expect(links.filter((l) => l.ifname !== 'lo').flatMap((l) => l.addr_info.map((a) => a.local))).toEqual([]);
       const second = await iso.create({ id: 'p2', ports: '[31000-31009]', netnsPath: path });
@@ -162,7 +179,9 @@ describe('a namespace the engine does not own', () => {
       l.stop();
       await iso.close(); // waits for the background deletion
       expect(pmiLinks()).toEqual([second.veth]);
-      expect((JSON.parse(execFileSync('ip', ['-j', '-n', name, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((x) => x.ifname).sort()).toEqual(['eth0', 'lo']);
+      expect(
+        (JSON.parse(execFileSync('ip', ['-j', '-n', name, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((x) => x.ifname).sort(),
+      ).toEqual(['eth0', 'lo']);
     } finally {
       execFileSync('ip', ['netns', 'del', name]);
     }
@@ -259,8 +278,54 @@ describe('restart and recovery', () => {
     execFileSync('mount', ['--bind', '/run/netns/pmi-orphan-tmp', join(lab.workDir, 'netns', 'ghost')]);
     execFileSync('ip', ['netns', 'del', 'pmi-orphan-tmp']);
     // (one in each level of the port tables: a 256-port block's slot and a single port's)
-    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '770', 'handle', '100:7a:ffe', 'protocol', 'ip', 'u32', 'ht', '100:7a:', 'match', 'ip', 'dport', '31232', '0xff00']);
-    execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'lo', 'parent', 'ffff:', 'prio', '770', 'handle', '27a:0:ffe', 'protocol', 'ip', 'u32', 'ht', '27a:0:', 'match', 'ip', 'dport', '31234', '0xffff']);
+    execFileSync('tc', [
+      '-n',
+      lab.lab.host,
+      'filter',
+      'add',
+      'dev',
+      'eth0',
+      'parent',
+      'ffff:',
+      'prio',
+      '770',
+      'handle',
+      '100:7a:ffe',
+      'protocol',
+      'ip',
+      'u32',
+      'ht',
+      '100:7a:',
+      'match',
+      'ip',
+      'dport',
+      '31232',
+      '0xff00',
+    ]);
+    execFileSync('tc', [
+      '-n',
+      lab.lab.host,
+      'filter',
+      'add',
+      'dev',
+      'lo',
+      'parent',
+      'ffff:',
+      'prio',
+      '770',
+      'handle',
+      '27a:0:ffe',
+      'protocol',
+      'ip',
+      'u32',
+      'ht',
+      '27a:0:',
+      'match',
+      'ip',
+      'dport',
+      '31234',
+      '0xffff',
+    ]);
     const second = await lab.open();
     const report = await second.recover();
     expect(report.recovered).toEqual(['live']);
@@ -289,7 +354,8 @@ describe('restart and recovery', () => {
       });
       expect(r.signal).toBe('SIGKILL');
       const report = await iso.recover();
-      if (phase === 'checkpoint') expect(report.recovered).toContain('crashy'); // complete: kept
+      if (phase === 'checkpoint')
+        expect(report.recovered).toContain('crashy'); // complete: kept
       else expect(report.cleaned.map((c) => c.id)).toEqual(['crashy']);
       expect(report.errors).toEqual([]);
       if (phase === 'checkpoint') await iso.destroy('crashy');
@@ -375,7 +441,11 @@ describe('cleanup', () => {
   it('removes every container and every host-side change, and is idempotent', async () => {
     lab = new IsolatorLab();
     const sysctl = (k: string) => execFileSync('ip', ['netns', 'exec', lab.lab.host, 'sysctl', '-n', k], { encoding: 'utf8' }).trim();
-    const before = { rp: sysctl('net.ipv4.conf.all.rp_filter'), local: sysctl('net.ipv4.conf.lo.route_localnet'), mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu };
+    const before = {
+      rp: sysctl('net.ipv4.conf.all.rp_filter'),
+      local: sysctl('net.ipv4.conf.lo.route_localnet'),
+      mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu,
+    };
     const iso = await lab.open();
     await iso.create({ id: 'a', ports: '[31000-31009]' });
     await iso.create({ id: 'b', ports: '[31010-31019]' });
@@ -386,7 +456,11 @@ describe('cleanup', () => {
     expect(await until(() => pmiLinks().length === 0)).toBe(true);
     expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'eth0'], { encoding: 'utf8' })).not.toMatch(/ingress/);
     expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/ingress/);
-    expect({ rp: sysctl('net.ipv4.conf.all.rp_filter'), local: sysctl('net.ipv4.conf.lo.route_localnet'), mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu }).toEqual(before);
+    expect({
+      rp: sysctl('net.ipv4.conf.all.rp_filter'),
+      local: sysctl('net.ipv4.conf.lo.route_localnet'),
+      mtu: JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'lo'], { encoding: 'utf8' }))[0].mtu,
+    }).toEqual(before);
     expect(records()).toEqual([]);
     expect(pins()).toEqual([]);
     const again = await iso.cleanup();
@@ -423,7 +497,26 @@ describe('cleanup', () => {
 it('keeps a pre-existing ingress qdisc on the host eth0 and its filters through cleanup', async () => {
   lab = new IsolatorLab();
   execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'add', 'dev', 'eth0', 'ingress']);
-  execFileSync('tc', ['-n', lab.lab.host, 'filter', 'add', 'dev', 'eth0', 'parent', 'ffff:', 'prio', '10', 'protocol', 'ip', 'u32', 'match', 'ip', 'dport', '9', '0xffff']);
+  execFileSync('tc', [
+    '-n',
+    lab.lab.host,
+    'filter',
+    'add',
+    'dev',
+    'eth0',
+    'parent',
+    'ffff:',
+    'prio',
+    '10',
+    'protocol',
+    'ip',
+    'u32',
+    'match',
+    'ip',
+    'dport',
+    '9',
+    '0xffff',
+  ]);
   const iso = await lab.open();
   await iso.create({ id: 'a' });
   await iso.cleanup();

@@ -18,7 +18,10 @@ const COUNT = 140; // past the threshold (64) and one remount (every 64)
 let lab: IsolatorLab;
 let iso: Isolator;
 const warnings: string[] = [];
-const mounted = (path: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
+const mounted = (path: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === path);
 const inNs = (netns: string, file: string) => execFileSync('nsenter', [`--net=${netns}`, 'cat', file], { encoding: 'utf8' }).trim();
 
 beforeAll(async () => {
@@ -33,7 +36,10 @@ afterAll(async () => {
 describe('many containers', () => {
   it(`sets up ${COUNT} containers with their sysctls right, through a private procfs past 64`, async () => {
     const procDir = join(lab.workDir, 'proc');
-    const procMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[8] === 'proc').length;
+    const procMounts = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[8] === 'proc').length;
     const before = procMounts();
     for (let i = 0; i < COUNT; i++) {
       const c = await iso.create({ id: `m${i}`, ports: `[${31000 + i}-${31000 + i}]` });

@@ -1,7 +1,31 @@
 /** The pure planner: handles, buckets, mirror chunks, the unique-flow layout, port plans and their difference, and their encoding. */
 import { describe, expect, it } from 'vitest';
 import { Writer, decodeBody } from '../../src/netlink/index.js';
-import { EMPTY_PORT_PLAN, FLOW, FLOW_TABLE_HTID, MIRRORS_PER_FILTER, PORT_SUBTABLE_HTID_BASE, PORT_SUBTABLE_LINK_NODE, PORT_TABLE_HTID, bucketsOf, dstPort, hostNodes, isEmptyPlan, isPortFilterHandle, nextHostPortFilters, planDiff, portPlan, portTablePlan, portTableSlots, flowQdiscHandle, flowSharedPlan, hostPortFilters, mirrorChunk, srcPort, tcObjectRequest } from '../../src/isolator/plan.js';
+import {
+  EMPTY_PORT_PLAN,
+  FLOW,
+  FLOW_TABLE_HTID,
+  MIRRORS_PER_FILTER,
+  PORT_SUBTABLE_HTID_BASE,
+  PORT_SUBTABLE_LINK_NODE,
+  PORT_TABLE_HTID,
+  bucketsOf,
+  dstPort,
+  hostNodes,
+  isEmptyPlan,
+  isPortFilterHandle,
+  nextHostPortFilters,
+  planDiff,
+  portPlan,
+  portTablePlan,
+  portTableSlots,
+  flowQdiscHandle,
+  flowSharedPlan,
+  hostPortFilters,
+  mirrorChunk,
+  srcPort,
+  tcObjectRequest,
+} from '../../src/isolator/plan.js';
 import type { TcObject } from '../../src/isolator/plan.js';
 import { blockFromBeginEnd, portSetBlocks } from '../../src/isolator/port-blocks.js';
 import { PortSet } from '../../src/isolator/port-set.js';
@@ -58,7 +82,10 @@ describe('port keys and buckets', () => {
   it('links every level-1 bucket to its level-2 table from node fff, after the block filters', () => {
     const plan = portTablePlan(host, 'eth0');
     const tables = plan.filter((p) => p.divisor !== undefined);
-    expect(tables.map((t) => [t.handle, t.divisor])).toEqual([[u32HandleOf(PORT_TABLE_HTID, 0, 0), 256], ...Array.from({ length: 256 }, (_, b) => [u32HandleOf(PORT_SUBTABLE_HTID_BASE + b, 0, 0), 64])]);
+    expect(tables.map((t) => [t.handle, t.divisor])).toEqual([
+      [u32HandleOf(PORT_TABLE_HTID, 0, 0), 256],
+      ...Array.from({ length: 256 }, (_, b) => [u32HandleOf(PORT_SUBTABLE_HTID_BASE + b, 0, 0), 64]),
+    ]);
     const sublinks = plan.filter((p) => p.link !== undefined && p.handle !== undefined);
     expect(sublinks).toHaveLength(256);
     const m = decoded(sublinks[0x79]!);
@@ -72,7 +99,14 @@ describe('port keys and buckets', () => {
   it('gives each host filter a handle in its table bucket, on eth0 and lo', () => {
     const fs = hostPortFilters(host, view, [blockFromBeginEnd(31000, 31007), blockFromBeginEnd(31232, 31743)], hostNodes());
     expect(fs.map((f) => `${f.role} ${(f.spec.handle >>> 20).toString(16)}:${((f.spec.handle >>> 12) & 0xff).toString(16)}:${f.spec.handle & 0xfff}`)).toEqual([
-      'eth0 279:6:1', 'eth0 279:7:1', 'eth0 100:7a:1', 'eth0 100:7b:1', 'lo 279:6:1', 'lo 279:7:1', 'lo 100:7a:1', 'lo 100:7b:1',
+      'eth0 279:6:1',
+      'eth0 279:7:1',
+      'eth0 100:7a:1',
+      'eth0 100:7b:1',
+      'lo 279:6:1',
+      'lo 279:7:1',
+      'lo 100:7a:1',
+      'lo 100:7b:1',
     ]);
     const m = decoded(fs[0]!.spec);
     expect(m.header.handle >>> 20).toBe(0x279);
@@ -97,7 +131,14 @@ describe('mirror chunks', () => {
     expect(p.handle).toBe(u32HandleOf(0x110, 0, 2));
     const acts = decoded(p).attrs.options.act.map((a: any) => a.options.parms.action);
     expect(acts).toEqual([3, 3, -1]); // PIPE, PIPE, UNSPEC (continue)
-    expect(() => mirrorChunk(host, 'icmp', 0, Array.from({ length: MIRRORS_PER_FILTER + 1 }, (_, i) => i + 10))).toThrow(new RegExp(`1\\.\\.${MIRRORS_PER_FILTER} devices`));
+    expect(() =>
+      mirrorChunk(
+        host,
+        'icmp',
+        0,
+        Array.from({ length: MIRRORS_PER_FILTER + 1 }, (_, i) => i + 10),
+      ),
+    ).toThrow(new RegExp(`1\\.\\.${MIRRORS_PER_FILTER} devices`));
   });
 });
 
@@ -126,7 +167,11 @@ describe('unique egress flows (Mesos §5.4)', () => {
     expect(egress).toHaveLength(1);
     const m = decoded(egress[0]!.spec);
     expect(m.header.parent).toBe(0x10000);
-    expect(m.attrs.options).toMatchObject({ classid: 0x10003, hash: u32HandleOf(FLOW_TABLE_HTID, 0x75, 0), sel: { keys: [{ off: 20, val: 30016 << 16, mask: 0xfff00000 }] } });
+    expect(m.attrs.options).toMatchObject({
+      classid: 0x10003,
+      hash: u32HandleOf(FLOW_TABLE_HTID, 0x75, 0),
+      sel: { keys: [{ off: 20, val: 30016 << 16, mask: 0xfff00000 }] },
+    });
   });
 });
 
@@ -136,7 +181,8 @@ describe('port plans and their difference (update, destroy)', () => {
     const v = { ...view, blocks };
     return { v, nodes, plan: portPlan(host, v, hostPortFilters(host, v, blocks, nodes)) };
   };
-  const ports = (specs: U32FilterSpec[]) => specs.map((s) => s.matches!.find((m) => m.type === 'dstPort' || m.type === 'srcPort')).map((m) => (m as { port: number }).port);
+  const ports = (specs: U32FilterSpec[]) =>
+    specs.map((s) => s.matches!.find((m) => m.type === 'dstPort' || m.type === 'srcPort')).map((m) => (m as { port: number }).port);
 
   it('removes and adds only the filters of the blocks that change; kept blocks keep their host handles', () => {
     const old = c('[31000-31011]'); // [31000-31007] [31008-31011]

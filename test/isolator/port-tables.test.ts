@@ -29,15 +29,26 @@ afterAll(async () => {
 
 describe.each(['tcp', 'udp'] as const)('%s through both levels', (proto) => {
   it('each port reaches its owner, and a free port of a shared bucket reaches the host', async () => {
-    const owners: Array<[ContainerInfo, number]> = [[a, 31001], [b, 31002], [big, 31300]];
+    const owners: Array<[ContainerInfo, number]> = [
+      [a, 31001],
+      [b, 31002],
+      [big, 31300],
+    ];
     const listeners = await Promise.all(owners.map(([c, port]) => listen(c.netns, proto, port)));
     // The same ports in the wrong containers, and the free port on the host and in a container.
-    const decoys = [await listen(b.netns, proto, 31001), await listen(a.netns, proto, 31002), await listen(a.netns, proto, 31300), await listen(a.netns, proto, 31003)];
+    const decoys = [
+      await listen(b.netns, proto, 31001),
+      await listen(a.netns, proto, 31002),
+      await listen(a.netns, proto, 31300),
+      await listen(a.netns, proto, 31003),
+    ];
     const onHost = await listen(lab.lab.host, proto, 31003);
     try {
       for (const [, port] of owners) send(lab.lab.world, proto, HOST_IP, port, `to-${port}\n`);
       send(lab.lab.world, proto, HOST_IP, 31003, 'to-host\n');
-      expect(await until(() => owners.every(([, port], i) => listeners[i]!.received().includes(`to-${port}`)) && onHost.received().includes('to-host'))).toBe(true);
+      expect(await until(() => owners.every(([, port], i) => listeners[i]!.received().includes(`to-${port}`)) && onHost.received().includes('to-host'))).toBe(
+        true,
+      );
       await new Promise((r) => setTimeout(r, 200));
       for (const d of decoys) expect(d.received()).toBe('');
     } finally {

@@ -14,9 +14,42 @@ const blocks = (text: string) => portBlocks(PortSet.parse(text)).map((b) => `${f
 
 describe('port blocks (Mesos §4.2)', () => {
   it.each([
-    ['[31000-31499]', ['[31000,31007] fff8', '[31008,31039] ffe0', '[31040,31103] ffc0', '[31104,31231] ff80', '[31232,31487] ff00', '[31488,31495] fff8', '[31496,31499] fffc']],
-    ['[31500-32000]', ['[31500,31503] fffc', '[31504,31519] fff0', '[31520,31551] ffe0', '[31552,31615] ffc0', '[31616,31743] ff80', '[31744,31999] ff00', '[32000,32000] ffff']],
-    ['[31000-32000]', ['[31000,31007] fff8', '[31008,31039] ffe0', '[31040,31103] ffc0', '[31104,31231] ff80', '[31232,31743] fe00', '[31744,31999] ff00', '[32000,32000] ffff']],
+    [
+      '[31000-31499]',
+      [
+        '[31000,31007] fff8',
+        '[31008,31039] ffe0',
+        '[31040,31103] ffc0',
+        '[31104,31231] ff80',
+        '[31232,31487] ff00',
+        '[31488,31495] fff8',
+        '[31496,31499] fffc',
+      ],
+    ],
+    [
+      '[31500-32000]',
+      [
+        '[31500,31503] fffc',
+        '[31504,31519] fff0',
+        '[31520,31551] ffe0',
+        '[31552,31615] ffc0',
+        '[31616,31743] ff80',
+        '[31744,31999] ff00',
+        '[32000,32000] ffff',
+      ],
+    ],
+    [
+      '[31000-32000]',
+      [
+        '[31000,31007] fff8',
+        '[31008,31039] ffe0',
+        '[31040,31103] ffc0',
+        '[31104,31231] ff80',
+        '[31232,31743] fe00',
+        '[31744,31999] ff00',
+        '[32000,32000] ffff',
+      ],
+    ],
     ['[30016-30031]', ['[30016,30031] fff0']],
     ['[32768-33791]', ['[32768,33791] fc00']],
     ['[8080-8080]', ['[8080,8080] ffff']],
@@ -131,7 +164,11 @@ describe('HTB configuration (Mesos §5.1)', () => {
     expect(htbConfig({ limitBytesPerSec: 1000 }, undefined)).toEqual({ rateBytesPerSec: 125_000 });
     expect(htbConfig({ limitBytesPerSec: 2000, minimumBytesPerSec: 0 }, undefined)).toEqual({ rateBytesPerSec: 2000 });
     expect(htbConfig({ limitBytesPerSec: 200_000, ceilBytesPerSec: 100_000, burstBytes: 9000 }, undefined)).toEqual({ rateBytesPerSec: 200_000 });
-    expect(htbConfig({ limitBytesPerSec: 200_000, ceilBytesPerSec: 400_000, burstBytes: 9000 }, undefined)).toEqual({ rateBytesPerSec: 200_000, ceilBytesPerSec: 400_000, burstBytes: 9000 });
+    expect(htbConfig({ limitBytesPerSec: 200_000, ceilBytesPerSec: 400_000, burstBytes: 9000 }, undefined)).toEqual({
+      rateBytesPerSec: 200_000,
+      ceilBytesPerSec: 400_000,
+      burstBytes: 9000,
+    });
   });
   it('treats a zero limit as no limit (Mesos clamped it instead)', () => {
     expect(htbConfig({ limitBytesPerSec: 0 }, undefined)).toBeUndefined();
@@ -161,7 +198,11 @@ describe('flag validation (Mesos §1.3)', () => {
   });
   it.each([
     [{ resources: 'ports:[31000-32000]' }, 'resources', /Ephemeral ports are not specified/],
-    [{ resources: 'ports:[30000-31000];ephemeral_ports:[30001-30999]' }, 'resources', /ephemeral ports \{\[30001,31000\)\} intersect with the specified non-ephemeral ports \{\[30000,31001\)\}/],
+    [
+      { resources: 'ports:[30000-31000];ephemeral_ports:[30001-30999]' },
+      'resources',
+      /ephemeral ports \{\[30001,31000\)\} intersect with the specified non-ephemeral ports \{\[30000,31001\)\}/,
+    ],
     [{ resources: 'ephemeral_ports:[512-2047]' }, 'resources', /intersect with well known ports \[0,1024\)/],
     [{ resources: 'ephemeral_ports:[0-2047]' }, 'resources', /out of bounds/],
     [{ resources: 'ephemeral_ports:[30000-70000]' }, 'resources', /out of bounds/],
@@ -170,8 +211,16 @@ describe('flag validation (Mesos §1.3)', () => {
     [{ ephemeral_ports_per_container: 8 }, 'ephemeral_ports_per_container', /only 8 ephemeral ports\. The minimum required is: 16/],
     [{ ephemeral_ports_per_container: 2048 }, 'ephemeral_ports_per_container', /given ephemeral ports of size: 999, but asked to allocate 2048/],
     [{ ephemeral_ports_per_container: 'lots' }, 'ephemeral_ports_per_container', /is not a positive integer/],
-    [{ egress_rate_limit_per_container: '1000B', egress_rate_per_cpu: '10B' }, 'egress_rate_per_cpu', /Cannot specify both egress_rate_limit_per_container and egress_rate_per_cpu/],
-    [{ minimum_ingress_rate_limit: '2KB', maximum_ingress_rate_limit: '1KB' }, 'minimum_ingress_rate_limit', /Minimum ingress rate limit cannot be greater than maximum ingress rate/],
+    [
+      { egress_rate_limit_per_container: '1000B', egress_rate_per_cpu: '10B' },
+      'egress_rate_per_cpu',
+      /Cannot specify both egress_rate_limit_per_container and egress_rate_per_cpu/,
+    ],
+    [
+      { minimum_ingress_rate_limit: '2KB', maximum_ingress_rate_limit: '1KB' },
+      'minimum_ingress_rate_limit',
+      /Minimum ingress rate limit cannot be greater than maximum ingress rate/,
+    ],
     [{ egress_rate_limit_per_container: '1000' }, 'egress_rate_limit_per_container', /invalid bytes '1000'/],
     [{ egress_rate_per_cpu: 'auto' }, 'egress_rate_per_cpu', /CPUs resource has to be specified/],
     [{ egress_flow_classifier_parent: 'banana' }, 'egress_flow_classifier_parent', /Failed to parse egress_flow_classifier_parent/],

@@ -25,7 +25,12 @@ const record = (id: string, filters: number): ContainerRecord => ({
   ifname: 'eth0',
   ephemeralPorts: { begin: 33008, end: 33023 },
   ports: [[31000, 31009]],
-  hostFilters: Array.from({ length: filters }, (_, i) => ({ dev: 'eth0' as const, handle: 0x27900001 + i, prio: 770, block: [31000, 31001] as [number, number] })),
+  hostFilters: Array.from({ length: filters }, (_, i) => ({
+    dev: 'eth0' as const,
+    handle: 0x27900001 + i,
+    prio: 770,
+    block: [31000, 31001] as [number, number],
+  })),
   mirrorSlot: 3,
   createdAt: '2026-11-26T08:00:00.000Z',
 });
@@ -105,4 +110,3 @@ describe('the change log', () => {
     });
   });
 });
-

@@ -47,7 +47,7 @@ describe.each(['tcp', 'udp'] as const)('%s steering', (proto) => {
     }
   });
 
-  it('host to container: in-range arrives, out-of-range is the host stack\'s', async () => {
+  it("host to container: in-range arrives, out-of-range is the host stack's", async () => {
     const valid = await listen(c1.netns, proto, VALID);
     const invalid = await listen(c1.netns, proto, INVALID);
     try {
@@ -126,7 +126,10 @@ describe('ICMP and ARP', () => {
 
 describe('the container side', () => {
   it("writes the ephemeral block to the container's ip_local_port_range and shares the host's IP and MAC", () => {
-    const range = execFileSync('nsenter', [`--net=${c1.netns}`, 'cat', '/proc/sys/net/ipv4/ip_local_port_range'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+    const range = execFileSync('nsenter', [`--net=${c1.netns}`, 'cat', '/proc/sys/net/ipv4/ip_local_port_range'], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     expect(range).toEqual([c1.ephemeral_ports.begin, c1.ephemeral_ports.end]);
     const addr = JSON.parse(execFileSync('nsenter', [`--net=${c1.netns}`, 'ip', '-j', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }))[0];
     const hostEth0 = JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', 'eth0'], { encoding: 'utf8' }))[0];

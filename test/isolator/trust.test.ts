@@ -24,7 +24,9 @@ const sleepers: ChildProcess[] = [];
 
 /** A `sleep` in a namespace (a lab name or a pinned path); its pid is the sleep's own (the tools exec it). */
 function sleeper(netns: string): number {
-  const p = netns.startsWith('/') ? spawn('nsenter', [`--net=${netns}`, 'sleep', '120'], { stdio: 'ignore' }) : spawn('ip', ['netns', 'exec', netns, 'sleep', '120'], { stdio: 'ignore' });
+  const p = netns.startsWith('/')
+    ? spawn('nsenter', [`--net=${netns}`, 'sleep', '120'], { stdio: 'ignore' })
+    : spawn('ip', ['netns', 'exec', netns, 'sleep', '120'], { stdio: 'ignore' });
   sleepers.push(p);
   return p.pid!;
 }
@@ -43,7 +45,8 @@ async function entered(pid: number): Promise<void> {
 }
 
 const loFilters = () => (JSON.parse(nsExec(lab.lab.host, 'tc', ['-j', 'filter', 'show', 'dev', 'lo', 'ingress'])) as unknown[]).length;
-const vethCount = () => (JSON.parse(nsExec(lab.lab.host, 'ip', ['-j', 'link', 'show'])) as Array<{ ifname: string }>).filter((l) => /^pmi\d+$/.test(l.ifname)).length;
+const vethCount = () =>
+  (JSON.parse(nsExec(lab.lab.host, 'ip', ['-j', 'link', 'show'])) as Array<{ ifname: string }>).filter((l) => /^pmi\d+$/.test(l.ifname)).length;
 
 /** Host-local TCP to c1's port arrives in c1 (that path is steered by the host's lo filters). */
 async function hostLocalReachesC1(tag: string): Promise<boolean> {
@@ -77,7 +80,9 @@ describe('a namespace given to create', () => {
     await entered(pid);
     const err = await iso.create({ id: 'evil', ports: '[31910-31910]', pid }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(RefusedNamespaceError);
-    expect((err as Error).message).toBe(`--pid: pid ${pid} is in the host's (the one the isolator acts on) network namespace; a container needs a network namespace of its own`);
+    expect((err as Error).message).toBe(
+      `--pid: pid ${pid} is in the host's (the one the isolator acts on) network namespace; a container needs a network namespace of its own`,
+    );
     expect({ lo: loFilters(), veths: vethCount() }).toEqual(before);
     expect((await iso.list()).map((c) => c.id)).toEqual(['c1']);
     expect(existsSync(join(lab.workDir, 'netns', 'evil'))).toBe(false);
@@ -92,14 +97,19 @@ describe('a namespace given to create', () => {
     const inC1 = sleeper(c1Netns);
     await entered(inC1);
     await expect(iso.create({ id: 'evil', pid: inC1 })).rejects.toThrow(`--pid: pid ${inC1} is in container c1's network namespace`);
-    await expect(iso.create({ id: 'evil', pid: process.pid })).rejects.toThrow(/is in this process's own network namespace|is in the init process's network namespace/);
+    await expect(iso.create({ id: 'evil', pid: process.pid })).rejects.toThrow(
+      /is in this process's own network namespace|is in the init process's network namespace/,
+    );
     const gone = spawnSync('true').pid!;
     await expect(iso.create({ id: 'evil', pid: gone })).rejects.toThrow(`--pid: pid ${gone} does not exist`);
     await expect(iso.create({ id: 'evil', netnsPath: lab.lab.path(lab.lab.host) })).rejects.toThrow(/^--netnsPath: namespace .* is in the host's/);
     await expect(iso.create({ id: 'evil', netnsPath: '/proc/self/ns/uts' })).rejects.toThrow('--netnsPath: /proc/self/ns/uts is not a network namespace');
     await expect(iso.create({ id: 'evil', netnsPath: join(lab.workDir, 'lock') })).rejects.toThrow(/is not a network namespace$/);
     // c1's own namespace still has its lo filters.
-    expect((JSON.parse(execFileSync('nsenter', [`--net=${c1Netns}`, 'tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress'], { encoding: 'utf8' })) as unknown[]).length).toBeGreaterThan(0);
+    expect(
+      (JSON.parse(execFileSync('nsenter', [`--net=${c1Netns}`, 'tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress'], { encoding: 'utf8' })) as unknown[])
+        .length,
+    ).toBeGreaterThan(0);
     expect(loFilters()).toBe(before);
     expect(await hostLocalReachesC1('after-c1-pid')).toBe(true);
   });
@@ -135,9 +145,15 @@ describe('a namespace given to create', () => {
     const pid = sleeper(lab.lab.host);
     await entered(pid);
     const before = loFilters();
-    const r = spawnSync(process.execPath, [CLI, 'create', 'evil', `--pid=${pid}`, '--ports=[31910-31910]', `--netns=${lab.lab.host}`, `--work_dir=${lab.workDir}`], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'create', 'evil', `--pid=${pid}`, '--ports=[31910-31910]', `--netns=${lab.lab.host}`, `--work_dir=${lab.workDir}`],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual([`portmap-isolator: --pid: pid ${pid} is in the host's (the one the isolator acts on) network namespace; a container needs a network namespace of its own`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `portmap-isolator: --pid: pid ${pid} is in the host's (the one the isolator acts on) network namespace; a container needs a network namespace of its own`,
+    ]);
     expect(loFilters()).toBe(before);
   });
 });

@@ -18,7 +18,11 @@ const warnings: string[] = [];
 
 const spareFiles = () => (existsSync(join(lab.workDir, 'spares')) ? readdirSync(join(lab.workDir, 'spares')).filter((f) => f.endsWith('.json')) : []);
 const readySpares = () => spareFiles().filter((f) => execFileSync('cat', [join(lab.workDir, 'spares', f)], { encoding: 'utf8' }).includes('"ready"'));
-const hostVeths = () => (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => /^pmi\d+$/.test(n)).sort();
+const hostVeths = () =>
+  (JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>)
+    .map((l) => l.ifname)
+    .filter((n) => /^pmi\d+$/.test(n))
+    .sort();
 const pins = () => readdirSync(join(lab.workDir, 'netns')).sort();
 
 beforeAll(async () => {
@@ -51,7 +55,9 @@ describe('the warm pool', () => {
     const inNs = (file: string) => execFileSync('nsenter', [`--net=${second.netns}`, 'cat', file], { encoding: 'utf8' }).trim();
     expect(inNs('/proc/sys/net/ipv4/ip_local_port_range').split(/\s+/).map(Number)).toEqual([second.ephemeral_ports.begin, second.ephemeral_ports.end]);
     expect(inNs('/proc/sys/net/ipv6/conf/eth0/disable_ipv6')).toBe('1');
-    const addrs = JSON.parse(execFileSync('nsenter', [`--net=${second.netns}`, 'ip', '-j', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' })) as Array<{ addr_info: Array<{ local: string }> }>;
+    const addrs = JSON.parse(execFileSync('nsenter', [`--net=${second.netns}`, 'ip', '-j', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' })) as Array<{
+      addr_info: Array<{ local: string }>;
+    }>;
     expect(addrs[0]!.addr_info.map((a) => a.local)).toEqual([HOST_IP]);
     // Refilled.
     expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
@@ -62,7 +68,14 @@ describe('the warm pool', () => {
     const plain = await lab.open(FIXTURE, warnings); // same work_dir, no pool
     const snapshot = async (info: { netns: string; veth: string }) => {
       const vethIndex = 1_000_000 + Number(info.veth.slice(3));
-      const t = await topology({ host: lab.lab.path(lab.lab.host), container: info.netns, vethIndex, eth0: iso.host.eth0.index, lo: iso.host.lo.index, mac: iso.host.eth0.address });
+      const t = await topology({
+        host: lab.lab.path(lab.lab.host),
+        container: info.netns,
+        vethIndex,
+        eth0: iso.host.eth0.index,
+        lo: iso.host.lo.index,
+        mac: iso.host.eth0.address,
+      });
       const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
       for (const k of Object.keys(t)) t[k] = t[k]!.map((l) => l.replace(veth, 'VETH').replace(info.veth, 'pmiN'));
       return t;
@@ -126,7 +139,14 @@ describe('the warm pool', () => {
     // (a crash between a create taking a spare and its first checkpoint).
     const real = JSON.parse(readFileSync(join(lab.workDir, 'spares', before[0]!), 'utf8')) as Record<string, unknown>;
     execFileSync('ip', ['-n', lab.lab.host, 'link', 'add', 'pmi900', 'index', '1000900', 'type', 'veth', 'peer', 'name', 'pmi900p']);
-    const rec = (seq: number, phase: string) => ({ ...real, seq, phase, netns: join(lab.workDir, 'netns', `.spare-${seq}`), veth: `pmi${seq}`, vethIndex: 1_000_000 + seq });
+    const rec = (seq: number, phase: string) => ({
+      ...real,
+      seq,
+      phase,
+      netns: join(lab.workDir, 'netns', `.spare-${seq}`),
+      veth: `pmi${seq}`,
+      vethIndex: 1_000_000 + seq,
+    });
     writeFileSync(join(lab.workDir, 'spares', '900.json'), JSON.stringify(rec(900, 'making')));
     writeFileSync(join(lab.workDir, 'spares', '901.json'), JSON.stringify(rec(901, 'ready')));
     const strayPin = join(lab.workDir, 'netns', '.spare-902');

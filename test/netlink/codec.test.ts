@@ -61,14 +61,20 @@ describe('struct layouts', () => {
     expect(hex((w) => sel.encode(w, { flags: 1, offmask: 0x0f00, hmask: 0xff000000 }))).toBe('01000000' + '0f00' + '0000' + '0000' + '0000' + 'ff000000');
   });
   it('keeps byte order out of values: be16/be32 fields take and give natural numbers', () => {
-    const b = Buffer.from(hex((w) => key.encode(w, { mask: 0xffff, val: 80, off: 20 })), 'hex');
+    const b = Buffer.from(
+      hex((w) => key.encode(w, { mask: 0xffff, val: 80, off: 20 })),
+      'hex',
+    );
     expect(b.toString('hex')).toBe('0000ffff' + '00000050' + '14000000' + '00000000');
     expect(key.decode(b, 0, b.length)).toEqual({ mask: 0xffff, val: 80, off: 20, offmask: 0 });
   });
   it('decodes a counted trailing array and fills the count on encode', () => {
     const full = structWithArray(sel, 'nkeys', 'keys', key);
     const value = { flags: 1, offshift: 0, offmask: 0, off: 0, offoff: 0, hoff: 0, hmask: 0, keys: [{ mask: 0xff, val: 6, off: 8, offmask: 0 }] };
-    const b = Buffer.from(hex((w) => full.encode(w, value)), 'hex');
+    const b = Buffer.from(
+      hex((w) => full.encode(w, value)),
+      'hex',
+    );
     expect(b.length).toBe(32);
     expect(b[2]).toBe(1);
     expect(full.decode(b, 0, b.length)).toEqual(value);
@@ -81,7 +87,14 @@ describe('struct layouts', () => {
     expect(() => hex((w) => key.encode(w, { off: 2 ** 31 }))).toThrow(/tc_u32_key\.off must be an integer in -2147483648\.\.2147483647/);
   });
   it('reads missing trailing fields of grown structs as zero when minSize allows', () => {
-    const grown = struct('stats', [['a', field.u64], ['b', field.u64]] as const, { minSize: 8 });
+    const grown = struct(
+      'stats',
+      [
+        ['a', field.u64],
+        ['b', field.u64],
+      ] as const,
+      { minSize: 8 },
+    );
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(7n);
     expect(grown.decode(b, 0, 8)).toEqual({ a: 7n, b: 0n });
@@ -123,7 +136,10 @@ describe('attribute sets', () => {
       ip: '2001:db8::1',
       short: 65535,
     };
-    const b = Buffer.from(hex((w) => T.encode(w, v)), 'hex');
+    const b = Buffer.from(
+      hex((w) => T.encode(w, v)),
+      'hex',
+    );
     expect(T.decode(b, 0, b.length)).toEqual(v);
   });
 
@@ -136,24 +152,35 @@ describe('attribute sets', () => {
   });
 
   it('keeps a sub-message of an unknown kind as raw bytes', () => {
-    const b = Buffer.from(hex((w) => T.encode(w, { kind: 'other', data: Buffer.from([9, 9]) })), 'hex');
+    const b = Buffer.from(
+      hex((w) => T.encode(w, { kind: 'other', data: Buffer.from([9, 9]) })),
+      'hex',
+    );
     expect(T.decode(b, 0, b.length)).toEqual({ kind: 'other', data: Buffer.from([9, 9]) });
   });
 
   it('names the path of an encoding error', () => {
-    expect(() => hex((w) => T.encode(w, { inner: { port: 70000 } }))).toThrow(new EncodeError('be16 must be an integer in 0..65535, got 70000', ['T_INNER', 'T_IN_PORT']));
+    expect(() => hex((w) => T.encode(w, { inner: { port: 70000 } }))).toThrow(
+      new EncodeError('be16 must be an integer in 0..65535, got 70000', ['T_INNER', 'T_IN_PORT']),
+    );
     expect(() => hex((w) => T.encode(w, { list: [{}, { name: 'a\0b' }] }))).toThrow('T_LIST › [2] › T_IN_NAME: string must not contain NUL');
     expect(() => hex((w) => T.encode(w, { nope: 1 } as never))).toThrow(/unknown attribute 'nope'/);
   });
 
   it('names the path of a decoding error', () => {
-    const b = Buffer.from(hex((w) => T.encode(w, { inner: { port: 80 } })), 'hex');
+    const b = Buffer.from(
+      hex((w) => T.encode(w, { inner: { port: 80 } })),
+      'hex',
+    );
     b.writeUInt16LE(5, 4); // T_IN_PORT claims 1 byte of payload
     expect(() => T.decode(b, 0, b.length)).toThrow('T_INNER › T_IN_PORT: be16 needs 2 bytes, got 1');
   });
 
   it('names the attribute at an extended-ack offset, through nests, lists and sub-messages', () => {
-    const b = Buffer.from(hex((w) => T.encode(w, { mtu: 1, list: [{ port: 1 }, { port: 2, name: 'n' }], kind: 'inner', data: { name: 'z' } })), 'hex');
+    const b = Buffer.from(
+      hex((w) => T.encode(w, { mtu: 1, list: [{ port: 1 }, { port: 2, name: 'n' }], kind: 'inner', data: { name: 'z' } })),
+      'hex',
+    );
     expect(attributePathAt(T as never, b, 0, b.length, 0)).toEqual(['T_MTU']);
     // list at 8: header 4, [1] at 12 (12 bytes: hdr 4 + port 8), [2] at 24: hdr, port at 28, name at 36
     expect(attributePathAt(T as never, b, 0, b.length, 36)).toEqual(['T_LIST', '[2]', 'T_IN_NAME']);
@@ -167,7 +194,10 @@ describe('attribute sets', () => {
   });
 
   it('marks NLA_F_NESTED only where asked', () => {
-    const b = Buffer.from(hex((w) => T.encode(w, { inner: {}, list: [] })), 'hex');
+    const b = Buffer.from(
+      hex((w) => T.encode(w, { inner: {}, list: [] })),
+      'hex',
+    );
     expect(b.readUInt16LE(2) & NLA_F.NESTED).toBeTruthy();
     expect(b.readUInt16LE(6) & NLA_F.NESTED).toBe(0);
   });

@@ -3,11 +3,20 @@
  * decodes re-encodes to something that decodes to the same value (a fixpoint).
  */
 import { describe, expect, it } from 'vitest';
-import { DecodeError, NLMSGERR, Writer, decodeBody, encodeBody, parseDonePayload, parseErrorPayload, parseMessages, type MessageSchema } from '../../src/netlink/index.js';
+import {
+  DecodeError,
+  NLMSGERR,
+  Writer,
+  decodeBody,
+  encodeBody,
+  parseDonePayload,
+  parseErrorPayload,
+  parseMessages,
+  type MessageSchema,
+} from '../../src/netlink/index.js';
 import { loadGolden } from '../helpers/golden.js';
 import { SCHEMAS } from '../golden/schemas.js';
 import { rng } from '../helpers/rng.js';
-
 
 function mutate(src: Buffer, next: () => number): Buffer {
   const b = Buffer.from(src);
@@ -70,7 +79,10 @@ describe('fuzzing decoders', () => {
 
   it('framing, NLMSG_ERROR, NLMSG_DONE and extended-ack payloads', () => {
     const next = rng(42);
-    const ack = Buffer.from('40000000020000020100000000000000eaffffff2800000010000506000000000000000000000000000000001800010041747472696275746520666169', 'hex');
+    const ack = Buffer.from(
+      '40000000020000020100000000000000eaffffff2800000010000506000000000000000000000000000000001800010041747472696275746520666169',
+      'hex',
+    );
     for (let i = 0; i < ROUNDS; i++) {
       const input = i % 3 === 0 ? Buffer.from(Array.from({ length: next() % 80 }, () => next() & 0xff)) : mutate(ack, next);
       const msgs = onlyDecodeErrors(() => parseMessages(input)) as ReturnType<typeof parseMessages> | undefined;

@@ -266,7 +266,9 @@ describe('multicast events', () => {
       let overruns = 0;
       sub.on('overrun', () => overruns++);
       // The event loop is blocked while `ip -batch` runs, so the small buffer fills and drops.
-      const cmds = Array.from({ length: 300 }, (_, i) => `addr add 198.18.20.${i % 250}/32 dev lo label lo:${i % 250}`).slice(0, 250).join('\n');
+      const cmds = Array.from({ length: 300 }, (_, i) => `addr add 198.18.20.${i % 250}/32 dev lo label lo:${i % 250}`)
+        .slice(0, 250)
+        .join('\n');
       execFileSync('ip', ['-n', lab.host, '-batch', '-'], { input: cmds });
       sub.drain();
       expect(overruns).toBeGreaterThan(0);

@@ -99,7 +99,9 @@ describe('request engine against a scripted kernel', () => {
   it('names nested attributes from an offset inside IFLA_LINKINFO › IFLA_INFO_KIND', async () => {
     // nlmsghdr 16 + ifinfomsg 16 = 32: IFLA_LINKINFO header at 32, IFLA_INFO_KIND header at 36.
     const k = new FakeKernel((m) => [errorReply(m, 95, { msg: 'Unknown device type', offs: 36 })]);
-    const err = await session(k).request(newLink({ linkinfo: { kind: 'nope' } })).catch((e) => e);
+    const err = await session(k)
+      .request(newLink({ linkinfo: { kind: 'nope' } }))
+      .catch((e) => e);
     expect(err.extack.attributePath).toEqual(['IFLA_LINKINFO', 'IFLA_INFO_KIND']);
     expect(err.isNotSupported()).toBe(true);
   });
@@ -114,7 +116,9 @@ describe('request engine against a scripted kernel', () => {
 
   it('rejects a dump whose NLMSG_DONE carries an error and extack', async () => {
     const k = new FakeKernel((m) => [datagram(linkReply(m.seq, 1, 'lo'), doneReply(m.seq, 0, -22, { msg: 'Invalid header for link dump' }))]);
-    const err = await session(k).dump(getLinks, { decode: decodeLink }).catch((e) => e);
+    const err = await session(k)
+      .dump(getLinks, { decode: decodeLink })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(NetlinkError);
     expect(err.code).toBe('EINVAL');
     expect(err.extack.message).toBe('Invalid header for link dump');
@@ -134,7 +138,9 @@ describe('request engine against a scripted kernel', () => {
       expect(k.sent).toHaveLength(2);
     });
     it("throws DumpInterruptedError with the partial results under 'throw'", async () => {
-      const err = await session(interruptedOnce()).dump(getLinks, { decode: decodeLink, onInterrupted: 'throw' }).catch((e) => e);
+      const err = await session(interruptedOnce())
+        .dump(getLinks, { decode: decodeLink, onInterrupted: 'throw' })
+        .catch((e) => e);
       expect(err).toBeInstanceOf(DumpInterruptedError);
       expect(err.partial).toEqual(['try1']);
     });
@@ -143,7 +149,9 @@ describe('request engine against a scripted kernel', () => {
     });
     it('gives up after the retry budget', async () => {
       const k = new FakeKernel((m) => [doneReply(m.seq, NLM_F.DUMP_INTR)]);
-      const err = await session(k).dump(getLinks, { decode: decodeLink, retries: 2 }).catch((e) => e);
+      const err = await session(k)
+        .dump(getLinks, { decode: decodeLink, retries: 2 })
+        .catch((e) => e);
       expect(err).toBeInstanceOf(DumpInterruptedError);
       expect(k.sent).toHaveLength(3);
     });
@@ -162,7 +170,9 @@ describe('request engine against a scripted kernel', () => {
 
   it('reports a receive-buffer overrun (ENOBUFS) to the waiting requests', async () => {
     const k = new FakeKernel((_m, kernel) => void kernel.overrun());
-    const err = await session(k).request(newLink({ ifname: 'a' })).catch((e) => e);
+    const err = await session(k)
+      .request(newLink({ ifname: 'a' }))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OverrunError);
     expect(err.code).toBe('ENOBUFS');
   });
@@ -201,7 +211,9 @@ describe('request engine against a scripted kernel', () => {
       bad.writeUInt16LE(200, 32); // first attribute claims 200 bytes
       return [datagram(bad, doneReply(m.seq))];
     });
-    const err = await session(k).dump(getLinks, { decode: (m) => decodeBody(linkMessage, m.payload) }).catch((e) => e);
+    const err = await session(k)
+      .dump(getLinks, { decode: (m) => decodeBody(linkMessage, m.payload) })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(DecodeError);
     expect(err.message).toMatch(/^IFLA: attribute IFLA_IFNAME has length 200/);
   });
@@ -283,7 +295,9 @@ describe('request engine against a scripted kernel', () => {
     it('sends nothing when any request cannot be encoded', async () => {
       const k = new FakeKernel((m) => [errorReply(m, 0)]);
       const bad = newLink({ ifname: 'ok', mtu: -1 });
-      const err = await session(k).batch([newLink({ ifname: 'a' }), bad]).catch((e) => e);
+      const err = await session(k)
+        .batch([newLink({ ifname: 'a' }), bad])
+        .catch((e) => e);
       expect(err).toBeInstanceOf(EncodeError);
       expect(err.message).toBe('RTM_NEWLINK › IFLA_MTU: u32 must be an integer in 0..4294967295, got -1');
       expect(k.sent).toHaveLength(0);

@@ -22,7 +22,10 @@ const cases: Array<[string, () => Request, number?]> = [
     'newlink-veth-peer-in-netns',
     () => linkRequests.addVeth({ name: 'v0', address: '02:00:00:00:00:01', peer: { name: 'eth1', address: '02:00:00:00:00:02', netns: Netns.fromFd(4) } }),
   ],
-  ['newlink-veth-with-macs-mtu', () => linkRequests.addVeth({ name: 'v0', address: '02:00:00:00:00:01', mtu: 1400, peer: { name: 'v1', address: '02:00:00:00:00:02' } })],
+  [
+    'newlink-veth-with-macs-mtu',
+    () => linkRequests.addVeth({ name: 'v0', address: '02:00:00:00:00:01', mtu: 1400, peer: { name: 'v1', address: '02:00:00:00:00:02' } }),
+  ],
   ['setlink-up', () => linkRequests.set(3, { up: true })],
   ['setlink-down', () => linkRequests.set(3, { up: false })],
   ['setlink-mtu', () => linkRequests.set(3, { mtu: 1400 })],

@@ -35,18 +35,34 @@ const exists = (ns: string, name: string) => {
 describe('links', () => {
   it('lists what `ip -j link` lists, and finds by name and index', async () => {
     const links = await host.links.list();
-    expect(links.map((l) => l.name).sort()).toEqual(ipJson<any[]>(lab.host, 'link', 'show').map((l) => l.ifname).sort());
+    expect(links.map((l) => l.name).sort()).toEqual(
+      ipJson<any[]>(lab.host, 'link', 'show')
+        .map((l) => l.ifname)
+        .sort(),
+    );
     const eth0 = await host.links.get('eth0');
     expect((await host.links.get(eth0.index)).name).toBe('eth0');
     const t = ipLink(lab.host, 'eth0');
-    expect([eth0.index, eth0.mtu, eth0.address, eth0.operstate, eth0.kind, eth0.txqlen]).toEqual([t.ifindex, t.mtu, t.address, t.operstate, t.linkinfo.info_kind, t.txqlen]);
+    expect([eth0.index, eth0.mtu, eth0.address, eth0.operstate, eth0.kind, eth0.txqlen]).toEqual([
+      t.ifindex,
+      t.mtu,
+      t.address,
+      t.operstate,
+      t.linkinfo.info_kind,
+      t.txqlen,
+    ]);
     expect(eth0.up).toBe(true);
     expect(eth0.linkNetnsid).toBe(t.link_netnsid);
     expect(await host.links.find('nope0')).toBeUndefined();
   });
 
   it('creates a veth pair with both MACs set and the peer created directly in another namespace', async () => {
-    await host.links.addVeth({ name: 've-a', address: '02:00:00:00:0a:01', mtu: 1400, peer: { name: 'eth0', address: '02:00:00:00:0a:02', netns: Netns.fromName(other) } });
+    await host.links.addVeth({
+      name: 've-a',
+      address: '02:00:00:00:0a:01',
+      mtu: 1400,
+      peer: { name: 'eth0', address: '02:00:00:00:0a:02', netns: Netns.fromName(other) },
+    });
     const near = ipLink(lab.host, 've-a');
     const far = ipLink(other, 'eth0');
     expect([near.address, near.mtu, near.linkinfo.info_kind]).toEqual(['02:00:00:00:0a:01', 1400, 'veth']);
@@ -207,7 +223,8 @@ describe('events', () => {
       ip(lab.host, 'addr', 'add', '198.18.60.1/32', 'dev', 've-ev');
       ip(lab.host, 'link', 'del', 've-ev');
       ip(other, 'link', 'add', 've-elsewhere', 'type', 'veth', 'peer', 'name', 've-elsewhere2');
-      for (let i = 0; i < 100 && !seen.some((e) => e.kind === 'link' && e.action === 'del' && e.link.name === 've-ev'); i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 100 && !seen.some((e) => e.kind === 'link' && e.action === 'del' && e.link.name === 've-ev'); i++)
+        await new Promise((r) => setTimeout(r, 10));
       expect(seen.some((e) => e.kind === 'link' && e.action === 'new' && e.link.name === 've-ev')).toBe(true);
       expect(seen.some((e) => e.kind === 'address' && e.action === 'new' && e.address.address === '198.18.60.1')).toBe(true);
       expect(seen.some((e) => e.kind === 'link' && e.action === 'del' && e.link.name === 've-ev')).toBe(true);

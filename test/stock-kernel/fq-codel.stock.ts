@@ -56,13 +56,33 @@ function expectOptionsAsTc(q: Qdisc, t: any): void {
 }
 
 /** A fresh fq_codel 5: with every parameter at the root of the lab host's eth0. */
-const ALL_PARAMS = { kind: 'fq_codel', handle: '5:', limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: 5000, intervalUs: 100_000, ecn: true, ceThresholdUs: 2000, memoryLimitBytes: 32 << 20, dropBatch: 32 } as const;
+const ALL_PARAMS = {
+  kind: 'fq_codel',
+  handle: '5:',
+  limitPackets: 1000,
+  flows: 512,
+  quantumBytes: 1514,
+  targetUs: 5000,
+  intervalUs: 100_000,
+  ecn: true,
+  ceThresholdUs: 2000,
+  memoryLimitBytes: 32 << 20,
+  dropBatch: 32,
+} as const;
 const fresh = () => tc.replaceQdisc({ ...ALL_PARAMS, ifindex: eth0 });
 
 /** Statistics and xstats, against `tc -j -s` read while nothing moves. */
 function expectStatsAsTc(q: Qdisc, t: any): void {
   expect(q.stats).toBeDefined();
-  expect({ bytes: Number(q.stats!.bytes), packets: Number(q.stats!.packets), drops: q.stats!.drops, overlimits: q.stats!.overlimits, requeues: q.stats!.requeues, backlog: q.stats!.backlogBytes, qlen: q.stats!.qlen }).toEqual({
+  expect({
+    bytes: Number(q.stats!.bytes),
+    packets: Number(q.stats!.packets),
+    drops: q.stats!.drops,
+    overlimits: q.stats!.overlimits,
+    requeues: q.stats!.requeues,
+    backlog: q.stats!.backlogBytes,
+    qlen: q.stats!.qlen,
+  }).toEqual({
     bytes: t.bytes,
     packets: t.packets,
     drops: t.drops,
@@ -97,7 +117,17 @@ describe('fq_codel on a real kernel', () => {
   it('is created with every parameter; listed and decoded as `tc -j -s` shows it (codel times in 1024 ns units)', async () => {
     await tc.addQdisc({ ...ALL_PARAMS, ifindex: eth0 });
     const q = (await ourQdisc(eth0))!;
-    expect(q).toMatchObject({ kind: 'fq_codel', parent: 0xffffffff, handle: 0x50000, limitPackets: 1000, flows: 512, quantumBytes: 1514, ecn: true, memoryLimitBytes: 32 << 20, dropBatch: 32 });
+    expect(q).toMatchObject({
+      kind: 'fq_codel',
+      parent: 0xffffffff,
+      handle: 0x50000,
+      limitPackets: 1000,
+      flows: 512,
+      quantumBytes: 1514,
+      ecn: true,
+      memoryLimitBytes: 32 << 20,
+      dropBatch: 32,
+    });
     expect([q.targetUs, q.intervalUs, q.ceThresholdUs]).toEqual([codelRoundTrip(5000), codelRoundTrip(100_000), codelRoundTrip(2000)]);
     expect([q.targetUs, q.intervalUs, q.ceThresholdUs]).toEqual([4999, 99_999, 1999]);
     const t = tcQdisc('eth0');
@@ -105,7 +135,9 @@ describe('fq_codel on a real kernel', () => {
     expectOptionsAsTc(q, t);
     expectStatsAsTc(q, t);
     // The one-line text tc prints shows the same qdisc.
-    expect(tcRun(lab.host, 'qdisc', 'show', 'dev', 'eth0')).toMatch(/qdisc fq_codel 5: root refcnt \d+ limit 1000p flows 512 quantum 1514 target 5ms ce_threshold 2ms interval 100ms memory_limit 32Mb ecn drop_batch 32/);
+    expect(tcRun(lab.host, 'qdisc', 'show', 'dev', 'eth0')).toMatch(
+      /qdisc fq_codel 5: root refcnt \d+ limit 1000p flows 512 quantum 1514 target 5ms ce_threshold 2ms interval 100ms memory_limit 32Mb ecn drop_batch 32/,
+    );
   });
 
   it('counts real traffic: statistics and xstats equal `tc -j -s`', async () => {
@@ -159,7 +191,15 @@ describe('fq_codel on a real kernel', () => {
     const sink = (port: number) => execFileSync('ip', ['netns', 'exec', lab.host, 'sh', '-c', `echo x | socat -u STDIN UDP:198.18.0.1:${port}`]);
     await tc.addQdisc({ kind: 'fq_codel', ifindex: eth0, handle: '1:' });
     // ICMP into flow 2 only.
-    await tc.addFilter({ kind: 'u32', ifindex: eth0, parent: '1:', priority: 514, protocol: 'ip', matches: [{ type: 'ipProto', protocol: 'icmp' }], classid: '1:2' });
+    await tc.addFilter({
+      kind: 'u32',
+      ifindex: eth0,
+      parent: '1:',
+      priority: 514,
+      protocol: 'ip',
+      matches: [{ type: 'ipProto', protocol: 'icmp' }],
+      classid: '1:2',
+    });
     execFileSync('ip', ['netns', 'exec', lab.host, 'ping', '-c', '2', '-i', '0.05', '-W', '1', '198.18.0.1'], { stdio: 'ignore' });
     const drops0 = (await ourQdisc(eth0))!.stats!.drops;
     for (let i = 0; i < 3; i++) sink(9);
@@ -169,7 +209,15 @@ describe('fq_codel on a real kernel', () => {
     expect(icmp.classid).toBe(0x10002);
     expect(icmp.counters!.rhit).toBeGreaterThanOrEqual(2n);
     // A catch-all into flow 1: nothing is dropped any more.
-    await tc.addFilter({ kind: 'u32', ifindex: eth0, parent: '1:', priority: 1026, protocol: 'all', matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }], classid: '1:1' });
+    await tc.addFilter({
+      kind: 'u32',
+      ifindex: eth0,
+      parent: '1:',
+      priority: 1026,
+      protocol: 'all',
+      matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }],
+      classid: '1:1',
+    });
     const drops1 = (await ourQdisc(eth0))!.stats!.drops;
     for (let i = 0; i < 3; i++) sink(9);
     expect((await ourQdisc(eth0))!.stats!.drops).toBe(drops1);

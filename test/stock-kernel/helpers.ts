@@ -65,4 +65,12 @@ export function tcAt(nsPath: string, ...args: string[]): string {
 }
 
 /** The Mesos view of one qdisc as `tc -j -s` prints it. */
-export const mesosOfTc = (t: any) => ({ backlog: t.backlog, bytes: t.bytes, drops: t.drops, overlimits: t.overlimits, packets: t.packets, qlen: t.qlen, requeues: t.requeues });
+export const mesosOfTc = (t: any) => ({
+  backlog: t.backlog,
+  bytes: t.bytes,
+  drops: t.drops,
+  overlimits: t.overlimits,
+  packets: t.packets,
+  qlen: t.qlen,
+  requeues: t.requeues,
+});

@@ -61,7 +61,16 @@ describe('shaping with the fq_codel leaf (bloat_reduction)', () => {
     const leaf = ours.find((q) => q.kind === 'fq_codel')!;
     expect(formatTcHandle(leaf.handle)).toBe(fq.handle);
     expect(formatTcHandle(leaf.parent)).toBe('1:1');
-    expect({ limit: leaf.limitPackets, flows: leaf.flows, quantum: leaf.quantumBytes, target: leaf.targetUs, interval: leaf.intervalUs, memory_limit: leaf.memoryLimitBytes, ecn: leaf.ecn, drop_batch: leaf.dropBatch }).toEqual(fq.options);
+    expect({
+      limit: leaf.limitPackets,
+      flows: leaf.flows,
+      quantum: leaf.quantumBytes,
+      target: leaf.targetUs,
+      interval: leaf.intervalUs,
+      memory_limit: leaf.memoryLimitBytes,
+      ecn: leaf.ecn,
+      drop_batch: leaf.dropBatch,
+    }).toEqual(fq.options);
     const rate = await withTc(Netns.fromPath(c.netns), (tc) => tc.getClass(cEth0, '1:1'));
     expect(rate).toMatchObject({ rateBytesPerSec: LIMIT });
   });
@@ -73,7 +82,10 @@ describe('shaping with the fq_codel leaf (bloat_reduction)', () => {
     expect(fq).toMatchObject({ parent: '1:1' });
     expect(tcRun(lab.lab.host, 'class', 'show', 'dev', c.veth)).toContain(`class htb 1:1 root leaf ${fq.handle} `);
     const vethIndex = JSON.parse(execFileSync('ip', ['-j', '-n', lab.lab.host, 'link', 'show', c.veth], { encoding: 'utf8' }))[0].ifindex as number;
-    const [qdiscs, cls] = await withTc(Netns.fromName(lab.lab.host), async (tc) => [await tc.listQdiscs(vethIndex), await tc.getClass(vethIndex, '1:1')] as const);
+    const [qdiscs, cls] = await withTc(
+      Netns.fromName(lab.lab.host),
+      async (tc) => [await tc.listQdiscs(vethIndex), await tc.getClass(vethIndex, '1:1')] as const,
+    );
     const leaf = qdiscs.find((q) => q.kind === 'fq_codel')!;
     expect(formatTcHandle(leaf.handle)).toBe(fq.handle);
     expect(formatTcHandle(leaf.parent)).toBe('1:1');

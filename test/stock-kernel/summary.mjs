@@ -32,13 +32,18 @@ if (!existsSync(report)) {
   for (const [f, t] of files) {
     const secs = ((t.endTime - t.startTime) / 1000).toFixed(1);
     const counts = t.assertionResults.reduce((a, x) => ((a[x.status] = (a[x.status] ?? 0) + 1), a), {});
-    console.log(`  ${f}: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')} in ${secs} s`);
+    console.log(
+      `  ${f}: ${Object.entries(counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')} in ${secs} s`,
+    );
     for (const x of t.assertionResults) if (x.status !== 'passed') console.log(`    ${x.status}: ${x.fullName}`);
   }
   if (process.env.STOCK_KERNEL_FILTERED) skipped = 0; // a filtered run (run.sh with vitest arguments)
   if (skipped) problems.push(`${skipped} test(s) skipped: on the stock kernel nothing may be skipped`);
   for (const [f, t] of files) {
-    if (t.status === 'failed' && !t.assertionResults.some((x) => x.status === 'failed')) problems.push(`${f} failed outside its tests: ${(t.message ?? '').split('\n')[0]}`);
+    if (t.status === 'failed' && !t.assertionResults.some((x) => x.status === 'failed'))
+      problems.push(`${f} failed outside its tests: ${(t.message ?? '').split('\n')[0]}`);
   }
   if (!r.numTotalTests) problems.push('no test ran');
 }

@@ -92,7 +92,16 @@ describe('the shared layout on the host eth0', () => {
     expect(t).toMatchObject({ handle: '1:', root: true });
     const q = (await tc.getQdisc({ ifindex: eth0, parent: 'root' }))!;
     expect(q).toMatchObject({ kind: 'fq_codel', handle: 0x10000 });
-    expect({ limit: q.limitPackets, flows: q.flows, quantum: q.quantumBytes, target: q.targetUs, interval: q.intervalUs, memory_limit: q.memoryLimitBytes, ecn: q.ecn, drop_batch: q.dropBatch }).toEqual(t.options);
+    expect({
+      limit: q.limitPackets,
+      flows: q.flows,
+      quantum: q.quantumBytes,
+      target: q.targetUs,
+      interval: q.intervalUs,
+      memory_limit: q.memoryLimitBytes,
+      ecn: q.ecn,
+      drop_batch: q.dropBatch,
+    }).toEqual(t.options);
     expect(q.flows).toBeGreaterThanOrEqual(1023); // every flow id the isolator hands out exists
   });
 
@@ -208,7 +217,10 @@ describe('real traffic', () => {
 describe('flow ids across destroy and create', () => {
   it('are freed on destroy and reused, with the same filter handles, by the next container', async () => {
     const before = await flowTableNodes();
-    const c1Handles = before.filter((f) => f.classid === 0x10003).map((f) => f.handle).sort();
+    const c1Handles = before
+      .filter((f) => f.classid === 0x10003)
+      .map((f) => f.handle)
+      .sort();
     expect(await iso.destroy('c1')).toBe(true);
     let nodes = await flowTableNodes();
     expect(nodes.filter((f) => f.classid === 0x10003)).toEqual([]);
@@ -218,7 +230,12 @@ describe('flow ids across destroy and create', () => {
     containers.c3 = await iso.create({ id: 'c3', ports: '[31000-31009]' });
     nodes = await flowTableNodes();
     expect(coveredRanges(nodes, 3)).toEqual(portsOf(containers.c3));
-    expect(nodes.filter((f) => f.classid === 0x10003).map((f) => f.handle).sort()).toEqual(c1Handles);
+    expect(
+      nodes
+        .filter((f) => f.classid === 0x10003)
+        .map((f) => f.handle)
+        .sort(),
+    ).toEqual(c1Handles);
     containers.c4 = await iso.create({ id: 'c4', ports: '[31020-31029]' });
     nodes = await flowTableNodes();
     expect(coveredRanges(nodes, 5)).toEqual(portsOf(containers.c4));
@@ -267,7 +284,11 @@ describe('crash and cleanup', () => {
     expect(coveredRanges(nodes, 3)).toEqual(portsOf({ ...containers.c5!, ports: [[31030, 31039]] }));
     // The ports the interrupted update wanted go to another container, into that one's flow.
     const c6 = await iso.create({ id: 'c6', ports: '[31040-31049]' });
-    const flow6 = [...new Set((await flowTableNodes()).filter((f) => coveredRanges([f], f.classid! & 0xffff).some(([b]) => b === 31040)).map((f) => formatTcHandle(f.classid!)))];
+    const flow6 = [
+      ...new Set(
+        (await flowTableNodes()).filter((f) => coveredRanges([f], f.classid! & 0xffff).some(([b]) => b === 31040)).map((f) => formatTcHandle(f.classid!)),
+      ),
+    ];
     expect(flow6).toHaveLength(1);
     const server = await listen(c6.netns, 'tcp', 31045);
     try {
@@ -338,7 +359,11 @@ describe('an egress qdisc that was already there', () => {
       const a = await iso2.create({ id: 'a', ports: '[31000-31009]' });
       expect(tcJson<any[]>(other.lab.host, 'qdisc', 'show', 'dev', 'eth0').find((q) => q.kind === 'fq_codel')).toMatchObject({ handle: '2:', parent: '1:1' });
       const flows = () => filterHits(other.lab.host, 'eth0', '2:');
-      expect(flows().filter((h) => h.pref === 1026).map((h) => h.flowid)).toEqual(['2:1']);
+      expect(
+        flows()
+          .filter((h) => h.pref === 1026)
+          .map((h) => h.flowid),
+      ).toEqual(['2:1']);
       const udp = await listen(other.lab.world, 'udp', SINK);
       try {
         const h0 = flows();

@@ -39,9 +39,22 @@ const readySpares = () => {
 /** The container's objects, with its veth's index and name and the kernel-chosen fq_codel handles made neutral. */
 async function snapshot(info: { netns: string; veth: string }): Promise<Record<string, string[]>> {
   const vethIndex = 1_000_000 + Number(info.veth.slice(3));
-  const t = await topology({ host: lab.lab.path(lab.lab.host), container: info.netns, vethIndex, eth0: plain.host.eth0.index, lo: plain.host.lo.index, mac: plain.host.eth0.address });
+  const t = await topology({
+    host: lab.lab.path(lab.lab.host),
+    container: info.netns,
+    vethIndex,
+    eth0: plain.host.eth0.index,
+    lo: plain.host.lo.index,
+    mac: plain.host.eth0.address,
+  });
   const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
-  for (const k of Object.keys(t)) t[k] = t[k]!.map((l) => l.replace(veth, 'VETH').replace(info.veth, 'pmiN').replace(/\b80[0-9a-f]{2}0000\b/g, 'AUTO'));
+  for (const k of Object.keys(t))
+    t[k] = t[k]!.map((l) =>
+      l
+        .replace(veth, 'VETH')
+        .replace(info.veth, 'pmiN')
+        .replace(/\b80[0-9a-f]{2}0000\b/g, 'AUTO'),
+    );
   return t;
 }
 

@@ -71,7 +71,18 @@ export const CASES: TcCase[] = [
     build: (d, p) =>
       classRequest(
         'add',
-        { kind: 'htb', ifindex: d.eth0, parent: '1:', classid: '1:2', rateBytesPerSec: 1_250_000, ceilBytesPerSec: 2_500_000, burstBytes: 15 * 1024, cburstBytes: 30 * 1024, quantumBytes: 1500, prio: 3 },
+        {
+          kind: 'htb',
+          ifindex: d.eth0,
+          parent: '1:',
+          classid: '1:2',
+          rateBytesPerSec: 1_250_000,
+          ceilBytesPerSec: 2_500_000,
+          burstBytes: 15 * 1024,
+          cburstBytes: 30 * 1024,
+          quantumBytes: 1500,
+          prio: 3,
+        },
         { psched: p },
       ),
   },
@@ -82,7 +93,17 @@ export const CASES: TcCase[] = [
     build: (d, p) =>
       classRequest(
         'add',
-        { kind: 'htb', ifindex: d.eth0, parent: '1:', classid: '1:3', rateBytesPerSec: 5_000_000_000, ceilBytesPerSec: 6_250_000_000, burstBytes: 10 << 20, cburstBytes: 20 << 20, mtuBytes: 65536 },
+        {
+          kind: 'htb',
+          ifindex: d.eth0,
+          parent: '1:',
+          classid: '1:3',
+          rateBytesPerSec: 5_000_000_000,
+          ceilBytesPerSec: 6_250_000_000,
+          burstBytes: 10 << 20,
+          cburstBytes: 20 << 20,
+          mtuBytes: 65536,
+        },
         { psched: p },
       ),
     note: 'rates at or above 2^32 B/s: ratespec rate 0xffffffff plus TCA_HTB_RATE64/CEIL64',
@@ -91,7 +112,8 @@ export const CASES: TcCase[] = [
     name: 'class-change-htb',
     args: tc('class change dev eth0 parent 1: classid 1:1 htb rate 2mbit ceil 4mbit'),
     schema: 'tc',
-    build: (d, p) => classRequest('change', { kind: 'htb', ifindex: d.eth0, parent: '1:', classid: '1:1', rateBytesPerSec: 250_000, ceilBytesPerSec: 500_000 }, { psched: p }),
+    build: (d, p) =>
+      classRequest('change', { kind: 'htb', ifindex: d.eth0, parent: '1:', classid: '1:1', rateBytesPerSec: 250_000, ceilBytesPerSec: 500_000 }, { psched: p }),
   },
   {
     name: 'class-del',
@@ -101,7 +123,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'qdisc-add-fq-codel-all-params',
-    args: tc('qdisc add dev eth0 parent 1:1 handle 10: fq_codel limit 1000 flows 512 quantum 1514 target 5ms interval 100ms ecn ce_threshold 2ms memory_limit 32mb drop_batch 32'),
+    args: tc(
+      'qdisc add dev eth0 parent 1:1 handle 10: fq_codel limit 1000 flows 512 quantum 1514 target 5ms interval 100ms ecn ce_threshold 2ms memory_limit 32mb drop_batch 32',
+    ),
     schema: 'tc',
     build: (d) =>
       qdiscRequest('add', {
@@ -131,7 +155,8 @@ export const CASES: TcCase[] = [
     name: 'qdisc-add-tbf',
     args: tc('qdisc add dev veth1 root handle 6: tbf rate 1mbit burst 10kb latency 50ms'),
     schema: 'tc',
-    build: (d, p) => qdiscRequest('add', { kind: 'tbf', ifindex: d.veth1, handle: '6:', rateBytesPerSec: 125_000, burstBytes: 10240, latencyUs: 50_000 }, { psched: p }),
+    build: (d, p) =>
+      qdiscRequest('add', { kind: 'tbf', ifindex: d.veth1, handle: '6:', rateBytesPerSec: 125_000, burstBytes: 10240, latencyUs: 50_000 }, { psched: p }),
   },
   {
     name: 'qdisc-replace-pfifo',
@@ -159,7 +184,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'filter-u32-ip-dst-dport-redirect',
-    args: tc('filter add dev eth0 parent ffff: protocol ip prio 1 u32 match ip dst 198.18.0.2/32 match ip dport 80 0xffff action mirred egress redirect dev veth1'),
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol ip prio 1 u32 match ip dst 198.18.0.2/32 match ip dport 80 0xffff action mirred egress redirect dev veth1',
+    ),
     schema: 'tc',
     build: (d) =>
       filterRequest('add', {
@@ -205,7 +232,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'filter-u32-mesos-ip-classifier',
-    args: tc(`filter add dev eth0 parent ffff: protocol ip prio 770 u32 match u8 5 0x0f at 0 match ether dst {MAC} match ip dst 198.18.0.2/32 match ip dport 31232 0xff00 action mirred egress redirect dev veth1`),
+    args: tc(
+      `filter add dev eth0 parent ffff: protocol ip prio 770 u32 match u8 5 0x0f at 0 match ether dst {MAC} match ip dst 198.18.0.2/32 match ip dport 31232 0xff00 action mirred egress redirect dev veth1`,
+    ),
     schema: 'tc',
     build: (d) =>
       filterRequest('add', {
@@ -243,7 +272,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'filter-u32-arp-two-mirrors',
-    args: tc('filter add dev eth0 parent ffff: protocol arp prio 258 u32 match u32 0 0 at 0 action mirred egress mirror dev veth1 action mirred egress mirror dev lo'),
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol arp prio 258 u32 match u32 0 0 at 0 action mirred egress mirror dev veth1 action mirred egress mirror dev lo',
+    ),
     schema: 'tc',
     build: (d) =>
       filterRequest('add', {
@@ -276,7 +307,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'filter-u32-ingress-mirror-and-egress-redirect',
-    args: tc('filter add dev eth0 parent ffff: protocol ip prio 21 u32 match ip dport 53 0xffff action mirred ingress mirror dev veth1 action mirred egress redirect dev lo'),
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol ip prio 21 u32 match ip dport 53 0xffff action mirred ingress mirror dev veth1 action mirred egress redirect dev lo',
+    ),
     schema: 'tc',
     build: (d) =>
       filterRequest('add', {
@@ -329,7 +362,9 @@ export const CASES: TcCase[] = [
   },
   {
     name: 'filter-u32-in-bucket-with-handle',
-    args: tc('filter add dev eth0 parent ffff: protocol ip prio 10 handle 2:7a:801 u32 ht 2:7a: match ip dport 31232 0xff00 action mirred egress redirect dev veth1'),
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol ip prio 10 handle 2:7a:801 u32 ht 2:7a: match ip dport 31232 0xff00 action mirred egress redirect dev veth1',
+    ),
     schema: 'tc',
     build: (d) =>
       filterRequest('add', {
@@ -348,7 +383,15 @@ export const CASES: TcCase[] = [
     args: tc('filter add dev eth0 parent ffff: protocol ip prio 30 chain 0 u32 match u32 0 0 at 0 classid 1:2'),
     schema: 'tc',
     build: (d) =>
-      filterRequest('add', { kind: 'u32', ifindex: d.eth0, parent: 'ffff:', priority: 30, chain: 0, classid: '1:2', matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }] }),
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 30,
+        chain: 0,
+        classid: '1:2',
+        matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }],
+      }),
   },
   {
     name: 'filter-replace-u32-mirror-list',

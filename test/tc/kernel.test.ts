@@ -79,7 +79,17 @@ describe('ingress and clsact qdiscs (Mesos ROOT_IngressQdisc semantics)', () => 
     expect(formatTcHandle(q.parent)).toBe(t.parent);
     expect(q.stats!.bytes).toBe(BigInt(t.bytes));
     expect(q.stats!.packets).toBe(BigInt(t.packets));
-    expect(Object.keys(toMesosStats(q.stats!)).sort()).toEqual(['backlog', 'bytes', 'drops', 'overlimits', 'packets', 'qlen', 'ratebps', 'ratepps', 'requeues']);
+    expect(Object.keys(toMesosStats(q.stats!)).sort()).toEqual([
+      'backlog',
+      'bytes',
+      'drops',
+      'overlimits',
+      'packets',
+      'qlen',
+      'ratebps',
+      'ratepps',
+      'requeues',
+    ]);
     expect(await tc.removeQdiscIfExists(ref)).toBe(true);
     expect(await tc.removeQdiscIfExists(ref)).toBe(false);
     expect(await tc.qdiscExists(ref)).toBe(false);
@@ -131,8 +141,27 @@ describe('HTB qdisc and classes', () => {
 
   it('classes: rate, ceil, burst, cburst, quantum, prio and 64-bit rates match tc; change takes effect', async () => {
     await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:1', rateBytesPerSec: 125_000 });
-    await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:2', rateBytesPerSec: 1_250_000, ceilBytesPerSec: 2_500_000, burstBytes: 15360, cburstBytes: 30720, quantumBytes: 1500, prio: 3 });
-    const big = await tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:3', rateBytesPerSec: 5_000_000_000, ceilBytesPerSec: 6_250_000_000, burstBytes: 10 << 20 });
+    await tc.addClass({
+      kind: 'htb',
+      ifindex: dev.eth0,
+      parent: '1:',
+      classid: '1:2',
+      rateBytesPerSec: 1_250_000,
+      ceilBytesPerSec: 2_500_000,
+      burstBytes: 15360,
+      cburstBytes: 30720,
+      quantumBytes: 1500,
+      prio: 3,
+    });
+    const big = await tc.addClass({
+      kind: 'htb',
+      ifindex: dev.eth0,
+      parent: '1:',
+      classid: '1:3',
+      rateBytesPerSec: 5_000_000_000,
+      ceilBytesPerSec: 6_250_000_000,
+      burstBytes: 10 << 20,
+    });
     // The kernel's warning on success; 6.1 (Debian 12) only logs it (pr_warn), newer kernels also say it in the extended ack.
     if (big.warnings.length) expect(big.warnings.map((w) => w.message).join()).toMatch(/quantum of class 10003 is big/);
     // Counters and tokens move with every packet (the lab's own IPv6 chatter goes through class
@@ -149,7 +178,13 @@ describe('HTB qdisc and classes', () => {
     expect(ours.map((c) => formatTcHandle(c.classid)).sort()).toEqual(theirs.map((c) => c.classid).sort());
     for (const t of theirs) {
       const o = ours.find((c) => formatTcHandle(c.classid) === t.classid)!;
-      expect([o.rateBytesPerSec, o.ceilBytesPerSec, o.burstBytes, o.cburstBytes, o.prio]).toEqual([t.rateBytesPerSec, t.ceilBytesPerSec, t.burstBytes, t.cburstBytes, t.prio]);
+      expect([o.rateBytesPerSec, o.ceilBytesPerSec, o.burstBytes, o.cburstBytes, o.prio]).toEqual([
+        t.rateBytesPerSec,
+        t.ceilBytesPerSec,
+        t.burstBytes,
+        t.cburstBytes,
+        t.prio,
+      ]);
       expect(o.stats!.bytes).toBe(BigInt(t.sentBytes));
       expect(o.xstats).toMatchObject({ lends: t.lends, borrows: t.borrows, tokens: t.tokens, ctokens: t.ctokens });
     }
@@ -171,13 +206,25 @@ describe('HTB qdisc and classes', () => {
     expect(c.stats!.bytes).toBe(BigInt(tcl.sentBytes));
     expect(c.xstats!.lends).toBe(tcl.lends);
     const m = toMesosStats(q.stats!);
-    expect(m).toMatchObject({ bytes: tq.bytes, packets: tq.packets, drops: tq.drops, overlimits: tq.overlimits, requeues: tq.requeues, backlog: tq.backlog, qlen: tq.qlen, ratebps: 0, ratepps: 0 });
+    expect(m).toMatchObject({
+      bytes: tq.bytes,
+      packets: tq.packets,
+      drops: tq.drops,
+      overlimits: tq.overlimits,
+      requeues: tq.requeues,
+      backlog: tq.backlog,
+      qlen: tq.qlen,
+      ratebps: 0,
+      ratepps: 0,
+    });
   });
 
   it('a zero rate, a burst of 0 or a classid without a minor are refused before sending', async () => {
     const before = tcClasses(ns, 'eth0').length;
     await expect(tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:9', rateBytesPerSec: 0 })).rejects.toThrow(TcInputError);
-    await expect(tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:9', rateBytesPerSec: 100, ceilBytesPerSec: 0 })).rejects.toThrow(/ceil.*zero rate/);
+    await expect(tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:9', rateBytesPerSec: 100, ceilBytesPerSec: 0 })).rejects.toThrow(
+      /ceil.*zero rate/,
+    );
     await expect(tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:9', rateBytesPerSec: 100, burstBytes: 0 })).rejects.toThrow(/burst/);
     await expect(tc.addClass({ kind: 'htb', ifindex: dev.eth0, parent: '1:', classid: '1:', rateBytesPerSec: 100 })).rejects.toThrow(/minor/);
     expect(session.pendingCount).toBe(0);
@@ -190,10 +237,33 @@ describe('HTB qdisc and classes', () => {
     expect(noQdisc.code).toBe('ENOENT'); // tc: "RTNETLINK answers: No such file or directory"
     expect(tcFails(ns, 'class', 'add', 'dev', 'veth1', 'parent', '7:', 'classid', '7:1', 'htb', 'rate', '8000bit')).toMatch(/No such file or directory/);
     await tc.ensureQdisc({ kind: 'ingress', ifindex: dev.veth1 });
-    const noTable = await tc.addFilter({ kind: 'u32', ifindex: dev.veth1, parent: 'ffff:', priority: 55, ht: '5:', matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }] }).catch((e) => e);
+    const noTable = await tc
+      .addFilter({ kind: 'u32', ifindex: dev.veth1, parent: 'ffff:', priority: 55, ht: '5:', matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }] })
+      .catch((e) => e);
     expect(noTable).toBeInstanceOf(NetlinkError);
     expect(noTable.code).toBe('EINVAL');
-    const text = tcFails(ns, 'filter', 'add', 'dev', 'veth1', 'parent', 'ffff:', 'protocol', 'ip', 'prio', '55', 'u32', 'ht', '5:', 'match', 'u32', '0', '0', 'at', '0');
+    const text = tcFails(
+      ns,
+      'filter',
+      'add',
+      'dev',
+      'veth1',
+      'parent',
+      'ffff:',
+      'protocol',
+      'ip',
+      'prio',
+      '55',
+      'u32',
+      'ht',
+      '5:',
+      'match',
+      'u32',
+      '0',
+      '0',
+      'at',
+      '0',
+    );
     expect(text.split('\n')[0]).toBe(`Error: ${noTable.extack.message}.`);
     expect(noTable.message).toContain('cls_u32: Specified hash table not found');
   });
@@ -205,13 +275,45 @@ describe('fq_codel, tbf and fifos', () => {
   // The name is fixed: fqCodel is probed in beforeAll, after the names are collected.
   it('fq_codel: every parameter round-trips where the kernel has it, compared with tc -j -s; elsewhere a typed refusal with the kernel text tc prints', async () => {
     if (fqCodel) {
-      await tc.replaceQdisc({ kind: 'fq_codel', ifindex: dev.veth2, limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: 5000, intervalUs: 100_000, ecn: true, ceThresholdUs: 2000, memoryLimitBytes: 32 << 20, dropBatch: 32 });
+      await tc.replaceQdisc({
+        kind: 'fq_codel',
+        ifindex: dev.veth2,
+        limitPackets: 1000,
+        flows: 512,
+        quantumBytes: 1514,
+        targetUs: 5000,
+        intervalUs: 100_000,
+        ecn: true,
+        ceThresholdUs: 2000,
+        memoryLimitBytes: 32 << 20,
+        dropBatch: 32,
+      });
       const q = (await tc.getQdisc({ ifindex: dev.veth2, kind: 'fq_codel' }))!;
       // Codel times are kept in units of 1024 ns: 5000 µs comes back as 4999 µs.
       const codel = (us: number) => Math.floor((Math.floor((us * 1000) / 1024) * 1024) / 1000);
-      expect(q).toMatchObject({ limitPackets: 1000, flows: 512, quantumBytes: 1514, targetUs: codel(5000), intervalUs: codel(100_000), ecn: true, ceThresholdUs: codel(2000), memoryLimitBytes: 32 << 20, dropBatch: 32 });
+      expect(q).toMatchObject({
+        limitPackets: 1000,
+        flows: 512,
+        quantumBytes: 1514,
+        targetUs: codel(5000),
+        intervalUs: codel(100_000),
+        ecn: true,
+        ceThresholdUs: codel(2000),
+        memoryLimitBytes: 32 << 20,
+        dropBatch: 32,
+      });
       const t = tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'veth2').find((x) => x.kind === 'fq_codel');
-      expect({ limit: q.limitPackets, flows: q.flows, quantum: q.quantumBytes, target: q.targetUs, ce_threshold: q.ceThresholdUs, interval: q.intervalUs, memory_limit: q.memoryLimitBytes, ecn: q.ecn, drop_batch: q.dropBatch }).toEqual(t.options);
+      expect({
+        limit: q.limitPackets,
+        flows: q.flows,
+        quantum: q.quantumBytes,
+        target: q.targetUs,
+        ce_threshold: q.ceThresholdUs,
+        interval: q.intervalUs,
+        memory_limit: q.memoryLimitBytes,
+        ecn: q.ecn,
+        drop_batch: q.dropBatch,
+      }).toEqual(t.options);
       expect([Number(q.stats!.packets), q.stats!.drops, q.stats!.backlogBytes]).toEqual([t.packets, t.drops, t.backlog]);
       expect(q.xstats?.type).toBe(0);
       expect(q.xstats?.type === 0 && q.xstats.qdisc.newFlowCount).toBe(t.new_flow_count);
@@ -230,7 +332,10 @@ describe('fq_codel, tbf and fifos', () => {
     expect([tbf.rateBytesPerSec, tbf.burstBytes]).toEqual([t.options.rate, t.options.burst]);
     expect(tbf.limitBytes).toBe(16490);
     await tc.replaceQdisc({ kind: 'pfifo', ifindex: dev.veth1, limitPackets: 100 });
-    expect((await tc.getQdisc({ ifindex: dev.veth1 }))!).toMatchObject({ kind: 'pfifo', limitPackets: tcJson<any[]>(ns, 'qdisc', 'show', 'dev', 'veth1')[0].options.limit });
+    expect((await tc.getQdisc({ ifindex: dev.veth1 }))!).toMatchObject({
+      kind: 'pfifo',
+      limitPackets: tcJson<any[]>(ns, 'qdisc', 'show', 'dev', 'veth1')[0].options.limit,
+    });
     await tc.replaceQdisc({ kind: 'bfifo', ifindex: dev.veth1, limitBytes: 10000 });
     expect((await tc.getQdisc({ ifindex: dev.veth1 }))!).toMatchObject({ kind: 'bfifo', limitBytes: 10000 });
     await tc.deleteQdisc({ ifindex: dev.veth1 });
@@ -265,8 +370,29 @@ describe('u32 filters: the Mesos routing scenarios', () => {
   it('IP, ICMP and ARP filters are created and decoded back into the same matches and actions, as tc shows them', async () => {
     const created = (await tc.addFilter(ipFilter(770, { port: 31232, mask: 0xff00 }))) as U32Filter;
     expect(created.handle & 0xfff).toBeGreaterThan(0); // the ECHO carries the kernel's handle
-    await tc.addFilter({ kind: 'u32', ifindex: dev.eth0, parent: 'ffff:', priority: 514, matches: [{ type: 'ipProto', protocol: 'icmp' }, { type: 'ipDst', address: '198.18.0.2' }], actions: [{ kind: 'mirred', action: 'mirror', ifindex: dev.veth1 }, { kind: 'mirred', action: 'mirror', ifindex: dev.veth2 }] });
-    await tc.addFilter({ kind: 'u32', ifindex: dev.eth0, parent: 'ffff:', priority: 258, protocol: 'arp', matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }], actions: [{ kind: 'mirred', action: 'mirror', ifindex: dev.veth1 }] });
+    await tc.addFilter({
+      kind: 'u32',
+      ifindex: dev.eth0,
+      parent: 'ffff:',
+      priority: 514,
+      matches: [
+        { type: 'ipProto', protocol: 'icmp' },
+        { type: 'ipDst', address: '198.18.0.2' },
+      ],
+      actions: [
+        { kind: 'mirred', action: 'mirror', ifindex: dev.veth1 },
+        { kind: 'mirred', action: 'mirror', ifindex: dev.veth2 },
+      ],
+    });
+    await tc.addFilter({
+      kind: 'u32',
+      ifindex: dev.eth0,
+      parent: 'ffff:',
+      priority: 258,
+      protocol: 'arp',
+      matches: [{ type: 'u32', value: 0, mask: 0, at: 0 }],
+      actions: [{ kind: 'mirred', action: 'mirror', ifindex: dev.veth1 }],
+    });
     const ours = await tc.listU32Nodes(dev.eth0, 'ffff:');
     expect(ours.map((f) => f.priority)).toEqual([258, 514, 770]); // decoded in priority order
     const ipf = ours[2]!;
@@ -279,8 +405,14 @@ describe('u32 filters: the Mesos routing scenarios', () => {
     expect(ipf.terminal).toBe(true);
     expect(ipf.actions[0]).toMatchObject({ kind: 'mirred', direction: 'egress', action: 'redirect', ifindex: dev.veth1, verdict: 4 });
     expect(ipf.handle).toBe(created.handle);
-    expect(ours[1]!.matches).toEqual([{ type: 'ipProto', protocol: 1 }, { type: 'ipDst', address: '198.18.0.2' }]);
-    expect(ours[1]!.actions.map((a) => [a.action, a.ifindex])).toEqual([['mirror', dev.veth1], ['mirror', dev.veth2]]);
+    expect(ours[1]!.matches).toEqual([
+      { type: 'ipProto', protocol: 1 },
+      { type: 'ipDst', address: '198.18.0.2' },
+    ]);
+    expect(ours[1]!.actions.map((a) => [a.action, a.ifindex])).toEqual([
+      ['mirror', dev.veth1],
+      ['mirror', dev.veth2],
+    ]);
     expect(protocolName(ours[0]!.protocol)).toBe('arp');
     const theirs = tcJson<any[]>(ns, '-s', 'filter', 'show', 'dev', 'eth0', 'parent', 'ffff:').filter((x) => x.options?.fh && x.options.order !== undefined);
     expect(theirs.map((x) => [x.pref, x.protocol, x.options.fh])).toEqual(ours.map((f) => [f.priority, protocolName(f.protocol), formatU32Handle(f.handle)]));
@@ -308,7 +440,19 @@ describe('u32 filters: the Mesos routing scenarios', () => {
 
   it('replacing a mirror list in place keeps the handle and changes the targets', async () => {
     const arp = (await tc.listU32Nodes(dev.eth0, 'ffff:', { priority: 258 }))[0]!;
-    await tc.replaceFilter({ kind: 'u32', ifindex: dev.eth0, parent: 'ffff:', priority: 258, protocol: 'arp', handle: arp.handle, matches: arp.matches, actions: [{ kind: 'mirred', action: 'mirror', ifindex: dev.veth2 }, { kind: 'mirred', action: 'mirror', ifindex: dev.lo }] });
+    await tc.replaceFilter({
+      kind: 'u32',
+      ifindex: dev.eth0,
+      parent: 'ffff:',
+      priority: 258,
+      protocol: 'arp',
+      handle: arp.handle,
+      matches: arp.matches,
+      actions: [
+        { kind: 'mirred', action: 'mirror', ifindex: dev.veth2 },
+        { kind: 'mirred', action: 'mirror', ifindex: dev.lo },
+      ],
+    });
     const after = await tc.listU32Nodes(dev.eth0, 'ffff:', { priority: 258 });
     expect(after).toHaveLength(1);
     expect(after[0]!.handle).toBe(arp.handle);
@@ -345,7 +489,15 @@ describe('u32 filters: the Mesos routing scenarios', () => {
       [{ matches: [{ type: 'ipDst', address: '198.18.0.300' }] }, /not an IPv4 address/],
       [{ matches: [{ type: 'ipDst', address: '198.18.0.0/33' }] }, /prefix length/],
       [{ matches: [{ type: 'u8', value: 0x10, mask: 0x0f, at: 0 }] }, /bits outside its mask/],
-      [{ matches: [{ type: 'ipProto', protocol: 6 }, { type: 'ipProto', protocol: 17 }] }, /conflict at offset 8/],
+      [
+        {
+          matches: [
+            { type: 'ipProto', protocol: 6 },
+            { type: 'ipProto', protocol: 17 },
+          ],
+        },
+        /conflict at offset 8/,
+      ],
       [{ matches: [{ type: 'ethDst', mac: '02:00:00:00:00' }] }, /not a MAC address/],
       [{ link: '2:0:1' }, /link must name a hash table/],
       [{ actions: [{ kind: 'mirred', action: 'redirect', ifindex: 0 }] }, /ifindex/],
@@ -377,7 +529,9 @@ describe('u32 hash tables and standalone actions', () => {
     const ports = [31232, 31488, 8080];
     for (const port of ports) {
       const bucket = u32Bucket(port, 0x0000ff00, 256);
-      await tc.addFilter(at({ ht: { htid: 3, hash: bucket }, matches: [{ type: 'dstPort', port }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: dev.veth1 }] }));
+      await tc.addFilter(
+        at({ ht: { htid: 3, hash: bucket }, matches: [{ type: 'dstPort', port }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: dev.veth1 }] }),
+      );
     }
     const all = await tc.listFilters(dev.eth0, 'ffff:', { priority: P });
     const table = all.find((f) => isU32(f) && f.handle === parseU32Handle('3:')) as U32Filter;
@@ -390,10 +544,16 @@ describe('u32 hash tables and standalone actions', () => {
     for (const f of nodes) expect(f.ht).toBe((f.handle & 0xfffff000) >>> 0);
     // The lean listing sees the same nodes: handles, priority, protocol; the table's divisor; keys as packed.
     const lean = (await tc.listU32Keys(dev.eth0, 'ffff:')).filter((n) => n.priority === P);
-    expect(lean.map((n) => n.handle).sort()).toEqual(all.filter((f) => f.handle !== 0).map((f) => f.handle).sort());
+    expect(lean.map((n) => n.handle).sort()).toEqual(
+      all
+        .filter((f) => f.handle !== 0)
+        .map((f) => f.handle)
+        .sort(),
+    );
     for (const n of lean) expect(n.protocol).toBe(0x0800);
     expect(lean.find((n) => n.handle === parseU32Handle('3:'))).toMatchObject({ divisor: 256, keys: [] });
-    for (const f of nodes) expect(lean.find((n) => n.handle === f.handle)!.keys).toEqual(packMatches(f.matches).map((k) => ({ off: k.off, val: k.val, mask: k.mask })));
+    for (const f of nodes)
+      expect(lean.find((n) => n.handle === f.handle)!.keys).toEqual(packMatches(f.matches).map((k) => ({ off: k.off, val: k.val, mask: k.mask })));
     const text = tcRun(ns, 'filter', 'show', 'dev', 'eth0', 'parent', 'ffff:', 'prio', String(P));
     expect(text).toContain('fh 3: ht divisor 256');
     expect(text).toContain('link 3:');
@@ -415,7 +575,14 @@ describe('u32 hash tables and standalone actions', () => {
     await tc.addActions({ kind: 'mirred', action: 'redirect', ifindex: dev.veth1, index: 4242 });
     const before = (await tc.getAction('mirred', 4242))!;
     expect(before).toMatchObject({ kind: 'mirred', index: 4242, action: 'redirect', direction: 'egress', ifindex: dev.veth1, bindcnt: 0 });
-    const f = (await tc.addFilter({ kind: 'u32', ifindex: dev.eth0, parent: 'ffff:', priority: 41, matches: [{ type: 'dstPort', port: 4242 }], actions: [{ kind: 'mirred', bindIndex: 4242 }] })) as U32Filter;
+    const f = (await tc.addFilter({
+      kind: 'u32',
+      ifindex: dev.eth0,
+      parent: 'ffff:',
+      priority: 41,
+      matches: [{ type: 'dstPort', port: 4242 }],
+      actions: [{ kind: 'mirred', bindIndex: 4242 }],
+    })) as U32Filter;
     expect(f.actions[0]).toMatchObject({ index: 4242, ifindex: dev.veth1 });
     expect((await tc.getAction('mirred', 4242))!.bindcnt).toBe(1);
     const listed = (await tc.listActions('mirred')).find((a) => a.index === 4242)!;
@@ -438,7 +605,12 @@ describe('10 000 filters in a hashed layout', () => {
     const specs: U32FilterSpec[] = [];
     for (let i = 0; i < N; i++) {
       const port = 20_000 + i;
-      specs.push({ ...base, ht: { htid: 0xa, hash: u32Bucket(port, 0x0000ff00, 256) }, matches: [{ type: 'dstPort', port }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: i % 2 ? dev.veth1 : dev.veth2 }] });
+      specs.push({
+        ...base,
+        ht: { htid: 0xa, hash: u32Bucket(port, 0x0000ff00, 256) },
+        matches: [{ type: 'dstPort', port }],
+        actions: [{ kind: 'mirred', action: 'redirect', ifindex: i % 2 ? dev.veth1 : dev.veth2 }],
+      });
     }
     const t0 = performance.now();
     const { results, handles } = await tc.addFilters(specs);
@@ -464,7 +636,8 @@ describe('10 000 filters in a hashed layout', () => {
     expect(del.filter((r) => r.ok)).toHaveLength(N);
     expect(tcRun(ns, 'filter', 'show', 'dev', 'eth0', 'parent', 'ffff:', 'prio', String(P)).match(/key ht a bkt/g)).toBeNull();
     await tc.deleteFilter({ ifindex: dev.eth0, parent: 'ffff:', priority: P });
-    console.log(`10k u32 filters + mirred: install ${installMs.toFixed(0)} ms (${Math.round(N / (installMs / 1000))}/s), dump ${listMs.toFixed(0)} ms, delete ${deleteMs.toFixed(0)} ms`);
+    console.log(
+      `10k u32 filters + mirred: install ${installMs.toFixed(0)} ms (${Math.round(N / (installMs / 1000))}/s), dump ${listMs.toFixed(0)} ms, delete ${deleteMs.toFixed(0)} ms`,
+    );
   });
-
 });

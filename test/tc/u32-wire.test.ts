@@ -23,7 +23,7 @@ function randomSpec(next: () => number): U32FilterSpec {
   };
   if (next() % 8 === 0) {
     // a hash table
-    return { ...spec, handle: ((1 + (next() % 0xffe)) << 20) >>> 0, divisor: 1 << next() % 9 };
+    return { ...spec, handle: ((1 + (next() % 0xffe)) << 20) >>> 0, divisor: 1 << (next() % 9) };
   }
   const ht = ((1 + (next() % 0xffe)) << 20) >>> 0;
   if (next() % 2) spec.handle = (ht | ((next() % 256) << 12) | (1 + (next() % 0xfff))) >>> 0;
@@ -42,7 +42,7 @@ function randomSpec(next: () => number): U32FilterSpec {
       case 2: {
         const bits = next() % 17;
         const mask = (0xffff << bits) & 0xffff;
-        matches.push({ type: 'dstPort', port: (next() & 0xffff) & mask, mask });
+        matches.push({ type: 'dstPort', port: next() & 0xffff & mask, mask });
         break;
       }
       case 3:
@@ -73,7 +73,13 @@ function randomSpec(next: () => number): U32FilterSpec {
     spec.actions = Array.from({ length: acts }, (): ActionSpec =>
       next() % 4 === 0
         ? { kind: 'mirred', bindIndex: 1 + (next() % 1000) }
-        : { kind: 'mirred', action: pick(['redirect', 'mirror'] as const), direction: pick(['egress', 'ingress'] as const), ifindex: 1 + (next() % 9999), ...(next() % 3 ? {} : { index: 1 + (next() % 50) }) },
+        : {
+            kind: 'mirred',
+            action: pick(['redirect', 'mirror'] as const),
+            direction: pick(['egress', 'ingress'] as const),
+            ifindex: 1 + (next() % 9999),
+            ...(next() % 3 ? {} : { index: 1 + (next() % 50) }),
+          },
     );
   }
   if (next() % 4 === 0) spec.classid = pick(['1:1', '1:10', 0x10020]);
@@ -111,8 +117,15 @@ describe('the direct u32 filter writer', () => {
 
   it('is what filterRequest() sends', () => {
     const spec: U32FilterSpec = {
-      kind: 'u32', ifindex: 3, parent: 'ffff:', priority: 7, handle: '800::801',
-      matches: [{ type: 'ipDst', address: '198.18.0.2/32' }, { type: 'dstPort', port: 31000 }],
+      kind: 'u32',
+      ifindex: 3,
+      parent: 'ffff:',
+      priority: 7,
+      handle: '800::801',
+      matches: [
+        { type: 'ipDst', address: '198.18.0.2/32' },
+        { type: 'dstPort', port: 31000 },
+      ],
       actions: [{ kind: 'mirred', action: 'redirect', ifindex: 9 }],
     };
     const w = new Writer(16);

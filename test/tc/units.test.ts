@@ -78,7 +78,8 @@ describe('tc handles', () => {
     expect(formatU32Handle(0x80000801)).toBe('800::801');
     expect(formatU32Handle(0x0027a800)).toBe('2:7a:800');
     expect(formatU32Handle(0x00200000)).toBe('2:');
-    for (const bad of ['1000::1', '1:100:1', '1:1:1000', '800', 'g::1', { htid: 0x1000 }]) expect(() => parseU32Handle(bad as never), JSON.stringify(bad)).toThrow(TcInputError);
+    for (const bad of ['1000::1', '1:100:1', '1:1:1000', '800', 'g::1', { htid: 0x1000 }])
+      expect(() => parseU32Handle(bad as never), JSON.stringify(bad)).toThrow(TcInputError);
   });
   it('filter info is (priority << 16) | htons(protocol)', () => {
     expect(filterInfo(1, 0x0800)).toBe(0x00010008);
@@ -154,12 +155,30 @@ describe('u32 matches', () => {
   it('Mesos decoding rules: non-prefix port masks and lone MAC halves come back raw', () => {
     expect(decodeMatches([{ mask: 0x0f0f, val: 0x0101, off: 20, offmask: 0 }])).toEqual([{ type: 'u32', value: 0x0101, mask: 0x0f0f, at: 20 }]);
     expect(decodeMatches([{ mask: 0xffffffff, val: 1, off: -12, offmask: 0 }])).toEqual([{ type: 'u32', value: 1, mask: 0xffffffff, at: -12 }]);
-    expect(decodeMatches([{ mask: 0x00ff0000, val: 0x00010000, off: 8, offmask: 0 }], 0x0806)).toEqual([{ type: 'u32', value: 0x10000, mask: 0xff0000, at: 8 }]);
+    expect(decodeMatches([{ mask: 0x00ff0000, val: 0x00010000, off: 8, offmask: 0 }], 0x0806)).toEqual([
+      { type: 'u32', value: 0x10000, mask: 0xff0000, at: 8 },
+    ]);
   });
   it('port blocks: Mesos §4.2 worked examples, without its uint16 overflows', () => {
     const show = (b: number, e: number) => portBlocks(b, e).map((x) => `[${portBlockRange(x).begin},${portBlockRange(x).end}] ${x.mask.toString(16)}`);
-    expect(show(31000, 31499)).toEqual(['[31000,31007] fff8', '[31008,31039] ffe0', '[31040,31103] ffc0', '[31104,31231] ff80', '[31232,31487] ff00', '[31488,31495] fff8', '[31496,31499] fffc']);
-    expect(show(31000, 32000)).toEqual(['[31000,31007] fff8', '[31008,31039] ffe0', '[31040,31103] ffc0', '[31104,31231] ff80', '[31232,31743] fe00', '[31744,31999] ff00', '[32000,32000] ffff']);
+    expect(show(31000, 31499)).toEqual([
+      '[31000,31007] fff8',
+      '[31008,31039] ffe0',
+      '[31040,31103] ffc0',
+      '[31104,31231] ff80',
+      '[31232,31487] ff00',
+      '[31488,31495] fff8',
+      '[31496,31499] fffc',
+    ]);
+    expect(show(31000, 32000)).toEqual([
+      '[31000,31007] fff8',
+      '[31008,31039] ffe0',
+      '[31040,31103] ffc0',
+      '[31104,31231] ff80',
+      '[31232,31743] fe00',
+      '[31744,31999] ff00',
+      '[32000,32000] ffff',
+    ]);
     expect(show(32768, 33791)).toEqual(['[32768,33791] fc00']);
     expect(show(4, 11)).toEqual(['[4,7] fffc', '[8,11] fffc']);
     expect(portBlocks(1, 1023)).toHaveLength(10);
@@ -204,11 +223,15 @@ describe('u32 node allocator', () => {
 
 describe('statistics', () => {
   it('fold stats2 into TcStats and the Mesos view', () => {
-    const s = statsFromAttrs({ basic: { bytes: 1000n, packets: 10 }, pkt64: 12n, queue: { qlen: 1, backlog: 2, drops: 3, requeues: 4, overlimits: 5 }, rateEst: { bps: 6, pps: 7 } })!;
+    const s = statsFromAttrs({
+      basic: { bytes: 1000n, packets: 10 },
+      pkt64: 12n,
+      queue: { qlen: 1, backlog: 2, drops: 3, requeues: 4, overlimits: 5 },
+      rateEst: { bps: 6, pps: 7 },
+    })!;
     expect(toMesosStats(s)).toEqual({ backlog: 2, bytes: 1000, drops: 3, overlimits: 5, packets: 12, qlen: 1, ratebps: 6, ratepps: 7, requeues: 4 });
   });
 });
-
 
 describe('fuzzing the tc decoders', () => {
   it.each([

@@ -1,4 +1,20 @@
-import { attrSet, bytes, nestedBytes, field, lladdr, messageSchema, nested, pad, s32, string, struct, subMessage, u32, u8, unterminatedString } from '../../netlink/index.js';
+import {
+  attrSet,
+  bytes,
+  nestedBytes,
+  field,
+  lladdr,
+  messageSchema,
+  nested,
+  pad,
+  s32,
+  string,
+  struct,
+  subMessage,
+  u32,
+  u8,
+  unterminatedString,
+} from '../../netlink/index.js';
 import type { AttrValues, DecodeOptions, MessageBody, Writer } from '../../netlink/index.js';
 
 /** struct ifinfomsg. */
@@ -166,4 +182,3 @@ export const IFLA = attrSet('IFLA', { ...IFLA_DEFS, linkinfo: [18, nested(IFLA_I
 /** RTM_NEWLINK/DELLINK/GETLINK/SETLINK body. */
 export const linkMessage = messageSchema(ifinfomsg, IFLA);
 export type LinkMessage = MessageBody<IfInfo, typeof IFLA.defs>;
-

@@ -1,17 +1,38 @@
 /** Action attributes (TCA_ACT_*), mirred and gact options, and the RTM_*ACTION message. */
-import { EncodeError, NLA_F, NLA_HDRLEN, NLA_TYPE_MASK, align4, attrSet, bytes, field, indexed, messageSchema, nested, pad, string, struct, subMessage, u32 } from '../../netlink/index.js';
+import {
+  EncodeError,
+  NLA_F,
+  NLA_HDRLEN,
+  NLA_TYPE_MASK,
+  align4,
+  attrSet,
+  bytes,
+  field,
+  indexed,
+  messageSchema,
+  nested,
+  pad,
+  string,
+  struct,
+  subMessage,
+  u32,
+} from '../../netlink/index.js';
 import type { AttrSet, AttrValues, ContainerCodec, MessageBody } from '../../netlink/index.js';
 import { TCA_ACT, TCA_GACT, TCA_MIRRED, TCA_ROOT } from '../constants.js';
 import { nlaBitfield32 } from './common.js';
 import { TCA_STATS_SET } from './stats.js';
 
 /** struct tcf_t: times in clock ticks (USER_HZ) since boot. */
-export const tcfT = struct('tcf_t', [
-  ['install', field.u64],
-  ['lastuse', field.u64],
-  ['expires', field.u64],
-  ['firstuse', field.u64],
-] as const, { minSize: 24 });
+export const tcfT = struct(
+  'tcf_t',
+  [
+    ['install', field.u64],
+    ['lastuse', field.u64],
+    ['expires', field.u64],
+    ['firstuse', field.u64],
+  ] as const,
+  { minSize: 24 },
+);
 
 /** struct tc_mirred: tc_gen (index, capab, action, refcnt, bindcnt), eaction, ifindex. */
 export const tcMirred = struct('tc_mirred', [
@@ -42,7 +63,11 @@ export const tcGact = struct('tc_gact', [
   ['bindcnt', field.s32],
 ] as const);
 /** struct tc_gact_p. */
-export const tcGactP = struct('tc_gact_p', [['ptype', field.u16], ['pval', field.u16], ['paction', field.s32]] as const);
+export const tcGactP = struct('tc_gact_p', [
+  ['ptype', field.u16],
+  ['pval', field.u16],
+  ['paction', field.s32],
+] as const);
 
 export const TCA_GACT_SET = attrSet('TCA_GACT', {
   tm: [TCA_GACT.TM, tcfT],

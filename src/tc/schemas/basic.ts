@@ -5,7 +5,10 @@ import { TCA_BASIC } from '../constants.js';
 import { actionList } from './action.js';
 
 /** struct tc_basic_pcnt. */
-export const tcBasicPcnt = struct('tc_basic_pcnt', [['rcnt', field.u64], ['rhit', field.u64]] as const);
+export const tcBasicPcnt = struct('tc_basic_pcnt', [
+  ['rcnt', field.u64],
+  ['rhit', field.u64],
+] as const);
 
 export const TCA_BASIC_SET = attrSet('TCA_BASIC', {
   classid: [TCA_BASIC.CLASSID, u32],

@@ -20,17 +20,21 @@ export const TCA_FQ_CODEL_SET = attrSet('TCA_FQ_CODEL', {
 export type FqCodelAttrs = AttrValues<typeof TCA_FQ_CODEL_SET.defs>;
 
 /** struct tc_fq_codel_qd_stats. */
-export const tcFqCodelQdStats = struct('tc_fq_codel_qd_stats', [
-  ['maxpacket', field.u32],
-  ['dropOverlimit', field.u32],
-  ['ecnMark', field.u32],
-  ['newFlowCount', field.u32],
-  ['newFlowsLen', field.u32],
-  ['oldFlowsLen', field.u32],
-  ['ceMark', field.u32],
-  ['memoryUsage', field.u32],
-  ['dropOvermemory', field.u32],
-] as const, { minSize: 24 });
+export const tcFqCodelQdStats = struct(
+  'tc_fq_codel_qd_stats',
+  [
+    ['maxpacket', field.u32],
+    ['dropOverlimit', field.u32],
+    ['ecnMark', field.u32],
+    ['newFlowCount', field.u32],
+    ['newFlowsLen', field.u32],
+    ['oldFlowsLen', field.u32],
+    ['ceMark', field.u32],
+    ['memoryUsage', field.u32],
+    ['dropOvermemory', field.u32],
+  ] as const,
+  { minSize: 24 },
+);
 export type FqCodelQdiscXstats = ReturnType<typeof tcFqCodelQdStats.zero>;
 
 /** struct tc_fq_codel_cl_stats. */

@@ -5,9 +5,15 @@ import type { AttrValues } from '../../netlink/index.js';
 /** struct gnet_stats_basic; the kernel sends sizeof() = 16 bytes (4 of padding). */
 export const gnetStatsBasic = struct('gnet_stats_basic', [['bytes', field.u64], ['packets', field.u32], pad(4)] as const, { minSize: 12 });
 /** struct gnet_stats_rate_est (bytes/s and packets/s, 32-bit). */
-export const gnetStatsRateEst = struct('gnet_stats_rate_est', [['bps', field.u32], ['pps', field.u32]] as const);
+export const gnetStatsRateEst = struct('gnet_stats_rate_est', [
+  ['bps', field.u32],
+  ['pps', field.u32],
+] as const);
 /** struct gnet_stats_rate_est64. */
-export const gnetStatsRateEst64 = struct('gnet_stats_rate_est64', [['bps', field.u64], ['pps', field.u64]] as const);
+export const gnetStatsRateEst64 = struct('gnet_stats_rate_est64', [
+  ['bps', field.u64],
+  ['pps', field.u64],
+] as const);
 /** struct gnet_stats_queue. */
 export const gnetStatsQueue = struct('gnet_stats_queue', [
   ['qlen', field.u32],
@@ -32,14 +38,18 @@ export const TCA_STATS_SET = attrSet('TCA_STATS', {
 export type TcaStats2 = AttrValues<typeof TCA_STATS_SET.defs>;
 
 /** struct tc_stats (TCA_STATS, the legacy copy). */
-export const tcStats = struct('tc_stats', [
-  ['bytes', field.u64],
-  ['packets', field.u32],
-  ['drops', field.u32],
-  ['overlimits', field.u32],
-  ['bps', field.u32],
-  ['pps', field.u32],
-  ['qlen', field.u32],
-  ['backlog', field.u32],
-  pad(4),
-] as const, { minSize: 36 });
+export const tcStats = struct(
+  'tc_stats',
+  [
+    ['bytes', field.u64],
+    ['packets', field.u32],
+    ['drops', field.u32],
+    ['overlimits', field.u32],
+    ['bps', field.u32],
+    ['pps', field.u32],
+    ['qlen', field.u32],
+    ['backlog', field.u32],
+    pad(4),
+  ] as const,
+  { minSize: 36 },
+);

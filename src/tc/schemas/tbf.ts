@@ -24,4 +24,3 @@ export const TCA_TBF_SET = attrSet('TCA_TBF', {
   pad: [TCA_TBF.PAD, bytes],
 } as const);
 export type TbfAttrs = AttrValues<typeof TCA_TBF_SET.defs>;
-

@@ -31,7 +31,11 @@ export const tcU32Sel = structWithArray(tcU32SelHead, 'nkeys', 'keys', tcU32Key)
 export type TcU32Sel = ReturnType<typeof tcU32Sel.zero>;
 
 /** struct tc_u32_mark. */
-export const tcU32Mark = struct('tc_u32_mark', [['val', field.u32], ['mask', field.u32], ['success', field.u32]] as const);
+export const tcU32Mark = struct('tc_u32_mark', [
+  ['val', field.u32],
+  ['mask', field.u32],
+  ['success', field.u32],
+] as const);
 
 /** struct tc_u32_pcnt: rule counters, then one hit counter per key. */
 export interface U32Pcnt {
@@ -42,7 +46,8 @@ export interface U32Pcnt {
 export const tcU32Pcnt: Codec<U32Pcnt> = {
   name: 'tc_u32_pcnt',
   encode(w, v) {
-    if (typeof v?.rcnt !== 'bigint' || typeof v.rhit !== 'bigint' || !Array.isArray(v.kcnts)) throw new EncodeError('tc_u32_pcnt needs bigint rcnt, rhit and kcnts[]');
+    if (typeof v?.rcnt !== 'bigint' || typeof v.rhit !== 'bigint' || !Array.isArray(v.kcnts))
+      throw new EncodeError('tc_u32_pcnt needs bigint rcnt, rhit and kcnts[]');
     w.u64(v.rcnt);
     w.u64(v.rhit);
     for (const k of v.kcnts) w.u64(k);
