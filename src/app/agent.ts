@@ -17,6 +17,8 @@ import type { Logger } from './log.js';
 import { MetricsWriter, OperationMetrics } from './metrics.js';
 import { Authenticator } from './http-auth.js';
 import type { HttpCredential } from './http-auth.js';
+import type { Route, RouteRequest, Send } from './agent-routes.js';
+import { routeOf } from './agent-routes.js';
 import { HttpError, fieldOf, onlyFields, pidProblem, readJson, requestPath, shown, statusOf } from './http-request.js';
 
 const REALM = 'portmap-isolator';
@@ -29,29 +31,17 @@ export function agentSocketPath(workDir: string): string {
   return join(workDir, AGENT_SOCKET_NAME);
 }
 
-type Route = { name: 'health' | 'statistics' | 'metrics' | 'containers' | 'container'; allow: readonly string[]; id?: string };
-const READ = ['GET', 'HEAD'] as const;
-
-function routeOf(path: string): Route | undefined {
-  switch (path) {
-    case '/health':
-      return { name: 'health', allow: READ };
-    case '/monitor/statistics':
-      return { name: 'statistics', allow: READ };
-    case '/metrics':
-      return { name: 'metrics', allow: READ };
-    case '/containers':
-      return { name: 'containers', allow: [...READ, 'POST'] };
+/** A listener with authentication wants credentials for everything but /health (the GETs only with readonly). */
+function authenticate(listener: Listener, req: IncomingMessage, path: string, read: boolean): void {
+  const auth = listener.auth;
+  if (auth && path !== '/health' && (read ? auth.readonly : auth.readwrite)) {
+    const header = req.headers.authorization;
+    if (!auth.check.check(header)) {
+      throw new HttpError(401, header === undefined ? 'authentication required' : 'invalid credentials', undefined, {
+        'www-authenticate': `Basic realm="${REALM}"`,
+      });
+    }
   }
-  const m = /^\/containers\/([^/]+)$/.exec(path);
-  if (!m) return undefined;
-  let id: string;
-  try {
-    id = decodeURIComponent(m[1]!);
-  } catch {
-    throw new HttpError(400, `malformed percent-encoding in the path ${shown(path)}`);
-  }
-  return { name: 'container', allow: [...READ, 'PATCH', 'DELETE'], id };
 }
 
 export interface AgentAuthOptions {
@@ -260,7 +250,7 @@ export class Agent {
   private async handle(req: IncomingMessage, res: ServerResponse, listener: Listener): Promise<void> {
     req.on('error', () => undefined); // a client gone mid-body: readJson sees it
     res.on('error', () => undefined);
-    const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
+    const send: Send = (status, body, type = 'application/json', headers = {}) => {
       const text = type === 'application/json' ? (body === undefined ? '' : JSON.stringify(body)) : String(body);
       res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
@@ -269,69 +259,14 @@ export class Agent {
       const method = req.method ?? 'GET';
       const path = requestPath(req.url);
       const read = method === 'GET' || method === 'HEAD';
-      const auth = listener.auth;
-      if (auth && path !== '/health' && (read ? auth.readonly : auth.readwrite)) {
-        const header = req.headers.authorization;
-        if (!auth.check.check(header)) {
-          throw new HttpError(401, header === undefined ? 'authentication required' : 'invalid credentials', undefined, {
-            'www-authenticate': `Basic realm="${REALM}"`,
-          });
-        }
-      }
+      authenticate(listener, req, path, read);
       const route = routeOf(path);
       if (!route) throw new HttpError(404, `no such endpoint: ${shown(path)}`);
       if (!route.allow.includes(method))
         throw new HttpError(405, `${shown(method)} is not allowed on ${route.id === undefined ? path : '/containers/ID'}`, undefined, {
           allow: route.allow.join(', '),
         });
-      switch (route.name) {
-        case 'health':
-          return send(200, { status: 'ok' });
-        case 'statistics':
-          return send(200, await this.metrics.time('stats', () => this.isolator.stats()));
-        case 'metrics':
-          return send(200, await this.renderMetrics(), 'text/plain; version=0.0.4');
-        case 'containers': {
-          if (read) return send(200, await this.isolator.list());
-          const body = await readJson(req);
-          onlyFields(body, ['id', 'ports', 'pid', 'cpus']);
-          if (typeof body.id !== 'string') throw new HttpError(400, 'body.id must be a string', 'id');
-          if (body.ports !== undefined && typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
-          if (body.pid !== undefined) {
-            const problem = pidProblem(body.pid);
-            if (problem) throw new HttpError(400, `body.pid ${problem}`, 'pid');
-          }
-          if (body.cpus !== undefined && !(typeof body.cpus === 'number' && Number.isFinite(body.cpus) && body.cpus >= 0))
-            throw new HttpError(400, `body.cpus must be a number ≥ 0, got ${shown(body.cpus)}`, 'cpus');
-          const spec = {
-            id: body.id,
-            ...(body.ports !== undefined ? { ports: body.ports as string } : {}),
-            ...(body.pid !== undefined ? { pid: body.pid as number } : {}),
-            ...(body.cpus !== undefined ? { cpus: body.cpus as number } : {}),
-          };
-          const info = await this.metrics.time('create', () => this.isolator.create(spec));
-          this.opts.log.info('container created', { id: info.id, veth: info.veth });
-          return send(201, info);
-        }
-        case 'container': {
-          const id = route.id!;
-          if (read) {
-            const found = (await this.isolator.list()).find((c) => c.id === id);
-            if (!found) throw new UnknownContainerError(id);
-            return send(200, found);
-          }
-          if (method === 'PATCH') {
-            const body = await readJson(req);
-            onlyFields(body, ['ports']);
-            if (typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
-            return send(200, await this.metrics.time('update', () => this.isolator.update(id, body.ports as string)));
-          }
-          const removed = await this.metrics.time('destroy', () => this.isolator.destroy(id));
-          if (!removed) throw new UnknownContainerError(id);
-          this.opts.log.info('container destroyed', { id });
-          return send(204, undefined);
-        }
-      }
+      return await this.routes[route.name]({ req, method, read, id: route.id, send });
     } catch (e) {
       const status = statusOf(e);
       if (status >= 500) this.opts.log.error('request failed', { url: req.url, error: (e as Error)?.message ?? String(e) });
@@ -340,6 +275,61 @@ export class Agent {
       if (!res.headersSent) send(status, { error: (e as Error)?.message ?? String(e), ...(field !== undefined ? { field } : {}) }, 'application/json', headers);
       else res.destroy();
     }
+  }
+
+  /** One handler per route (see routeOf), given a request its route allows. */
+  private readonly routes: Record<Route['name'], (r: RouteRequest) => Promise<void>> = {
+    health: async ({ send }) => send(200, { status: 'ok' }),
+    statistics: async ({ send }) => send(200, await this.metrics.time('stats', () => this.isolator.stats())),
+    metrics: async ({ send }) => send(200, await this.renderMetrics(), 'text/plain; version=0.0.4'),
+    containers: (r) => (r.read ? this.listContainers(r) : this.createContainer(r)),
+    container: (r) => (r.read ? this.showContainer(r) : r.method === 'PATCH' ? this.updateContainer(r) : this.destroyContainer(r)),
+  };
+
+  private async listContainers({ send }: RouteRequest): Promise<void> {
+    send(200, await this.isolator.list());
+  }
+
+  private async createContainer({ req, send }: RouteRequest): Promise<void> {
+    const body = await readJson(req);
+    onlyFields(body, ['id', 'ports', 'pid', 'cpus']);
+    if (typeof body.id !== 'string') throw new HttpError(400, 'body.id must be a string', 'id');
+    if (body.ports !== undefined && typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
+    if (body.pid !== undefined) {
+      const problem = pidProblem(body.pid);
+      if (problem) throw new HttpError(400, `body.pid ${problem}`, 'pid');
+    }
+    if (body.cpus !== undefined && !(typeof body.cpus === 'number' && Number.isFinite(body.cpus) && body.cpus >= 0))
+      throw new HttpError(400, `body.cpus must be a number ≥ 0, got ${shown(body.cpus)}`, 'cpus');
+    const spec = {
+      id: body.id,
+      ...(body.ports !== undefined ? { ports: body.ports as string } : {}),
+      ...(body.pid !== undefined ? { pid: body.pid as number } : {}),
+      ...(body.cpus !== undefined ? { cpus: body.cpus as number } : {}),
+    };
+    const info = await this.metrics.time('create', () => this.isolator.create(spec));
+    this.opts.log.info('container created', { id: info.id, veth: info.veth });
+    send(201, info);
+  }
+
+  private async showContainer({ id, send }: RouteRequest): Promise<void> {
+    const found = (await this.isolator.list()).find((c) => c.id === id!);
+    if (!found) throw new UnknownContainerError(id!);
+    send(200, found);
+  }
+
+  private async updateContainer({ req, id, send }: RouteRequest): Promise<void> {
+    const body = await readJson(req);
+    onlyFields(body, ['ports']);
+    if (typeof body.ports !== 'string') throw new HttpError(400, 'body.ports must be a string like "[31000-31099]"', 'ports');
+    send(200, await this.metrics.time('update', () => this.isolator.update(id!, body.ports as string)));
+  }
+
+  private async destroyContainer({ id, send }: RouteRequest): Promise<void> {
+    const removed = await this.metrics.time('destroy', () => this.isolator.destroy(id!));
+    if (!removed) throw new UnknownContainerError(id!);
+    this.opts.log.info('container destroyed', { id: id! });
+    send(204, undefined);
   }
 
   private async renderMetrics(): Promise<string> {

@@ -63,31 +63,10 @@ async function probeKernel(scratch: string): Promise<Record<string, string | tru
   return out;
 }
 
-export async function doctor(opts: IsolatorOptions & { workDir: string }): Promise<Check[]> {
-  const checks: Check[] = [];
-  const add = (name: string, ok: boolean, required: boolean, detail: string) => checks.push({ name, ok, required, detail });
-  add('root', process.getuid?.() === 0, true, process.getuid?.() === 0 ? 'running as root' : 'needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)');
-  add(
-    'network namespaces',
-    existsSync('/proc/self/ns/net'),
-    true,
-    existsSync('/proc/self/ns/net') ? '/proc/self/ns/net present' : 'the kernel has no network namespaces',
-  );
-  try {
-    nativeShim();
-    add('native shim', true, true, 'loaded');
-  } catch (e) {
-    add('native shim', false, true, (e as Error).message);
-    return checks;
-  }
-  if (!checks.every((c) => c.ok)) return checks;
-  let features: Record<string, string | true> = {};
-  try {
-    features = await probeKernel(`${opts.workDir}/netns/.doctor-${process.pid}`);
-  } catch (e) {
-    add('kernel probe', false, true, `cannot create a scratch namespace: ${(e as Error).message}`);
-    return checks;
-  }
+type AddCheck = (name: string, ok: boolean, required: boolean, detail: string) => void;
+
+/** The kernel features probed: all required but fq_codel (needed only with --egress_unique_flow_per_container). */
+function featureChecks(features: Record<string, string | true>, opts: IsolatorOptions, add: AddCheck): void {
   for (const [name, r] of Object.entries(features)) {
     const optional = name === 'fq_codel';
     const detail =
@@ -98,6 +77,10 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
           : `missing: ${r}`;
     add(name, r === true, !optional || opts.flags?.egress_unique_flow_per_container === true, detail);
   }
+}
+
+/** The host as the isolator sees it, its ephemeral ports, and the objects it keeps there. */
+async function hostChecks(opts: IsolatorOptions & { workDir: string }, add: AddCheck): Promise<void> {
   try {
     const iso = await Isolator.open(opts);
     const h = iso.host;
@@ -124,5 +107,34 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
   } catch (e) {
     add('host configuration', false, true, (e as Error).message);
   }
+}
+
+export async function doctor(opts: IsolatorOptions & { workDir: string }): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add: AddCheck = (name, ok, required, detail) => checks.push({ name, ok, required, detail });
+  add('root', process.getuid?.() === 0, true, process.getuid?.() === 0 ? 'running as root' : 'needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)');
+  add(
+    'network namespaces',
+    existsSync('/proc/self/ns/net'),
+    true,
+    existsSync('/proc/self/ns/net') ? '/proc/self/ns/net present' : 'the kernel has no network namespaces',
+  );
+  try {
+    nativeShim();
+    add('native shim', true, true, 'loaded');
+  } catch (e) {
+    add('native shim', false, true, (e as Error).message);
+    return checks;
+  }
+  if (!checks.every((c) => c.ok)) return checks;
+  let features: Record<string, string | true> = {};
+  try {
+    features = await probeKernel(`${opts.workDir}/netns/.doctor-${process.pid}`);
+  } catch (e) {
+    add('kernel probe', false, true, `cannot create a scratch namespace: ${(e as Error).message}`);
+    return checks;
+  }
+  featureChecks(features, opts, add);
+  await hostChecks(opts, add);
   return checks;
 }

@@ -47,8 +47,14 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
   const problems: string[] = [];
   if (rec.phase !== 'ready') problems.push(`its state is '${rec.phase}', not 'ready'`);
   if (rec.netns !== netns && !sameNamespace(rec.netns, netns)) problems.push(`it was added in ${rec.netns}, not in CNI_NETNS ${netns}`);
+  problems.push(...(await checkHostSide(rec, host)));
+  problems.push(...(await checkContainerSide(rec, host, netns)));
+  return problems;
+}
 
-  // Host side.
+/** The host veth, and the port filters recorded for the container on the host's eth0 and lo. */
+async function checkHostSide(rec: ContainerRecord, host: HostFacts): Promise<string[]> {
+  const problems: string[] = [];
   const hostRtnl = Rtnl.open(host.netns);
   try {
     const veth = await hostRtnl.links.find(rec.vethIndex);
@@ -73,8 +79,12 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
   } finally {
     hostRtnl.close();
   }
+  return problems;
+}
 
-  // Container side.
+/** The sandbox interface, its address and default route, and the container's ip_local_port_range. */
+async function checkContainerSide(rec: ContainerRecord, host: HostFacts, netns: string): Promise<string[]> {
+  const problems: string[] = [];
   const ns = Netns.fromPath(netns);
   let cRtnl: Rtnl;
   try {
@@ -85,24 +95,7 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
     return problems;
   }
   try {
-    const link = await cRtnl.links.find(rec.ifname);
-    if (!link) problems.push(`interface ${rec.ifname} is missing in ${netns}`);
-    else {
-      if (link.index !== rec.vethIndex)
-        problems.push(`interface ${rec.ifname} in ${netns} is not the peer of ${rec.veth} (index ${link.index}, expected ${rec.vethIndex})`);
-      if (!link.up) problems.push(`interface ${rec.ifname} in ${netns} is down`);
-      if ((link.address ?? '').toLowerCase() !== host.eth0.address.toLowerCase())
-        problems.push(`interface ${rec.ifname} has MAC ${link.address}, not the host's ${host.eth0.address}`);
-      const addrs = await cRtnl.addresses.list({ ifindex: link.index, family: 'inet' });
-      const cidr = `${host.ip}/${host.prefixlen}`;
-      if (!addrs.some((a) => a.cidr === cidr)) problems.push(`interface ${rec.ifname} lacks the host address ${cidr}`);
-      const def = await cRtnl.routes.defaultRoute();
-      if (!def || def.gateway !== host.gateway || def.oif !== link.index) {
-        problems.push(
-          `the default route in ${netns} is ${def ? `via ${def.gateway ?? '-'} (oif ${def.oif ?? '-'})` : 'missing'}, expected via ${host.gateway} on ${rec.ifname}`,
-        );
-      }
-    }
+    problems.push(...(await checkSandboxLink(cRtnl, rec, host, netns)));
     let range: [number, number] | undefined;
     try {
       range = parseLocalPortRange(cRtnl.readSysctl('net.ipv4.ip_local_port_range'));
@@ -115,6 +108,31 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
   } finally {
     cRtnl.close();
     ns.close();
+  }
+  return problems;
+}
+
+/** The sandbox interface: the veth's peer, up, with the host's MAC and IP and the default route via the gateway. */
+async function checkSandboxLink(cRtnl: Rtnl, rec: ContainerRecord, host: HostFacts, netns: string): Promise<string[]> {
+  const problems: string[] = [];
+  const link = await cRtnl.links.find(rec.ifname);
+  if (!link) {
+    problems.push(`interface ${rec.ifname} is missing in ${netns}`);
+    return problems;
+  }
+  if (link.index !== rec.vethIndex)
+    problems.push(`interface ${rec.ifname} in ${netns} is not the peer of ${rec.veth} (index ${link.index}, expected ${rec.vethIndex})`);
+  if (!link.up) problems.push(`interface ${rec.ifname} in ${netns} is down`);
+  if ((link.address ?? '').toLowerCase() !== host.eth0.address.toLowerCase())
+    problems.push(`interface ${rec.ifname} has MAC ${link.address}, not the host's ${host.eth0.address}`);
+  const addrs = await cRtnl.addresses.list({ ifindex: link.index, family: 'inet' });
+  const cidr = `${host.ip}/${host.prefixlen}`;
+  if (!addrs.some((a) => a.cidr === cidr)) problems.push(`interface ${rec.ifname} lacks the host address ${cidr}`);
+  const def = await cRtnl.routes.defaultRoute();
+  if (!def || def.gateway !== host.gateway || def.oif !== link.index) {
+    problems.push(
+      `the default route in ${netns} is ${def ? `via ${def.gateway ?? '-'} (oif ${def.oif ?? '-'})` : 'missing'}, expected via ${host.gateway} on ${rec.ifname}`,
+    );
   }
   return problems;
 }

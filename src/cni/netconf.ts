@@ -159,16 +159,8 @@ export function parsePortMappings(v: unknown): PortMapping[] {
   });
 }
 
-/** Parse the plugin configuration (everything but the host-dependent checks). */
-export function parseNetConf(raw: Record<string, unknown>): NetConf {
-  const version = raw.cniVersion;
-  if (typeof version !== 'string' || version === '') throw invalid('invalid network configuration: "cniVersion" is missing');
-  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-    throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `incompatible CNI version ${version}`, `portmap-isolator supports ${SUPPORTED_VERSIONS.join(', ')}`);
-  }
-  if (typeof raw.name !== 'string' || raw.name === '') throw invalid('invalid network configuration: "name" is missing');
-  if (typeof raw.type !== 'string' || raw.type === '') throw invalid('invalid network configuration: "type" is missing');
-
+/** The isolator flags of the configuration; any other field it does not know is an error, as are ipam and ipMasq. */
+function pluginFlags(raw: Record<string, unknown>): IsolatorFlags {
   const flagNames = new Set<string>(ISOLATOR_FLAG_NAMES);
   const flags: IsolatorFlags = {};
   for (const [k, v] of Object.entries(raw)) {
@@ -196,13 +188,20 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
       'unsupported field in network configuration: "ipMasq": true',
       'containers use the host IP address: there is nothing to masquerade',
     );
+  return flags;
+}
 
+function workDirField(raw: Record<string, unknown>): string {
   let workDir = DEFAULT_WORK_DIR;
   if (raw.work_dir !== undefined) {
     if (typeof raw.work_dir !== 'string' || !isAbsolute(raw.work_dir))
       throw invalid(`invalid network configuration: "work_dir" must be an absolute path, got ${show(raw.work_dir)}`);
     workDir = raw.work_dir;
   }
+  return workDir;
+}
+
+function lockTimeoutField(raw: Record<string, unknown>): number {
   let lockTimeoutMs = DEFAULT_LOCK_TIMEOUT_MS;
   if (raw.lock_timeout_ms !== undefined) {
     const t = raw.lock_timeout_ms;
@@ -210,6 +209,22 @@ export function parseNetConf(raw: Record<string, unknown>): NetConf {
       throw invalid(`invalid network configuration: "lock_timeout_ms" must be an integer 0-600000, got ${show(t)}`);
     lockTimeoutMs = t;
   }
+  return lockTimeoutMs;
+}
+
+/** Parse the plugin configuration (everything but the host-dependent checks). */
+export function parseNetConf(raw: Record<string, unknown>): NetConf {
+  const version = raw.cniVersion;
+  if (typeof version !== 'string' || version === '') throw invalid('invalid network configuration: "cniVersion" is missing');
+  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+    throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `incompatible CNI version ${version}`, `portmap-isolator supports ${SUPPORTED_VERSIONS.join(', ')}`);
+  }
+  if (typeof raw.name !== 'string' || raw.name === '') throw invalid('invalid network configuration: "name" is missing');
+  if (typeof raw.type !== 'string' || raw.type === '') throw invalid('invalid network configuration: "type" is missing');
+
+  const flags = pluginFlags(raw);
+  const workDir = workDirField(raw);
+  const lockTimeoutMs = lockTimeoutField(raw);
   if (raw.runtimeConfig !== undefined && !isObject(raw.runtimeConfig))
     throw invalid(`invalid network configuration: "runtimeConfig" must be an object, got ${show(raw.runtimeConfig)}`);
   const portMappings = parsePortMappings((raw.runtimeConfig as Record<string, unknown> | undefined)?.portMappings);

@@ -123,6 +123,32 @@ async function add(
   warn: (m: string) => void,
 ) {
   const h = iso.host;
+  checkMappings(iso, conf, ports);
+  await checkIfnameFree(env);
+  const sandboxes = new SandboxStore(conf.workDir);
+  const rec = await locked(async () => {
+    await dropStaleContainer(iso, conf, env, sandboxes);
+    checkNetns(env.netns); // still there after the wait for the lock
+    await createContainer(iso, env, ports, sandboxes, warn);
+    rememberFlags(conf.workDir, conf.flags);
+    return (await iso.get(env.containerId))!;
+  });
+  return mergeResult(
+    conf.cniVersion,
+    conf.prevResult,
+    {
+      hostVeth: { name: rec.veth, mac: h.eth0.address },
+      sandbox: { name: rec.ifname, mac: h.eth0.address, path: env.netns },
+      address: `${h.ip}/${h.prefixlen}`,
+      gateway: h.gateway,
+    },
+    conf.dns,
+  );
+}
+
+/** The port mappings and ports ADD is asked for are ones the network can give. */
+function checkMappings(iso: Isolator, conf: NetConf, ports: ReturnType<typeof containerPorts>): void {
+  const h = iso.host;
   for (const m of conf.portMappings) {
     if (m.hostIP && !['0.0.0.0', '::', h.ip].includes(m.hostIP)) {
       throw new CniError(
@@ -139,7 +165,10 @@ async function add(
       `its resources give containers the ports ${iso.config.ports.toString()}`,
     );
   }
-  // "If an interface of the requested name already exists in the container, the plugin MUST return an error."
+}
+
+/** "If an interface of the requested name already exists in the container, the plugin MUST return an error." */
+async function checkIfnameFree(env: CniEnv): Promise<void> {
   const ns = Netns.fromPath(env.netns);
   try {
     const r = Rtnl.open(ns);
@@ -152,63 +181,57 @@ async function add(
   } finally {
     ns.close();
   }
-  const sandboxes = new SandboxStore(conf.workDir);
-  const rec = await locked(async () => {
-    const existing = await iso.get(env.containerId);
-    if (existing) {
-      if (isCniRecord(existing) && !(await vethExists(existing))) {
-        // Left by an ADD whose namespace died without a DEL: its kernel objects are gone with it.
-        const stale = sandboxes.read(existing.id);
-        if (stale) await restoreSandbox(stale).catch(() => undefined); // a no-op unless that very namespace is still there
-        await iso.destroy(existing.id);
-      } else {
-        throw new CniError(
-          CNI_ERR.ALREADY_EXISTS,
-          `container ${env.containerId} already exists in ${conf.workDir}`,
-          isCniRecord(existing)
-            ? `attached in ${existing.netns} as ${existing.ifname}; DEL it first`
-            : 'a container of that id was created by the CLI or agent',
-        );
-      }
-    }
-    checkNetns(env.netns); // still there after the wait for the lock
-    const before = await snapshotSandbox(env.netns);
-    sandboxes.write(env.containerId, before);
-    try {
-      await iso.create({ id: env.containerId, ports, netnsPath: env.netns, ifname: env.ifname });
-    } catch (e) {
-      // The engine tears down what it built but keeps a 'creating' record: drop it, or its dead
-      // veth would stay in the shared ARP/ICMP mirrors and fail every later create.
-      const left = await iso.get(env.containerId).catch(() => undefined);
-      if (left) await iso.destroy(env.containerId).catch((d: Error) => warn(`ADD ${env.containerId}: removing the failed container: ${d.message}`));
-      const problems = await restoreSandbox(before).catch((r: Error) => [r.message]);
-      if (problems.length) warn(`ADD ${env.containerId}: restoring ${env.netns}: ${problems.join('; ')}`);
-      else sandboxes.delete(env.containerId);
-      throw e;
-    }
-    rememberFlags(conf.workDir, conf.flags);
-    return (await iso.get(env.containerId))!;
-  });
-  return mergeResult(
-    conf.cniVersion,
-    conf.prevResult,
-    {
-      hostVeth: { name: rec.veth, mac: h.eth0.address },
-      sandbox: { name: rec.ifname, mac: h.eth0.address, path: env.netns },
-      address: `${h.ip}/${h.prefixlen}`,
-      gateway: h.gateway,
-    },
-    conf.dns,
-  );
+}
 
-  async function vethExists(r: ContainerRecord): Promise<boolean> {
-    const rt = Rtnl.open(h.netns);
-    try {
-      const l = await rt.links.find(r.vethIndex);
-      return l !== undefined && l.name === r.veth;
-    } finally {
-      rt.close();
-    }
+/** A container of the same id is an error, unless it is an ADD's whose namespace died without a DEL: that one goes. */
+async function dropStaleContainer(iso: Isolator, conf: NetConf, env: CniEnv, sandboxes: SandboxStore): Promise<void> {
+  const existing = await iso.get(env.containerId);
+  if (!existing) return;
+  if (isCniRecord(existing) && !(await vethExists(iso, existing))) {
+    // Left by an ADD whose namespace died without a DEL: its kernel objects are gone with it.
+    const stale = sandboxes.read(existing.id);
+    if (stale) await restoreSandbox(stale).catch(() => undefined); // a no-op unless that very namespace is still there
+    await iso.destroy(existing.id);
+  } else {
+    throw new CniError(
+      CNI_ERR.ALREADY_EXISTS,
+      `container ${env.containerId} already exists in ${conf.workDir}`,
+      isCniRecord(existing) ? `attached in ${existing.netns} as ${existing.ifname}; DEL it first` : 'a container of that id was created by the CLI or agent',
+    );
+  }
+}
+
+/** Create the container, the sandbox's state saved first; a failed create leaves neither record nor sandbox changes. */
+async function createContainer(
+  iso: Isolator,
+  env: CniEnv,
+  ports: ReturnType<typeof containerPorts>,
+  sandboxes: SandboxStore,
+  warn: (m: string) => void,
+): Promise<void> {
+  const before = await snapshotSandbox(env.netns);
+  sandboxes.write(env.containerId, before);
+  try {
+    await iso.create({ id: env.containerId, ports, netnsPath: env.netns, ifname: env.ifname });
+  } catch (e) {
+    // The engine tears down what it built but keeps a 'creating' record: drop it, or its dead
+    // veth would stay in the shared ARP/ICMP mirrors and fail every later create.
+    const left = await iso.get(env.containerId).catch(() => undefined);
+    if (left) await iso.destroy(env.containerId).catch((d: Error) => warn(`ADD ${env.containerId}: removing the failed container: ${d.message}`));
+    const problems = await restoreSandbox(before).catch((r: Error) => [r.message]);
+    if (problems.length) warn(`ADD ${env.containerId}: restoring ${env.netns}: ${problems.join('; ')}`);
+    else sandboxes.delete(env.containerId);
+    throw e;
+  }
+}
+
+async function vethExists(iso: Isolator, r: ContainerRecord): Promise<boolean> {
+  const rt = Rtnl.open(iso.host.netns);
+  try {
+    const l = await rt.links.find(r.vethIndex);
+    return l !== undefined && l.name === r.veth;
+  } finally {
+    rt.close();
   }
 }
 

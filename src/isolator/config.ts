@@ -135,12 +135,8 @@ function direction(flags: IsolatorFlags, dir: 'egress' | 'ingress'): DirectionCo
   return cfg;
 }
 
-/**
- * Parse and validate the flags that do not depend on the host (Mesos §1.3 steps 5–8, 10–12, 14,
- * 15's syntax). Host checks (the host's ip_local_port_range, interfaces, link speed) are done by
- * the engine when it opens the host. Throws ConfigError naming the flag.
- */
-export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
+/** --resources: the ports and ephemeral ports (disjoint, none well known) and the CPUs. */
+function resourcesFlag(flags: IsolatorFlags): ReturnType<typeof parseResources> {
   let res;
   try {
     res = parseResources(flags.resources ?? DEFAULT_RESOURCES);
@@ -158,7 +154,11 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
   if (ephemeralPorts.intersects(WELL_KNOWN_PORTS)) {
     throw new ConfigError('resources', `The specified ephemeral ports ${ephemeralPorts.toIntervalString()} intersect with well known ports [0,1024)`);
   }
+  return res;
+}
 
+/** --ephemeral_ports_per_container: a power of 2 no smaller than the minimum that fits the ephemeral ports. */
+function ephemeralPortsPerContainer(flags: IsolatorFlags, ephemeralPorts: ReturnType<typeof parseResources>['ephemeralPorts']): number {
   const rawN = flags.ephemeral_ports_per_container ?? DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER;
   const n = typeof rawN === 'number' ? rawN : /^\d+$/.test(rawN) ? Number(rawN) : NaN;
   if (!Number.isInteger(n) || n <= 0 || n > 65536) throw new ConfigError('ephemeral_ports_per_container', `'${rawN}' is not a positive integer`);
@@ -176,6 +176,38 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
       `Each container has only ${n} ephemeral ports. The minimum required is: ${MIN_EPHEMERAL_PORTS_PER_CONTAINER}`,
     );
   }
+  return n;
+}
+
+/** --egress_flow_classifier_parent: 'root' or a handle like 1:0. */
+function flowClassifierParent(flags: IsolatorFlags): string {
+  const parent = flags.egress_flow_classifier_parent ?? 'root';
+  if (parent !== 'root' && !/^[0-9a-f]{1,4}:[0-9a-f]{0,4}$/i.test(parent)) {
+    throw new ConfigError(
+      'egress_flow_classifier_parent',
+      `Failed to parse egress_flow_classifier_parent: '${parent}' is neither 'root' nor a handle like 1:0`,
+    );
+  }
+  return parent;
+}
+
+/** --eth0_name and --lo_name, when given, are names the kernel accepts. */
+function checkInterfaceNames(flags: IsolatorFlags): void {
+  for (const name of ['eth0_name', 'lo_name'] as const) {
+    const v = flags[name];
+    if (v !== undefined && (v === '' || Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw new ConfigError(name, `'${v}' is not a valid interface name`);
+  }
+}
+
+/**
+ * Parse and validate the flags that do not depend on the host (Mesos §1.3 steps 5–8, 10–12, 14,
+ * 15's syntax). Host checks (the host's ip_local_port_range, interfaces, link speed) are done by
+ * the engine when it opens the host. Throws ConfigError naming the flag.
+ */
+export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
+  const res = resourcesFlag(flags);
+  const { ports, ephemeralPorts } = res;
+  const n = ephemeralPortsPerContainer(flags, ephemeralPorts);
 
   const egress = direction(flags, 'egress');
   const ingress = direction(flags, 'ingress');
@@ -187,17 +219,8 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
       throw new ConfigError(`${dir}_rate_per_cpu`, `CPUs resource has to be specified to determine per CPU ${dir} rate limit`);
     }
   }
-  const parent = flags.egress_flow_classifier_parent ?? 'root';
-  if (parent !== 'root' && !/^[0-9a-f]{1,4}:[0-9a-f]{0,4}$/i.test(parent)) {
-    throw new ConfigError(
-      'egress_flow_classifier_parent',
-      `Failed to parse egress_flow_classifier_parent: '${parent}' is neither 'root' nor a handle like 1:0`,
-    );
-  }
-  for (const name of ['eth0_name', 'lo_name'] as const) {
-    const v = flags[name];
-    if (v !== undefined && (v === '' || Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw new ConfigError(name, `'${v}' is not a valid interface name`);
-  }
+  const parent = flowClassifierParent(flags);
+  checkInterfaceNames(flags);
   return {
     ports,
     ephemeralPorts,

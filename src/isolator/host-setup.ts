@@ -121,36 +121,7 @@ export async function setUpHost(
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
     rec.shared = { layout: SHARED_LAYOUT };
-    if (flows) {
-      // An fq_codel already at that parent is reused (Mesos does the same); anything else there is an error.
-      const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);
-      let created = rec.flows?.created ?? false;
-      try {
-        // Recorded as ours before it is made (as the ingress qdiscs are), unless one is there.
-        if (!created && !(await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent }))) {
-          rec.flows = { ...flows, created: true };
-          save(rec);
-        }
-        await session.request(tcObjectRequest(qdisc!, 'add', ctx));
-        created = true;
-      } catch (e) {
-        if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
-        rec.flows = { ...flows, created }; // (not ours after all: someone made one in between)
-        // Reuse only an fq_codel with our handle there: never hang classifiers on another qdisc.
-        const there = await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent });
-        if (there?.kind !== 'fq_codel' || there.handle !== flows.qdisc) {
-          const what = there ? `${there.kind} ${formatTcHandle(there.handle)}` : e.message;
-          throw new Error(
-            `Egress qdisc already exists on ${h.eth0.name} at ${formatTcHandle(flows.parent)} (${what}), and unique flows need fq_codel ${formatTcHandle(flows.qdisc)} there`,
-          );
-        }
-      }
-      rec.flows = { ...flows, created };
-      save(rec);
-      const r = await session.batch(classifiers.map((o) => tcObjectRequest(o, 'add', ctx)));
-      const bad = r.find((x) => !x.ok && !(x.error instanceof NetlinkError && x.error.code === 'EEXIST'));
-      if (bad && !bad.ok) throw new Error(`Egress qdisc already exists on ${h.eth0.name}, or its flow classifiers cannot be added: ${bad.error.message}`);
-    }
+    if (flows) await setUpFlows(session, h, ctx, flows, rec, save);
     rec.complete = true;
     save(rec);
     return rec;
@@ -158,6 +129,45 @@ export async function setUpHost(
     await tearDownHost(session, h, rec, ctx).catch(() => undefined);
     throw e;
   }
+}
+
+/** The unique-flows fq_codel on eth0 and its classifiers (--egress_unique_flow_per_container), recorded as they are made. */
+async function setUpFlows(
+  session: NetlinkSession,
+  h: HostFacts,
+  ctx: TcContext,
+  flows: { parent: number; qdisc: number },
+  rec: HostRecord,
+  save: (rec: HostRecord) => void,
+): Promise<void> {
+  // An fq_codel already at that parent is reused (Mesos does the same); anything else there is an error.
+  const [qdisc, ...classifiers] = flowSharedPlan(hostView(h), flows.parent, flows.qdisc);
+  let created = rec.flows?.created ?? false;
+  try {
+    // Recorded as ours before it is made (as the ingress qdiscs are), unless one is there.
+    if (!created && !(await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent }))) {
+      rec.flows = { ...flows, created: true };
+      save(rec);
+    }
+    await session.request(tcObjectRequest(qdisc!, 'add', ctx));
+    created = true;
+  } catch (e) {
+    if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+    rec.flows = { ...flows, created }; // (not ours after all: someone made one in between)
+    // Reuse only an fq_codel with our handle there: never hang classifiers on another qdisc.
+    const there = await new Tc(session).getQdisc({ ifindex: h.eth0.index, parent: flows.parent });
+    if (there?.kind !== 'fq_codel' || there.handle !== flows.qdisc) {
+      const what = there ? `${there.kind} ${formatTcHandle(there.handle)}` : e.message;
+      throw new Error(
+        `Egress qdisc already exists on ${h.eth0.name} at ${formatTcHandle(flows.parent)} (${what}), and unique flows need fq_codel ${formatTcHandle(flows.qdisc)} there`,
+      );
+    }
+  }
+  rec.flows = { ...flows, created };
+  save(rec);
+  const r = await session.batch(classifiers.map((o) => tcObjectRequest(o, 'add', ctx)));
+  const bad = r.find((x) => !x.ok && !(x.error instanceof NetlinkError && x.error.code === 'EEXIST'));
+  if (bad && !bad.ok) throw new Error(`Egress qdisc already exists on ${h.eth0.name}, or its flow classifiers cannot be added: ${bad.error.message}`);
 }
 
 /**

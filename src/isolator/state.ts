@@ -1,26 +1,11 @@
-import {
-  appendFileSync,
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import { InvalidContainerIdError, IsolatorError } from './errors.js';
 import type { HtbConfig } from './rates.js';
 import type { FlockCalls } from './work-dir-lock.js';
 import { WorkDirLock } from './work-dir-lock.js';
+import { changesSince, logChange, readJson, sweepLeftovers, unlinkQuiet, writeJson, writeRecordInPlace } from './record-files.js';
 
 export { LockTimeoutError } from './errors.js';
 
@@ -39,7 +24,7 @@ export { LockTimeoutError } from './errors.js';
  *   <work_dir>/spares/<n>.json      the warm pool's spares (pins netns/.spare-<n>)
  *
  * A crash of the process leaves the old or the new record, never half of one: records of up to a
- * page are rewritten in place by one write (see writeRecordInPlace), longer ones and host.json are
+ * page are rewritten in place by one write (see writeRecordInPlace in record-files.ts), longer ones and host.json are
  * replaced by write and rename. They are not fsync'd: what they describe (namespaces, links,
  * filters) does not survive a reboot either.
  */
@@ -114,9 +99,6 @@ export interface HostRecord {
   flows?: { parent: number; qdisc: number; created: boolean };
 }
 
-/** A write this size or smaller, at offset 0, stays within one page: all or nothing for a dying process. */
-const PAGE_BYTES = 4096;
-
 /**
  * A spare: a network namespace pinned in the work_dir with its veth pair and the container-side
  * setup that does not depend on the container (lo, eth0 up with the host IP and default route, IPv6
@@ -142,9 +124,6 @@ export interface SpareRecord {
   hostKey?: string;
   createdAt: string;
 }
-
-/** The change log is rewritten from empty past this size (~2000 changes). */
-const CHANGE_LOG_BYTES = 64 * 1024;
 
 export class StateStore {
   private lockFd: number | undefined;
@@ -259,49 +238,16 @@ export class StateStore {
    * an optimisation; a missing, compacted, torn or gapped log only costs a full reload.
    */
   changesSince(from: string, to: string): string[] | undefined {
-    const first = Number(from) + 1;
-    const last = Number(to);
-    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || last < first || from === '') return undefined;
-    let text: string;
-    try {
-      text = readFileSync(this.changeLogPath, 'latin1');
-    } catch {
-      return undefined;
-    }
-    const ids: string[] = [];
-    let expect = first;
-    for (const line of text.split('\n')) {
-      const m = /^(\d+) (\S+)$/.exec(line);
-      if (!m) continue; // the trailing empty line (a torn one breaks the sequence below)
-      const gen = Number(m[1]);
-      if (gen < first) continue;
-      if (gen !== expect || m[2] === '*') return undefined;
-      ids.push(m[2]!);
-      if (gen === last) return ids;
-      expect++;
-    }
-    return undefined;
+    return changesSince(this.changeLogPath, from, to);
   }
 
   private get changeLogPath(): string {
     return join(this.workDir, 'changes.log');
   }
 
-  /** Append `<gen> <id or *>` to the change log; past CHANGE_LOG_BYTES it starts over (readers behind reload everything). */
+  /** Append `<gen> <id or *>` to the change log (see logChange). */
   private logChange(gen: number, what: string): void {
-    const line = `${gen} ${what}\n`;
-    try {
-      let size = 0;
-      try {
-        size = statSync(this.changeLogPath).size;
-      } catch {
-        /* none yet */
-      }
-      if (size > CHANGE_LOG_BYTES) writeFileSync(this.changeLogPath, line, { mode: 0o600 });
-      else appendFileSync(this.changeLogPath, line, { mode: 0o600 });
-    } catch {
-      /* without the line, the gap makes other processes reload everything */
-    }
+    logChange(this.changeLogPath, gen, what);
   }
   /** A new host veth number, never handed out before in this work_dir. */
   nextVethNumber(): number {
@@ -313,10 +259,10 @@ export class StateStore {
   }
 
   readHost(): HostRecord | undefined {
-    return this.readJson<HostRecord>(join(this.workDir, 'host.json'));
+    return readJson<HostRecord>(join(this.workDir, 'host.json'));
   }
   writeHost(rec: HostRecord): void {
-    this.writeJson(join(this.workDir, 'host.json'), rec);
+    writeJson(join(this.workDir, 'host.json'), rec);
   }
   deleteHost(): void {
     unlinkQuiet(join(this.workDir, 'host.json'));
@@ -327,7 +273,7 @@ export class StateStore {
     if (!existsSync(dir)) return [];
     return readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
-      .map((f) => this.readJson<T>(join(dir, f)))
+      .map((f) => readJson<T>(join(dir, f)))
       .filter((r): r is T => r !== undefined);
   }
 
@@ -335,10 +281,10 @@ export class StateStore {
     return this.listRecords<ContainerRecord>(this.containersDir).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
   readContainer(id: string): ContainerRecord | undefined {
-    return this.readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
+    return readJson<ContainerRecord>(join(this.containersDir, `${id}.json`));
   }
   writeContainer(rec: ContainerRecord): void {
-    this.writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec, rec.phase === 'creating');
+    writeRecordInPlace(join(this.containersDir, `${rec.id}.json`), rec, rec.phase === 'creating');
   }
   deleteContainer(id: string): void {
     unlinkQuiet(join(this.containersDir, `${id}.json`));
@@ -354,7 +300,7 @@ export class StateStore {
       .filter((f) => /^\d+\.json$/.test(f))
       .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     for (const f of files) {
-      const s = this.readJson<SpareRecord>(join(this.sparesDir, f));
+      const s = readJson<SpareRecord>(join(this.sparesDir, f));
       if (s && pred(s)) return s;
     }
     return undefined;
@@ -363,55 +309,10 @@ export class StateStore {
     return existsSync(join(this.sparesDir, `${seq}.json`));
   }
   writeSpare(rec: SpareRecord): void {
-    this.writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec, rec.phase === 'making');
+    writeRecordInPlace(join(this.sparesDir, `${rec.seq}.json`), rec, rec.phase === 'making');
   }
   deleteSpare(seq: number): void {
     unlinkQuiet(join(this.sparesDir, `${seq}.json`));
-  }
-
-  private readJson<T>(path: string): T | undefined {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      // Unreadable (torn by a power loss, or damaged): set aside; recover() removes its objects as orphans.
-      renameSync(path, `${path}.corrupt-${Date.now()}`);
-      return undefined;
-    }
-  }
-
-  /**
-   * A container's checkpoints, written without a rename: on this kind of disk (ext4 in a VM) a
-   * create-and-rename costs ~0.5 ms, a quarter of a container's setup. A new record is created
-   * with O_EXCL; a later one overwrites it in place with a single write at offset 0, padded with
-   * spaces (valid JSON) to the old length so nothing of the old text is left. What is written in
-   * one call within one page is all or nothing for a process that dies (a kill cannot split it);
-   * longer records take the rename path. A record torn by a power loss is set aside when read, and
-   * recover() removes its objects as orphans (they are gone after a reboot anyway).
-   */
-  private writeRecordInPlace(path: string, value: unknown, likelyNew = false): void {
-    const body = Buffer.from(JSON.stringify(value) + '\n');
-    if (body.length > PAGE_BYTES) return this.writeJson(path, value);
-    // A new record is created (O_EXCL); an existing one is overwritten at its current length.
-    const fd = openRecordFile(path, likelyNew);
-    let viaRename = false;
-    try {
-      const old = fstatSync(fd).size;
-      if (old > PAGE_BYTES) viaRename = true;
-      else {
-        const bytes = body.length < old ? Buffer.concat([body, Buffer.alloc(old - body.length, 0x20)]) : body;
-        if (writeSync(fd, bytes, 0, bytes.length, 0) !== bytes.length) throw new Error(`short write to ${path}`);
-      }
-    } finally {
-      closeSync(fd);
-    }
-    if (viaRename) this.writeJson(path, value);
   }
 
   /**
@@ -420,63 +321,7 @@ export class StateStore {
    * (`*.corrupt-<ms>`; recover has removed their objects as orphans by then). Returns the paths.
    */
   sweepLeftovers(): string[] {
-    const removed: string[] = [];
-    for (const dir of [this.workDir, this.containersDir, this.sparesDir]) {
-      let names: string[];
-      try {
-        names = readdirSync(dir);
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        const tmp = /\.tmp-(\d+)$/.exec(name);
-        if (!(tmp && !processAlive(Number(tmp[1]))) && !/\.corrupt-\d+$/.test(name)) continue;
-        unlinkQuiet(join(dir, name));
-        removed.push(join(dir, name));
-      }
-    }
-    return removed;
-  }
-
-  private writeJson(path: string, value: unknown): void {
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  }
-}
-
-/** Open a record for writing, creating it if missing; `likelyNew` tries creating first (a failed open costs an exception). */
-function openRecordFile(path: string, likelyNew: boolean): number {
-  const create = (): number => openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-  const existing = (): number => openSync(path, fsConstants.O_WRONLY);
-  const [first, second, retryOn] = likelyNew ? [create, existing, 'EEXIST'] : [existing, create, 'ENOENT'];
-  try {
-    return first();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== retryOn) throw e;
-    return second();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-function unlinkQuiet(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return sweepLeftovers([this.workDir, this.containersDir, this.sparesDir]);
   }
 }
 

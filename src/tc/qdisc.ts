@@ -120,61 +120,70 @@ function qdiscOptions(spec: QdiscSpec, psched: () => Psched): TcaAttrs['options'
     case 'ingress':
     case 'clsact':
       return undefined;
-    case 'htb': {
-      const init = {
-        version: checkInt('htb version', spec.version ?? TC_HTB_PROTOVER, 0, 0xffffffff),
-        rate2quantum: checkInt('htb r2q', spec.r2q ?? 10, 1, 0xffffffff),
-        defcls: checkInt('htb defaultClass', spec.defaultClass ?? 0, 0, 0xffff),
-        debug: 0,
-        directPkts: 0,
-      };
-      const o: Record<string, unknown> = { init };
-      if (spec.directQlen !== undefined) o.directQlen = checkInt('htb directQlen', spec.directQlen, 0, 0xffffffff);
-      return o as TcaAttrs['options'];
-    }
-    case 'fq_codel': {
-      const o: Record<string, unknown> = {};
-      const set = (k: string, v: number | undefined, min = 0) => {
-        const x = u32Opt(`fq_codel ${k}`, v, min);
-        if (x !== undefined) o[k] = x;
-      };
-      set('limit', spec.limitPackets, 1);
-      set('flows', spec.flows, 1);
-      if (spec.flows !== undefined && spec.flows > 65536) throw new TcInputError(`fq_codel flows must be in 1..65536, got ${spec.flows}`);
-      set('quantum', spec.quantumBytes, 1);
-      set('interval', spec.intervalUs, 1);
-      set('target', spec.targetUs, 1);
-      if (spec.ecn !== undefined) o.ecn = spec.ecn ? 1 : 0;
-      set('ceThreshold', spec.ceThresholdUs);
-      set('memoryLimit', spec.memoryLimitBytes, 1);
-      set('dropBatchSize', spec.dropBatch, 1);
-      return o as TcaAttrs['options'];
-    }
+    case 'htb':
+      return htbOptions(spec);
+    case 'fq_codel':
+      return fqCodelOptions(spec);
     case 'pfifo':
     case 'bfifo': {
       const limit = spec.kind === 'pfifo' ? spec.limitPackets : spec.limitBytes;
       // Without a limit tc sends no options and the kernel uses the device's txqueuelen.
       return limit === undefined ? undefined : { limit: checkInt(`${spec.kind} limit`, limit, 1, 0xffffffff) };
     }
-    case 'tbf': {
-      const p = tbfRateParams(psched(), spec);
-      const o: Record<string, unknown> = {
-        parms: {
-          rate: p.rate,
-          peakrate: { cellLog: 0, linklayer: 0, overhead: 0, cellAlign: 0, mpu: 0, rate: 0 },
-          limit: p.limitBytes,
-          buffer: p.bufferTicks,
-          mtu: 0,
-        },
-        burst: p.burstBytes,
-      };
-      if (p.rate64 !== undefined) o.rate64 = p.rate64;
-      o.rtab = p.rtab;
-      return o as TcaAttrs['options'];
-    }
+    case 'tbf':
+      return tbfOptions(spec, psched);
     default:
       throw new TcInputError(`unsupported qdisc kind ${JSON.stringify((spec as { kind?: unknown }).kind)} (supported: ${[...KINDS].join(', ')})`);
   }
+}
+
+function htbOptions(spec: HtbQdiscSpec): TcaAttrs['options'] {
+  const init = {
+    version: checkInt('htb version', spec.version ?? TC_HTB_PROTOVER, 0, 0xffffffff),
+    rate2quantum: checkInt('htb r2q', spec.r2q ?? 10, 1, 0xffffffff),
+    defcls: checkInt('htb defaultClass', spec.defaultClass ?? 0, 0, 0xffff),
+    debug: 0,
+    directPkts: 0,
+  };
+  const o: Record<string, unknown> = { init };
+  if (spec.directQlen !== undefined) o.directQlen = checkInt('htb directQlen', spec.directQlen, 0, 0xffffffff);
+  return o as TcaAttrs['options'];
+}
+
+function fqCodelOptions(spec: FqCodelQdiscSpec): TcaAttrs['options'] {
+  const o: Record<string, unknown> = {};
+  const set = (k: string, v: number | undefined, min = 0) => {
+    const x = u32Opt(`fq_codel ${k}`, v, min);
+    if (x !== undefined) o[k] = x;
+  };
+  set('limit', spec.limitPackets, 1);
+  set('flows', spec.flows, 1);
+  if (spec.flows !== undefined && spec.flows > 65536) throw new TcInputError(`fq_codel flows must be in 1..65536, got ${spec.flows}`);
+  set('quantum', spec.quantumBytes, 1);
+  set('interval', spec.intervalUs, 1);
+  set('target', spec.targetUs, 1);
+  if (spec.ecn !== undefined) o.ecn = spec.ecn ? 1 : 0;
+  set('ceThreshold', spec.ceThresholdUs);
+  set('memoryLimit', spec.memoryLimitBytes, 1);
+  set('dropBatchSize', spec.dropBatch, 1);
+  return o as TcaAttrs['options'];
+}
+
+function tbfOptions(spec: TbfQdiscSpec, psched: () => Psched): TcaAttrs['options'] {
+  const p = tbfRateParams(psched(), spec);
+  const o: Record<string, unknown> = {
+    parms: {
+      rate: p.rate,
+      peakrate: { cellLog: 0, linklayer: 0, overhead: 0, cellAlign: 0, mpu: 0, rate: 0 },
+      limit: p.limitBytes,
+      buffer: p.bufferTicks,
+      mtu: 0,
+    },
+    burst: p.burstBytes,
+  };
+  if (p.rate64 !== undefined) o.rate64 = p.rate64;
+  o.rtab = p.rtab;
+  return o as TcaAttrs['options'];
 }
 
 function placement(spec: { kind?: string; parent?: TcHandleInput; handle?: TcHandleInput }): { parent: number; handle: number } {

@@ -223,55 +223,60 @@ export function decodeMatches(keys: readonly TcU32Key[], protocol: number = ETH_
       raw(k);
       continue;
     }
-    const rest = (mask: number) => {
-      if (mask) raw({ ...k, mask: u32(mask), val: u32(k.val & mask) });
-    };
-    switch (k.off) {
-      case 0:
-        if ((k.mask & 0x0f000000) === 0x0f000000) {
-          out.push({ type: 'ipHeaderLength', words: (k.val >>> 24) & 0x0f });
-          rest(k.mask & ~0x0f000000);
-        } else raw(k);
-        continue;
-      case 8:
-        if ((k.mask & 0x00ff0000) === 0x00ff0000) {
-          out.push({ type: 'ipProto', protocol: (k.val >>> 16) & 0xff });
-          rest(k.mask & ~0x00ff0000);
-        } else raw(k);
-        continue;
-      case 12:
-      case 16:
-        if (isPrefixMask(k.mask)) {
-          const len = prefixLength(k.mask);
-          out.push({ type: k.off === 12 ? 'ipSrc' : 'ipDst', address: len === 32 ? formatIp(k.val) : `${formatIp(k.val)}/${len}` });
-        } else raw(k);
-        continue;
-      case 20: {
-        const hi = k.mask >>> 16;
-        const lo = k.mask & 0xffff;
-        if ((hi && !isPrefix16(hi)) || (lo && !isPrefix16(lo)) || k.mask === 0) {
-          raw(k);
-          continue;
-        }
-        if (hi) out.push({ type: 'srcPort', port: k.val >>> 16, mask: hi });
-        if (lo) out.push({ type: 'dstPort', port: k.val & 0xffff, mask: lo });
-        continue;
-      }
-      case -16:
-        if (k === macHigh && macLow) {
-          const v = [(k.val >>> 8) & 255, k.val & 255, macLow.val >>> 24, (macLow.val >>> 16) & 255, (macLow.val >>> 8) & 255, macLow.val & 255];
-          out.push({ type: 'ethDst', mac: formatMac(v) });
-        } else raw(k);
-        continue;
-      case -12:
-        if (k === macLow && macHigh) continue; // consumed with its -16 half
-        raw(k);
-        continue;
-      default:
-        raw(k);
-    }
+    decodeIpv4Key(k, out, raw, macHigh, macLow);
   }
   return out;
+}
+
+/** One key of an IPv4 filter: the fields the encoder knows, the rest of its mask as a raw match. */
+function decodeIpv4Key(k: TcU32Key, out: U32Match[], raw: (k: TcU32Key) => void, macHigh: TcU32Key | undefined, macLow: TcU32Key | undefined): void {
+  const rest = (mask: number) => {
+    if (mask) raw({ ...k, mask: u32(mask), val: u32(k.val & mask) });
+  };
+  switch (k.off) {
+    case 0:
+      if ((k.mask & 0x0f000000) === 0x0f000000) {
+        out.push({ type: 'ipHeaderLength', words: (k.val >>> 24) & 0x0f });
+        rest(k.mask & ~0x0f000000);
+      } else raw(k);
+      return;
+    case 8:
+      if ((k.mask & 0x00ff0000) === 0x00ff0000) {
+        out.push({ type: 'ipProto', protocol: (k.val >>> 16) & 0xff });
+        rest(k.mask & ~0x00ff0000);
+      } else raw(k);
+      return;
+    case 12:
+    case 16:
+      if (isPrefixMask(k.mask)) {
+        const len = prefixLength(k.mask);
+        out.push({ type: k.off === 12 ? 'ipSrc' : 'ipDst', address: len === 32 ? formatIp(k.val) : `${formatIp(k.val)}/${len}` });
+      } else raw(k);
+      return;
+    case 20: {
+      const hi = k.mask >>> 16;
+      const lo = k.mask & 0xffff;
+      if ((hi && !isPrefix16(hi)) || (lo && !isPrefix16(lo)) || k.mask === 0) {
+        raw(k);
+        return;
+      }
+      if (hi) out.push({ type: 'srcPort', port: k.val >>> 16, mask: hi });
+      if (lo) out.push({ type: 'dstPort', port: k.val & 0xffff, mask: lo });
+      return;
+    }
+    case -16:
+      if (k === macHigh && macLow) {
+        const v = [(k.val >>> 8) & 255, k.val & 255, macLow.val >>> 24, (macLow.val >>> 16) & 255, (macLow.val >>> 8) & 255, macLow.val & 255];
+        out.push({ type: 'ethDst', mac: formatMac(v) });
+      } else raw(k);
+      return;
+    case -12:
+      if (k === macLow && macHigh) return; // consumed with its -16 half
+      raw(k);
+      return;
+    default:
+      raw(k);
+  }
 }
 
 /**
