@@ -47,21 +47,52 @@ export class OperationMetrics {
 
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
+/** Series of a histogram family besides its name: a sample of these belongs to the family. */
+const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
+
+/**
+ * Prometheus text, one family at a time: a family's HELP and TYPE, then every sample of it, in
+ * the order given — whatever order help() and sample() are called in (interleaved families lose
+ * their TYPE in strict parsers).
+ */
 export class MetricsWriter {
-  private readonly lines: string[] = [];
-  private readonly declared = new Set<string>();
+  private readonly families = new Map<string, { type?: string; help?: string; samples: string[] }>();
 
   help(name: string, type: 'gauge' | 'counter' | 'histogram', text: string): void {
-    if (this.declared.has(name)) return;
-    this.declared.add(name);
-    this.lines.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+    const f = this.family(name);
+    if (f.type !== undefined) return;
+    f.type = type;
+    f.help = text;
   }
+
   sample(name: string, labels: Record<string, string>, value: number): void {
     const l = Object.entries(labels);
     const ls = l.length ? `{${l.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : '';
-    this.lines.push(`${name}${ls} ${Number.isFinite(value) ? value : 0}`);
+    this.family(this.familyOf(name)).samples.push(`${name}${ls} ${Number.isFinite(value) ? value : 0}`);
   }
+
   toString(): string {
-    return this.lines.join('\n') + '\n';
+    const lines: string[] = [];
+    for (const [name, f] of this.families) {
+      if (f.type !== undefined) lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      lines.push(...f.samples);
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  private family(name: string): { type?: string; help?: string; samples: string[] } {
+    let f = this.families.get(name);
+    if (!f) this.families.set(name, (f = { samples: [] }));
+    return f;
+  }
+
+  /** The family a sample's name belongs to: itself, or the histogram it is a series of. */
+  private familyOf(name: string): string {
+    if (this.families.has(name)) return name;
+    for (const suffix of HISTOGRAM_SUFFIXES) {
+      const base = name.slice(0, -suffix.length);
+      if (name.endsWith(suffix) && this.families.get(base)?.type === 'histogram') return base;
+    }
+    return name;
   }
 }
