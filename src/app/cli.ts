@@ -3,6 +3,7 @@
  * (one line, nothing half-built left), 2 configuration error (one line naming the flag).
  * The commands are in cli/: one function each (cli/commands.ts), their context (cli/context.ts).
  */
+import { readFileSync } from 'node:fs';
 import { errorReport } from '../isolator/errors.js';
 import { DEFAULT_WORK_DIR } from '../isolator/state.js';
 import type { ParsedArgs } from './cli/args.js';
@@ -19,6 +20,13 @@ export { AGENT_WARM_POOL } from './cli/usage.js';
 
 /** The command line: runs one command and returns its exit status (see main.ts for the executable). */
 export async function main(argv: string[]): Promise<number> {
+  // Before any `--` (what follows belongs to `run`'s command): --version, and -h for --help.
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  if (argv.slice(0, end).includes('--version')) {
+    process.stdout.write(`portmap-isolator ${packageVersion()}\n`);
+    return 0;
+  }
+  argv = argv.map((a, i) => (a === '-h' && i < end ? '--help' : a));
   let args: ParsedArgs;
   try {
     args = parseArgs(argv, allowedFlags);
@@ -45,6 +53,15 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   return await runCommandLine(command, args, createLogger(logFormat));
+}
+
+/** The package's version (package.json two levels above this module, in src/ and in dist/ alike). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** One known command, its arguments checked: runs it and reports its failure as one line. */

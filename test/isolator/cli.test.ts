@@ -50,6 +50,11 @@ describe('usage and bad input', () => {
     for (const c of ['doctor', 'create', 'update', 'destroy', 'list', 'stats', 'run', 'agent', 'recover', 'cleanup', 'demo'])
       expect(r.stdout).toContain(`  ${c}`);
     expect(cli('create', '--help').stdout).toMatch(/^usage: portmap-isolator create ID/);
+    // -h is --help, anywhere before `--`; --version prints the package's version.
+    expect(cli('-h')).toMatchObject({ status: 0, stdout: r.stdout });
+    expect(cli('create', '-h').stdout).toMatch(/^usage: portmap-isolator create ID/);
+    const version = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version;
+    expect(cli('--version')).toMatchObject({ status: 0, stdout: `portmap-isolator ${version}\n`, stderr: '' });
   });
 
   it.each([
