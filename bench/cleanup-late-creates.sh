@@ -13,39 +13,9 @@ COUNT=${2:-1000}
 LATE=${3:-20}
 CLI="$CHECKOUT/dist/app/main.js"
 [ -f "$CLI" ] || { echo "no $CLI (build the checkout first)" >&2; exit 2; }
-HOSTNS=pmi-lab-$$-host
-WORLDNS=pmi-lab-$$-world
-WORK=$(mktemp -d /dev/shm/pmi-meas-work.XXXXXX)
-OUT=$(mktemp -d /tmp/pmi-meas-out.XXXXXX)
-FLAGS=(--netns=$HOSTNS --work_dir="$WORK")
+. "$(dirname "$0")/cli-lab.sh"
 RES='ports:[50000-51000];ephemeral_ports:[30000-47999]'
-PIDS=()
 
-teardown() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  if ip netns list | grep -qw "$HOSTNS"; then
-    node "$CLI" cleanup "${FLAGS[@]}" >/dev/null 2>"$OUT/final-cleanup.err" || echo "final cleanup: exit $?" >&2
-  fi
-  ip netns del $HOSTNS 2>/dev/null
-  ip netns del $WORLDNS 2>/dev/null
-  rm -rf "$WORK" "$OUT"
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
-ip netns add $HOSTNS
-ip netns add $WORLDNS
-ip -n $HOSTNS link set lo up
-ip -n $HOSTNS link add eth0 type veth peer name eth0 netns $WORLDNS
-ip -n $HOSTNS addr add 198.18.0.2/24 dev eth0
-ip -n $WORLDNS addr add 198.18.0.1/24 dev eth0
-ip -n $HOSTNS link set eth0 up
-ip -n $WORLDNS link set eth0 up
-ip -n $HOSTNS route add default via 198.18.0.1
-ip netns exec $HOSTNS sysctl -qw net.ipv4.ip_local_port_range="61000 65000"
-
-now() { date +%s.%N; }
 count() { # containers in the work_dir (list --json into a file: a pipe may not get all of it)
   node "$CLI" list "${FLAGS[@]}" --json >"$OUT/list.json" 2>/dev/null
   node -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).length)}catch{console.log("?")}' "$OUT/list.json"

@@ -11,43 +11,12 @@ CHECKOUT=$(cd "${1:?usage: $0 CHECKOUT [N]}" && pwd)
 N=${2:-250}
 CLI="$CHECKOUT/dist/app/main.js"
 [ -f "$CLI" ] || { echo "no $CLI (build the checkout first)" >&2; exit 2; }
-HOSTNS=pmi-lab-$$-host
-WORLDNS=pmi-lab-$$-world
-WORK=$(mktemp -d /dev/shm/pmi-meas-work.XXXXXX)
-OUT=$(mktemp -d /tmp/pmi-meas-out.XXXXXX)
-FLAGS=(--netns=$HOSTNS --work_dir="$WORK")
-PIDS=()
-
-teardown() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  if ip netns list | grep -qw "$HOSTNS"; then
-    node "$CLI" cleanup "${FLAGS[@]}" >"$OUT/cleanup.out" 2>"$OUT/cleanup.err" || echo "cleanup: exit $?" >&2
-  fi
-  ip netns del $HOSTNS 2>/dev/null
-  ip netns del $WORLDNS 2>/dev/null
-  rm -rf "$WORK" "$OUT"
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
-ip netns add $HOSTNS
-ip netns add $WORLDNS
-ip -n $HOSTNS link set lo up
-ip -n $HOSTNS link add eth0 type veth peer name eth0 netns $WORLDNS
-ip -n $HOSTNS addr add 198.18.0.2/24 dev eth0
-ip -n $WORLDNS addr add 198.18.0.1/24 dev eth0
-ip -n $HOSTNS link set eth0 up
-ip -n $WORLDNS link set eth0 up
-ip -n $HOSTNS route add default via 198.18.0.1
-ip netns exec $HOSTNS sysctl -qw net.ipv4.ip_local_port_range="61000 65000"
+. "$(dirname "$0")/cli-lab.sh"
 
 # Stores the flags in the work_dir.
 node "$CLI" create warm "${FLAGS[@]}" --resources='ports:[31000-32000];ephemeral_ports:[32768-57343]' \
   --ephemeral_ports_per_container=64 >/dev/null || { echo "warm create failed" >&2; exit 1; }
 node "$CLI" destroy warm "${FLAGS[@]}" >/dev/null || { echo "warm destroy failed" >&2; exit 1; }
-
-now() { date +%s.%N; }
 
 phase() { # phase NAME: N parallel `NAME pI`
   local cmd=$1 i rc ok=0 failed=0 t0 t1
