@@ -27,6 +27,7 @@ import {
 import { toMesosStats } from '../../src/isolator/statistics.js';
 import { ip, ipJson } from '../helpers/lab.js';
 import { tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
+import { quietSnapshot } from '../helpers/quiet-snapshot.js';
 import { Lab, eventually, sweepStaleLabs } from '../../src/lab/index.js';
 
 let lab: Lab;
@@ -73,8 +74,11 @@ describe('ingress and clsact qdiscs (Mesos ROOT_IngressQdisc semantics)', () => 
     expect(await tc.ensureQdisc(ref)).toEqual({ created: true });
     expect(await tc.ensureQdisc(ref)).toEqual({ created: false });
     expect(await tc.qdiscExists(ref)).toBe(true);
-    const q = (await tc.getQdisc(ref))!;
-    const t = tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'ingress');
+    const { ours: q, theirs: t } = await quietSnapshot(
+      async () => (await tc.getQdisc(ref))!,
+      () => tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'ingress'),
+      (q) => `${q.stats?.packets}:${q.stats?.bytes}`,
+    );
     expect(formatTcHandle(q.handle)).toBe(t.handle);
     expect(formatTcHandle(q.parent)).toBe(t.parent);
     expect(q.stats!.bytes).toBe(BigInt(t.bytes));
@@ -164,17 +168,11 @@ describe('HTB qdisc and classes', () => {
     });
     // The kernel's warning on success; 6.1 (Debian 12) only logs it (pr_warn), newer kernels also say it in the extended ack.
     if (big.warnings.length) expect(big.warnings.map((w) => w.message).join()).toMatch(/quantum of class 10003 is big/);
-    // Counters and tokens move with every packet (the lab's own IPv6 chatter goes through class
-    // 1:1): compare a snapshot no packet crossed — ours, then tc's, then ours again unchanged.
-    const counters = (cs: Awaited<ReturnType<typeof tc.listClasses>>) => cs.map((c) => `${c.classid}:${c.stats?.packets}:${c.stats?.bytes}`).join();
-    let ours = await tc.listClasses(dev.eth0);
-    let theirs = tcClasses(ns, 'eth0');
-    for (let tries = 1; tries < 10; tries++) {
-      const again = await tc.listClasses(dev.eth0);
-      if (counters(again) === counters(ours)) break;
-      ours = again;
-      theirs = tcClasses(ns, 'eth0');
-    }
+    const { ours, theirs } = await quietSnapshot(
+      () => tc.listClasses(dev.eth0),
+      () => tcClasses(ns, 'eth0'),
+      (cs) => cs.map((c) => `${c.classid}:${c.stats?.packets}:${c.stats?.bytes}`).join(),
+    );
     expect(ours.map((c) => formatTcHandle(c.classid)).sort()).toEqual(theirs.map((c) => c.classid).sort());
     for (const t of theirs) {
       const o = ours.find((c) => formatTcHandle(c.classid) === t.classid)!;
@@ -198,10 +196,17 @@ describe('HTB qdisc and classes', () => {
 
   it('statistics count real traffic through the default class; the Mesos view carries them', async () => {
     execFileSync('ip', ['netns', 'exec', ns, 'ping', '-c', '3', '-i', '0.05', '-W', '1', '198.18.0.1'], { stdio: 'ignore' });
-    const q = (await tc.getQdisc({ ifindex: dev.eth0, parent: 'root' }))!;
-    const c = (await tc.getClass(dev.eth0, '1:1'))!;
-    const tq = tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'htb');
-    const tcl = tcClasses(ns, 'eth0').find((x) => x.classid === '1:1')!;
+    const {
+      ours: { q, c },
+      theirs: { tq, tcl },
+    } = await quietSnapshot(
+      async () => ({ q: (await tc.getQdisc({ ifindex: dev.eth0, parent: 'root' }))!, c: (await tc.getClass(dev.eth0, '1:1'))! }),
+      () => ({
+        tq: tcJson<any[]>(ns, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'htb'),
+        tcl: tcClasses(ns, 'eth0').find((x) => x.classid === '1:1')!,
+      }),
+      ({ q, c }) => `${q.stats?.packets}:${q.stats?.bytes}:${c.stats?.packets}:${c.stats?.bytes}`,
+    );
     expect(c.stats!.packets).toBeGreaterThanOrEqual(3n);
     expect(c.stats!.bytes).toBe(BigInt(tcl.sentBytes));
     expect(c.xstats!.lends).toBe(tcl.lends);
