@@ -31,7 +31,7 @@ function layerRules(layer) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'prebuilds/**', 'test/golden/**/*.json'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'prebuilds/**', 'docs/api/**', 'test/golden/**/*.json'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

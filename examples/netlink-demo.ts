@@ -6,14 +6,14 @@
  *   sudo npx tsx examples/netlink-demo.ts
  */
 import { execFileSync } from 'node:child_process';
-import { NLM_F, NetlinkError, NetlinkSession, createNetns, decodeBody, encodeBody, removeNetns } from '../src/index.js';
-import { RTM, RTM_NAMES, linkMessage } from '../src/rtnl/index.js';
+import { NLM_F, NetlinkError, NetlinkSession, RTM, RTM_NAMES, createNetns, decodeBody, encodeBody, linkMessage, removeNetns } from 'portmap-isolator';
 
 const name = `pmi-lab-${process.pid}-demo`;
 const ns = createNetns(name);
-const session = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
+let session: NetlinkSession | undefined;
 let ok = true;
 try {
+  session = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
   console.log(`lab namespace ${name} created`);
   await session.request({
     type: RTM.NEWLINK,
@@ -56,7 +56,7 @@ try {
     ok &&= e instanceof NetlinkError && e.code === 'EOPNOTSUPP';
   }
 } finally {
-  session.close();
+  session?.close();
   ns.close();
   removeNetns(name);
   console.log(`\nlab namespace ${name} removed`);

@@ -1,22 +1,27 @@
 /**
- * The README's SDK example, runnable: a veth pair with its peer created inside another namespace,
- * link changes, a listing with counters, and an ingress qdisc — in two throwaway namespaces.
+ * The README's SDK example, as pasted there: a throwaway namespace and a "container" namespace of
+ * its own, a veth pair with its peer created directly in the container, link changes, a listing
+ * with counters, and an ingress qdisc; both namespaces are removed in `finally`. Needs root;
+ * touches no existing namespace.
  *
- *   npx tsx examples/sdk.ts      (as root)
+ *   sudo npx tsx examples/sdk.ts
  */
-import { Netns, Rtnl, Tc, createNetns, removeNetns } from '../src/index.js';
+import { Rtnl, Tc, createNetns, removeNetns } from 'portmap-isolator';
 
-const lab = `pmi-lab-${process.pid}-example`;
+const lab = `pmi-lab-${process.pid}-sdk`; // new namespaces: /run/netns/<lab> and <lab>-c1
 createNetns(lab).close();
-createNetns(`${lab}-c1`).close();
 try {
+  const c1 = createNetns(`${lab}-c1`); // a Netns handle, as Netns.fromName('c1') gives for an existing one
   const rtnl = Rtnl.open(lab); // bound to /run/netns/<lab>
-  await rtnl.links.addVeth({ name: 'v0', peer: { name: 'eth0', netns: Netns.fromName(`${lab}-c1`) } });
+  await rtnl.links.addVeth({ name: 'v0', peer: { name: 'eth0', netns: c1 } });
   await rtnl.links.set('v0', { up: true, mtu: 1400 });
-  console.log((await rtnl.links.list()).map((l) => `${l.index}: ${l.name} ${l.address} ${l.stats?.rxBytes}`));
+  for (const l of await rtnl.links.list()) console.log(`${l.index}: ${l.name} mtu ${l.mtu} ${l.address} rx ${l.stats?.rxBytes} bytes`);
   const tc = new Tc(rtnl.session);
-  await tc.addQdisc({ kind: 'ingress', ifindex: (await rtnl.links.get('v0')).index });
+  const v0 = await rtnl.links.get('v0');
+  await tc.addQdisc({ kind: 'ingress', ifindex: v0.index });
+  console.log(`qdiscs on v0: ${(await tc.listQdiscs(v0.index)).map((q) => q.kind).join(', ')}`);
   rtnl.close();
+  c1.close();
 } finally {
   removeNetns(lab);
   removeNetns(`${lab}-c1`);

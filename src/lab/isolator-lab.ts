@@ -29,8 +29,15 @@ export function tmpfsDir(): string {
   return tmpdir();
 }
 
+/**
+ * A Lab (host and world namespaces) with the host's ephemeral range set out of the pool, a
+ * work_dir of its own, and the Isolators opened on it; destroy() (in finally/afterAll) cleans
+ * them up and removes the namespaces and the work_dir.
+ */
 export class IsolatorLab {
+  /** The namespaces: `lab.host` is where the isolator runs. */
   readonly lab = new Lab();
+  /** The isolators' work_dir (removed by destroy()). */
   readonly workDir: string;
   private readonly isolators: Isolator[] = [];
 
@@ -51,12 +58,14 @@ export class IsolatorLab {
     }
   }
 
+  /** Open an Isolator on the lab host with `flags` (default FIXTURE); its warnings are pushed to `warnings`. */
   async open(flags: IsolatorFlags = FIXTURE, warnings: string[] = [], extra: { warmPool?: number } = {}): Promise<Isolator> {
     const iso = await Isolator.open({ netns: this.lab.host, workDir: this.workDir, flags, onWarning: (m) => warnings.push(m), ...extra });
     this.isolators.push(iso);
     return iso;
   }
 
+  /** Clean up and close every isolator opened here, remove the lab's namespaces and the work_dir. Never throws for what is already gone. */
   async destroy(): Promise<void> {
     for (const iso of this.isolators.splice(0)) {
       await iso.cleanup().catch(() => undefined);

@@ -54,6 +54,7 @@ export function sweepStaleLabs(): string[] {
   return removed;
 }
 
+/** Options of the Lab constructor. */
 export interface LabOptions {
   /** Build the world namespace and the host's eth0 (default true). */
   world?: boolean;

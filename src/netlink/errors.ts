@@ -20,10 +20,13 @@ export interface ExtendedAck {
 
 /** The request a kernel answer refers to. */
 export interface RequestInfo {
+  /** nlmsg_type, e.g. 16 (RTM_NEWLINK). */
   type: number;
   /** e.g. 'RTM_NEWLINK', when the session knows the family's message names. */
   typeName?: string;
+  /** NLM_F_* flags the request was sent with. */
   flags: number;
+  /** Its sequence number. */
   seq: number;
 }
 
@@ -39,9 +42,12 @@ export class NetlinkError extends Error {
   readonly errno: number;
   /** Symbolic errno, e.g. 'EEXIST'. */
   readonly code: string;
+  /** The refused request: type (and name), flags, sequence number. */
   readonly request: RequestInfo;
+  /** What the kernel's extended ACK said, if anything: its text and the offending attribute. */
   readonly extack: ExtendedAck | undefined;
 
+  /** `errno` may be given negative, as the kernel sends it. */
   constructor(errno: number, request: RequestInfo, extack?: ExtendedAck) {
     const e = Math.abs(errno);
     const where = extack?.attributePath?.length ? ` (at ${extack.attributePath.join(' › ')})` : '';
@@ -53,12 +59,15 @@ export class NetlinkError extends Error {
     this.extack = extack;
   }
 
+  /** The object already exists (EEXIST), e.g. an exclusive create of something present. */
   isExists(): boolean {
     return this.code === 'EEXIST';
   }
+  /** The object is not there: ENOENT, ENODEV, ESRCH or EADDRNOTAVAIL, as the kernel says it per object type. */
   isNotFound(): boolean {
     return this.code === 'ENOENT' || this.code === 'ENODEV' || this.code === 'ESRCH' || this.code === 'EADDRNOTAVAIL';
   }
+  /** The kernel lacks the feature: EOPNOTSUPP, ENOTSUP or EPROTONOSUPPORT (e.g. a qdisc kind not built). */
   isNotSupported(): boolean {
     return this.code === 'EOPNOTSUPP' || this.code === 'ENOTSUP' || this.code === 'EPROTONOSUPPORT';
   }
@@ -66,18 +75,25 @@ export class NetlinkError extends Error {
 
 /** A kernel warning carried by a successful ACK (extended-ack text with error 0). */
 export interface NetlinkWarning {
+  /** The kernel's text, verbatim. */
   message: string;
+  /** The request it was about. */
   request: RequestInfo;
+  /** The attribute it names, as a path in the request, when the kernel gave an offset. */
   attributePath?: string[];
 }
 
 /** Bytes that do not parse as what they claim to be. `path` names the attributes we were inside. */
 export class DecodeError extends Error {
   override readonly name: string = 'DecodeError';
+  /** The attributes we were inside, from the outside in. */
   readonly path: string[];
+  /** Byte offset of the problem within the buffer being decoded. */
   readonly offset: number;
+  /** What is wrong, without the path. */
   readonly reason: string;
 
+  /** The message is `path › …: reason`. */
   constructor(reason: string, path: readonly string[] = [], offset = 0) {
     super(path.length ? `${path.join(' › ')}: ${reason}` : reason);
     this.path = [...path];
@@ -89,8 +105,11 @@ export class DecodeError extends Error {
 /** A value cannot be encoded (wrong type, out of range, unknown attribute name). Nothing was sent. */
 export class EncodeError extends Error {
   override readonly name: string = 'EncodeError';
+  /** The attributes we were inside, from the message type outwards in. */
   readonly path: string[];
+  /** What is wrong, without the path. */
   readonly reason: string;
+  /** The message is `path › …: reason`. */
   constructor(reason: string, path: readonly string[] = []) {
     super(path.length ? `${path.join(' › ')}: ${reason}` : reason);
     this.path = [...path];
@@ -102,8 +121,11 @@ export class EncodeError extends Error {
 export class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
   readonly code = 'ETIMEDOUT';
+  /** The message names the request, the wait and the sequence number. */
   constructor(
+    /** The request that got no answer. */
     readonly request: RequestInfo,
+    /** How long it waited, in milliseconds. */
     readonly timeoutMs: number,
   ) {
     super(`${describeRequest(request)}: no answer from the kernel within ${timeoutMs} ms (seq ${request.seq})`);
@@ -114,6 +136,7 @@ export class TimeoutError extends Error {
 export class OverrunError extends Error {
   override readonly name = 'OverrunError';
   readonly code = 'ENOBUFS';
+  /** `context` names the socket or request that lost messages. */
   constructor(context: string) {
     super(`${context}: netlink receive buffer overrun (ENOBUFS): messages were lost`);
   }
@@ -123,8 +146,11 @@ export class OverrunError extends Error {
 export class DumpInterruptedError<T = unknown> extends Error {
   override readonly name = 'DumpInterruptedError';
   readonly code = 'EINTR';
+  /** `attempts`: how many times the dump was tried. */
   constructor(
+    /** The dump request. */
     readonly request: RequestInfo,
+    /** What the last attempt collected, possibly inconsistent. */
     readonly partial: T[],
     attempts: number,
   ) {
@@ -134,12 +160,16 @@ export class DumpInterruptedError<T = unknown> extends Error {
   }
 }
 
-/** A system call of the shim failed. */
+/** A system call of the shim failed: `syscall`, `errno` and `code` say which and why. */
 export class SocketError extends Error {
-  override readonly name = 'SocketError';
+  override readonly name: string = 'SocketError';
+  /** Positive errno, e.g. 2. */
   readonly errno: number;
+  /** Symbolic errno, e.g. 'ENOENT'. */
   readonly code: string;
+  /** The message is `context: syscall: CODE: strerror`; `errno` may be given negative. */
   constructor(
+    /** The system call that failed, e.g. 'sendmsg'. */
     readonly syscall: string,
     errno: number,
     context?: string,
@@ -151,10 +181,39 @@ export class SocketError extends Error {
   }
 }
 
+/**
+ * A network namespace could not be opened or entered: the path does not exist
+ * (`/run/netns/foo: no such network namespace (ENOENT)`), is not a namespace, or may not be
+ * entered. `path` is the namespace's path; `errno`, `code` and `syscall` as in SocketError, of
+ * which this is a kind.
+ */
+export class NetnsError extends SocketError {
+  override readonly name: string = 'NetnsError';
+  /** The message is `path: no such network namespace (ENOENT)` or the like, from `errno`. */
+  constructor(
+    /** The namespace's path (or `netns fd N` for a handle made from an fd). */
+    readonly path: string,
+    syscall: string,
+    errno: number,
+  ) {
+    super(syscall, errno);
+    const e = Math.abs(errno);
+    const code = errnoCode(e);
+    const what =
+      code === 'ENOENT' || code === 'ENOTDIR'
+        ? 'no such network namespace'
+        : code === 'EINVAL' && syscall === 'setns'
+          ? 'not a network namespace'
+          : `cannot open or enter the network namespace: ${errnoMessage(e)}`;
+    this.message = `${path}: ${what} (${code})`;
+  }
+}
+
 /** The socket was closed while requests were waiting. */
 export class ClosedError extends Error {
   override readonly name = 'ClosedError';
   readonly code = 'ECANCELED';
+  /** The message is `<what> was closed`. */
   constructor(what = 'netlink socket') {
     super(`${what} was closed`);
   }

@@ -4,16 +4,19 @@ import { parseMessages } from './framing.js';
 import type { SocketOptions } from './socket.js';
 import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socket.js';
 
+/** Options of NetlinkSubscription.open: the socket's (namespace, buffer sizes, protocol) and the groups. */
 export interface SubscriptionOptions extends Omit<SocketOptions, 'groups'> {
   /** Multicast group numbers to join (RTNLGRP_LINK = 1, ...). */
   groups: readonly number[];
 }
 
+/** The events a NetlinkSubscription emits, with their listeners' arguments. */
 export interface SubscriptionEvents {
   /** A notification. Its bytes are valid during the callback only: decode or copy them there. */
   message: [msg: NetlinkMessage];
   /** The kernel dropped notifications (ENOBUFS): state may have changed unseen; resynchronise. */
   overrun: [];
+  /** Receiving or parsing failed (a SocketError or DecodeError); without a listener, a process warning. */
   error: [err: Error];
 }
 
@@ -32,6 +35,10 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
     this.socket = socket;
   }
 
+  /**
+   * Open a socket (in `options.netns` if given), join `options.groups` and start listening. Throws
+   * SocketError (NetnsError for the namespace) when the socket cannot be opened or a group joined.
+   */
   static open(options: SubscriptionOptions): NetlinkSubscription {
     const socket = NetlinkSocket.open({ ...options, groups: 0 });
     try {
@@ -80,15 +87,18 @@ export class NetlinkSubscription extends EventEmitter<SubscriptionEvents> {
     }
   }
 
+  /** Keep the process alive while subscribed. */
   ref(): this {
     this.socket.ref();
     return this;
   }
+  /** Let the process exit while subscribed (the default). */
   unref(): this {
     this.socket.unref();
     return this;
   }
 
+  /** Stop listening and close the socket. Idempotent. */
   close(): void {
     this.socket.close();
   }

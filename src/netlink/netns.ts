@@ -2,7 +2,7 @@ import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, statSync, unlinkSync, writeSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CLONE, MNT, MS } from './constants.js';
-import { SocketError } from './errors.js';
+import { NetnsError, SocketError } from './errors.js';
 import type { NativeShim } from './shim.js';
 import { nativeShim } from './shim.js';
 
@@ -15,17 +15,23 @@ import { nativeShim } from './shim.js';
  * verify by inode that we are home. An `await` can never happen while switched.
  */
 
+/** Where `ip netns` (and createNetns with a name) pins named namespaces. */
 export const NETNS_RUN_DIR = '/run/netns';
 const THREAD_NETNS = '/proc/thread-self/ns/net';
 
-/** Valid `ip netns` names: no slashes, not '.' or '..', not empty. */
+/** Check an `ip netns` name: no slashes or NUL, not '.' or '..', not empty, at most 255 bytes. Throws TypeError. */
 export function checkNetnsName(name: string): void {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.length > 255) {
     throw new TypeError(`invalid network namespace name ${JSON.stringify(name)}`);
   }
 }
 
-/** A network namespace, by path (a pinned file or /proc/PID/ns/net) or by an open fd. */
+/**
+ * A network namespace, by path (a pinned file or /proc/PID/ns/net) or by an open fd. Making a
+ * handle opens nothing; the first use does, and a namespace that does not exist is then a
+ * NetnsError naming the path (`/run/netns/foo: no such network namespace (ENOENT)`). Close it
+ * when done (an fd handle made by fromFd is left open).
+ */
 export class Netns {
   private fdValue: number | undefined;
   private readonly ownsFd: boolean;
@@ -40,17 +46,17 @@ export class Netns {
     this.ownsFd = fd === undefined;
   }
 
-  /** `ip netns` name: /run/netns/NAME. */
+  /** The namespace `ip netns` calls NAME: /run/netns/NAME. Throws TypeError for an invalid name. */
   static fromName(name: string, shim?: NativeShim): Netns {
     checkNetnsName(name);
     return new Netns(join(NETNS_RUN_DIR, name), undefined, shim);
   }
-  /** A pinned namespace file or any nsfs path. */
+  /** A pinned namespace file or any nsfs path. Throws TypeError unless absolute. */
   static fromPath(path: string, shim?: NativeShim): Netns {
     if (!isAbsolute(path)) throw new TypeError(`network namespace path must be absolute: ${JSON.stringify(path)}`);
     return new Netns(path, undefined, shim);
   }
-  /** The namespace of a process. */
+  /** The namespace of a process: /proc/PID/ns/net. Throws TypeError unless PID is a positive integer. */
   static fromPid(pid: number, shim?: NativeShim): Netns {
     if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`invalid pid ${String(pid)}`);
     return new Netns(`/proc/${pid}/ns/net`, undefined, shim);
@@ -68,27 +74,25 @@ export class Netns {
     return new Netns(THREAD_NETNS, undefined, shim);
   }
 
-  /** An fd on the namespace, opened on first use. */
+  /** An fd on the namespace, opened on first use. Throws NetnsError when the path cannot be opened. */
   get fd(): number {
     if (this.fdValue === undefined) {
       try {
         this.fdValue = openSync(this.path!, fsConstants.O_RDONLY);
       } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new SocketError('open', err.errno ?? 2, `network namespace ${this.path}`);
+        throw new NetnsError(this.path!, 'open', (e as NodeJS.ErrnoException).errno ?? 2);
       }
     }
     return this.fdValue;
   }
 
-  /** The namespace's inode number: equal inodes mean the same namespace. Opens nothing for a path. */
+  /** The namespace's inode number: equal inodes mean the same namespace. Opens nothing for a path; throws NetnsError when it does not exist. */
   get inode(): number {
     if (this.fdValue === undefined && this.path !== undefined) {
       try {
         return statSync(this.path).ino;
       } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new SocketError('stat', err.errno ?? 2, `network namespace ${this.path}`);
+        throw new NetnsError(this.path, 'stat', (e as NodeJS.ErrnoException).errno ?? 2);
       }
     }
     return fstatSync(this.fd).ino;
@@ -101,7 +105,8 @@ export class Netns {
 
   /**
    * Run `fn` with the calling thread inside this namespace and return its result. `fn` must be
-   * synchronous: a returned Promise is rejected, because the thread would switch back before it ran.
+   * synchronous: a returned Promise is rejected (TypeError), because the thread would switch back
+   * before it ran. Throws NetnsError when the namespace cannot be opened or entered.
    */
   run<T>(fn: () => T): T {
     return runInNetns(this, fn, this.shim);
@@ -115,6 +120,7 @@ export class Netns {
     return this.run(() => spawn(command, args, options));
   }
 
+  /** Close the fd this handle opened, if any. Idempotent; the handle can be used again (it reopens). */
   close(): void {
     if (this.ownsFd && this.fdValue !== undefined) {
       closeSync(this.fdValue);
@@ -127,14 +133,14 @@ function threadNetnsInode(): number {
   return statSync(THREAD_NETNS).ino;
 }
 
-/** See Netns.run. */
+/** Run synchronous `fn` inside `ns` and switch back: see Netns.run. Throws NetnsError, TypeError. */
 export function runInNetns<T>(ns: Netns, fn: () => T, shim: NativeShim = nativeShim()): T {
   const targetIno = ns.inode;
   if (threadNetnsInode() === targetIno) return checkSync(fn());
   const home = openSync(THREAD_NETNS, fsConstants.O_RDONLY);
   try {
     const homeIno = fstatSync(home).ino;
-    enter(shim, ns.fd, 'entering', ns.toString());
+    enter(shim, ns.fd, ns.toString());
     try {
       if (threadNetnsInode() !== targetIno) throw new Error(`setns into ${ns} did not take effect`);
       return checkSync(fn());
@@ -162,11 +168,11 @@ function returnHome(shim: NativeShim, home: number, homeIno: number, from: strin
   }
 }
 
-function enter(shim: NativeShim, fd: number, verb: string, what: string): void {
+function enter(shim: NativeShim, fd: number, what: string): void {
   try {
     shim.setns(fd, CLONE.NEWNET);
   } catch (e) {
-    throw new SocketError('setns', (e as { errno: number }).errno ?? 22, `${verb} network namespace ${what}`);
+    throw new NetnsError(what, 'setns', (e as { errno: number }).errno ?? 22);
   }
 }
 
@@ -194,13 +200,17 @@ function prepareRunDir(shim: NativeShim, dir: string): void {
   }
 }
 
+/** Options of createNetns, pinNetns, removeNetns and the procfs helpers. */
 export interface CreateNetnsOptions {
+  /** An alternative shim (a fake kernel in tests). */
   shim?: NativeShim;
 }
 
 /**
  * Create a new network namespace pinned at `NAME` (under /run/netns, visible to `ip netns`) or at
- * an absolute path. Fails with EEXIST if the pin exists. Returns a handle to it.
+ * an absolute path, and return a handle to it (close it when done; removeNetns removes the
+ * namespace). Needs CAP_SYS_ADMIN. Throws SocketError: EEXIST when the pin exists, EPERM
+ * without privilege; TypeError for an invalid name.
  */
 export function createNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): Netns {
   const shim = opts.shim ?? nativeShim();
@@ -240,6 +250,7 @@ export function createNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): 
 /**
  * Pin an existing namespace (e.g. /proc/PID/ns/net) at `path` by a bind mount, so that it can be
  * reached by path even after the process is gone or its pid reused. Returns a handle to the pin.
+ * Throws SocketError (EEXIST when `path` exists, EPERM without privilege).
  */
 export function pinNetns(source: string, path: string, opts: CreateNetnsOptions = {}): Netns {
   const shim = opts.shim ?? nativeShim();
@@ -259,9 +270,10 @@ export function pinNetns(source: string, path: string, opts: CreateNetnsOptions 
 }
 
 /**
- * Unpin and remove a namespace created by createNetns (or `ip netns add`). The namespace itself
- * goes away when nothing else (a process, an open fd) holds it. Missing pins are not an error;
- * returns whether a pin was removed.
+ * Unpin and remove a namespace created by createNetns (or `ip netns add`), by name or absolute
+ * path. The namespace itself goes away when nothing else (a process, an open fd, a socket) holds
+ * it. Missing pins are not an error; returns whether a pin was removed. Throws SocketError when
+ * the unmount fails otherwise, TypeError for an invalid name.
  */
 export function removeNetns(nameOrPath: string, opts: CreateNetnsOptions = {}): boolean {
   const shim = opts.shim ?? nativeShim();
@@ -291,10 +303,11 @@ function unlinkQuiet(path: string): void {
   }
 }
 
-/** Write to or read from a file inside a namespace, e.g. /proc/sys/net/... (same discipline). */
+/** Read a file (as UTF-8) from inside a namespace, e.g. /proc/sys/net/…; throws NetnsError or the fs error. */
 export function readFileInNetns(ns: Netns, path: string, shim?: NativeShim): string {
   return runInNetns(ns, () => readFileSync(path, 'utf8'), shim);
 }
+/** Write a file from inside a namespace, e.g. /proc/sys/net/…; throws NetnsError or the fs error. */
 export function writeFileInNetns(ns: Netns, path: string, data: string, shim?: NativeShim): void {
   runInNetns(
     ns,

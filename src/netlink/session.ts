@@ -70,6 +70,7 @@ export class NetlinkSession {
   /** Messages that belong to no request (notifications), if anyone wants them. */
   onUnsolicited: ((msg: NetlinkMessage) => void) | undefined;
 
+  /** A session on an open socket (the session owns it: close() closes it). Socket options in `options` are ignored. */
   constructor(socket: NetlinkSocket, options: SessionOptions = {}) {
     this.socket = socket;
     this.timeoutMs = options.timeoutMs ?? 10_000;
@@ -80,7 +81,10 @@ export class NetlinkSession {
     this.seq = (Math.floor(Math.random() * 0x7fff0000) + 1) >>> 0;
   }
 
-  /** Open a socket (in `options.netns` if given) and a session on it. */
+  /**
+   * Open a socket (in `options.netns` if given) and a session on it. Throws NetnsError when the
+   * namespace does not exist or cannot be entered, SocketError when the socket cannot be opened.
+   */
   static open(options: SessionOptions = {}): NetlinkSession {
     return new NetlinkSession(NetlinkSocket.open(options), options);
   }
@@ -171,7 +175,12 @@ export class NetlinkSession {
     return { warnings: o.warnings, replies: o.replies as T[] };
   }
 
-  /** Send a dump request (NLM_F_DUMP) and collect every message until NLMSG_DONE. */
+  /**
+   * Send a dump request (NLM_F_DUMP) and collect every message until NLMSG_DONE, each turned into
+   * a value by `options.decode`. Dumps of one session run one at a time. Rejects with NetlinkError,
+   * TimeoutError (no progress for `timeoutMs`), OverrunError, or DumpInterruptedError (see
+   * `onInterrupted`).
+   */
   dump<T>(req: Request, options: DumpOptions<T>): Promise<T[]> {
     const run = this.dumpQueue.then(() => this.dumpWithPolicy(req, options));
     this.dumpQueue = run.catch(() => undefined);

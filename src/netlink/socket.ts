@@ -1,9 +1,10 @@
 import { MSG, NETLINK, NETLINK_OPT, SOL_NETLINK, SOL_SOCKET, SO } from './constants.js';
-import { SocketError } from './errors.js';
+import { NetnsError, SocketError } from './errors.js';
 import type { Netns } from './netns.js';
 import type { NativePoller, NativeShim } from './shim.js';
 import { nativeShim } from './shim.js';
 
+/** Options of NetlinkSocket.open (and of NetlinkSession.open, which extends them). */
 export interface SocketOptions {
   /** Netlink protocol (NETLINK.ROUTE by default). */
   protocol?: number;
@@ -11,9 +12,9 @@ export interface SocketOptions {
   groups?: number;
   /** Open the socket inside this network namespace (it stays bound there). */
   netns?: Netns;
-  /** Receive buffer size; set with SO_RCVBUFFORCE when allowed, so batches never lose ACKs. */
+  /** Receive buffer size in bytes (default 4 MiB); set with SO_RCVBUFFORCE when allowed, so batches never lose ACKs. */
   rcvbufBytes?: number;
-  /** Send buffer size (bounds the size of one batch datagram). */
+  /** Send buffer size in bytes (default 1 MiB; bounds the size of one batch datagram). */
   sndbufBytes?: number;
   /** Ask for extended ACKs (NETLINK_EXT_ACK). Default true. */
   extendedAck?: boolean;
@@ -25,8 +26,11 @@ export interface SocketOptions {
 
 /** One received datagram: a view of the socket's receive buffer, valid until the next receive. */
 export interface Datagram {
+  /** The datagram's bytes (a view, see above). */
   data: Buffer;
+  /** The sender's port id: 0 for the kernel. */
   senderPort: number;
+  /** The multicast group bitmask it was sent to (0 for a unicast answer). */
   groups: number;
 }
 
@@ -34,10 +38,11 @@ const DEFAULT_RCVBUF = 4 << 20;
 const DEFAULT_SNDBUF = 1 << 20;
 const INITIAL_RECV_BUFFER = 64 << 10;
 
-/** Results of a receive that got no datagram: nothing queued; the kernel dropped messages
- * (ENOBUFS); or a datagram was larger than the receive buffer and was lost (the buffer grows). */
+/** NetlinkSocket.receive(): nothing is queued. */
 export const RECV_EMPTY = 0;
+/** NetlinkSocket.receive(): the kernel dropped messages (ENOBUFS). */
 export const RECV_OVERRUN = -1;
+/** NetlinkSocket.receive(): a datagram was larger than the receive buffer and was lost (the buffer grows for the next). */
 export const RECV_TRUNCATED = -2;
 
 /**
@@ -66,7 +71,11 @@ export class NetlinkSocket {
     this.portId = portId;
   }
 
-  /** Open and bind a socket, inside `netns` when given (synchronously, see netns.ts). */
+  /**
+   * Open and bind a socket, inside `netns` when given (synchronously, see Netns.run): it stays in
+   * that namespace. Throws NetnsError when the namespace does not exist or cannot be entered,
+   * SocketError when a system call fails.
+   */
   static open(options: SocketOptions = {}): NetlinkSocket {
     const shim = options.shim ?? nativeShim();
     const protocol = options.protocol ?? NETLINK.ROUTE;
@@ -84,6 +93,7 @@ export class NetlinkSocket {
     try {
       return options.netns ? options.netns.run(create) : create();
     } catch (e) {
+      if (e instanceof NetnsError) throw e; // names the namespace's path already
       const err = e as { errno?: number; syscall?: string; message: string };
       if (typeof err.errno === 'number' && err.syscall) throw new SocketError(err.syscall, err.errno, 'opening a netlink socket');
       throw e;
@@ -97,14 +107,16 @@ export class NetlinkSocket {
     if (o.strictCheck ?? true) trySet(shim, fd, NETLINK_OPT.GET_STRICT_CHK, 1);
   }
 
-  /** The send buffer the kernel granted (it doubles what was asked). */
+  /** The send buffer the kernel granted, in bytes (it doubles what was asked). */
   get sndbufBytes(): number {
     return this.shim.getsockopt(this.fd, SOL_SOCKET, SO.SNDBUF);
   }
+  /** The receive buffer the kernel granted, in bytes (it doubles what was asked). */
   get rcvbufBytes(): number {
     return this.shim.getsockopt(this.fd, SOL_SOCKET, SO.RCVBUF);
   }
 
+  /** setsockopt(SOL_NETLINK, name, value), e.g. NETLINK_OPT.EXT_ACK. Throws SocketError. */
   setOption(name: number, value: number): void {
     this.checkOpen();
     try {
@@ -114,10 +126,11 @@ export class NetlinkSocket {
     }
   }
 
-  /** Join a multicast group (any number, including those above 32). */
+  /** Join a multicast group (any number, including those above 32). Throws SocketError. */
   addMembership(group: number): void {
     this.setOption(NETLINK_OPT.ADD_MEMBERSHIP, group);
   }
+  /** Leave a multicast group. Throws SocketError. */
   dropMembership(group: number): void {
     this.setOption(NETLINK_OPT.DROP_MEMBERSHIP, group);
   }
@@ -130,7 +143,7 @@ export class NetlinkSocket {
     if (n !== length) throw new SocketError('sendmsg', 5 /* EIO */, `short send: ${n} of ${length} bytes`);
   }
 
-  /** Send one datagram from a threadpool thread; resolves when the kernel has taken (and processed) it. */
+  /** Send one datagram from a threadpool thread; resolves when the kernel has taken (and processed) it, rejects with SocketError. */
   sendInBackground(buf: Buffer): Promise<void> {
     this.checkOpen();
     return new Promise((resolve, reject) => {
@@ -141,7 +154,7 @@ export class NetlinkSocket {
     });
   }
 
-  /** Send several datagrams in one system call. */
+  /** Send several datagrams in as few sendmmsg(2) calls as it takes. Throws SocketError. */
   sendMany(bufs: Buffer[]): void {
     this.checkOpen();
     let sent = 0;
@@ -155,7 +168,8 @@ export class NetlinkSocket {
   /**
    * Receive one datagram without blocking. Returns RECV_EMPTY when nothing is queued and
    * RECV_OVERRUN when the kernel dropped messages (ENOBUFS); otherwise the datagram, whose
-   * bytes stay valid until the next call.
+   * bytes stay valid until the next call. RECV_TRUNCATED: a datagram did not fit and was lost.
+   * Throws SocketError for other failures.
    */
   receive(): Datagram | typeof RECV_EMPTY | typeof RECV_OVERRUN | typeof RECV_TRUNCATED {
     this.checkOpen();
@@ -177,7 +191,7 @@ export class NetlinkSocket {
     }
   }
 
-  /** Block the thread until a datagram is queued or `timeoutMs` passes; true when readable. */
+  /** Block the thread until a datagram is queued or `timeoutMs` (milliseconds) passes; true when readable. Throws SocketError. */
   waitReadable(timeoutMs: number): boolean {
     this.checkOpen();
     const deadline = Date.now() + timeoutMs;
@@ -201,6 +215,7 @@ export class NetlinkSocket {
       this.polling = true;
     }
   }
+  /** Stop the readiness callback (startPolling resumes it). */
   stopPolling(): void {
     if (this.poller && this.polling) {
       this.poller.stop();
@@ -212,15 +227,18 @@ export class NetlinkSocket {
     this.refed = true;
     this.poller?.ref();
   }
+  /** Let the process exit while polling. */
   unref(): void {
     this.refed = false;
     this.poller?.unref();
   }
 
+  /** Whether close() was called. */
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** Stop polling and close the fd. Idempotent; afterwards every other call throws SocketError (EBADF). */
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -23,6 +23,7 @@ export interface Address {
   flags: number;
 }
 
+/** An RTM_NEWADDR message (a dump's or a notification's) as an Address. */
 export function toAddress(m: AddressMessage): Address {
   const a = m.attrs;
   const address = a.local ?? a.address ?? '';
@@ -40,12 +41,17 @@ export function toAddress(m: AddressMessage): Address {
   };
 }
 
+/** An address to add, replace or delete (`ip addr add ADDRESS dev IFINDEX`). */
 export interface AddressSpec {
+  /** The interface's index. */
   ifindex: number;
   /** '198.18.0.2/24' (a bare address means a host prefix). */
   address: string;
+  /** IPv4 only: the broadcast address. */
   broadcast?: string;
+  /** IFA_LABEL, e.g. 'eth0:1' (at most 15 bytes). */
   label?: string;
+  /** RT_SCOPE_* (default 0, universe). */
   scope?: number;
 }
 
@@ -62,39 +68,55 @@ function body(spec: AddressSpec) {
   return { header, attrs };
 }
 
+/**
+ * The address requests, built but not sent (for NetlinkSession.request/requestSync/batch). They
+ * throw InvalidArgumentError for bad input, before anything is sent.
+ */
 export const addressRequests = {
+  /** RTM_NEWADDR with CREATE|EXCL: refused with EEXIST when the address is there. */
   add(spec: AddressSpec): Request {
     const b = body(spec);
     return { type: RTM.NEWADDR, flags: NLM_F.CREATE | NLM_F.EXCL, schema: addressMessage, encode: (w) => encodeBody(w, addressMessage, b) };
   },
+  /** RTM_NEWADDR with CREATE|REPLACE: adds, or updates the address's attributes. */
   replace(spec: AddressSpec): Request {
     const b = body(spec);
     return { type: RTM.NEWADDR, flags: NLM_F.CREATE | NLM_F.REPLACE, schema: addressMessage, encode: (w) => encodeBody(w, addressMessage, b) };
   },
+  /** RTM_DELADDR: refused with EADDRNOTAVAIL when the address is not there. */
   delete(spec: AddressSpec): Request {
     const b = body(spec);
     return { type: RTM.DELADDR, flags: 0, schema: addressMessage, encode: (w) => encodeBody(w, addressMessage, b) };
   },
+  /** RTM_GETADDR dump of one family's addresses, or all. */
   dump(family: 'inet' | 'inet6' | 'all' = 'all'): Request {
     const f = family === 'inet' ? AF.INET : family === 'inet6' ? AF.INET6 : AF.UNSPEC;
     return { type: RTM.GETADDR, flags: 0, schema: addressMessage, encode: (w) => encodeBody(w, addressMessage, { header: { family: f } }) };
   },
 };
 
-/** Address verbs bound to one namespace's session. */
+/**
+ * Address verbs bound to one namespace's session (`Rtnl.addresses`). Bad input throws
+ * InvalidArgumentError before anything is sent; the kernel's refusals reject with NetlinkError.
+ */
 export class Addresses {
+  /** Verbs on `session`'s namespace. */
   constructor(private readonly session: NetlinkSession) {}
 
+  /** The namespace's addresses, of one interface and/or family if asked (`ip addr show`). */
   async list(filter: { ifindex?: number; family?: 'inet' | 'inet6' } = {}): Promise<Address[]> {
     const all = await this.session.dump(addressRequests.dump(filter.family ?? 'all'), { decode: (m) => toAddress(decodeBody(addressMessage, m.payload)) });
     return filter.ifindex === undefined ? all : all.filter((a) => a.ifindex === filter.ifindex);
   }
+  /** Add an address (`ip addr add`); NetlinkError EEXIST when it is there. */
   async add(spec: AddressSpec): Promise<void> {
     await this.session.request(addressRequests.add(spec));
   }
+  /** Add or update an address (`ip addr replace`). */
   async replace(spec: AddressSpec): Promise<void> {
     await this.session.request(addressRequests.replace(spec));
   }
+  /** Delete an address (`ip addr del`); NetlinkError EADDRNOTAVAIL when it is not there. */
   async delete(spec: AddressSpec): Promise<void> {
     await this.session.request(addressRequests.delete(spec));
   }

@@ -23,6 +23,7 @@ export type RtnlEvent =
   | { kind: 'route'; action: 'new' | 'del'; route: Route }
   | { kind: 'neighbour'; action: 'new' | 'del'; neighbour: Neighbour };
 
+/** The notification groups RtnlEvents can join (RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, …). */
 export type RtnlGroup = 'link' | 'ipv4-address' | 'ipv6-address' | 'ipv4-route' | 'ipv6-route' | 'neighbour';
 
 const GROUPS: Record<RtnlGroup, number> = {
@@ -34,10 +35,13 @@ const GROUPS: Record<RtnlGroup, number> = {
   neighbour: RTNLGRP.NEIGH,
 };
 
+/** The events RtnlEvents emits, with their listeners' arguments. */
 export interface RtnlEventMap {
+  /** A decoded notification. */
   event: [e: RtnlEvent];
   /** Notifications were lost: re-list what you track. */
   overrun: [];
+  /** A notification did not decode (DecodeError), or receiving failed (SocketError). */
   error: [err: Error];
 }
 
@@ -45,6 +49,7 @@ export interface RtnlEventMap {
 export class RtnlEvents extends EventEmitter<RtnlEventMap> {
   private readonly sub: NetlinkSubscription;
 
+  /** Join `groups` in `netns` (default: the caller's). Throws NetnsError or SocketError when the socket cannot be opened. */
   constructor(groups: readonly RtnlGroup[], netns?: Netns) {
     super();
     this.sub = NetlinkSubscription.open({ groups: groups.map((g) => GROUPS[g]), ...(netns ? { netns } : {}) });
@@ -79,14 +84,17 @@ export class RtnlEvents extends EventEmitter<RtnlEventMap> {
     });
   }
 
+  /** Keep the process alive while listening. */
   ref(): this {
     this.sub.ref();
     return this;
   }
+  /** Let the process exit while listening (the default). */
   unref(): this {
     this.sub.unref();
     return this;
   }
+  /** Stop listening and close the socket. */
   close(): void {
     this.sub.close();
   }

@@ -21,6 +21,7 @@ export interface Route {
   type: number;
 }
 
+/** An RTM_NEWROUTE message (a dump's, a lookup's or a notification's) as a Route. */
 export function toRoute(m: RouteMessage): Route {
   const a = m.attrs;
   return {
@@ -37,19 +38,25 @@ export function toRoute(m: RouteMessage): Route {
   };
 }
 
+/** A route to add, replace or delete (`ip route add DST via GATEWAY dev OIF …`). */
 export interface RouteSpec {
   /** 'default', '198.18.5.0/24' or a host address. */
   dst: string;
+  /** The next hop's address, of the destination's family. */
   gateway?: string;
+  /** The output interface's index. A new route needs a gateway or an oif. */
   oif?: number;
+  /** The preferred source address (`src`). */
   prefsrc?: string;
+  /** The metric (`metric`/`priority`): lower wins. */
   priority?: number;
-  /** Default RT_TABLE.MAIN. */
+  /** Default RT_TABLE.MAIN (any table id up to 2^32-1). */
   table?: number;
   /** Default RTPROT.BOOT, as `ip route add`. */
   protocol?: number;
   /** Default: link scope without a gateway, universe with one (as `ip route add`). */
   scope?: number;
+  /** RTN_* (default RTN.UNICAST). */
   type?: number;
 }
 
@@ -81,15 +88,22 @@ function body(spec: RouteSpec, deleting: boolean) {
   return { header, attrs };
 }
 
+/**
+ * The route requests, built but not sent (for NetlinkSession.request/requestSync/batch). They
+ * throw InvalidArgumentError for bad input, before anything is sent.
+ */
 export const routeRequests = {
+  /** RTM_NEWROUTE with CREATE|EXCL: refused with EEXIST when the route is there. */
   add(spec: RouteSpec): Request {
     const b = body(spec, false);
     return { type: RTM.NEWROUTE, flags: NLM_F.CREATE | NLM_F.EXCL, schema: routeMessage, encode: (w) => encodeBody(w, routeMessage, b) };
   },
+  /** RTM_NEWROUTE with CREATE|REPLACE: adds, or replaces the route to `dst`. */
   replace(spec: RouteSpec): Request {
     const b = body(spec, false);
     return { type: RTM.NEWROUTE, flags: NLM_F.CREATE | NLM_F.REPLACE, schema: routeMessage, encode: (w) => encodeBody(w, routeMessage, b) };
   },
+  /** RTM_DELROUTE: what is not given matches any (as `ip route del`); refused with ESRCH when no route matches. */
   delete(spec: RouteSpec): Request {
     const b = body(spec, true);
     return { type: RTM.DELROUTE, flags: 0, schema: routeMessage, encode: (w) => encodeBody(w, routeMessage, b) };
@@ -100,6 +114,7 @@ export const routeRequests = {
     const header = { family: d.family === 4 ? AF.INET : AF.INET6, dstLen: d.family === 4 ? 32 : 128, flags: RTM_F.LOOKUP_TABLE };
     return { type: RTM.GETROUTE, flags: 0, schema: routeMessage, encode: (w) => encodeBody(w, routeMessage, { header, attrs: { dst: d.address } }) };
   },
+  /** RTM_GETROUTE dump of one family's routes (every table). */
   dump(family: 'inet' | 'inet6' = 'inet'): Request {
     const f = family === 'inet6' ? AF.INET6 : AF.INET;
     return { type: RTM.GETROUTE, flags: 0, schema: routeMessage, encode: (w) => encodeBody(w, routeMessage, { header: { family: f } }) };
@@ -108,8 +123,12 @@ export const routeRequests = {
 
 const decodeRoute = (m: { payload: Buffer }) => toRoute(decodeBody(routeMessage, m.payload));
 
-/** Route verbs bound to one namespace's session. */
+/**
+ * Route verbs bound to one namespace's session (`Rtnl.routes`). Bad input throws
+ * InvalidArgumentError before anything is sent; the kernel's refusals reject with NetlinkError.
+ */
 export class Routes {
+  /** Verbs on `session`'s namespace. */
   constructor(private readonly session: NetlinkSession) {}
 
   /** Routes of one table (default main; `'all'` for every table). */
@@ -118,16 +137,19 @@ export class Routes {
     const table = filter.table ?? RT_TABLE.MAIN;
     return table === 'all' ? all : all.filter((r) => r.table === table);
   }
+  /** Add a route (`ip route add`); NetlinkError EEXIST when it is there, ENETUNREACH when the gateway is not reachable. */
   async add(spec: RouteSpec): Promise<void> {
     await this.session.request(routeRequests.add(spec));
   }
+  /** Add or replace a route (`ip route replace`). */
   async replace(spec: RouteSpec): Promise<void> {
     await this.session.request(routeRequests.replace(spec));
   }
+  /** Delete a route (`ip route del`); NetlinkError ESRCH when none matches. */
   async delete(spec: RouteSpec): Promise<void> {
     await this.session.request(routeRequests.delete(spec));
   }
-  /** The route the kernel picks for a destination (oif, gateway, prefsrc). */
+  /** The route the kernel picks for a destination (oif, gateway, prefsrc), as `ip route get`; NetlinkError ENETUNREACH when there is none. */
   async lookup(destination: string): Promise<Route> {
     const r = await this.session.request(routeRequests.lookup(destination), { decode: decodeRoute });
     if (!r.replies[0]) throw new Error(`RTM_GETROUTE ${destination}: the kernel sent no route`);

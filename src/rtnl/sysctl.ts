@@ -8,7 +8,7 @@ import { InvalidArgumentError } from './validate.js';
  * read or write), synchronously, and back (Netns.run).
  */
 
-/** 'net.ipv4.ip_local_port_range' or ['net', 'ipv4', 'conf', 'eth0.5', 'rp_filter'] → the /proc path. */
+/** 'net.ipv4.ip_local_port_range' or ['net', 'ipv4', 'conf', 'eth0.5', 'rp_filter'] → the /proc path. Throws InvalidArgumentError for a key outside net.*. */
 export function sysctlPath(key: string | readonly string[]): string {
   const parts = typeof key === 'string' ? key.split('.') : [...key];
   if (parts[0] !== 'net' || parts.length < 2 || parts.some((p) => !p || p === '.' || p === '..' || /[/\0]/.test(p))) {
@@ -17,11 +17,13 @@ export function sysctlPath(key: string | readonly string[]): string {
   return `/proc/sys/${parts.join('/')}`;
 }
 
+/** A sysctl of namespace `ns`, trimmed (key as for sysctlPath). Throws InvalidArgumentError, NetnsError, or the fs error (ENOENT for an unknown key). */
 export function readSysctl(ns: Netns, key: string | readonly string[]): string {
   const path = sysctlPath(key);
   return ns.run(() => readFileSync(path, 'utf8')).trim();
 }
 
+/** Set a sysctl of namespace `ns` (key as for sysctlPath). Throws InvalidArgumentError, NetnsError, or the fs error (EINVAL for a bad value). */
 export function writeSysctl(ns: Netns, key: string | readonly string[], value: string | number): void {
   const path = sysctlPath(key);
   ns.run(() => writeSysctlHere(path, value));
@@ -75,15 +77,17 @@ export class SysctlDir {
     return `/proc/self/fd/${this.fd}/${rel.join('/')}`;
   }
 
-  /** Write `rel` below the directory (e.g. ['pmi7', 'disable_ipv6']). */
+  /** Write `rel` below the directory (e.g. ['pmi7', 'disable_ipv6']). Throws InvalidArgumentError, Error when closed, or the fs error. */
   write(rel: readonly string[], value: string | number): void {
     writeValue(this.below(rel), value);
   }
 
+  /** Read `rel` below the directory, trimmed. Throws as write() does. */
   read(rel: readonly string[]): string {
     return readFileSync(this.below(rel), 'utf8').trim();
   }
 
+  /** Close the directory. Idempotent. */
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
@@ -108,11 +112,13 @@ export class SysctlFile {
     return new SysctlFile(openSync(at, 'w'), at);
   }
 
+  /** Write the value (a newline is added). Throws Error when closed, or the fs error (EINVAL for a bad value). */
   write(value: string | number): void {
     if (this.fd < 0) throw new Error(`sysctl ${this.path} is closed`);
     writeSync(this.fd, `${value}\n`, 0);
   }
 
+  /** Close the file. Idempotent. */
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;

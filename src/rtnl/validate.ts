@@ -31,25 +31,31 @@ export function checkMac(mac: unknown, what = 'MAC address'): string {
   return mac.toLowerCase();
 }
 
+/** An MTU: an integer from 68 (IPv4's minimum) up. Returns it; throws InvalidArgumentError. */
 export function checkMtu(mtu: unknown): number {
   if (!Number.isInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 0x7fffffff)
     throw new InvalidArgumentError(`MTU must be an integer of at least 68, got ${String(mtu)}`);
   return mtu as number;
 }
 
+/** An interface index: a positive 31-bit integer. Returns it; throws InvalidArgumentError. */
 export function checkIfIndex(index: unknown): number {
   if (!Number.isInteger(index) || (index as number) <= 0 || (index as number) > 0x7fffffff)
     throw new InvalidArgumentError(`interface index must be a positive integer, got ${String(index)}`);
   return index as number;
 }
 
+/** An address with its prefix length, as parsePrefix returns it. */
 export interface Prefix {
+  /** 4 or 6. */
   family: 4 | 6;
+  /** The address as given, without the prefix length. */
   address: string;
+  /** In bits: 0..32 or 0..128. */
   prefixlen: number;
 }
 
-/** '198.18.0.2/24', '198.18.0.2' (host prefix), '2001:db8::1/64'. */
+/** Parse '198.18.0.2/24', '198.18.0.2' (a host prefix), '2001:db8::1/64'. Throws InvalidArgumentError; `what` names the value in the message. */
 export function parsePrefix(text: unknown, what = 'address'): Prefix {
   if (typeof text !== 'string') throw new InvalidArgumentError(`${what} must be a string like 198.18.0.2/24`);
   const [address, len, ...rest] = text.split('/');
@@ -63,6 +69,7 @@ export function parsePrefix(text: unknown, what = 'address'): Prefix {
   return { family: family as 4 | 6, address: address!, prefixlen };
 }
 
+/** An IPv4 or IPv6 address, with its family. Throws InvalidArgumentError; `what` names the value in the message. */
 export function checkIp(text: unknown, what = 'IP address'): { family: 4 | 6; address: string } {
   const family = typeof text === 'string' ? isIP(text) : 0;
   if (family !== 4 && family !== 6) throw new InvalidArgumentError(`${what} ${JSON.stringify(text)} is not an IP address`);

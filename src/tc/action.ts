@@ -33,6 +33,7 @@ export interface BoundActionSpec {
   bindIndex: number;
 }
 
+/** An action of a filter: a new mirred action, or a bound one by index. */
 export type ActionSpec = MirredSpec | BoundActionSpec;
 
 /** An action as the kernel reports it. */
@@ -75,6 +76,7 @@ const mirredParms = (index: number, action: number, eaction: number, ifindex: nu
   ifindex,
 });
 
+/** The TCA_ACT entry of an action spec, as tc writes it. Throws TcInputError for a bad spec. */
 export function actionAttrs(spec: ActionSpec): TcaActEntry {
   if (spec?.kind !== 'mirred') throw new TcInputError(`unsupported action kind ${JSON.stringify((spec as { kind?: unknown })?.kind)} (supported: mirred)`);
   if ('bindIndex' in spec) {

@@ -63,6 +63,7 @@ export interface HtbClass {
   raw: TcMessage;
 }
 
+/** Options of classRequest and classMessage. */
 export interface ClassBuildOptions {
   /** Clock parameters; default this machine's /proc/net/psched. */
   psched?: Psched;

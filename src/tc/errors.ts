@@ -6,6 +6,7 @@ import { EncodeError } from '../netlink/errors.js';
  * it is an EncodeError, so batches refuse it the same way.
  */
 export class TcInputError extends EncodeError {
+  /** The message is `path › …: reason`. */
   constructor(reason: string, path: readonly string[] = []) {
     super(reason, path);
     Object.defineProperty(this, 'name', { value: 'TcInputError' });

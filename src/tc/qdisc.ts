@@ -22,6 +22,7 @@ import { statsFromAttrs } from './stats.js';
 import type { TcStats } from './stats.js';
 
 interface QdiscBase {
+  /** The device's index. */
   ifindex: number;
   /** Default: 'root' (TC_H_ROOT); ingress and clsact always sit at TC_H_INGRESS. */
   parent?: TcHandleInput;
@@ -29,12 +30,15 @@ interface QdiscBase {
   handle?: TcHandleInput;
 }
 
+/** `tc qdisc add dev X ingress`: the ingress hook (ffff:), for ingress filters. */
 export interface IngressQdiscSpec extends QdiscBase {
   kind: 'ingress';
 }
+/** `tc qdisc add dev X clsact`: ingress and egress hooks for filters. */
 export interface ClsactQdiscSpec extends QdiscBase {
   kind: 'clsact';
 }
+/** `tc qdisc add dev X root handle 1: htb default N`: a hierarchical token bucket, shaped by its classes. */
 export interface HtbQdiscSpec extends QdiscBase {
   kind: 'htb';
   /** Minor number of the class unclassified traffic goes to (tc `default`, which tc reads as hex). 0: none. */
@@ -46,42 +50,67 @@ export interface HtbQdiscSpec extends QdiscBase {
   /** HTB protocol version (3). */
   version?: number;
 }
+/** `tc qdisc add … fq_codel`: fair queueing with CoDel; omitted options keep the kernel's defaults. */
 export interface FqCodelQdiscSpec extends QdiscBase {
   kind: 'fq_codel';
+  /** Queue limit, in packets (`limit`). */
   limitPackets?: number;
+  /** Number of flow buckets (`flows`). */
   flows?: number;
+  /** Bytes dequeued per flow per round (`quantum`). */
   quantumBytes?: number;
+  /** Target queue delay, in microseconds (`target`). */
   targetUs?: number;
+  /** CoDel interval, in microseconds (`interval`). */
   intervalUs?: number;
+  /** Mark with ECN instead of dropping (`ecn`). */
   ecn?: boolean;
+  /** ECN CE-marking threshold, in microseconds (`ce_threshold`). */
   ceThresholdUs?: number;
+  /** Memory limit, in bytes (`memory_limit`). */
   memoryLimitBytes?: number;
+  /** Packets dropped at once when over limit (`drop_batch`). */
   dropBatch?: number;
 }
+/** `tc qdisc add … pfifo`: a packet-counted FIFO. */
 export interface PfifoQdiscSpec extends QdiscBase {
   kind: 'pfifo';
+  /** Queue limit, in packets (default: the device's txqueuelen). */
   limitPackets?: number;
 }
+/** `tc qdisc add … bfifo`: a byte-counted FIFO. */
 export interface BfifoQdiscSpec extends QdiscBase {
   kind: 'bfifo';
+  /** Queue limit, in bytes (default: txqueuelen × MTU). */
   limitBytes?: number;
 }
+/** `tc qdisc add … tbf rate R burst B (limit L | latency T)`: a token bucket filter. */
 export interface TbfQdiscSpec extends QdiscBase {
   kind: 'tbf';
+  /** Rate, in bytes per second. */
   rateBytesPerSec: number;
+  /** Bucket size, in bytes. */
   burstBytes: number;
+  /** Queue limit, in bytes (give this or latencyUs). */
   limitBytes?: number;
+  /** Maximum queueing delay, in microseconds (turned into a limit as tc does). */
   latencyUs?: number;
+  /** Largest packet, in bytes (`mtu`/`minburst`). */
   mtuBytes?: number;
 }
 
+/** A qdisc to add, replace or change, by kind. */
 export type QdiscSpec = IngressQdiscSpec | ClsactQdiscSpec | HtbQdiscSpec | FqCodelQdiscSpec | PfifoQdiscSpec | BfifoQdiscSpec | TbfQdiscSpec;
 
 /** Which qdisc to delete or get: where it is; the kind is optional. */
 export interface QdiscRef {
+  /** The device's index. */
   ifindex: number;
+  /** Default 'root' ('ingress' for kind ingress or clsact). */
   parent?: TcHandleInput;
+  /** Match this handle too. */
   handle?: TcHandleInput;
+  /** Match this kind too (and, for a delete, tell the kernel). */
   kind?: string;
 }
 
@@ -103,6 +132,7 @@ export type Qdisc = {
   raw: TcMessage;
 } & Record<string, unknown>;
 
+/** Options of qdiscRequest. */
 export interface QdiscBuildOptions {
   /** Clock parameters for TBF; default this machine's /proc/net/psched. */
   psched?: Psched;

@@ -82,6 +82,7 @@ function adjustSize(size: number, mpu: number, linklayer: number): number {
   return sz;
 }
 
+/** Input of rateTable (tc_calc_rtable's arguments). */
 export interface RateTableOptions {
   /** The rate the table is computed for (what iproute2 puts in tc_ratespec.rate). */
   rateBytesPerSec: number;
@@ -125,6 +126,7 @@ export interface HtbRateInput {
   linklayer?: number;
 }
 
+/** What htbRateParams computes: the tc_htb_opt fields (ratespecs, buffers in ticks) and the rate tables. */
 export interface HtbRateParams {
   rate: { cellLog: number; linklayer: number; overhead: number; cellAlign: number; mpu: number; rate: number };
   ceil: { cellLog: number; linklayer: number; overhead: number; cellAlign: number; mpu: number; rate: number };

@@ -21,6 +21,7 @@ export const VERB_FLAGS: Readonly<Record<'qdisc' | 'class' | 'filter', Readonly<
   filter: Object.freeze({ add: NLM_F.CREATE | NLM_F.EXCL, replace: NLM_F.CREATE, change: 0, delete: 0 }),
 });
 
+/** `verb` if it is a TcVerb; throws TcInputError otherwise. */
 export function checkVerb(verb: unknown): TcVerb {
   if (verb === 'add' || verb === 'replace' || verb === 'change' || verb === 'delete') return verb;
   throw new TcInputError(`unknown verb ${JSON.stringify(verb)} (add, replace, change, delete)`);

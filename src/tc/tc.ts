@@ -23,18 +23,23 @@ import { actionMessage } from './schemas/action.js';
 import { tcMessage } from './schemas/tca.js';
 import { U32NodeAllocator } from './u32-handles.js';
 
+/** Options of the Tc constructor. */
 export interface TcOptions {
   /** Clock parameters for rate math; default this machine's /proc/net/psched (read once). */
   psched?: Psched;
 }
 
+/** Which filters listFilters and listU32Nodes return. */
 export interface ListFilterOptions {
+  /** Only this priority (`prio`). */
   priority?: number;
+  /** Only this filter chain (default: all). */
   chain?: number;
   /** Keep the kernel's per-priority placeholder entries (handle 0, no options). Default false. */
   includePlaceholders?: boolean;
 }
 
+/** What addFilters resolves with. */
 export interface BulkResult {
   /** One outcome per spec, in order. */
   results: BatchResult[];
@@ -44,9 +49,19 @@ export interface BulkResult {
 
 const notFound = (e: unknown) => e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EINVAL' || e.code === 'ENODEV');
 
+/**
+ * tc over one NetlinkSession, and so in that session's network namespace (`new Tc(rtnl.session)`).
+ * Devices are given by ifindex, handles as numbers or `tc`'s text ('1:', '1:10', 'ingress'),
+ * rates in bytes per second and sizes in bytes. Bad input throws (or rejects with) TcInputError
+ * before anything is sent; the kernel's refusals reject with NetlinkError (e.g. EEXIST for an add
+ * of something present, ENOENT/EINVAL for a delete of something absent, EOPNOTSUPP for a kind
+ * the kernel lacks).
+ */
 export class Tc {
+  /** The clock parameters used for rate tables and times. */
   readonly psched: Psched;
 
+  /** Verbs on `session`'s namespace. Reads /proc/net/psched (once) unless `options.psched` is given. */
   constructor(
     readonly session: NetlinkSession,
     options: TcOptions = {},
@@ -67,19 +82,23 @@ export class Tc {
 
   // ---- qdiscs -------------------------------------------------------------------------------
 
-  /** `tc qdisc add|replace|change|delete`; resolves with the kernel's warnings. */
+  /** `tc qdisc add|replace|change|delete`; resolves with the kernel's warnings. Rejects with TcInputError or NetlinkError. */
   async qdisc(verb: TcVerb, spec: QdiscSpec | QdiscRef): Promise<AckResult> {
     return this.send(qdiscRequest(verb, spec, { psched: this.psched }));
   }
+  /** `tc qdisc add`: NetlinkError EEXIST when a qdisc is there. */
   addQdisc(spec: QdiscSpec) {
     return this.qdisc('add', spec);
   }
+  /** `tc qdisc replace`: adds, or replaces the qdisc at that place. */
   replaceQdisc(spec: QdiscSpec) {
     return this.qdisc('replace', spec);
   }
+  /** `tc qdisc change`: changes the options of the qdisc there; NetlinkError ENOENT when there is none. */
   changeQdisc(spec: QdiscSpec) {
     return this.qdisc('change', spec);
   }
+  /** `tc qdisc delete`: NetlinkError ENOENT or EINVAL when there is none (see removeQdiscIfExists). */
   deleteQdisc(ref: QdiscRef) {
     return this.qdisc('delete', ref);
   }
@@ -90,7 +109,7 @@ export class Tc {
     return ifindex === undefined ? all : all.filter((q) => q.ifindex === ifindex);
   }
 
-  /** The qdisc at a place (by parent, and by handle when given). */
+  /** The qdisc at a place (by parent, and by handle and kind when given); undefined when there is none. */
   async getQdisc(ref: QdiscRef): Promise<Qdisc | undefined> {
     const hook = ref.kind === 'ingress' || ref.kind === 'clsact';
     const parent = parseTcHandle(ref.parent ?? (hook ? 'ingress' : 'root'));
@@ -129,27 +148,33 @@ export class Tc {
 
   // ---- classes ------------------------------------------------------------------------------
 
-  /** `tc class add|replace|change|delete … htb`. */
+  /** `tc class add|replace|change|delete … htb`; resolves with the kernel's warnings. Rejects with TcInputError or NetlinkError. */
   async class(verb: TcVerb, spec: HtbClassSpec | ClassRef): Promise<AckResult> {
     return this.send(classRequest(verb, spec, { psched: this.psched }));
   }
+  /** `tc class add … htb`: NetlinkError EEXIST when the class is there. */
   addClass(spec: HtbClassSpec) {
     return this.class('add', spec);
   }
+  /** `tc class replace … htb`: adds, or changes the class. */
   replaceClass(spec: HtbClassSpec) {
     return this.class('replace', spec);
   }
+  /** `tc class change … htb`: NetlinkError ENOENT when the class is not there. */
   changeClass(spec: HtbClassSpec) {
     return this.class('change', spec);
   }
+  /** `tc class delete`: NetlinkError ENOENT when the class is not there, EBUSY while it has children or filters. */
   deleteClass(ref: ClassRef) {
     return this.class('delete', ref);
   }
 
+  /** The classes of a device, with rates (bytes/s), bursts (bytes) and statistics. */
   async listClasses(ifindex: number): Promise<HtbClass[]> {
     return this.session.dump(classDumpRequest(ifindex), { decode: (m) => parseClass(decodeBody(tcMessage, m.payload), this.psched) });
   }
 
+  /** One class of a device by classid ('1:10'); undefined when absent. Throws TcInputError for a bad classid. */
   async getClass(ifindex: number, classid: TcHandleInput): Promise<HtbClass | undefined> {
     const id = parseTcHandle(classid);
     return (await this.listClasses(ifindex)).find((c) => c.classid === id);
@@ -157,7 +182,10 @@ export class Tc {
 
   // ---- filters ------------------------------------------------------------------------------
 
-  /** `tc filter add|replace|change|delete`; add/replace/change resolve with the filter as created (ECHO). */
+  /**
+   * `tc filter add|replace|change|delete`; add/replace/change resolve with the filter as the kernel
+   * made it (ECHO), delete with undefined. Rejects with TcInputError or NetlinkError.
+   */
   async filter(verb: TcVerb, spec: U32FilterSpec | FilterRef): Promise<Filter | undefined> {
     const req = filterRequest(verb, spec);
     if (verb === 'delete') {
@@ -166,15 +194,19 @@ export class Tc {
     }
     return this.echo(req, (m) => parseFilter(decodeBody(tcMessage, m.payload)));
   }
+  /** `tc filter add … u32`: resolves with the filter as created (its handle, if the kernel chose it); NetlinkError EEXIST when the handle is taken. */
   addFilter(spec: U32FilterSpec) {
     return this.filter('add', spec);
   }
+  /** `tc filter replace … u32`: adds, or replaces the node with that handle. */
   replaceFilter(spec: U32FilterSpec) {
     return this.filter('replace', spec);
   }
+  /** `tc filter change … u32`: NetlinkError ENOENT when the node is not there. */
   changeFilter(spec: U32FilterSpec) {
     return this.filter('change', spec);
   }
+  /** `tc filter delete`: a node, or every filter of a priority; NetlinkError ENOENT/EINVAL when absent. */
   async deleteFilter(ref: FilterRef): Promise<void> {
     await this.filter('delete', ref);
   }
@@ -280,17 +312,18 @@ export class Tc {
     return { results: await this.session.batch(requests()), handles };
   }
 
-  /** Delete many filters in one batch; one result per ref. */
+  /** Delete many filters in one batch; one result per ref, in order (a refusal does not stop the others). */
   async deleteFilters(refs: readonly FilterRef[]): Promise<BatchResult[]> {
     return this.session.batch(refs.map((r) => filterRequest('delete', r)));
   }
 
   // ---- actions ------------------------------------------------------------------------------
 
-  /** Create standalone actions (filters then bind them with `{ kind: 'mirred', bindIndex }`). */
+  /** Create standalone actions (filters then bind them with `{ kind: 'mirred', bindIndex }`). Rejects with TcInputError or NetlinkError (EEXIST for a taken index). */
   async addActions(specs: StandaloneActionSpec | StandaloneActionSpec[]): Promise<AckResult> {
     return this.send(actionRequest('add', specs));
   }
+  /** Delete standalone actions by kind and index: NetlinkError ENOENT when absent, EPERM while a filter is bound to one. */
   async deleteActions(refs: ActionRef | ActionRef[]): Promise<AckResult> {
     return this.send(actionRequest('delete', refs));
   }
@@ -312,7 +345,7 @@ export class Tc {
     return pages.flat().map(parseAction);
   }
 
-  /** Send prepared requests (from qdiscRequest, classRequest, filterRequest …) in one batch. */
+  /** Send prepared requests (from qdiscRequest, classRequest, filterRequest …) in one batch; one result per request, in order. */
   async batch(reqs: readonly Request[]): Promise<BatchResult[]> {
     return this.session.batch(reqs);
   }

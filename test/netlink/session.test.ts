@@ -9,7 +9,10 @@ import {
   NetlinkError,
   NetlinkSession,
   NetlinkSocket,
+  Netns,
+  NetnsError,
   OverrunError,
+  SocketError,
   TimeoutError,
   decodeBody,
   encodeBody,
@@ -17,7 +20,7 @@ import {
   type NetlinkWarning,
   type Request,
 } from '../../src/netlink/index.js';
-import { RTM, RTM_NAMES, linkMessage, type LinkAttrs } from '../../src/rtnl/index.js';
+import { RTM, RTM_NAMES, Rtnl, linkMessage, type LinkAttrs } from '../../src/rtnl/index.js';
 
 function session(kernel: FakeKernel, opts: ConstructorParameters<typeof NetlinkSession>[1] = {}) {
   return new NetlinkSession(NetlinkSocket.open({ shim: kernel }), { typeNames: RTM_NAMES, timeoutMs: 200, ...opts });
@@ -336,5 +339,43 @@ describe('request engine against a scripted kernel', () => {
       expect(r.map((x) => x.ok)).toEqual([true, false, true]);
       expect(!r[1]!.ok && r[1]!.error).toBeInstanceOf(TimeoutError);
     });
+  });
+});
+
+describe('a session in a network namespace that does not exist', () => {
+  const missing = `pmi-lab-${process.pid}-no-such-namespace`;
+
+  it('fails with a NetnsError naming the path, before any socket is opened', () => {
+    const k = new FakeKernel(() => []);
+    let err: unknown;
+    try {
+      NetlinkSession.open({ shim: k, netns: Netns.fromName(missing, k) });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NetnsError);
+    expect(err).toBeInstanceOf(SocketError); // a kind of SocketError, as before
+    expect((err as NetnsError).message).toBe(`/run/netns/${missing}: no such network namespace (ENOENT)`);
+    expect((err as NetnsError).name).toBe('NetnsError');
+    expect((err as NetnsError).path).toBe(`/run/netns/${missing}`);
+    expect((err as NetnsError).code).toBe('ENOENT');
+    expect(k.sent).toEqual([]);
+  });
+
+  it('names the path when a handle is opened by name (Rtnl.open), by path, or its fd is asked for', () => {
+    expect(() => Rtnl.open(missing)).toThrow(NetnsError);
+    expect(() => Rtnl.open(missing)).toThrow(`/run/netns/${missing}: no such network namespace (ENOENT)`);
+    expect(() => Netns.fromPath(`/run/${missing}/net`).fd).toThrow(`/run/${missing}/net: no such network namespace (ENOENT)`);
+    expect(String(new NetnsError('/run/netns/foo', 'open', -2))).toBe('NetnsError: /run/netns/foo: no such network namespace (ENOENT)');
+  });
+
+  it('says so when a path is not a network namespace (setns refuses it)', () => {
+    const notNs = Netns.fromPath('/proc/self/stat');
+    try {
+      expect(() => notNs.run(() => 1)).toThrow(new NetnsError('/proc/self/stat', 'setns', 22));
+      expect(() => notNs.run(() => 1)).toThrow('/proc/self/stat: not a network namespace (EINVAL)');
+    } finally {
+      notNs.close();
+    }
   });
 });
