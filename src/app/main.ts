@@ -2,9 +2,10 @@
 /**
  * The executable, bins `portmap-isolator` and `portmap-isolator-cni` (DESIGN.md §4): the CNI
  * plugin when the environment has CNI_COMMAND set (a runtime runs it from its CNI_PATH under the
- * configuration's `type`, usually `portmap-isolator`) or when it is run as `portmap-isolator-cni`;
- * else the command line. Only an entry: it runs when loaded, so nothing imports it (the CLI is
- * cli.ts, the plugin ../cni/plugin.ts). Each mode loads only its own modules.
+ * configuration's `type`, usually `portmap-isolator`) or when it is run as `portmap-isolator-cni`
+ * (which prints the plugin's help, ../cni/help.ts, for -h/--help or when run from a terminal
+ * without CNI_COMMAND); else the command line. Only an entry: it runs when loaded, so nothing
+ * imports it (the CLI is cli.ts, the plugin ../cni/plugin.ts). Each mode loads only its own modules.
  */
 import { basename } from 'node:path';
 

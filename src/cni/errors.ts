@@ -1,5 +1,5 @@
 /**
- * CNI error results (spec 1.0.0 §5 "Error"): `{cniVersion, code, msg, details}` on stdout and a
+ * CNI error results (spec 1.1.0 §5 "Error"): `{cniVersion, code, msg, details}` on stdout and a
  * non-zero exit. Codes 1–11 are the spec's; 100+ are this plugin's own.
  */
 import type { ErrorKind } from '../isolator/errors.js';
@@ -22,6 +22,10 @@ export const CNI_ERR = Object.freeze({
   INVALID_NETWORK_CONFIG: 7,
   /** Try again later: the work_dir is locked by another portmap-isolator process. */
   TRY_AGAIN_LATER: 11,
+  /** STATUS (1.1.0): the plugin cannot service ADD (a kernel feature, the work_dir or the host is missing). */
+  PLUGIN_NOT_AVAILABLE: 50,
+  /** STATUS (1.1.0): not available, and existing containers may have limited connectivity (host objects missing). */
+  PLUGIN_NOT_AVAILABLE_LIMITED: 51,
   /** Plugin: the ports asked for are held by another container, or no ephemeral block (or egress flow) is free. */
   PORTS_UNAVAILABLE: 100,
   /** Plugin: CHECK found the container's kernel objects missing or wrong. */

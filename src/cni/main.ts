@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The CNI plugin alone, as an entry: what the tests' CNI launcher bundles (it starts faster than the
  * whole executable). The installed executable is ../app/main.ts (bins `portmap-isolator` and

@@ -27,8 +27,10 @@ import { CNI_ERR, CniError } from './errors.js';
 import type { CniDns, CniResult, CniVersion } from './result.js';
 import { SUPPORTED_VERSIONS, checkResultShape } from './result.js';
 
-export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
-const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION'];
+export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
+const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
+/** The commands about one attachment (the others are about the network). */
+export type AttachmentCommand = 'ADD' | 'DEL' | 'CHECK';
 
 /** Fields of a plugin configuration that the spec or its conventions define. */
 const STANDARD_FIELDS = new Set([
@@ -44,6 +46,7 @@ const STANDARD_FIELDS = new Set([
   'prevResult',
   'disableCheck',
   'disableGC',
+  'cni.dev/valid-attachments', // GC's input (1.1.0); gc.ts reads it
 ]);
 const PLUGIN_FIELDS = new Set(['work_dir', 'lock_timeout_ms']);
 
@@ -291,7 +294,7 @@ export function containerPorts(mappings: PortMapping[], argPorts: PortSet): Port
 }
 
 export interface CniEnv {
-  command: CniCommand;
+  command: AttachmentCommand;
   containerId: string;
   /** Empty on a DEL without a namespace. */
   netns: string;
@@ -315,7 +318,7 @@ export function parseCommand(env: NodeJS.ProcessEnv): CniCommand {
  * The CNI_* variables of ADD, DEL and CHECK (spec §2). CNI_NETNS must be a network namespace
  * other than the plugin's own (the host); on DEL it may be empty or gone.
  */
-export function parseEnv(env: NodeJS.ProcessEnv, command: Exclude<CniCommand, 'VERSION'>, ownNetns = '/proc/self/ns/net'): CniEnv {
+export function parseEnv(env: NodeJS.ProcessEnv, command: AttachmentCommand, ownNetns = '/proc/self/ns/net'): CniEnv {
   const bad = (msg: string, details = '') => new CniError(CNI_ERR.INVALID_ENVIRONMENT, msg, details);
   const id = env.CNI_CONTAINERID;
   if (!id) throw bad('CNI_CONTAINERID is not set');

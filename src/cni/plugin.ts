@@ -1,6 +1,6 @@
 /**
- * The CNI plugin (spec 1.0.0, also 0.4.0): ADD, DEL, CHECK and VERSION over the isolator engine,
- * in the same work_dir state as the CLI and the agent.
+ * The CNI plugin (spec 1.1.0, also 1.0.0 and 0.4.0): ADD, DEL, CHECK, GC, STATUS and VERSION over
+ * the isolator engine, in the same work_dir state as the CLI and the agent.
  *
  * - ADD isolates the runtime's namespace CNI_NETNS (never creates one): a veth whose container end
  *   is CNI_IFNAME, the host's IP/MAC, an ephemeral block, the container's non-ephemeral ports
@@ -8,6 +8,8 @@
  *   prevResult with our host veth, sandbox interface, IP and default route appended.
  * - DEL destroys the container if it is there (idempotent; CNI_NETNS may be empty or gone).
  * - CHECK verifies the kernel objects against the record and prevResult.
+ * - GC removes this network's attachments not in `cni.dev/valid-attachments` (gc.ts).
+ * - STATUS answers whether ADD can work here (status.ts).
  * - Errors: `{cniVersion, code, msg, details}` on stdout, exit 1 (codes in errors.ts).
  *
  * The runtime runs plugins in its own network namespace: that namespace is "the host".
@@ -22,7 +24,10 @@ import { Rtnl } from '../rtnl/index.js';
 import { checkKernel, checkPrevResult } from './check.js';
 import { SandboxStore, restoreSandbox, snapshotSandbox } from './sandbox.js';
 import { CNI_ERR, CniError, toCniError } from './errors.js';
-import type { CniEnv, CniCommand, NetConf } from './netconf.js';
+import { detach, gc, isCniRecord, parseValidAttachments } from './gc.js';
+import { helpText, wantsHelp } from './help.js';
+import { status } from './status.js';
+import type { AttachmentCommand, CniEnv, NetConf } from './netconf.js';
 import { checkNetns, containerPorts, decodeStdin, errorVersion, parseCniArgs, parseCommand, parseEnv, parseNetConf } from './netconf.js';
 import { SUPPORTED_VERSIONS, mergeResult } from './result.js';
 
@@ -41,9 +46,6 @@ export interface CniOutcome {
 
 const json = (v: unknown) => JSON.stringify(v) + '\n';
 
-/** Created by this plugin (not by the CLI or agent, which make or borrow namespaces by pin or pid). */
-const isCniRecord = (r: ContainerRecord) => !r.ownsNetns && r.pid === undefined;
-
 /** Run one plugin invocation; never throws. */
 export async function runCni(inv: CniInvocation): Promise<CniOutcome> {
   const warn = inv.warn ?? (() => undefined);
@@ -60,9 +62,10 @@ export async function runCni(inv: CniInvocation): Promise<CniOutcome> {
     if (command === 'VERSION') return { stdout: json({ cniVersion: version, supportedVersions: [...SUPPORTED_VERSIONS] }), exitCode: 0 };
     if (decodeError) throw decodeError;
     const conf = parseNetConf(raw!);
-    const env = parseEnv(inv.env, command);
-    const stdout = await dispatch(command, conf, env, warn);
-    return { stdout, exitCode: 0 };
+    if (command === 'STATUS') await status(conf, warn);
+    else if (command === 'GC') await collectGarbage(conf, raw!, warn);
+    else return { stdout: await dispatch(command, conf, parseEnv(inv.env, command), warn), exitCode: 0 };
+    return { stdout: '', exitCode: 0 };
   } catch (e) {
     const err = toCniError(e);
     if (err.code === CNI_ERR.INTERNAL && e instanceof Error && e.stack) warn(e.stack);
@@ -70,7 +73,18 @@ export async function runCni(inv: CniInvocation): Promise<CniOutcome> {
   }
 }
 
-async function dispatch(command: Exclude<CniCommand, 'VERSION'>, conf: NetConf, env: CniEnv, warn: (m: string) => void): Promise<string> {
+/** GC: needs only CNI_COMMAND and CNI_PATH besides the configuration; prints nothing. */
+async function collectGarbage(conf: NetConf, raw: Record<string, unknown>, warn: (m: string) => void): Promise<void> {
+  const valid = parseValidAttachments(raw);
+  const iso = await Isolator.open({ workDir: conf.workDir, flags: conf.flags, onWarning: warn });
+  try {
+    await iso.store.withLock(() => gc(iso, valid, warn), conf.lockTimeoutMs);
+  } finally {
+    await iso.close();
+  }
+}
+
+async function dispatch(command: AttachmentCommand, conf: NetConf, env: CniEnv, warn: (m: string) => void): Promise<string> {
   // Argument errors come before any host work.
   const argPorts = command === 'ADD' ? parseCniArgs(env.args).ports : undefined;
   if (command === 'CHECK' && !conf.prevResult) {
@@ -269,17 +283,13 @@ async function del(iso: Isolator, env: CniEnv, warn: (m: string) => void): Promi
     warn(`DEL ${env.containerId}: its interface is ${rec.ifname}, not ${env.ifname}; left alone`);
     return;
   }
-  const sandboxes = new SandboxStore(iso.store.workDir);
-  const snapshot = sandboxes.read(env.containerId);
-  const problems = snapshot ? await restoreSandbox(snapshot).catch((e: Error) => [e.message]) : [];
-  if (rec) await iso.destroy(env.containerId);
+  const { problems, netns } = await detach(iso, env.containerId, rec !== undefined);
   if (problems.length)
     throw new CniError(
       CNI_ERR.INTERNAL,
-      `container ${env.containerId} was removed, but its namespace ${snapshot!.netns} could not be fully restored`,
+      `container ${env.containerId} was removed, but its namespace ${netns} could not be fully restored`,
       problems.join('; '),
     );
-  sandboxes.delete(env.containerId);
 }
 
 async function readStdin(): Promise<string> {
@@ -296,12 +306,14 @@ async function readStdin(): Promise<string> {
 export async function cniMain(): Promise<never> {
   const warn = (m: string) => process.stderr.write(`portmap-isolator-cni: ${m}\n`);
   let out: CniOutcome;
-  try {
-    out = await runCni({ env: process.env, stdin: await readStdin(), warn });
-  } catch (e) {
-    const err = new CniError(CNI_ERR.IO_FAILURE, 'cannot read the network configuration from stdin', (e as Error).message);
-    out = { stdout: json(err.toJSON('1.0.0')), exitCode: 1 };
-  }
+  if (wantsHelp(process.argv.slice(2), process.env, process.stdin.isTTY === true)) out = { stdout: helpText(), exitCode: 0 };
+  else
+    try {
+      out = await runCni({ env: process.env, stdin: await readStdin(), warn });
+    } catch (e) {
+      const err = new CniError(CNI_ERR.IO_FAILURE, 'cannot read the network configuration from stdin', (e as Error).message);
+      out = { stdout: json(err.toJSON('1.0.0')), exitCode: 1 };
+    }
   return new Promise<never>(() => {
     process.stdout.write(out.stdout, () => process.exit(out.exitCode));
   });

@@ -1,10 +1,10 @@
 /**
- * CNI results (spec 1.0.0 §5 "Success", and 0.4.0's shape): our interfaces, IP and route merged
+ * CNI results (spec 1.0.0/1.1.0 §5 "Success", and 0.4.0's shape): our interfaces, IP and route merged
  * into the previous plugin's result, as a chained plugin must.
  */
 
 /** The spec versions this plugin speaks; VERSION reports them. */
-export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0'] as const;
+export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 
 export interface CniInterface {
@@ -92,11 +92,15 @@ export function mergeResult(cniVersion: CniVersion, prev: CniResult | undefined,
   return convertResult(cniVersion, { ...(prev ?? {}), cniVersion, interfaces, ips, routes, dns: { ...(dns ?? {}), ...(prev?.dns ?? {}) } });
 }
 
-/** A result in the shape of `cniVersion`: 0.4.0 ips carry `version`, 1.0.0 ones do not. */
+/**
+ * A result in the shape of `cniVersion`: 0.4.0 ips carry `version`, 1.x ones do not. A version
+ * that is not '4' or '6' (libcni hands loopback's 127.0.0.1/8 on with "") is taken from the address.
+ */
 export function convertResult(cniVersion: CniVersion, r: CniResult): CniResult {
   const ips = r.ips?.map((ip) => {
     const { version: _drop, ...rest } = ip;
-    return cniVersion === '1.0.0' ? rest : { ...rest, version: typeof ip.version === 'string' ? ip.version : ipVersion(ip.address) };
+    if (cniVersion !== '0.4.0') return rest;
+    return { ...rest, version: ip.version === '4' || ip.version === '6' ? ip.version : ipVersion(ip.address) };
   });
   return { ...r, cniVersion, ...(ips ? { ips } : {}) };
 }

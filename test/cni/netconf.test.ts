@@ -127,10 +127,12 @@ describe('port mappings and CNI_ARGS', () => {
 
 describe('environment', () => {
   const env = { CNI_CONTAINERID: 'c'.repeat(64), CNI_IFNAME: 'eth0', CNI_NETNS: '' };
-  it('needs CNI_COMMAND among ADD, DEL, CHECK, VERSION', () => {
+  it('needs CNI_COMMAND among ADD, DEL, CHECK, GC, STATUS, VERSION', () => {
     expect(code(() => parseCommand({}))).toBe(CNI_ERR.INVALID_ENVIRONMENT);
-    expect(code(() => parseCommand({ CNI_COMMAND: 'GC' }))).toBe(CNI_ERR.INVALID_ENVIRONMENT);
+    expect(code(() => parseCommand({ CNI_COMMAND: 'INIT' }))).toBe(CNI_ERR.INVALID_ENVIRONMENT);
     expect(parseCommand({ CNI_COMMAND: 'CHECK' })).toBe('CHECK');
+    expect(parseCommand({ CNI_COMMAND: 'GC' })).toBe('GC');
+    expect(parseCommand({ CNI_COMMAND: 'STATUS' })).toBe('STATUS');
   });
   it('checks the container id with the engine rule (64-hex runtime ids pass) and the interface name', () => {
     expect(parseEnv(env, 'DEL').containerId).toHaveLength(64);
@@ -209,11 +211,11 @@ describe('errors', () => {
 
   it('runCni answers VERSION without a configuration and errors as JSON with exit 1', async () => {
     expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' })).toEqual({
-      stdout: '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\n',
+      stdout: '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}\n',
       exitCode: 0,
     });
     expect(await runCni({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"0.4.0"}' })).toEqual({
-      stdout: '{"cniVersion":"0.4.0","supportedVersions":["0.4.0","1.0.0"]}\n',
+      stdout: '{"cniVersion":"0.4.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}\n',
       exitCode: 0,
     });
     const bad = await runCni({ env: { CNI_COMMAND: 'ADD' }, stdin: JSON.stringify({ ...base, cniVersion: '0.4.0' }) });

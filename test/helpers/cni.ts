@@ -1,83 +1,42 @@
 /**
- * A CNI test bench inside a lab: a real CNI client (the cnitool-compatible one built from
- * Debian's libcni by ../shared/tools/cniclient/build.sh), our plugin behind a launcher script in a
- * private CNI_PATH, Debian's reference plugins beside it, and private NETCONFPATH, cache and
- * work_dir. The client runs inside the lab's host namespace, so everything the plugin does to "the
- * host" happens there. Nothing is installed here: missing tools fail with the apt line to run.
+ * A CNI test bench inside a lab, with no CNI library: the bench is the runtime. It invokes the
+ * plugins as the spec says (CNI_* variables, the configuration on stdin, the result on stdout):
+ * a conflist's plugins in order for ADD, CHECK, GC and STATUS and in reverse for DEL, each plugin's
+ * ADD result as the next one's prevResult, the final result cached for CHECK and DEL as libcni
+ * caches it. Our plugin is `node dist/app/main.js` behind a launcher in a private CNI_PATH, next to
+ * Debian's reference plugins (loopback, tuning); NETCONFPATH, cache and work_dir are private temp
+ * dirs. Everything runs inside the lab's host namespace, so what the plugin does to "the host"
+ * happens there. (A real libcni client is test/cni/libcni/run.sh, outside `npm test`.)
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { dumpFilters } from '../../src/isolator/engine.js';
+import type { ContainerRecord } from '../../src/isolator/state.js';
 import { IsolatorLab } from '../../src/lab/index.js';
+import { Rtnl } from '../../src/rtnl/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '..', '..');
 export const PLUGIN_TYPE = 'portmap-isolator';
 export const REFERENCE_PLUGINS = '/usr/lib/cni';
-const LIBCNI = '/usr/share/gocode/src/github.com/containernetworking/cni/libcni';
-export const CNI_APT_PACKAGES = 'golang-go golang-github-appc-cni-dev containernetworking-plugins';
+/** The executable under test (the global setup builds dist/ when it is older than src/). */
+export const PLUGIN_MAIN = join(REPO, 'dist', 'app', 'main.js');
 
-/** The cniclient build script, next to the repository (shared/ is a sibling of the checkout). */
-function buildScript(): string {
-  const candidates = [resolve(REPO, '..', 'shared', 'tools', 'cniclient', 'build.sh'), '/work/shared/tools/cniclient/build.sh'];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`the CNI client build script is missing (looked in ${candidates.join(', ')})`);
-  return found;
-}
+/** The executable's other name: the plugin even without CNI_COMMAND (src/app/main.ts). */
+export const CNI_NAME = 'portmap-isolator-cni';
 
-/** Throws with what to install when the Go toolchain, libcni or the reference plugins are missing. */
+/** Throws with what to install when the reference plugins are missing. */
 export function requireCniTools(): void {
-  const missing: string[] = [];
-  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) missing.push('go (golang-go)');
-  if (!existsSync(LIBCNI)) missing.push(`libcni sources in ${LIBCNI} (golang-github-appc-cni-dev)`);
-  if (!existsSync(join(REFERENCE_PLUGINS, 'loopback'))) missing.push(`reference plugins in ${REFERENCE_PLUGINS} (containernetworking-plugins)`);
-  if (missing.length) throw new Error(`CNI tests need ${missing.join(', ')}: run apt-get install -y ${CNI_APT_PACKAGES}`);
+  if (!existsSync(join(REFERENCE_PLUGINS, 'loopback')))
+    throw new Error(`CNI tests need the reference plugins in ${REFERENCE_PLUGINS}: run apt-get install -y containernetworking-plugins`);
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-interface EsbuildLike {
-  buildSync(options: Record<string, unknown>): unknown;
-}
-
-/**
- * The launcher libcni executes for `type: portmap-isolator`. src/cni/main.ts (the plugin alone: the
- * installed executable, src/app/main.ts, runs the same cniMain()) bundled into one file with esbuild (already in node_modules, under tsx and vite): node starts it in a fraction of the
- * time tsx needs to load the module graph, which matters with dozens of invocations. The native
- * shim is found from its source location (import.meta.url is pinned to src/netlink/shim.ts, the
- * only module that reads it). Without esbuild: node + tsx on the sources.
- */
-function launcher(dir: string): string {
-  const main = join(REPO, 'src', 'cni', 'main.ts');
-  const require = createRequire(import.meta.url);
-  let esbuild: EsbuildLike | undefined;
-  try {
-    esbuild = require('esbuild') as EsbuildLike;
-  } catch {
-    esbuild = undefined;
-  }
-  if (esbuild && process.env.PMI_CNI_LAUNCHER !== 'tsx') {
-    const out = join(dir, 'portmap-isolator-cni.mjs');
-    esbuild.buildSync({
-      entryPoints: [main],
-      outfile: out,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(REPO, 'src', 'netlink', 'shim.ts')).href) },
-      logLevel: 'error',
-    });
-    return `#!/bin/sh\nexec ${q(process.execPath)} ${q(out)} "$@"\n`;
-  }
-  const tsx = pathToFileURL(require.resolve('tsx')).href;
-  return `#!/bin/sh\nexec ${q(process.execPath)} --import ${q(tsx)} ${q(main)} "$@"\n`;
-}
-
-/** A CNI error as the client re-emits it (first stderr line) or as the plugin prints it. */
+/** A CNI error as the plugin prints it. */
 export interface CniErrorJson {
   code: number;
   msg: string;
@@ -91,7 +50,7 @@ export interface Run {
   stderr: string;
   /** Parsed stdout, when it is JSON. */
   json?: any;
-  /** The CNI error: from the client's stderr (status 2) or the plugin's stdout. */
+  /** The CNI error on the failing plugin's stdout. */
   error?: CniErrorJson;
 }
 
@@ -99,9 +58,13 @@ export interface ClientOptions {
   containerId?: string;
   ifname?: string;
   args?: string;
-  /** Capability arguments, e.g. { portMappings: [...] }. */
+  /** Capability arguments, e.g. { portMappings: [...] }: given to plugins that declare the capability. */
   capArgs?: Record<string, unknown>;
+  /** GC: `cni.dev/valid-attachments`. */
+  valid?: Array<{ containerID: string; ifname: string }>;
 }
+
+export type Verb = 'add' | 'check' | 'del' | 'gc' | 'status';
 
 const parseJson = (s: string): any => {
   try {
@@ -141,16 +104,15 @@ export class CniBench {
   readonly bin = join(this.dir, 'bin');
   readonly netconfDir = join(this.dir, 'net.d');
   readonly cacheDir = join(this.dir, 'cache');
-  readonly client = join(this.bin, 'cniclient');
   readonly plugin = join(this.bin, PLUGIN_TYPE);
   private runtimeCount = 0;
 
   constructor() {
     try {
       for (const d of [this.bin, this.netconfDir, this.cacheDir]) mkdirSync(d, { recursive: true });
-      execFileSync('bash', [buildScript(), this.client], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
-      writeFileSync(this.plugin, launcher(this.dir));
+      writeFileSync(this.plugin, `#!/bin/sh\nexec ${q(process.execPath)} ${q(PLUGIN_MAIN)} "$@"\n`);
       chmodSync(this.plugin, 0o755);
+      symlinkSync(PLUGIN_MAIN, join(this.bin, CNI_NAME)); // run by node (dist/ has no execute bits)
       for (const p of readdirSync(REFERENCE_PLUGINS)) symlinkSync(join(REFERENCE_PLUGINS, p), join(this.bin, p));
     } catch (e) {
       void this.destroy();
@@ -187,32 +149,65 @@ export class CniBench {
     };
   }
 
-  private baseEnv(): NodeJS.ProcessEnv {
-    return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: this.bin, NETCONFPATH: this.netconfDir, CNI_CACHEDIR: this.cacheDir };
+  /** One plugin's configuration as a runtime builds it from the conflist (spec §3). */
+  private pluginStdin(list: { cniVersion: string; name: string }, plugin: Record<string, unknown>, opts: ClientOptions, prevResult?: unknown): string {
+    const conf: Record<string, unknown> = { cniVersion: list.cniVersion, name: list.name, ...plugin };
+    const caps = (plugin.capabilities ?? {}) as Record<string, boolean>;
+    const runtimeConfig = Object.fromEntries(Object.entries(opts.capArgs ?? {}).filter(([k]) => caps[k]));
+    if (Object.keys(runtimeConfig).length) conf.runtimeConfig = runtimeConfig;
+    if (prevResult !== undefined) conf.prevResult = prevResult;
+    if (opts.valid) conf['cni.dev/valid-attachments'] = opts.valid;
+    return JSON.stringify(conf);
   }
 
-  /** `cniclient add|check|del NET NETNS` (or `version TYPE`, `validate NET`) inside the lab host. */
-  async cni(verb: 'add' | 'check' | 'del' | 'version' | 'validate', net: string, netns?: string, opts: ClientOptions = {}): Promise<Run> {
-    const env: NodeJS.ProcessEnv = { ...this.baseEnv() };
-    if (opts.containerId) env.CNI_CONTAINERID = opts.containerId;
-    if (opts.ifname) env.CNI_IFNAME = opts.ifname;
-    if (opts.args) env.CNI_ARGS = opts.args;
-    if (opts.capArgs) env.CAP_ARGS = JSON.stringify(opts.capArgs);
-    const r = await run('ip', ['netns', 'exec', this.lab.host, this.client, verb, net, ...(netns ? [netns] : [])], env, '', 60_000);
-    const out: Run = { ...r, json: parseJson(r.stdout) };
-    if (r.status === 2) out.error = parseJson(r.stderr.split('\n')[0] ?? '');
-    return out;
+  /**
+   * What a runtime does for `verb` on network `net` (a conflist in NETCONFPATH): ADD caches the
+   * final result, CHECK and DEL pass it as prevResult, DEL drops it. Stops at the first plugin
+   * that fails and returns its run.
+   */
+  async cni(verb: Verb, net: string, netns?: string, opts: ClientOptions = {}): Promise<Run> {
+    const list = JSON.parse(readFileSync(join(this.netconfDir, `${net}.conflist`), 'utf8')) as {
+      cniVersion: string;
+      name: string;
+      plugins: Array<Record<string, unknown>>;
+    };
+    const ifname = opts.ifname ?? 'eth0';
+    const id = opts.containerId ?? 'cni-bench';
+    const env: Record<string, string> = { CNI_COMMAND: verb.toUpperCase(), CNI_PATH: this.bin };
+    if (verb !== 'gc' && verb !== 'status') Object.assign(env, { CNI_CONTAINERID: id, CNI_IFNAME: ifname, CNI_NETNS: netns ?? '' });
+    if (opts.args && verb !== 'gc' && verb !== 'status') env.CNI_ARGS = opts.args;
+    const cache = this.cacheFile(net, id, ifname);
+    const cached = existsSync(cache) ? (JSON.parse(readFileSync(cache, 'utf8')) as { result: unknown }).result : undefined;
+    const plugins = verb === 'del' ? [...list.plugins].reverse() : list.plugins;
+    let prev: unknown = verb === 'add' ? undefined : cached;
+    let last: Run = { status: 0, stdout: '', stderr: '' };
+    for (const plugin of plugins) {
+      last = await this.exec(env, this.pluginStdin(list, plugin, opts, verb === 'gc' || verb === 'status' ? undefined : prev), String(plugin.type));
+      if (last.status !== 0) return last;
+      if (verb === 'add') prev = last.json;
+    }
+    if (verb === 'add') {
+      mkdirSync(dirname(cache), { recursive: true });
+      writeFileSync(cache, JSON.stringify({ kind: 'cniCacheV1', result: prev }));
+    }
+    if (verb === 'del') rmSync(cache, { force: true });
+    return last;
   }
 
-  /** Exec the plugin directly (inside the lab host) with exactly these CNI_* variables and stdin. */
-  async exec(env: Record<string, string>, stdin: string): Promise<Run> {
-    const r = await run('ip', ['netns', 'exec', this.lab.host, this.plugin], { PATH: this.baseEnv().PATH, ...env }, stdin, 60_000);
+  /**
+   * Exec a plugin (ours by default; CNI_NAME: ours as `portmap-isolator-cni`) inside the lab host
+   * with exactly these CNI_* variables and stdin; `args` on its command line.
+   */
+  async exec(env: Record<string, string>, stdin: string, type = PLUGIN_TYPE, args: string[] = []): Promise<Run> {
+    const path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+    const cmd = type === CNI_NAME ? [process.execPath, join(this.bin, type)] : [join(this.bin, type)];
+    const r = await run('ip', ['netns', 'exec', this.lab.host, ...cmd, ...args], { PATH: path, ...env }, stdin, 60_000);
     const out: Run = { ...r, json: parseJson(r.stdout) };
     if (r.status !== 0 && out.json && typeof out.json.code === 'number') out.error = out.json;
     return out;
   }
 
-  /** The libcni cache file of one attachment. */
+  /** The cache file of one attachment (libcni's layout). */
   cacheFile(net: string, containerId: string, ifname = 'eth0'): string {
     return join(this.cacheDir, 'results', `${net}-${containerId}-${ifname}`);
   }
@@ -220,5 +215,35 @@ export class CniBench {
   async destroy(): Promise<void> {
     await this.iso.destroy();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The host-side traces of a container: its veth and its port filters on the host's eth0/lo. */
+export async function hostTraces(hostNs: string, rec: ContainerRecord): Promise<{ veth: boolean; filters: number }> {
+  const r = Rtnl.open(hostNs);
+  try {
+    const veth = (await r.links.find(rec.vethIndex)) !== undefined;
+    let filters = 0;
+    for (const dev of ['eth0', 'lo'] as const) {
+      const index = (await r.links.get(dev)).index;
+      const handles = new Set((await dumpFilters(r.session, index, 0xffff0000)).map((f) => f.handle));
+      filters += rec.hostFilters.filter((f) => f.dev === dev && handles.has(f.handle)).length;
+    }
+    return { veth, filters };
+  } finally {
+    r.close();
+  }
+}
+
+/** Delete one of a container's port filters on the host's eth0 (breakage for CHECK and STATUS to find). */
+export async function dropHostFilter(hostNs: string, rec: ContainerRecord): Promise<void> {
+  const r = Rtnl.open(hostNs);
+  try {
+    const eth0 = (await r.links.get('eth0')).index;
+    const handle = rec.hostFilters.find((h) => h.dev === 'eth0')!.handle;
+    const victim = (await dumpFilters(r.session, eth0, 0xffff0000)).find((f) => f.handle === handle)!;
+    await r.session.request(victim.deleteRequest);
+  } finally {
+    r.close();
   }
 }
