@@ -1,58 +1,81 @@
 /**
  * `portmap-isolator` — the command line (DESIGN.md §4). Exit status: 0 success, 1 runtime failure
- * (one line, nothing half-built left), 2 configuration error (one line naming the flag).
- * The commands are in cli/: one function each (cli/commands.ts), their context (cli/context.ts).
+ * (one line, nothing half-built left), 2 configuration error (one line naming the flag or
+ * argument). The commands are in cli/: one function each (cli/commands.ts), their context
+ * (cli/context.ts), their flags and help (cli/usage.ts).
  */
 import { readFileSync } from 'node:fs';
 import { errorReport } from '../isolator/errors.js';
 import { DEFAULT_WORK_DIR } from '../isolator/state.js';
 import type { ParsedArgs } from './cli/args.js';
-import { parseArgs, stringFlag } from './cli/args.js';
+import { ArgumentError, choiceFlag, helpAsked, ownArgs, parseArgs, stringFlag } from './cli/args.js';
 import { COMMAND_HANDLERS } from './cli/commands.js';
 import type { CommandContext } from './cli/context.js';
-import { AgentError, commandContext } from './cli/context.js';
+import { AgentError, commandContext, noMoreArgs } from './cli/context.js';
 import { COMMANDS, allowedFlags, usage } from './cli/usage.js';
 import { runDemo } from './demo.js';
-import type { LogFormat } from './log.js';
-import { createLogger } from './log.js';
+import type { LogFormat, Logger } from './log.js';
+import { LOG_FORMATS, LOG_LEVELS, createLogger, formatLogLine } from './log.js';
 
 export { AGENT_WARM_POOL } from './cli/usage.js';
 
 /** The command line: runs one command and returns its exit status (see main.ts for the executable). */
 export async function main(argv: string[]): Promise<number> {
-  // Before any `--` (what follows belongs to `run`'s command): --version, and -h for --help.
-  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
-  if (argv.slice(0, end).includes('--version')) {
+  const own = ownArgs(argv);
+  // Failures are printed as the log lines are: a JSON line with --log_format=json.
+  const fail = failureReporter(logFormatOf(argv));
+  if (own.includes('--version')) {
     process.stdout.write(`portmap-isolator ${packageVersion()}\n`);
     return 0;
   }
-  argv = argv.map((a, i) => (a === '-h' && i < end ? '--help' : a));
+  const words = own.filter((a) => !a.startsWith('-'));
+  if (helpAsked(argv) || words[0] === 'help') return help(words, helpAsked(argv), fail);
+  // An unknown command before its flags: they are checked against the command's.
+  if (words[0] !== undefined && !COMMANDS[words[0]]) return fail(unknownCommand(words[0]));
   let args: ParsedArgs;
+  let log: Logger;
   try {
     args = parseArgs(argv, allowedFlags);
+    if (args.command === undefined) throw new ArgumentError('COMMAND', 'missing (portmap-isolator --help lists them)');
+    const format = choiceFlag(args.flags, 'log_format', LOG_FORMATS, 'text');
+    log = createLogger(format, undefined, choiceFlag(args.flags, 'log_level', LOG_LEVELS, 'info'));
+    if (args.rest.length && args.command !== 'run') throw ArgumentError.unexpected('--', COMMANDS[args.command]!.usage);
   } catch (e) {
-    process.stderr.write(`portmap-isolator: ${(e as Error).message}\n`);
-    return 2;
+    return fail(e);
   }
-  const command = args.command;
-  if (args.flags.get('help') === true || command === 'help' || command === undefined) {
-    process.stdout.write(usage(command === 'help' ? args.positional[0] : command));
-    return command === undefined && args.flags.get('help') !== true ? 2 : 0;
-  }
-  if (!COMMANDS[command]) {
-    process.stderr.write(`portmap-isolator: unknown command '${command}' (see portmap-isolator --help)\n`);
-    return 2;
-  }
-  const logFormat = (stringFlag(args.flags, 'log_format') ?? 'text') as LogFormat;
-  if (logFormat !== 'text' && logFormat !== 'json') {
-    process.stderr.write(`portmap-isolator: --log_format: must be text or json\n`);
-    return 2;
-  }
-  if (args.rest.length && command !== 'run') {
-    process.stderr.write(`portmap-isolator: '${command}' takes no command after --\n`);
-    return 2;
-  }
-  return await runCommandLine(command, args, createLogger(logFormat));
+  return await runCommandLine(args.command, args, log, fail);
+}
+
+/** `help [COMMAND]`, `--help`, `-h`: the usage of the program or of the command named first. */
+function help(words: string[], asked: boolean, fail: (e: unknown) => number): number {
+  const command = words[0] === 'help' ? (words[1] ?? (asked ? 'help' : undefined)) : words[0];
+  if (command !== undefined && !COMMANDS[command]) return fail(unknownCommand(command));
+  process.stdout.write(usage(command));
+  return 0;
+}
+
+/** The log format asked for, known before the command line is parsed (to report its errors). */
+function logFormatOf(argv: readonly string[]): LogFormat {
+  return ownArgs(argv).some((a) => /^--log[-_]format=json$/.test(a)) ? 'json' : 'text';
+}
+
+function unknownCommand(command: string): ArgumentError {
+  return new ArgumentError('COMMAND', `unknown command '${command}' (see portmap-isolator --help)`);
+}
+
+/** Prints a failure as one line (text, or a JSON log line) and returns its exit status. */
+function failureReporter(format: LogFormat): (e: unknown) => number {
+  return (e) => {
+    const message = e instanceof Error ? e.message : String(e);
+    const report = errorReport(e);
+    const exitCode = e instanceof AgentError ? e.exitCode : report.exitCode;
+    if (format === 'text') process.stderr.write(`portmap-isolator: ${message}\n`);
+    else {
+      const at = e instanceof ArgumentError ? { argument: e.argument } : report.field !== undefined ? { flag: report.field } : {};
+      process.stderr.write(formatLogLine('json', 'error', message, { exit_code: exitCode, ...at }) + '\n');
+    }
+    return exitCode;
+  };
 }
 
 /** The package's version (package.json two levels above this module, in src/ and in dist/ alike). */
@@ -65,18 +88,18 @@ function packageVersion(): string {
 }
 
 /** One known command, its arguments checked: runs it and reports its failure as one line. */
-async function runCommandLine(command: string, args: ParsedArgs, log: ReturnType<typeof createLogger>): Promise<number> {
+async function runCommandLine(command: string, args: ParsedArgs, log: Logger, fail: (e: unknown) => number): Promise<number> {
   const workDir = stringFlag(args.flags, 'work_dir') ?? DEFAULT_WORK_DIR;
   let ctx: CommandContext | undefined;
   try {
+    noMoreArgs(args, command, COMMANDS[command]!.args ?? 0);
     if (command === 'demo') return await runDemo({ log, workDir: stringFlag(args.flags, 'work_dir') });
-    ctx = commandContext(command, args, log, workDir, stringFlag(args.flags, 'netns'));
+    ctx = await commandContext(command, args, log, workDir, stringFlag(args.flags, 'netns'));
     const handler = COMMAND_HANDLERS[command];
     return handler ? await handler(ctx) : 2;
   } catch (e) {
     // By type: the isolator's errors carry their exit status (2 configuration, 1 runtime), the rest are runtime failures.
-    process.stderr.write(`portmap-isolator: ${e instanceof Error ? e.message : String(e)}\n`);
-    return e instanceof AgentError ? e.exitCode : errorReport(e).exitCode;
+    return fail(e);
   } finally {
     await ctx?.close();
   }
@@ -89,7 +112,7 @@ async function runCommandLine(command: string, args: ParsedArgs, log: ReturnType
 export function runCliAndExit(argv: string[]): void {
   const exitFlushed = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   main(argv).then(exitFlushed, (e) => {
-    process.stderr.write(`portmap-isolator: ${(e as Error).message}\n`);
+    failureReporter(logFormatOf(argv))(e);
     exitFlushed(1);
   });
 }

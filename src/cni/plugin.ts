@@ -14,10 +14,8 @@
  *
  * The runtime runs plugins in its own network namespace: that namespace is "the host".
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { IsolatorFlags } from '../isolator/config.js';
 import { Isolator } from '../isolator/engine.js';
+import { containersInWorkDir, resolveHostConfig, writeHostConfig } from '../isolator/host-config.js';
 import type { ContainerRecord } from '../isolator/state.js';
 import { Netns } from '../netlink/index.js';
 import { Rtnl } from '../rtnl/index.js';
@@ -94,6 +92,9 @@ async function dispatch(command: AttachmentCommand, conf: NetConf, env: CniEnv, 
       'the runtime must pass the result of the preceding ADD',
     );
   }
+  // A configuration that differs from the one the work_dir's containers were built with is
+  // refused (code 7 naming the flag), as the CLI refuses it; DEL, CHECK and GC still work.
+  if (command === 'ADD') await resolveHostConfig(conf.workDir, conf.flags, () => workDirInUse(conf.workDir));
   const iso = await Isolator.open({ workDir: conf.workDir, flags: conf.flags, onWarning: warn });
   try {
     const locked = <T>(fn: () => Promise<T>) => iso.store.withLock(fn, conf.lockTimeoutMs);
@@ -144,7 +145,7 @@ async function add(
     await dropStaleContainer(iso, conf, env, sandboxes);
     checkNetns(env.netns); // still there after the wait for the lock
     await createContainer(iso, env, ports, sandboxes, warn);
-    rememberFlags(conf.workDir, conf.flags);
+    writeHostConfig(conf.workDir, conf.flags); // as the CLI's create does: `list`, `stats`, `cleanup` need not repeat them
     return (await iso.get(env.containerId))!;
   });
   return mergeResult(
@@ -249,21 +250,9 @@ async function vethExists(iso: Isolator, r: ContainerRecord): Promise<boolean> {
   }
 }
 
-/**
- * Remember the flags in the work_dir as the CLI's `create` does (`<work_dir>/flags.json`), so that
- * `portmap-isolator list|stats|cleanup --work_dir=…` work on a CNI host without repeating them.
- */
-function rememberFlags(workDir: string, flags: IsolatorFlags): void {
-  const file = join(workDir, 'flags.json');
-  const text = JSON.stringify(flags, null, 2) + '\n';
-  try {
-    if (readFileSync(file, 'utf8') === text) return;
-  } catch {
-    /* not there yet */
-  }
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
+function workDirInUse(workDir: string): boolean {
+  const n = containersInWorkDir(workDir);
+  return n.containers + n.spares > 0;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { parseBytes } from './bytes.js';
 import { ConfigError } from './errors.js';
 import { PortSet } from './port-set.js';
+import { DEFAULT_MINIMUM_RATE_BYTES_PER_SEC } from './rates.js';
 import { parseResources } from './resources.js';
 
 /**
@@ -33,32 +34,97 @@ export interface IsolatorFlags {
   network_enable_snmp_statistics?: boolean;
 }
 
-/** The names of every flag above, for the CLI's "unknown flag" check. */
-export const ISOLATOR_FLAG_NAMES: ReadonlyArray<keyof IsolatorFlags> = [
-  'resources',
-  'ephemeral_ports_per_container',
-  'eth0_name',
-  'lo_name',
-  'egress_rate_limit_per_container',
-  'egress_rate_per_cpu',
-  'minimum_egress_rate_limit',
-  'maximum_egress_rate_limit',
-  'egress_ceil_limit',
-  'egress_burst',
-  'egress_unique_flow_per_container',
-  'egress_flow_classifier_parent',
-  'ingress_rate_limit_per_container',
-  'ingress_rate_per_cpu',
-  'minimum_ingress_rate_limit',
-  'maximum_ingress_rate_limit',
-  'ingress_ceil_limit',
-  'ingress_burst',
-  'ingress_isolate_existing_containers',
-  'network_link_speed',
-  'network_enable_socket_statistics_summary',
-  'network_enable_socket_statistics_details',
-  'network_enable_snmp_statistics',
-];
+/** Mesos' agent defaults, with an ephemeral pool that leaves the host 57344–60999. */
+export const DEFAULT_RESOURCES = 'ports:[31000-32000];ephemeral_ports:[32768-57343]';
+export const DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER = 1024;
+export const MIN_EPHEMERAL_PORTS_PER_CONTAINER = 16;
+
+/** What a flag's value is: how help shows it and how host-config compares two values. */
+export type FlagValueKind = 'bytes' | 'rate' | 'boolean' | 'integer' | 'string';
+
+/** One isolator flag for help and `config`: its value, its default (undefined: none) and its meaning. */
+export interface IsolatorFlagInfo {
+  kind: FlagValueKind;
+  /** The placeholder in help, e.g. BYTES. */
+  value: string;
+  /** The value in effect when the flag is not given; undefined when there is none (the feature is off). */
+  default: string | number | boolean | undefined;
+  /** What "none" means when there is no default (shown in help and `config`). */
+  none?: string;
+  help: string;
+}
+
+const bytesInfo = (none: string, help: string): IsolatorFlagInfo => ({ kind: 'bytes', value: 'BYTES', default: undefined, none, help });
+const boolFlag = (dflt: boolean, help: string): IsolatorFlagInfo => ({ kind: 'boolean', value: '', default: dflt, help });
+const MIN_RATE = `none: ${DEFAULT_MINIMUM_RATE_BYTES_PER_SEC}B/s (Mesos' 1 Mbit/s)`;
+
+/**
+ * Every isolator flag, in Mesos' order, with its default and meaning (reference
+ * mesos-port-mapping.md §1.1). As in Mesos, where they are agent flags, they configure the host:
+ * every container on it is built with the same ones (see host-config.ts). Help and `config` are
+ * printed from this table only.
+ */
+export const ISOLATOR_FLAGS: Readonly<Record<keyof IsolatorFlags, IsolatorFlagInfo>> = {
+  resources: {
+    kind: 'string',
+    value: 'RESOURCES',
+    default: DEFAULT_RESOURCES,
+    help: "Mesos' --resources: 'ports' are the non-ephemeral ports containers may be given, 'ephemeral_ports' the pool cut into per-container blocks (disjoint from ports, none below 1024, clear of the host's ip_local_port_range), 'cpus' the host's CPUs for the 'auto' per-CPU rates",
+  },
+  ephemeral_ports_per_container: {
+    kind: 'integer',
+    value: 'N',
+    default: DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER,
+    help: `size of each container's ephemeral port block: a power of 2, at least ${MIN_EPHEMERAL_PORTS_PER_CONTAINER}`,
+  },
+  eth0_name: { kind: 'string', value: 'NAME', default: undefined, none: 'the link of the default route', help: "the host's public interface" },
+  lo_name: { kind: 'string', value: 'NAME', default: undefined, none: 'the first loopback link', help: "the host's loopback interface" },
+  egress_rate_limit_per_container: bytesInfo(
+    'no fixed rate',
+    'a fixed egress rate (bytes/s) for every container, clamped to the minimum and maximum; 0B: no limit (Mesos: the minimum)',
+  ),
+  egress_rate_per_cpu: {
+    kind: 'rate',
+    value: 'BYTES|auto',
+    default: undefined,
+    none: 'no per-CPU rate',
+    help: "egress rate per CPU of the container (--cpus); 'auto': the link speed divided by the host's cpus from --resources",
+  },
+  minimum_egress_rate_limit: bytesInfo(MIN_RATE, 'lower bound of the egress rate (bytes/s)'),
+  maximum_egress_rate_limit: bytesInfo('no upper bound', 'upper bound of the egress rate (bytes/s)'),
+  egress_ceil_limit: bytesInfo('no ceil', 'HTB ceil for egress (bytes/s), used when above the rate'),
+  egress_burst: bytesInfo('HTB default', 'HTB burst for egress (bytes), used only with a ceil'),
+  egress_unique_flow_per_container: boolFlag(false, "fq_codel on the public interface's egress, each container its own flow (needs fq_codel)"),
+  egress_flow_classifier_parent: {
+    kind: 'string',
+    value: 'root|X:Y',
+    default: 'root',
+    help: 'where that fq_codel is attached: root or a qdisc handle in hex',
+  },
+  ingress_rate_limit_per_container: bytesInfo(
+    'no fixed rate',
+    'a fixed rate (bytes/s) for traffic toward each container, as --egress_rate_limit_per_container',
+  ),
+  ingress_rate_per_cpu: {
+    kind: 'rate',
+    value: 'BYTES|auto',
+    default: undefined,
+    none: 'no per-CPU rate',
+    help: 'ingress rate per CPU of the container, as --egress_rate_per_cpu',
+  },
+  minimum_ingress_rate_limit: bytesInfo(MIN_RATE, 'lower bound of the ingress rate (bytes/s)'),
+  maximum_ingress_rate_limit: bytesInfo('no upper bound', 'upper bound of the ingress rate (bytes/s)'),
+  ingress_ceil_limit: bytesInfo('no ceil', 'HTB ceil for ingress (bytes/s), used when above the rate'),
+  ingress_burst: bytesInfo('HTB default', 'HTB burst for ingress (bytes), used only with a ceil'),
+  ingress_isolate_existing_containers: boolFlag(true, 'may an update add ingress shaping to a running container that has none'),
+  network_link_speed: bytesInfo('read from /sys/class/net', "the public link's speed (bytes/s), for the 'auto' per-CPU rates only"),
+  network_enable_socket_statistics_summary: boolFlag(false, 'statistics: count TCP connections (active, time-wait)'),
+  network_enable_socket_statistics_details: boolFlag(false, 'statistics: TCP round-trip time percentiles'),
+  network_enable_snmp_statistics: boolFlag(false, "statistics: the container's /proc/net/snmp counters"),
+};
+
+/** The names of every flag above, in the table's order (the CLI's "unknown flag" check, help, `config`). */
+export const ISOLATOR_FLAG_NAMES = Object.keys(ISOLATOR_FLAGS) as ReadonlyArray<keyof IsolatorFlags>;
 
 /** Shaping flags of one direction, parsed. `perCpu: 'auto'` is resolved against the link speed. */
 export interface DirectionConfig {
@@ -91,10 +157,6 @@ export interface IsolatorConfig {
   snmpStatistics: boolean;
 }
 
-/** Mesos' agent defaults, with an ephemeral pool that leaves the host 57344–60999. */
-export const DEFAULT_RESOURCES = 'ports:[31000-32000];ephemeral_ports:[32768-57343]';
-export const DEFAULT_EPHEMERAL_PORTS_PER_CONTAINER = 1024;
-export const MIN_EPHEMERAL_PORTS_PER_CONTAINER = 16;
 const WELL_KNOWN_PORTS = PortSet.ofRanges([[1, 1023]]);
 
 function bytesFlag(flags: IsolatorFlags, name: keyof IsolatorFlags): number | undefined {

@@ -47,7 +47,7 @@ describe('usage and bad input', () => {
     const r = cli('--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: portmap-isolator COMMAND/);
-    for (const c of ['doctor', 'create', 'update', 'destroy', 'list', 'stats', 'run', 'agent', 'recover', 'cleanup', 'demo'])
+    for (const c of ['doctor', 'create', 'update', 'destroy', 'list', 'stats', 'run', 'agent', 'recover', 'cleanup', 'config', 'demo', 'help'])
       expect(r.stdout).toContain(`  ${c}`);
     expect(cli('create', '--help').stdout).toMatch(/^usage: portmap-isolator create ID/);
     // -h is --help, anywhere before `--`; --version prints the package's version.
@@ -62,8 +62,8 @@ describe('usage and bad input', () => {
     [['list', '--bogus=1'], /^portmap-isolator: --bogus: unknown flag for 'list'$/],
     [['create', 'c1', '--ports'], /^portmap-isolator: --ports: needs a value: --ports=VALUE$/],
     [['list', '--json=maybe'], /^portmap-isolator: --json: takes true or false, got 'maybe'$/],
-    [['list', '--log_format=xml'], /^portmap-isolator: --log_format: must be text or json$/],
-    [['create'], /^portmap-isolator: --id: 'create' needs a container ID/],
+    [['list', '--log_format=xml'], /^portmap-isolator: --log_format: must be text or json, got 'xml'$/],
+    [['create'], /^portmap-isolator: ID: 'create' needs a container ID/],
     [
       ['create', 'c1', '--ephemeral_ports_per_container=24'],
       /^portmap-isolator: --ephemeral_ports_per_container: The number of ephemeral ports for each container \(24\) is not a power of 2$/,

@@ -4,15 +4,19 @@ import { ConfigError, UnknownContainerError } from '../../isolator/errors.js';
 import type { ContainerInfo } from '../../isolator/engine.js';
 import type { MesosStatistics } from '../../isolator/statistics.js';
 import { pidProblem } from '../http-request.js';
-import { intFlag, stringFlag } from './args.js';
+import { ISOLATOR_FLAGS, ISOLATOR_FLAG_NAMES, parseConfig } from '../../isolator/config.js';
+import { containersInWorkDir, forgetHostConfig, hostConfigPath } from '../../isolator/host-config.js';
+import { agentSocketPath, socketAnswers } from '../agent.js';
+import { cpusFlag, intFlag, stringFlag } from './args.js';
 import type { CommandContext } from './context.js';
 import { checkPorts, expectStatus, needId, validId } from './context.js';
 import { runAgent } from './agent-command.js';
 import { runCommand } from './run-command.js';
 
-export async function doctorCommand({ flags, workDir, netns }: CommandContext): Promise<number> {
-  const checks = await doctor({ flags, workDir, ...(netns !== undefined ? { netns } : {}) });
-  for (const c of checks) console.log(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'} ${c.name.padEnd(20)} ${c.detail}`);
+export async function doctorCommand({ args, flags, workDir, netns, log }: CommandContext): Promise<number> {
+  const checks = await doctor({ flags, workDir, ...(netns !== undefined ? { netns } : {}), onWarning: (m) => log.warn(m) });
+  if (args.flags.get('json') === true) console.log(JSON.stringify(checks));
+  else for (const c of checks) console.log(`${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn'} ${c.name.padEnd(20)} ${c.detail}`);
   return checks.some((c) => !c.ok && c.required) ? 1 : 0;
 }
 
@@ -23,15 +27,14 @@ export async function createCommand({ command, args, open, viaAgent }: CommandCo
     const problem = pidProblem(pid);
     if (problem) throw new ConfigError('pid', problem);
   }
-  const cpus = stringFlag(args.flags, 'cpus');
-  if (cpus !== undefined && !(Number.isFinite(Number(cpus)) && Number(cpus) >= 0)) throw new ConfigError('cpus', `must be a number, got '${cpus}'`);
+  const cpus = cpusFlag(args);
   const ports = stringFlag(args.flags, 'ports');
   if (ports !== undefined) checkPorts(id, ports);
   const spec = {
     id,
     ...(ports !== undefined ? { ports } : {}),
     ...(pid !== undefined ? { pid } : {}),
-    ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
+    ...(cpus !== undefined ? { cpus } : {}),
   };
   const r = await viaAgent('POST', '/containers', spec);
   console.log(JSON.stringify(r ? expectStatus(r, 201) : await (await open()).create(spec)));
@@ -57,7 +60,6 @@ export async function destroyCommand({ command, args, open, viaAgent }: CommandC
 }
 
 export async function listCommand({ args, open, viaAgent }: CommandContext): Promise<number> {
-  if (args.positional.length) throw new ConfigError('list', `unexpected argument '${args.positional[0]}'`);
   const r = await viaAgent('GET', '/containers');
   const list = r ? (expectStatus(r, 200) as ContainerInfo[]) : await (await open()).list();
   if (args.flags.get('json') === true) console.log(JSON.stringify(list));
@@ -66,8 +68,7 @@ export async function listCommand({ args, open, viaAgent }: CommandContext): Pro
 }
 
 export async function statsCommand({ args, open, viaAgent }: CommandContext): Promise<number> {
-  if (args.positional.length > 1) throw new ConfigError('stats', `unexpected argument '${args.positional[1]}'`);
-  const id = args.positional[0];
+  const id = args.positional[0] !== undefined ? validId(args.positional[0]) : undefined;
   const r = await viaAgent('GET', '/monitor/statistics');
   if (!r) {
     console.log(JSON.stringify(await (await open()).stats(id)));
@@ -88,11 +89,67 @@ export async function recoverCommand({ open }: CommandContext): Promise<number> 
   return 0;
 }
 
-export async function cleanupCommand({ open }: CommandContext): Promise<number> {
+/** Everything goes, the stored host configuration last (a failed cleanup is retried with it). */
+export async function cleanupCommand({ open, workDir, log }: CommandContext): Promise<number> {
   const iso = await open();
   const r = await iso.cleanup();
+  if (!r.errors.length) {
+    forgetHostConfig(workDir);
+    log.debug('host configuration forgotten', { path: hostConfigPath(workDir) });
+  }
   console.log(JSON.stringify(r));
   return r.errors.length ? 1 : 0;
+}
+
+/** `config`: where the host configuration is stored, what is, and every isolator flag in effect. */
+export async function configCommand({ args, flags, host, workDir }: CommandContext): Promise<number> {
+  parseConfig(flags); // bad values given here are reported as by any command
+  const { containers, spares } = containersInWorkDir(workDir);
+  const agent = await socketAnswers(agentSocketPath(workDir));
+  const stored = host.replaces ? undefined : host.stored;
+  const rows = ISOLATOR_FLAG_NAMES.map((name) => {
+    const info = ISOLATOR_FLAGS[name];
+    const source = flags[name] === undefined ? 'default' : stored?.flags[name] !== undefined ? 'stored' : 'given';
+    return { name, value: flags[name] ?? info.default ?? null, default: info.default ?? null, none: info.none ?? null, source };
+  });
+  if (args.flags.get('json') === true) {
+    const path = hostConfigPath(workDir);
+    const byName = Object.fromEntries(rows.map(({ name, ...r }) => [name, r]));
+    const inUse = { containers, spares, agent };
+    console.log(
+      JSON.stringify({ path, stored: host.stored?.flags ?? null, stored_at: host.stored?.storedAt.toISOString() ?? null, in_use: inUse, flags: byName }),
+    );
+    return 0;
+  }
+  printConfig(host, workDir, { containers, spares, agent });
+  printTable(
+    ['FLAG', 'VALUE', 'SOURCE', 'DEFAULT'],
+    rows.map((r) => [
+      r.name,
+      r.value === null ? `(${r.none ?? 'none'})` : String(r.value),
+      r.source,
+      r.default === null ? `(${r.none ?? 'none'})` : String(r.default),
+    ]),
+  );
+  return 0;
+}
+
+function printConfig(host: CommandContext['host'], workDir: string, inUse: { containers: number; spares: number; agent: boolean }): void {
+  const s = host.stored;
+  console.log(`stored in: ${hostConfigPath(workDir)}`);
+  console.log(
+    s
+      ? `stored:    ${s.storedAt.toISOString()} ${JSON.stringify(s.flags)}`
+      : 'stored:    nothing (defaults, until a create, run or agent stores the flags it is given)',
+  );
+  const users = [`${inUse.containers} container(s)`, `${inUse.spares} spare(s)`, ...(inUse.agent ? ['a running agent'] : [])].join(', ');
+  console.log(
+    inUse.containers + inUse.spares > 0 || inUse.agent
+      ? `in use by: ${users}: flags given must match; \`portmap-isolator cleanup\` forgets them`
+      : 'in use by: nothing: the flags the next create, run or agent is given replace it',
+  );
+  if (host.replaces && s) console.log('(the flags given here differ: a create, run or agent given them would replace the stored ones)');
+  console.log('');
 }
 
 /** Each command but demo (which needs no isolator flags) and help, by name. */
@@ -107,6 +164,7 @@ export const COMMAND_HANDLERS: Record<string, (ctx: CommandContext) => Promise<n
   cleanup: cleanupCommand,
   run: runCommand,
   agent: runAgent,
+  config: configCommand,
 };
 
 function printList(list: ContainerInfo[]): void {
@@ -121,7 +179,11 @@ function printList(list: ContainerInfo[]): void {
     c.ports.map(([b, e]) => (b === e ? `${b}` : `${b}-${e}`)).join(',') || '-',
     c.netns,
   ]);
-  const head = ['ID', 'VETH', 'EPHEMERAL', 'PORTS', 'NETNS'];
+  printTable(['ID', 'VETH', 'EPHEMERAL', 'PORTS', 'NETNS'], rows);
+}
+
+/** Columns padded to their widest cell. */
+function printTable(head: string[], rows: string[][]): void {
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const r of [head, ...rows])
     console.log(

@@ -2,20 +2,20 @@
  * What every CLI command works with: its parsed arguments, the work_dir and host namespace, the
  * isolator (opened on first use) and the agent serving the work_dir, if one answers.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { IsolatorFlags } from '../../isolator/config.js';
 import { ISOLATOR_FLAG_NAMES, parseConfig } from '../../isolator/config.js';
 import { Isolator } from '../../isolator/engine.js';
+import type { ResolvedHostConfig } from '../../isolator/host-config.js';
+import { containersInWorkDir, hostConfigPath, resolveHostConfig, writeHostConfig } from '../../isolator/host-config.js';
 import { ConfigError } from '../../isolator/errors.js';
 import { PortSet } from '../../isolator/port-set.js';
 import { checkContainerId } from '../../isolator/state.js';
-import { agentSocketPath } from '../agent.js';
+import { agentSocketPath, socketAnswers } from '../agent.js';
 import type { AgentReply } from '../agent-client.js';
 import { callAgent } from '../agent-client.js';
 import type { Logger } from '../log.js';
 import type { ParsedArgs } from './args.js';
-import { intFlag, isolatorFlags } from './args.js';
+import { ArgumentError, intFlag, isolatorFlags } from './args.js';
 import { AGENT_WARM_POOL, COMMANDS } from './usage.js';
 
 export interface CommandContext {
@@ -24,8 +24,10 @@ export interface CommandContext {
   log: Logger;
   workDir: string;
   netns: string | undefined;
-  /** The isolator flags in effect (given, else remembered; see resolveFlags). */
+  /** The isolator flags in effect (given, else stored; see resolveFlags). */
   flags: IsolatorFlags;
+  /** Where they came from. */
+  host: ResolvedHostConfig;
   /** The isolator, opened on first use (and closed by close()). */
   open: () => Promise<Isolator>;
   /**
@@ -37,8 +39,12 @@ export interface CommandContext {
   close: () => Promise<void>;
 }
 
-export function commandContext(command: string, args: ParsedArgs, log: Logger, workDir: string, netns: string | undefined): CommandContext {
-  const { flags, remember } = resolveFlags(args, workDir);
+/** Commands that build containers with the host configuration: the ones that store it. */
+const STORING_COMMANDS = new Set(['create', 'run', 'agent']);
+
+export async function commandContext(command: string, args: ParsedArgs, log: Logger, workDir: string, netns: string | undefined): Promise<CommandContext> {
+  const host = await resolveFlags(args, workDir, log);
+  const { flags } = host;
   let iso: Isolator | undefined;
   const open = async () => {
     if (iso) return iso;
@@ -51,7 +57,11 @@ export function commandContext(command: string, args: ParsedArgs, log: Logger, w
       ...(warmPool !== undefined ? { warmPool } : {}),
       onWarning: (m) => log.warn(m),
     });
-    if (command === 'create' || command === 'agent' || command === 'run') remember();
+    // Stored once they proved valid on this host, before a container is built with them.
+    if (host.replaces && STORING_COMMANDS.has(command)) {
+      writeHostConfig(workDir, flags);
+      log.debug('host configuration stored', { path: hostConfigPath(workDir), flags });
+    }
     return iso;
   };
   const viaAgent = async (method: string, path: string, body?: unknown): Promise<AgentReply | undefined> => {
@@ -59,33 +69,30 @@ export function commandContext(command: string, args: ParsedArgs, log: Logger, w
     if ([...args.flags.keys()].some((k) => (ISOLATOR_FLAG_NAMES as readonly string[]).includes(k))) return undefined;
     if (process.getuid?.() === 0) await open();
     else parseConfig(flags);
-    return await callAgent(agentSocketPath(workDir), method, path, body);
+    const reply = await callAgent(agentSocketPath(workDir), method, path, body);
+    if (reply) log.debug('answered by the agent', { socket: agentSocketPath(workDir), method, path, status: reply.status });
+    return reply;
   };
   const close = async () => {
     await iso?.close();
   };
-  return { command, args, log, workDir, netns, flags, open, viaAgent, close };
+  return { command, args, log, workDir, netns, flags, host, open, viaAgent, close };
 }
 
 /**
- * Isolator flags: those given, else the ones the work_dir remembers. Given flags are remembered
- * (by `remember()`, once they proved valid) so that later commands need not repeat them.
+ * The isolator flags in effect: the stored host configuration, which given flags must match
+ * while anything was built with it (a container, a spare, a running agent); with nothing built,
+ * the given flags replace it (see resolveHostConfig).
  */
-export function resolveFlags(args: ParsedArgs, workDir: string): { flags: IsolatorFlags; remember: () => void } {
-  const given = isolatorFlags(args.flags);
-  const file = join(workDir, 'flags.json');
-  if (Object.keys(given).length === 0) {
-    return { flags: existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as IsolatorFlags) : given, remember: () => undefined };
-  }
-  return {
-    flags: given,
-    remember: () => {
-      mkdirSync(workDir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(given, null, 2) + '\n');
-      renameSync(tmp, file); // readers see the old or the new file, never half of one
-    },
+export async function resolveFlags(args: ParsedArgs, workDir: string, log: Logger): Promise<ResolvedHostConfig> {
+  const inUse = async () => {
+    const { containers, spares } = containersInWorkDir(workDir);
+    return containers + spares > 0 || (await socketAnswers(agentSocketPath(workDir)));
   };
+  const host = await resolveHostConfig(workDir, isolatorFlags(args.flags), inUse);
+  const source = host.replaces || !host.stored ? 'given and defaults' : 'stored';
+  log.debug('isolator flags', { source, path: hostConfigPath(workDir), flags: host.flags });
+  return host;
 }
 
 /** --ports, checked as the engine would (malformed ranges are a configuration error). */
@@ -97,19 +104,25 @@ export function checkPorts(id: string, ports: string): void {
   }
 }
 
+/** The ID argument of `command` (exit 2 naming ID when missing). */
 export function needId(args: ParsedArgs, command: string): string {
   const id = args.positional[0];
-  if (!id) throw new ConfigError('id', `'${command}' needs a container ID: portmap-isolator ${COMMANDS[command]!.usage}`);
-  if (args.positional.length > 1) throw new ConfigError('id', `unexpected argument '${args.positional[1]}'`);
+  if (!id) throw new ArgumentError('ID', `'${command}' needs a container ID: portmap-isolator ${COMMANDS[command]!.usage}`);
   return id;
 }
 
-/** A container ID argument, checked as the engine would (a bad one is a configuration error). */
-export function validId(id: string): string {
+/** No positional arguments past the first `count` (exit 2 naming the first unexpected one). */
+export function noMoreArgs(args: ParsedArgs, command: string, count = 0): void {
+  const extra = args.positional[count];
+  if (extra !== undefined) throw ArgumentError.unexpected(extra, COMMANDS[command]!.usage);
+}
+
+/** A container ID, checked as the engine would (a bad one is a configuration error naming `what`: ID or --id). */
+export function validId(id: string, what: 'ID' | 'id' = 'ID'): string {
   try {
     return checkContainerId(id);
   } catch (e) {
-    throw new ConfigError('id', (e as Error).message);
+    throw what === 'id' ? new ConfigError('id', (e as Error).message) : new ArgumentError('ID', (e as Error).message);
   }
 }
 

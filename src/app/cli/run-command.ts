@@ -2,12 +2,17 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { Netns } from '../../netlink/index.js';
-import { ConfigError } from '../../isolator/errors.js';
-import { stringFlag } from './args.js';
+import { ArgumentError, cpusFlag, stringFlag } from './args.js';
 import type { CommandContext } from './context.js';
+import { checkPorts, validId } from './context.js';
+import { COMMANDS } from './usage.js';
 
 export async function runCommand({ args, open, log }: CommandContext): Promise<number> {
-  if (!args.rest.length) throw new ConfigError('run', 'needs a command: portmap-isolator run [--id=ID] [--ports=RANGES] -- CMD [ARGS…]');
+  if (!args.rest.length) throw new ArgumentError('CMD', `'run' needs a command: portmap-isolator ${COMMANDS.run!.usage}`);
+  const id = validId(stringFlag(args.flags, 'id') ?? `run-${process.pid}`, 'id');
+  const ports = stringFlag(args.flags, 'ports');
+  if (ports !== undefined) checkPorts(id, ports);
+  const cpus = cpusFlag(args);
   // Signals are ours from the start: one during create or destroy must not leave a half-built
   // container; one while CMD runs is forwarded to it.
   const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -23,9 +28,7 @@ export async function runCommand({ args, open, log }: CommandContext): Promise<n
   });
   try {
     const iso = await open();
-    const id = stringFlag(args.flags, 'id') ?? `run-${process.pid}`;
-    const ports = stringFlag(args.flags, 'ports');
-    const info = await iso.create({ id, ...(ports !== undefined ? { ports } : {}) });
+    const info = await iso.create({ id, ...(ports !== undefined ? { ports } : {}), ...(cpus !== undefined ? { cpus } : {}) });
     log.info('container created', { id, ephemeral_ports: `${info.ephemeral_ports.begin}-${info.ephemeral_ports.end}` });
     try {
       if (pending) return 128 + (signalNumber(pending) ?? 0);
