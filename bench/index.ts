@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
+import { benchAgentScale } from './agent-scale.js';
 import { benchContainerSetup } from './container-setup.js';
 import { benchDump } from './dump.js';
 import { benchFilterInstall } from './filter-install.js';
@@ -22,6 +23,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
   filter_install: benchFilterInstall,
   container_setup: benchContainerSetup,
   dump: benchDump,
+  agent: benchAgentScale,
   // Last: freeing 1000 namespaces keeps the kernel busy for a while after it.
   scaling: benchScaling,
 };

@@ -45,7 +45,9 @@ export class OperationMetrics {
   }
 }
 
-const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const NEEDS_ESCAPE = /[\\\n"]/;
+/** A label value escaped (most need nothing: one test, no copies; a scrape at 1000 containers formats 10^4 of them). */
+const escape = (v: string) => (NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"') : v);
 
 /** Series of a histogram family besides its name: a sample of these belongs to the family. */
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
@@ -66,18 +68,18 @@ export class MetricsWriter {
   }
 
   sample(name: string, labels: Record<string, string>, value: number): void {
-    const l = Object.entries(labels);
-    const ls = l.length ? `{${l.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : '';
-    this.family(this.familyOf(name)).samples.push(`${name}${ls} ${Number.isFinite(value) ? value : 0}`);
+    let ls = '';
+    for (const k in labels) ls += `${ls ? ',' : '{'}${k}="${escape(labels[k]!)}"`;
+    this.family(this.familyOf(name)).samples.push(`${name}${ls}${ls ? '}' : ''} ${Number.isFinite(value) ? value : 0}`);
   }
 
   toString(): string {
-    const lines: string[] = [];
+    let out = '';
     for (const [name, f] of this.families) {
-      if (f.type !== undefined) lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
-      lines.push(...f.samples);
+      if (f.type !== undefined) out += `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
+      if (f.samples.length) out += f.samples.join('\n') + '\n'; // one join per family: no array of every line
     }
-    return lines.join('\n') + '\n';
+    return out;
   }
 
   private family(name: string): { type?: string; help?: string; samples: string[] } {

@@ -34,12 +34,14 @@ import { destroyContainer } from './teardown.js';
 import type { Timings } from './timing.js';
 import { Stopwatch } from './timing.js';
 import { updateContainer } from './update.js';
+import type { DrainReport } from './warm-pool.js';
 
 export { UnknownContainerError } from './errors.js';
 export { dumpFilters } from './filter-dump.js';
 export type { DumpedFilter } from './filter-dump.js';
 export { VETH_INDEX_BASE, VETH_PREFIX, toInfo } from './records.js';
 export type { Timings } from './timing.js';
+export type { DrainReport } from './warm-pool.js';
 
 export interface IsolatorOptions {
   flags?: IsolatorFlags;
@@ -336,6 +338,14 @@ export class Isolator {
   /** Resolves once background work (the warm pool's refill, veth deletions) has finished. */
   async idle(): Promise<void> {
     while (this.core.background.size) await Promise.allSettled([...this.core.background]);
+  }
+
+  /**
+   * Remove the warm pool's spares (an agent shutting down), giving up at `timeoutMs`; containers
+   * are untouched. Then close() as usual. One-shot commands keep no spares and need not call it.
+   */
+  async drainPool(timeoutMs = 5000): Promise<DrainReport> {
+    return this.core.pool.drain(Date.now() + timeoutMs);
   }
 
   /** Wait for background work (veth deletions) and close the netlink sockets. */

@@ -6,7 +6,7 @@
  * port filters with it. So such a namespace is refused, by nsfs identity (device and inode), and
  * the namespace is held open from the check on, so that what is built is what was checked.
  */
-import { fstatSync, statSync } from 'node:fs';
+import { existsSync, fstatSync, statSync } from 'node:fs';
 import { NetlinkSession, Netns } from '../netlink/index.js';
 import { LOOPBACK_IFINDEX, RTM_NAMES, Rtnl } from '../rtnl/index.js';
 import { Tc } from '../tc/index.js';
@@ -30,9 +30,30 @@ const describe = (t: TargetSpec): { flag: string; who: string; path: string } =>
     ? { flag: 'pid', who: `pid ${t.pid}`, path: `/proc/${t.pid}/ns/net` }
     : { flag: 'netnsPath', who: `namespace ${t.netnsPath}`, path: t.netnsPath! };
 
+/** Why a namespace could not be opened, by errno code: a gone process says so (a zombie has no namespaces left). */
+function openFailure(target: TargetSpec, who: string, e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === 'ENOENT' || code === 'ESRCH') {
+    return target.pid !== undefined && existsSync(`/proc/${target.pid}`) ? `${who} has exited (its namespaces are gone)` : `${who} does not exist`;
+  }
+  if (code === 'EACCES' || code === 'EPERM') return `${who} cannot be opened (permission denied)`;
+  return `${who} cannot be opened (${(e as Error).message})`;
+}
+
+/** Why setns(2) refused a namespace: not a network namespace (EINVAL), or one we may not enter. */
+function enterFailure(target: TargetSpec, path: string, e: unknown): string {
+  const code = (e as { code?: string }).code;
+  if (code === 'EINVAL') return `${path} is not a network namespace`;
+  const what = target.pid !== undefined ? `pid ${target.pid}'s network namespace` : path;
+  return `${what} cannot be entered (${code === 'EPERM' ? 'operation not permitted' : (e as Error).message})`;
+}
+
 /**
- * Open the namespace of a pid or path, refusing one that does not exist or that is one of
- * `protectedNamespaces` (compared by device and inode). The caller closes the returned handle.
+ * Open the namespace of a pid or path, refusing one that does not exist, cannot be entered, or
+ * is one of `protectedNamespaces` (compared by device and inode). Every refusal is a
+ * RefusedNamespaceError naming the field (HTTP 400, exit 2): never a mount or setns error later.
+ * The namespace is held open from here on, so a process exiting meanwhile changes nothing. The
+ * caller closes the returned handle.
  */
 export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Iterable<ProtectedNamespace>): Netns {
   const { flag, who, path } = describe(target);
@@ -44,9 +65,7 @@ export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Ite
   try {
     st = fstatSync(ns.fd);
   } catch (e) {
-    const errno = (e as { errno?: number }).errno;
-    const reason = errno === 2 ? 'does not exist' : errno === 13 ? 'cannot be opened (permission denied)' : `cannot be opened (${(e as Error).message})`;
-    throw new RefusedNamespaceError(flag, `${who} ${reason}`);
+    throw new RefusedNamespaceError(flag, openFailure(target, who, e));
   }
   try {
     for (const p of protectedNamespaces) {
@@ -62,8 +81,8 @@ export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Ite
     }
     try {
       ns.run(() => undefined); // setns(2) refuses anything but a network namespace
-    } catch {
-      throw new RefusedNamespaceError(flag, `${path} is not a network namespace`);
+    } catch (e) {
+      throw new RefusedNamespaceError(flag, enterFailure(target, path, e));
     }
   } catch (e) {
     ns.close();

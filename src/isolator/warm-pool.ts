@@ -35,6 +35,13 @@ function closeSpareHandles(h: { ns?: Netns; session?: NetlinkSession; portRange?
   h.ns?.close();
 }
 
+/** What drain() did: the spares removed and left (by host veth name), and what went wrong. */
+export interface DrainReport {
+  removed: string[];
+  left: string[];
+  errors: string[];
+}
+
 export class WarmPool {
   /** What stays open for the spares this process made, in the order they were made. */
   private readonly handles = new Map<number, SpareHandles>();
@@ -229,6 +236,42 @@ export class WarmPool {
   /** The process is closing: the refill stops after the spare it is making. */
   stop(): void {
     this.closing = true;
+  }
+
+  /**
+   * Remove every spare of the work_dir (an agent shutting down): the refill stops, then, under the
+   * lock, spares are removed one by one until `deadlineMs` (a Date.now() time). What could not be
+   * removed in time is reported as left; the next recover() or cleanup() removes it.
+   */
+  async drain(deadlineMs: number): Promise<DrainReport> {
+    this.closing = true;
+    const report: DrainReport = { removed: [], left: [], errors: [] };
+    const remaining = () => Math.max(0, deadlineMs - Date.now());
+    const work = (async () => {
+      if (this.refilling) await this.refilling; // the spare it is making, then it stops
+      await this.core.store.withLock(async () => {
+        for (const sp of this.core.store.listSpares()) {
+          if (!remaining()) break;
+          const errors = await this.drop(sp);
+          if (errors.length) report.errors.push(...errors.map((e) => `${sp.veth}: ${e.message}`));
+          else report.removed.push(sp.veth);
+        }
+      }, remaining() || 1);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<string>((r) => (timer = setTimeout(() => r(`not done in time`), remaining())));
+    const outcome = await Promise.race([
+      work.then(
+        () => undefined,
+        (e: Error) => e.message,
+      ),
+      timedOut,
+    ]);
+    clearTimeout(timer);
+    if (outcome !== undefined) report.errors.push(outcome);
+    // (A drop still running past the deadline goes on; whatever it leaves is reported below.)
+    report.left = this.core.store.listSpares().map((s) => s.veth);
+    return report;
   }
 
   /** Close what this process holds for its spares (the spares stay, for the next process). */

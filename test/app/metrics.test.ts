@@ -44,6 +44,24 @@ describe('MetricsWriter', () => {
       ['d_seconds', 'HISTOGRAM', 1],
     ]);
   });
+
+  it('escapes backslash, newline and double quote in label values, and only those', () => {
+    const w = new MetricsWriter();
+    w.help('x_total', 'counter', 'X.');
+    w.sample('x_total', { container: 'plain-1.a_b' }, 1);
+    w.sample('x_total', { container: 'a\\b"c\nd', id: 'bw_limit' }, 2);
+    w.sample('x_total', {}, Infinity);
+    expect(w.toString().split('\n')).toEqual([
+      '# HELP x_total X.',
+      '# TYPE x_total counter',
+      'x_total{container="plain-1.a_b"} 1',
+      'x_total{container="a\\\\b\\"c\\nd",id="bw_limit"} 2',
+      'x_total 0',
+      '',
+    ]);
+    const [family] = expectWellFormed(w.toString());
+    expect((family!.metrics[1] as { labels: Record<string, string> }).labels.container).toBe('a\\b"c\nd');
+  });
 });
 
 describe('the agent', () => {

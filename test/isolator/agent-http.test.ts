@@ -16,6 +16,7 @@ import { rng } from '../helpers/rng.js';
 import { IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'app', 'main.js');
+const FIXTURES = join(import.meta.dirname, 'fixtures');
 const RESOURCES = '--resources=ports:[31000-32000];ephemeral_ports:[30001-30999]';
 const NOBODY = 65534;
 let lab: IsolatorLab;
@@ -111,7 +112,7 @@ beforeAll(() => {
   writeFileSync(credsFile, JSON.stringify({ credentials: [{ principal: 'other', secret: 'x' }, CREDS] }), { mode: 0o600 });
   // The host-level flags, remembered in the work_dir for every later command.
   const r = cli('create', 'first', RESOURCES, '--ephemeral_ports_per_container=16', ...common);
-  expect(r.stderr).toBe('');
+  expect(r.status, r.stderr).toBe(0);
   expect(cli('destroy', 'first', ...common).status).toBe(0);
 });
 
@@ -279,33 +280,11 @@ describe('TCP: credentials and TLS', () => {
     await stopAgent(a);
   });
 
-  const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-  it.skipIf(!hasOpenssl)('--tls_cert/--tls_key: HTTPS with a self-signed certificate', async () => {
-    const cert = join(scratch, 'cert.pem');
-    const key = join(scratch, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=portmap-isolator-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+  it('--tls_cert/--tls_key: HTTPS with a self-signed certificate', async () => {
+    // A P-256 certificate for 127.0.0.1 valid until 2126 and two keys, made once with openssl
+    // (req -x509 -newkey ec … -addext subjectAltName=IP:127.0.0.1; genpkey) so no test needs it.
+    const cert = join(FIXTURES, 'tls-cert.pem');
+    const key = join(FIXTURES, 'tls-key.pem');
     const ca = readFileSync(cert);
     const a = await startAgent('--listen=127.0.0.1:0', `--http_credentials=${credsFile}`, `--tls_cert=${cert}`, `--tls_key=${key}`);
     expect(a.log()).toMatch(/"msg":"agent listening".*"tls":true/);
@@ -324,8 +303,7 @@ describe('TCP: credentials and TLS', () => {
     expect(plain).not.toBe(200);
     await stopAgent(a);
     // A key that does not fit the certificate: exit 2 before anything starts.
-    const otherKey = join(scratch, 'other-key.pem');
-    execFileSync('openssl', ['genpkey', '-algorithm', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', otherKey], { stdio: 'ignore' });
+    const otherKey = join(FIXTURES, 'tls-other-key.pem');
     const r = agentRefused('--listen=127.0.0.1:0', `--http_credentials=${credsFile}`, `--tls_cert=${cert}`, `--tls_key=${otherKey}`);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^portmap-isolator: --tls_cert: cannot use .* with .*\n$/);
@@ -411,7 +389,7 @@ describe('the CLI while an agent runs', () => {
       stderr: 'portmap-isolator: ports [31505-31506] are already held by another container\n',
     });
     expect(byArgs.get('create x1 --ports=abc')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: --ports: invalid ports/) });
-    expect(byArgs.get('create -bad')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: --id: invalid container id/) });
+    expect(byArgs.get('create -bad')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: ID: invalid container id/) });
     expect(byArgs.get('create x1 --pid=4194000')).toMatchObject({
       status: 2,
       stderr: `portmap-isolator: --pid: must be an integer in 1..${pidMax - 1} (pid_max is ${pidMax}), got 4194000\n`,
@@ -473,6 +451,11 @@ describe('client errors: a 4xx with JSON, never a 5xx', () => {
       expect(Number(r.headers['content-length'])).toBeGreaterThan(0);
     }
     expect((await request(t, 'HEAD', '/containers/nope')).status).toBe(404);
+    // HEAD on a container: GET's status and length, no body.
+    expect((await request(t, 'POST', '/containers', { body: '{"id":"h1"}' })).status).toBe(201);
+    const [get, head] = [await request(t, 'GET', '/containers/h1'), await request(t, 'HEAD', '/containers/h1')];
+    expect([head.status, head.text, head.headers['content-length']]).toEqual([200, '', String(Buffer.byteLength(get.text))]);
+    expect((await request(t, 'DELETE', '/containers/h1')).status).toBe(204);
     const allow: Array<[string, string, string]> = [
       ['PUT', '/containers', 'GET, HEAD, POST'],
       ['DELETE', '/health', 'GET, HEAD'],
@@ -498,6 +481,10 @@ describe('client errors: a 4xx with JSON, never a 5xx', () => {
       });
     expect(await raw('BREW /health HTTP/1.1\r\n\r\n')).toMatch(
       /^HTTP\/1\.1 400 Bad Request\r\n[^]*\r\n\r\n\{"error":"malformed request \(HPE_INVALID_METHOD\)"\}$/,
+    );
+    // A body declared far over the limit is refused before it is read: 413 JSON, connection closed.
+    expect(await raw('POST /containers HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 20000000\r\n\r\n{')).toMatch(
+      /^HTTP\/1\.1 413 [^]*connection: close[^]*\r\n\r\n\{"error":"request body over 65536 bytes"\}$/i,
     );
     expect(await raw(`GET /health HTTP/1.1\r\nx: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(
       /^HTTP\/1\.1 431 [^]*\{"error":"malformed request \(HPE_HEADER_OVERFLOW\)"\}$/,

@@ -173,6 +173,33 @@ describe('the warm pool', () => {
     expect(await iso.destroy('racer')).toBe(true);
   });
 
+  it('drainPool (a stopping agent) removes every spare within its time, keeps the containers, and no spare is made after it', async () => {
+    const kept = await iso.create({ id: 'kept', ports: '[31070-31070]' });
+    expect(await until(() => readySpares().length === 2, 5000)).toBe(true);
+    await iso.idle();
+    const spares = hostVeths().filter((v) => v !== kept.veth);
+    expect(spares).toHaveLength(2);
+    // No time at all: nothing is removed, and what is left is said.
+    const none = await iso.drainPool(0);
+    expect(none.removed).toEqual([]);
+    expect(none.left.sort()).toEqual(spares);
+    expect(hostVeths()).toEqual([kept.veth, ...spares].sort());
+    // Time enough: all gone (records, pins, veths); the container stays whole.
+    const all = await iso.drainPool();
+    expect(all).toEqual({ removed: expect.arrayContaining(spares), left: [], errors: [] });
+    expect(spareFiles()).toEqual([]);
+    expect(pins().filter((p) => p.startsWith('.spare-') && join(lab.workDir, 'netns', p) !== kept.netns)).toEqual([]);
+    expect(hostVeths()).toEqual([kept.veth]);
+    const l = await listen(kept.netns, 'tcp', 31070);
+    expect(send(lab.lab.world, 'tcp', HOST_IP, 31070, 'after-drain\n')).toBe('ok');
+    expect(await until(() => l.received().includes('after-drain'))).toBe(true);
+    l.stop();
+    // The pool stays empty: creates and destroys refill it no more.
+    expect(await iso.destroy('kept')).toBe(true);
+    await iso.idle();
+    expect(spareFiles()).toEqual([]);
+  });
+
   it('cleanup removes the spares too, and makes no more', async () => {
     const report = await iso.cleanup();
     expect(report.errors).toEqual([]);

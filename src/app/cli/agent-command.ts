@@ -2,6 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { IsolatorError, ConfigError, PortmapError } from '../../isolator/errors.js';
+import type { Isolator } from '../../isolator/engine.js';
 import type { AgentAuthOptions } from '../agent.js';
 import { Agent, agentSocketPath, socketAnswers } from '../agent.js';
 import type { HttpCredential } from '../http-auth.js';
@@ -90,6 +91,11 @@ function agentListeners(args: ParsedArgs, log: Logger): AgentListeners {
 
 export async function runAgent({ args, open, log, workDir }: CommandContext): Promise<number> {
   const l = agentListeners(args, log);
+  // A signal during recover (or the first spares) stops the agent as cleanly as a later one.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const socket = agentSocketPath(workDir);
   // Before recovering anything: one agent per work_dir.
   if (await socketAnswers(socket)) throw new IsolatorError(`another agent is serving on ${socket}`);
@@ -112,14 +118,28 @@ export async function runAgent({ args, open, log, workDir }: CommandContext): Pr
   }
   const tcp = addr.tcp ? `${addr.tcp.family === 'IPv6' ? `[${addr.tcp.address}]` : addr.tcp.address}:${addr.tcp.port}` : undefined;
   log.info('agent listening', { socket, ...(tcp ? { address: tcp, tls: l.tls !== undefined } : {}) });
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info('stopping', { signal: sig });
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  log.info('stopping', { signal: await stopSignal });
   await agent.stop();
+  await drainSpares(iso, log);
   return 0;
+}
+
+/** How long a stopping agent spends removing its warm-pool spares before it exits anyway. */
+const DRAIN_TIMEOUT_MS = 5000;
+/** And how long closing may take after that (background work, sockets) before the process exits regardless. */
+const CLOSE_GRACE_MS = 3000;
+
+/**
+ * A stopping agent removes its spares (nobody would take them: one-shot commands keep none) and
+ * leaves its containers as they are; bounded, so a stuck kernel or lock never keeps it alive.
+ */
+async function drainSpares(iso: Isolator, log: Logger): Promise<void> {
+  const r = await iso.drainPool(DRAIN_TIMEOUT_MS);
+  if (r.removed.length) log.info('warm pool removed', { spares: r.removed.length });
+  if (r.left.length || r.errors.length) log.warn('warm pool spares left (recover or cleanup removes them)', { left: r.left, errors: r.errors });
+  const hard = setTimeout(() => {
+    log.warn('closing took too long: exiting with background work unfinished');
+    process.exit(0);
+  }, CLOSE_GRACE_MS);
+  hard.unref(); // only if closing hangs
 }
