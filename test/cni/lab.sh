@@ -2,6 +2,28 @@
 # (the prefix src/lab sweeps when <pid> is dead), wired like src/lab's Lab: the host's eth0
 # 198.18.0.2/24 with its default route via the world's 198.18.0.1, and the host's own ephemeral
 # ports (61000-65000) above the plugin's pool. The root namespace is never touched.
+# stage_prepare NAME PACKAGE…: install the Debian packages a stage needs (apt-get, when missing)
+# and check that the plugin is built; on failure say why and "0 passed, 1 failed", return 1.
+stage_prepare() {
+  local stage=$1 missing=() p
+  shift
+  export DEBIAN_FRONTEND=noninteractive
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "$stage: installing ${missing[*]}"
+    if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+      echo "$stage: cannot install ${missing[*]}"
+      echo "0 passed, 1 failed"
+      return 1
+    fi
+  fi
+  if [ ! -f dist/app/main.js ]; then
+    echo "$stage: dist/app/main.js is missing: run npm run build"
+    echo "0 passed, 1 failed"
+    return 1
+  fi
+}
+
 LAB_HOST=pmi-lab-$$-host
 LAB_WORLD=pmi-lab-$$-world
 LAB_HOST_IP=198.18.0.2

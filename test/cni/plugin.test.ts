@@ -11,9 +11,8 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { dumpFilters } from '../../src/isolator/engine.js';
-import type { ContainerRecord } from '../../src/isolator/state.js';
 import { Rtnl } from '../../src/rtnl/index.js';
-import { CniBench, requireCniTools } from '../helpers/cni.js';
+import { CniBench, hostTraces, requireCniTools } from '../helpers/cni.js';
 import { ip, ipJson } from '../helpers/lab.js';
 import { listen, peerPortServer, send, stopAllTraffic } from '../helpers/traffic.js';
 import { GATEWAY, HOST_IP, sweepStaleLabs, until } from '../../src/lab/index.js';
@@ -39,23 +38,6 @@ const addResult = (veth: string, ns: string) => ({
   dns: {},
 });
 const inNs = (path: string, ...cmd: string[]) => execFileSync('ip', ['netns', 'exec', nsName(path), ...cmd], { encoding: 'utf8' }).trim();
-
-/** The host-side traces of a container: its veth and its port filters on the host's eth0/lo. */
-async function hostTraces(rec: ContainerRecord): Promise<{ veth: boolean; filters: number }> {
-  const r = Rtnl.open(b.lab.host);
-  try {
-    const veth = (await r.links.find(rec.vethIndex)) !== undefined;
-    let filters = 0;
-    for (const dev of ['eth0', 'lo'] as const) {
-      const index = (await r.links.get(dev)).index;
-      const handles = new Set((await dumpFilters(r.session, index, 0xffff0000)).map((f) => f.handle));
-      filters += rec.hostFilters.filter((f) => f.dev === dev && handles.has(f.handle)).length;
-    }
-    return { veth, filters };
-  } finally {
-    r.close();
-  }
-}
 
 beforeAll(async () => {
   sweepStaleLabs();
@@ -113,7 +95,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(ipJson(nsName(ns), 'route', 'show', 'default')[0].gateway).toBe(GATEWAY);
     expect(inNs(ns, 'cat', '/proc/sys/net/ipv4/ip_local_port_range').split(/\s+/).map(Number)).toEqual([rec.ephemeralPorts.begin, rec.ephemeralPorts.end]);
     expect(ipJson(b.lab.host, 'link', 'show', rec.veth)[0].flags).toContain('UP');
-    expect(await hostTraces(rec)).toEqual({ veth: true, filters: rec.hostFilters.length });
+    expect(await hostTraces(b.lab.host, rec)).toEqual({ veth: true, filters: rec.hostFilters.length });
 
     // The shared state: the engine (as the CLI and the agent) sees it.
     expect((await iso.list()).find((c) => c.id === id)).toEqual({
@@ -164,7 +146,7 @@ describe('ADD, CHECK, DEL', () => {
     const del = await b.cni('del', NET, ns, { containerId: id });
     expect(del.status, del.stderr).toBe(0);
     expect(await iso.get(id)).toBeUndefined();
-    expect(await hostTraces(rec)).toEqual({ veth: false, filters: 0 });
+    expect(await hostTraces(b.lab.host, rec)).toEqual({ veth: false, filters: 0 });
     // The runtime's namespace outlives the attachment: it is put back as ADD found it.
     expect(ipJson(nsName(ns), 'link', 'show').map((l: any) => l.ifname)).toEqual(['lo']);
     expect(execFileSync('tc', ['-n', nsName(ns), 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/ingress/);
@@ -184,7 +166,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(del.status, del.stderr).toBe(0);
     expect(await iso.get(id)).toBeUndefined();
     expect(await until(() => !ipJson(b.lab.host, 'link', 'show').some((l: any) => l.ifname === rec.veth))).toBe(true);
-    expect((await hostTraces(rec)).filters).toBe(0);
+    expect((await hostTraces(b.lab.host, rec)).filters).toBe(0);
     // And a DEL of a container nobody knows, without CNI_NETNS, exits 0 with nothing on stdout.
     const raw = await b.exec(
       { CNI_COMMAND: 'DEL', CNI_CONTAINERID: newId(), CNI_IFNAME: 'eth0', CNI_PATH: b.bin },
@@ -206,7 +188,7 @@ describe('ADD, CHECK, DEL', () => {
     const fresh = (await iso.get(id))!;
     expect(fresh).toMatchObject({ netns: ns, ports: [[31030, 31031]] });
     expect(fresh.veth).not.toBe(stale.veth);
-    expect(await hostTraces(fresh)).toEqual({ veth: true, filters: fresh.hostFilters.length });
+    expect(await hostTraces(b.lab.host, fresh)).toEqual({ veth: true, filters: fresh.hostFilters.length });
     expect((await b.cni('check', NET, ns, { containerId: id })).status).toBe(0);
     expect((await b.cni('del', NET, ns, { containerId: id })).status).toBe(0);
   });

@@ -14,24 +14,8 @@ REPO=$PWD
 GOSRC=/usr/share/gocode
 LIBCNI=$GOSRC/src/github.com/containernetworking/cni/libcni
 
-export DEBIAN_FRONTEND=noninteractive
-missing=()
-for p in golang-go golang-github-appc-cni-dev containernetworking-plugins; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "libcni: installing ${missing[*]}"
-  if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
-    echo "libcni: cannot install ${missing[*]}"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-fi
-if [ ! -f dist/app/main.js ]; then
-  echo "libcni: dist/app/main.js is missing: run npm run build"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
 source test/cni/lab.sh
+stage_prepare libcni golang-go golang-github-appc-cni-dev containernetworking-plugins || exit 1
 TMP=$(mktemp -d /tmp/pmi-libcni-XXXXXX)
 trap 'lab_down; rm -rf "$TMP"' EXIT
 

@@ -21,24 +21,8 @@ REPO=$PWD
 # Not 1.1.0: podman 4.3's CNI library (libcni 1.1) answers "unsupported CNI result version".
 VERSIONS=(1.0.0 0.4.0)
 
-export DEBIAN_FRONTEND=noninteractive
-missing=()
-for p in podman crun busybox-static; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "podman: installing ${missing[*]}"
-  if ! { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
-    echo "podman: cannot install ${missing[*]}"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-fi
-if [ ! -f dist/app/main.js ]; then
-  echo "podman: dist/app/main.js is missing: run npm run build"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
 source test/cni/lab.sh
+stage_prepare podman podman crun busybox-static || exit 1
 H=$LAB_HOST
 W=$LAB_WORLD
 TMP=$(mktemp -d /tmp/pmi-podman-XXXXXX)
