@@ -144,8 +144,10 @@ async function add(
   const rec = await locked(async () => {
     await dropStaleContainer(iso, conf, env, sandboxes);
     checkNetns(env.netns); // still there after the wait for the lock
+    // Stored before anything is built, as the CLI's create stores them: whoever finds a container
+    // finds its flags; `list`, `stats`, `cleanup` need not repeat them.
+    writeHostConfig(conf.workDir, conf.flags);
     await createContainer(iso, env, ports, sandboxes, warn);
-    writeHostConfig(conf.workDir, conf.flags); // as the CLI's create does: `list`, `stats`, `cleanup` need not repeat them
     return (await iso.get(env.containerId))!;
   });
   return mergeResult(

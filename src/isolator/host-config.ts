@@ -112,7 +112,10 @@ export function firstDifference(given: IsolatorFlags, stored: IsolatorFlags): Fl
 export interface ResolvedHostConfig {
   flags: IsolatorFlags;
   stored: StoredHostConfig | undefined;
-  /** The given flags are a new configuration: a command that builds containers stores them. */
+  /**
+   * The given flags are a new configuration: a command that builds containers stores them, and
+   * before it builds anything (so whoever finds a container in use finds its flags stored).
+   */
   replaces: boolean;
 }
 
@@ -129,6 +132,12 @@ export async function resolveHostConfig(workDir: string, given: IsolatorFlags, i
   const diff = firstDifference(given, storedFlags);
   if (!diff) return { flags: { ...storedFlags, ...given }, stored, replaces: stored === undefined };
   if (!(await inUse())) return { flags: given, stored, replaces: true };
+  // Whatever is in use was built by a command that stored its flags first (see ResolvedHostConfig):
+  // when nothing was stored at our first read, a concurrent first create may have stored since.
+  if (stored === undefined) {
+    const now = readHostConfig(workDir);
+    if (now !== undefined) return resolveHostConfig(workDir, given, () => true);
+  }
   try {
     parseConfig({ ...storedFlags, ...given });
   } catch (e) {

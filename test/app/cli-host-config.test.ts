@@ -86,3 +86,24 @@ describe('resolveHostConfig', () => {
     expect((e as Error).message).toMatch(/^--ephemeral_ports_per_container: .*not a power of 2$/);
   });
 });
+
+describe('resolveHostConfig racing a first create', () => {
+  it('finds the flags a concurrent first create stored between its read and the containers it counted', async () => {
+    const flags = { resources: 'ports:[31000-31010];ephemeral_ports:[40000-40999]', ephemeral_ports_per_container: 16 };
+    // Nothing stored at the first read; by the time the containers are counted, the other create
+    // has stored its flags (it stores before it builds) and built one.
+    const inUse = () => {
+      writeHostConfig(dir, flags);
+      return true;
+    };
+    expect(await resolveHostConfig(dir, flags, inUse)).toMatchObject({ flags, replaces: false });
+    forgetHostConfig(dir);
+    const other = () => {
+      writeHostConfig(dir, flags);
+      return true;
+    };
+    await expect(resolveHostConfig(dir, { ...flags, ephemeral_ports_per_container: 32 }, other)).rejects.toThrow(
+      /ephemeral_ports_per_container: '32' differs from the host configuration/,
+    );
+  });
+});
