@@ -1,69 +1,101 @@
 /**
- * Real traffic between lab namespaces with socat: listeners that record what they receive, and
- * one-shot senders. Every process is started by us, bounded in time, and killed by PID.
+ * Real TCP/UDP traffic between lab namespaces, made by Node itself: listeners that record what
+ * they receive, one-shot senders, a bulk sender. The sockets live in one agent process per
+ * namespace (peer.mjs), which a worker thread (traffic-worker.mjs) owns; the calls here block on
+ * that worker, so send() stays synchronous while listeners keep receiving. One long-lived agent
+ * per namespace, started ahead of need, instead of one process per send: Node takes 2-5 s to start
+ * under the stock-kernel stage's emulation. Every agent is bounded in time and killed by PID.
+ * ICMP and ARP are in probe.ts.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 
-const started = new Set<ChildProcess>();
+/** Longest wait for the worker beyond an operation's own bound (an agent's start under emulation). */
+const START_MARGIN_MS = 35_000;
 
-/** Kill every listener this process started (call in afterAll/finally). */
+interface Answer {
+  seq: number;
+  id?: number;
+  ok?: boolean;
+  result?: string;
+  error?: string;
+}
+
+let bridge: { worker: Worker; port: MessagePort; flag: Int32Array } | undefined;
+let seq = 0;
+
+function worker(): NonNullable<typeof bridge> {
+  if (bridge) return bridge;
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const { port1, port2 } = new MessageChannel();
+  const w = new Worker(new URL('./traffic-worker.mjs', import.meta.url), { workerData: { port: port2, flag }, transferList: [port2] });
+  w.unref(); // a test file's process may end with the worker idle
+  bridge = { worker: w, port: port1, flag };
+  return bridge;
+}
+
+/** Ask the worker and block this thread until it answers (at most `timeoutMs`). */
+function call(req: object, timeoutMs: number): Answer {
+  const b = worker();
+  const mine = ++seq;
+  Atomics.store(b.flag, 0, 0);
+  b.worker.postMessage({ ...req, seq: mine });
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const left = end - Date.now();
+    if (left <= 0 || Atomics.wait(b.flag, 0, 0, left) === 'timed-out')
+      throw new Error(`traffic worker: no answer to ${JSON.stringify(req)} in ${timeoutMs} ms`);
+    Atomics.store(b.flag, 0, 0);
+    // Answers to calls that timed out earlier are stale: skip them.
+    for (let m = receiveMessageOnPort(b.port); m; m = receiveMessageOnPort(b.port)) {
+      const a = m.message as Answer;
+      if (a.seq === mine) return a;
+    }
+  }
+}
+
+/** An `ip netns` name or a namespace path, as a path. */
+const path = (netns: string) => (netns.startsWith('/') ? netns : `/run/netns/${netns}`);
+
+/** A command for the agent of `netns`; throws on the agent's errors. */
+function agent(netns: string, cmd: object, timeoutMs: number): Answer {
+  const a = call({ op: 'agent', netns: path(netns), cmd }, timeoutMs + START_MARGIN_MS);
+  if (a.error) throw new Error(`traffic agent in ${netns}: ${a.error}`);
+  return a;
+}
+
+/** Kill every agent this process started, by PID, and wait for them (call in afterAll/afterEach). */
 export function stopAllTraffic(): void {
-  for (const p of started) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
-  started.clear();
+  if (bridge) call({ op: 'stopAll' }, 5000);
 }
-
-/** Remember a process, and end it after a minute at the latest (every traffic loop is bounded). */
-function track(p: ChildProcess): void {
-  started.add(p);
-  const timer = setTimeout(() => p.exitCode === null && p.kill('SIGKILL'), 60_000);
-  timer.unref();
-  p.on('exit', () => {
-    clearTimeout(timer);
-    started.delete(p);
-  });
-}
-
-const ns = (netns: string) => (netns.startsWith('/') ? netns : `/run/netns/${netns}`);
 
 export interface Listener {
+  /** Everything received so far, in arrival order (TCP chunks, UDP datagrams). */
   received(): string;
   stop(): void;
 }
 
-/** A TCP or UDP listener inside `netns` on `port` (any address) that appends what it receives. */
-export async function listen(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
-  const addr = proto === 'tcp' ? `TCP-LISTEN:${port},reuseaddr,fork` : `UDP-RECV:${port},reuseaddr`;
-  // nsenter execs socat: the PID we hold is socat's own, so kill() ends it (no orphan keeps the port).
-  const p = spawn('nsenter', [`--net=${ns(netns)}`, 'socat', '-u', addr, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  track(p);
-  let out = '';
-  p.stdout!.on('data', (d) => (out += d));
-  await waitListening(netns, proto, port);
+function open(netns: string, proto: 'tcp' | 'udp', port: number, kind: 'record' | 'port'): Listener {
+  const { id } = agent(netns, { op: 'listen', proto, port, kind }, 5000);
+  let stopped = false;
   return {
-    received: () => out,
+    received: () => call({ op: 'received', lid: id }, 5000).result ?? '',
     stop: () => {
-      if (p.exitCode === null) p.kill('SIGKILL');
-      started.delete(p);
+      if (stopped) return;
+      stopped = true;
+      agent(netns, { op: 'close', lid: id }, 5000);
+      call({ op: 'forget', lid: id }, 5000);
     },
   };
 }
 
-/** A server that answers each TCP connection or UDP datagram with the client's source port. */
-export async function peerPortServer(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
-  const addr = proto === 'tcp' ? `TCP-LISTEN:${port},reuseaddr,fork` : `UDP-RECVFROM:${port},reuseaddr,fork`;
-  const p = spawn('nsenter', [`--net=${ns(netns)}`, 'socat', addr, 'SYSTEM:echo $SOCAT_PEERPORT'], { stdio: 'ignore' });
-  track(p);
-  await waitListening(netns, proto, port);
-  return { received: () => '', stop: () => (p.kill('SIGKILL'), started.delete(p)) };
+/** A TCP or UDP listener inside `netns` on `port` (any address) that appends what it receives. */
+export async function listen(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
+  return open(netns, proto, port, 'record');
 }
 
-async function waitListening(netns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const out = execFileSync('nsenter', [`--net=${ns(netns)}`, 'ss', '-Hln', proto === 'tcp' ? '-t' : '-u', `sport = :${port}`], { encoding: 'utf8' });
-    if (out.trim()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`nothing listens on ${proto}/${port} in ${netns}`);
+/** A server that answers each TCP connection or UDP datagram with the client's source port. */
+export async function peerPortServer(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
+  return open(netns, proto, port, 'port');
 }
 
 export interface SendOptions {
@@ -74,40 +106,20 @@ export interface SendOptions {
 }
 
 /**
- * Send `message` from `netns` to addr:port. Returns 'ok' (or the reply) on success and
- * 'fail: <reason>' when the connection is refused or times out.
+ * Send `message` from `netns` to addr:port (TCP: connect within 1 s, write, close; UDP: one
+ * datagram). Returns 'ok' (or the reply, '' when a UDP answer does not come within 1 s) on
+ * success, and 'fail: <reason>' ('Connection refused', 'timeout', …) otherwise.
  */
 export function send(netns: string, proto: 'tcp' | 'udp', addr: string, port: number, message: string, opts: SendOptions = {}): string {
-  const src = opts.sourcePort ? `,sourceport=${opts.sourcePort},reuseaddr` : '';
-  const target = proto === 'tcp' ? `TCP:${addr}:${port},connect-timeout=1${src}` : `UDP:${addr}:${port}${src}`;
-  const args = opts.reply ? ['-T', '1', 'STDIO', target] : ['-u', 'STDIN', target];
-  try {
-    const out = execFileSync('nsenter', [`--net=${ns(netns)}`, 'socat', ...args], {
-      input: message,
-      timeout: opts.timeoutMs ?? 4000,
-      encoding: 'utf8',
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    return opts.reply ? out.trim() : 'ok';
-  } catch (e) {
-    const err = e as { stderr?: string; code?: string };
-    return `fail: ${
-      err.code === 'ETIMEDOUT'
-        ? 'timeout'
-        : String(err.stderr ?? '')
-            .trim()
-            .split('\n')
-            .pop()
-    }`;
-  }
+  const timeoutMs = opts.timeoutMs ?? 4000;
+  const cmd = { op: 'send', proto, host: addr, port, message, sourcePort: opts.sourcePort, reply: opts.reply ?? false, timeoutMs };
+  return agent(netns, cmd, timeoutMs).result!;
 }
 
-/** Run a command inside a namespace; returns its exit status (0 = success). */
-export function runIn(netns: string, cmd: string[], timeoutMs = 10_000): number {
-  try {
-    execFileSync('nsenter', [`--net=${ns(netns)}`, ...cmd], { stdio: 'ignore', timeout: timeoutMs });
-    return 0;
-  } catch (e) {
-    return (e as { status?: number }).status ?? 1;
-  }
+/** Send `bytes` bytes over one TCP connection from `netns` to addr:port; 'ok' once all are written. */
+export function sendBytes(netns: string, addr: string, port: number, bytes: number, timeoutMs = 20_000): string {
+  return agent(netns, { op: 'blast', host: addr, port, bytes, timeoutMs }, timeoutMs).result!;
 }
+
+// Start the worker, and with it the spare agents, as soon as a test file imports this module.
+worker();

@@ -3,12 +3,13 @@
  * host-dependent validation, restart and recovery with orphans, a crash at every step of create,
  * and cleanup (twice).
  */
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
-import { listen, runIn, send, stopAllTraffic } from '../helpers/traffic.js';
+import { arpResolve, icmpEcho } from '../helpers/probe.js';
+import { listen, send, sendBytes, stopAllTraffic } from '../helpers/traffic.js';
 import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
@@ -46,17 +47,9 @@ const records = () => (existsSync(join(lab.workDir, 'containers')) ? readdirSync
  */
 async function timedTransfer(from: string, sink: { received(): string }, addr: string, port: number, bytes: number): Promise<number> {
   const t0 = Date.now();
-  // Asynchronous: the listener's stdout is read by this process's event loop; a synchronous
-  // sender stalls once TCP buffers are full (as soon as fq_codel's drops keep the window small).
-  await new Promise<void>((resolve, reject) =>
-    execFile(
-      'nsenter',
-      [`--net=${from}`, 'sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' x | socat -u STDIN TCP:${addr}:${port},connect-timeout=2`],
-      { timeout: 20_000 },
-      (e) => (e ? reject(e) : resolve()),
-    ),
-  );
+  expect(sendBytes(from, addr, port, bytes)).toBe('ok');
   expect(await until(() => sink.received().length >= bytes, 15_000)).toBe(true);
+  expect(sink.received().length).toBe(bytes);
   return (Date.now() - t0) / 1000;
 }
 
@@ -195,11 +188,11 @@ describe('mirrors beyond one filter', () => {
     const cs = [];
     for (let i = 0; i < 10; i++) cs.push(await iso.create({ id: `m${i}` }));
     for (const c of [cs[0]!, cs[8]!, cs[9]!]) {
-      expect(runIn(c.netns, ['arping', '-c', '1', '-w', '2', '-I', 'eth0', GATEWAY])).toBe(0);
-      expect(runIn(c.netns, ['ping', '-c', '1', '-W', '2', GATEWAY])).toBe(0);
+      expect(arpResolve(c.netns, 'eth0', GATEWAY).replies, c.id).toBe(1);
+      expect(icmpEcho(c.netns, GATEWAY), c.id).toEqual({ sent: 1, received: 1, duplicates: 0 });
     }
     await iso.destroy('m9'); // the second filter shrinks; the others keep working
-    expect(runIn(cs[8]!.netns, ['arping', '-c', '1', '-w', '2', '-I', 'eth0', GATEWAY])).toBe(0);
+    expect(arpResolve(cs[8]!.netns, 'eth0', GATEWAY).replies).toBe(1);
   });
 });
 

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, Netns } from '../../src/netlink/index.js';
 import { IPV4_DEVCONF, NUD, RT_SCOPE, Rtnl, RtnlEvents, SysctlDir, SysctlFile, type RtnlEvent } from '../../src/rtnl/index.js';
 import { ip, ipJson, nsExec } from '../helpers/lab.js';
-import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
+import { icmpEcho } from '../helpers/probe.js';
+import { Lab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: Lab;
 let host: Rtnl;
@@ -40,6 +41,8 @@ describe('links', () => {
         .map((l) => l.ifname)
         .sort(),
     );
+    // A veth reaches operstate UP a moment after it is set up (linkwatch): compare once it has.
+    expect(await until(() => ipLink(lab.host, 'eth0').operstate === 'UP', 5000)).toBe(true);
     const eth0 = await host.links.get('eth0');
     expect((await host.links.get(eth0.index)).name).toBe('eth0');
     const t = ipLink(lab.host, 'eth0');
@@ -136,7 +139,7 @@ describe('links', () => {
 
   it('reads IFLA_STATS64 counters that move with traffic, equal to `ip -s`', async () => {
     const before = (await host.links.get('eth0')).stats!;
-    nsExec(lab.host, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', '198.18.0.1']);
+    expect(icmpEcho(lab.host, '198.18.0.1', { count: 3, intervalMs: 200, waitMs: 1000 })).toMatchObject({ sent: 3, received: 3 });
     const after = (await host.links.get('eth0')).stats!;
     expect(after.txPackets - before.txPackets).toBeGreaterThanOrEqual(3n);
     expect(after.rxBytes).toBeGreaterThan(before.rxBytes);

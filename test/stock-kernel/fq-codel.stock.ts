@@ -5,12 +5,13 @@
  * bloat_reduction shape); and classified by u32 filters into flows, which is what unique egress
  * flows build on: a packet no filter classifies is dropped, hence the catch-all.
  */
-import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkSession, Netns } from '../../src/netlink/index.js';
 import { RTM_NAMES } from '../../src/rtnl/constants.js';
 import { Tc, formatTcHandle, type Qdisc } from '../../src/tc/index.js';
 import { ipJson } from '../helpers/lab.js';
+import { icmpEcho } from '../helpers/probe.js';
+import { send, stopAllTraffic } from '../helpers/traffic.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, codelRoundTrip, quietIpv6 } from './helpers.js';
 import { Lab, sweepStaleLabs } from '../../src/lab/index.js';
@@ -31,6 +32,7 @@ beforeAll(() => {
   tc = new Tc(session);
 });
 afterAll(() => {
+  stopAllTraffic();
   session?.close();
   lab?.destroy();
 });
@@ -142,7 +144,7 @@ describe('fq_codel on a real kernel', () => {
 
   it('counts real traffic: statistics and xstats equal `tc -j -s`', async () => {
     await fresh();
-    execFileSync('ip', ['netns', 'exec', lab.host, 'ping', '-c', '5', '-i', '0.05', '-W', '1', '-s', '1200', '198.18.0.1'], { stdio: 'ignore' });
+    expect(icmpEcho(lab.host, '198.18.0.1', { count: 5, intervalMs: 50, sizeBytes: 1200, waitMs: 1000 })).toMatchObject({ sent: 5, received: 5 });
     const q = (await ourQdisc(eth0))!;
     const t = tcQdisc('eth0');
     expect(Number(q.stats!.packets)).toBeGreaterThanOrEqual(5);
@@ -152,7 +154,7 @@ describe('fq_codel on a real kernel', () => {
 
   it('is changed in place (same handle, counters kept), as tc then shows it', async () => {
     await fresh();
-    execFileSync('ip', ['netns', 'exec', lab.host, 'ping', '-c', '2', '-i', '0.05', '-W', '1', '198.18.0.1'], { stdio: 'ignore' });
+    expect(icmpEcho(lab.host, '198.18.0.1', { count: 2, intervalMs: 50, waitMs: 1000 })).toMatchObject({ sent: 2, received: 2 });
     const before = (await ourQdisc(eth0))!;
     await tc.changeQdisc({ kind: 'fq_codel', ifindex: eth0, handle: '5:', limitPackets: 2000, targetUs: 10_000, intervalUs: 200_000, ecn: false });
     const q = (await ourQdisc(eth0))!;
@@ -170,7 +172,10 @@ describe('fq_codel on a real kernel', () => {
     // 10 kB/s: a burst of 1.2 kB pings queues in the leaf, so its xstats move too.
     await tc.addClass({ kind: 'htb', ifindex: eth0, parent: '1:', classid: '1:1', rateBytesPerSec: 10_000, burstBytes: 1600 });
     await tc.addQdisc({ kind: 'fq_codel', ifindex: eth0, parent: '1:1' });
-    execFileSync('ip', ['netns', 'exec', lab.host, 'ping', '-c', '6', '-i', '0.002', '-s', '1200', '-W', '3', '198.18.0.1'], { stdio: 'ignore' });
+    // 6 × 1.2 kB at once queue in the leaf; codel may drop some of them, the others are answered.
+    const echo = icmpEcho(lab.host, '198.18.0.1', { count: 6, intervalMs: 2, sizeBytes: 1200, waitMs: 3000 });
+    expect(echo.sent).toBe(6);
+    expect(echo.received).toBeGreaterThanOrEqual(1);
     await new Promise((r) => setTimeout(r, 1500)); // the queue drains at 10 kB/s
     const q = (await tc.getQdisc({ ifindex: eth0, parent: '1:1' }))!;
     expect(q.kind).toBe('fq_codel');
@@ -188,7 +193,8 @@ describe('fq_codel on a real kernel', () => {
   });
 
   it('classifies by u32 filters into flows; what no filter classifies is dropped, so a catch-all is needed', async () => {
-    const sink = (port: number) => execFileSync('ip', ['netns', 'exec', lab.host, 'sh', '-c', `echo x | socat -u STDIN UDP:198.18.0.1:${port}`]);
+    // One UDP datagram from the host (sent, then dropped or not by the qdisc: nothing listens at the world).
+    const sink = (port: number) => expect(send(lab.host, 'udp', '198.18.0.1', port, 'x\n')).toBe('ok');
     await tc.addQdisc({ kind: 'fq_codel', ifindex: eth0, handle: '1:' });
     // ICMP into flow 2 only.
     await tc.addFilter({
@@ -200,7 +206,7 @@ describe('fq_codel on a real kernel', () => {
       matches: [{ type: 'ipProto', protocol: 'icmp' }],
       classid: '1:2',
     });
-    execFileSync('ip', ['netns', 'exec', lab.host, 'ping', '-c', '2', '-i', '0.05', '-W', '1', '198.18.0.1'], { stdio: 'ignore' });
+    expect(icmpEcho(lab.host, '198.18.0.1', { count: 2, intervalMs: 50, waitMs: 1000 })).toMatchObject({ sent: 2, received: 2 });
     const drops0 = (await ourQdisc(eth0))!.stats!.drops;
     for (let i = 0; i < 3; i++) sink(9);
     const dropped = (await ourQdisc(eth0))!;

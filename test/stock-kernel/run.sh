@@ -24,10 +24,10 @@ fail() { echo "stock-kernel: ERROR: $*" >&2; echo "0 passed, 1 failed"; exit 1; 
 
 [ "$(id -u)" = 0 ] || fail "must run as root (the guest's tests build network namespaces)"
 
-# 1. Packages: qemu and the kernel (qlab.sh setup), and the tools the tests exec in the guest
+# 1. Packages: qemu and the kernel (qlab.sh setup), and the tools the tests exec in the guest (traffic is made by Node and python3)
 #    (the guest runs this machine's own binaries from the shared root filesystem).
 phase "packages and kernel"
-tools=(iproute2 iputils-ping iputils-arping socat procps util-linux)
+tools=(iproute2 python3 procps util-linux)
 missing=()
 for p in "${tools[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

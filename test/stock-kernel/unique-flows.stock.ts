@@ -15,7 +15,8 @@ import { Tc, formatTcHandle, formatU32Handle, type U32Filter } from '../../src/t
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
 import type { IsolatorFlags } from '../../src/isolator/config.js';
 import { ip, ipJson } from '../helpers/lab.js';
-import { listen, runIn, send, stopAllTraffic } from '../helpers/traffic.js';
+import { arpResolve, icmpEcho } from '../helpers/probe.js';
+import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, filterHits, quietIpv6, successesOf, type FilterHits } from './helpers.js';
 import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
@@ -200,13 +201,13 @@ describe('real traffic', () => {
     const arp = (h: FilterHits[]) => h.filter((x) => x.pref === 258).reduce((a, x) => a + x.success, 0);
     const icmp = (h: FilterHits[]) => h.filter((x) => x.pref === 514).reduce((a, x) => a + x.success, 0);
     const h0 = hits();
-    expect(runIn(lab.lab.host, ['ping', '-c', '3', '-i', '0.1', '-W', '2', GATEWAY])).toBe(0);
-    expect(runIn(containers.c1!.netns, ['ping', '-c', '2', '-i', '0.1', '-W', '2', GATEWAY])).toBe(0);
+    expect(icmpEcho(lab.lab.host, GATEWAY, { count: 3 })).toMatchObject({ sent: 3, received: 3 });
+    expect(icmpEcho(containers.c1!.netns, GATEWAY, { count: 2 })).toMatchObject({ sent: 2, received: 2 });
     const h1 = hits();
     expect(icmp(h1) - icmp(h0)).toBeGreaterThanOrEqual(5);
     ip(lab.lab.host, 'neigh', 'flush', 'dev', 'eth0');
-    expect(runIn(lab.lab.host, ['ping', '-c', '1', '-W', '2', GATEWAY])).toBe(0); // resolves the gateway again
-    expect(runIn(containers.c2!.netns, ['arping', '-c', '1', '-w', '2', '-I', 'eth0', GATEWAY])).toBe(0);
+    expect(icmpEcho(lab.lab.host, GATEWAY)).toMatchObject({ sent: 1, received: 1 }); // resolves the gateway again
+    expect(arpResolve(containers.c2!.netns, 'eth0', GATEWAY).replies).toBe(1);
     const h2 = hits();
     expect(arp(h2) - arp(h1)).toBeGreaterThanOrEqual(2);
     expect(successesOf(h2, '1:2') - successesOf(h0, '1:2')).toBe(arp(h2) - arp(h0) + icmp(h2) - icmp(h0));

@@ -4,7 +4,6 @@
  * mirror-list replacement, handle generation), hash tables, standalone actions, 10 000 filters
  * in a hashed layout, and typed errors. Kernel features are probed; only absent ones are skipped.
  */
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError, NetlinkSession, Netns } from '../../src/netlink/index.js';
 import { RTM_NAMES } from '../../src/rtnl/constants.js';
@@ -27,6 +26,7 @@ import {
 import { toMesosStats } from '../../src/isolator/statistics.js';
 import { ip, ipJson } from '../helpers/lab.js';
 import { tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
+import { icmpEcho } from '../helpers/probe.js';
 import { quietSnapshot } from '../helpers/quiet-snapshot.js';
 import { Lab, eventually, sweepStaleLabs } from '../../src/lab/index.js';
 
@@ -195,7 +195,7 @@ describe('HTB qdisc and classes', () => {
   });
 
   it('statistics count real traffic through the default class; the Mesos view carries them', async () => {
-    execFileSync('ip', ['netns', 'exec', ns, 'ping', '-c', '3', '-i', '0.05', '-W', '1', '198.18.0.1'], { stdio: 'ignore' });
+    expect(icmpEcho(ns, '198.18.0.1', { count: 3, intervalMs: 50, waitMs: 1000 })).toMatchObject({ sent: 3, received: 3 });
     const {
       ours: { q, c },
       theirs: { tq, tcl },
