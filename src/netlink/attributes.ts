@@ -1,5 +1,7 @@
 import type { Codec, CodecValue, DecodeOptions } from './codec.js';
-import { string as stringCodec } from './codec.js';
+import { copyBytes, string as stringCodec } from './codec.js';
+import type { KeyAccessors } from './attr-read.js';
+import { accessors, primCode, primSize, readPrim } from './attr-read.js';
 import { NLA_F, NLA_HDRLEN, NLA_TYPE_MASK, align4 } from './constants.js';
 import { DecodeError, EncodeError } from './errors.js';
 import type { Writer } from './writer.js';
@@ -32,12 +34,15 @@ function writeRaw(w: Writer, raw: RawAttr): void {
   w.endAttr(start);
 }
 
+/** Per-attribute options of a declaration. */
 export interface AttrOptions {
   /** The kernel's name, when it is not PREFIX_KEY_IN_SNAKE_CASE. */
   kernelName?: string;
 }
 
+/** One attribute of a set: its type number, its codec and options. */
 export type AttrDef = readonly [type: number, codec: Codec<any>] | readonly [type: number, codec: Codec<any>, options: AttrOptions];
+/** An attribute set declaration: camelCase key → AttrDef. */
 export type AttrDefs = { readonly [name: string]: AttrDef };
 
 /** The value object of an attribute set: every attribute optional, plus the unknown ones. */
@@ -48,15 +53,23 @@ interface Entry {
   type: number;
   kernelName: string;
   codec: Codec<any>;
+  /** A primCode() when the decoder reads this codec inline, else 0. */
+  prim: number;
+  /** Whether the value object already has this attribute (a compiled property read). */
+  has: KeyAccessors['has'];
+  /** Store this attribute's value (a compiled property store). */
+  set: KeyAccessors['set'];
 }
 
 const snake = (key: string): string => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+
+/** decodeEntry's answer for a sub-message whose selector has not come yet. */
+const DEFER = Symbol('defer');
 
 /** A declared attribute set. */
 export class AttrSet<D extends AttrDefs = AttrDefs> {
   readonly byType: ReadonlyArray<Entry | undefined>;
   readonly byKey: ReadonlyMap<string, Entry>;
-  private readonly hasDeferred: boolean;
 
   constructor(
     /** The kernel prefix, e.g. 'IFLA' or 'TCA_U32'. */
@@ -69,13 +82,12 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
       const [type, codec, opts] = def;
       if (key === 'unknown') throw new Error(`${prefix}: 'unknown' is reserved`);
       if (byType[type]) throw new Error(`${prefix}: attribute type ${type} declared twice`);
-      const entry: Entry = { key, type, codec, kernelName: opts?.kernelName ?? `${prefix}_${snake(key)}` };
+      const entry: Entry = { key, type, codec, kernelName: opts?.kernelName ?? `${prefix}_${snake(key)}`, prim: primCode(codec), ...accessors(key) };
       byType[type] = entry;
       byKey.set(key, entry);
     }
     this.byType = byType;
     this.byKey = byKey;
-    this.hasDeferred = [...byKey.values()].some((e) => e.codec.deferred);
   }
 
   /** The kernel name of an attribute type: 'IFLA_IFNAME', or 'IFLA_99' when undeclared. */
@@ -107,12 +119,19 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
     if (unknown) for (const raw of unknown) if (raw.after === undefined || (raw.after !== null && v[raw.after] === undefined)) writeRaw(w, raw);
   }
 
-  /** Read the attributes between `start` and `end`. */
+  /**
+   * Read the attributes between `start` and `end`. One pass, array-indexed by type; integers,
+   * strings, flags and bytes are read inline; a sub-message whose selector came first is decoded
+   * in place, the others after the pass.
+   */
   decode(buf: Buffer, start: number, end: number, opts: DecodeOptions = {}): AttrValues<D> {
     const out: Record<string, unknown> = {};
     let unknown: RawAttr[] | undefined;
-    let deferred: Array<{ e: Entry; s: number; t: number }> | undefined;
+    let deferred: number[] | undefined; // triples: type, payload start, payload end
     let lastKey: string | null = null;
+    const byType = this.byType;
+    // The header reads below index bytes directly (no range check), so the area must be in the buffer.
+    if (end > buf.length) throw new DecodeError(`attribute area ends at ${end}, past the ${buf.length}-byte buffer`, [this.prefix], start);
     let at = start;
     while (at < end) {
       if (end - at < NLA_HDRLEN) {
@@ -120,30 +139,45 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
         if (buf.subarray(at, end).every((b) => b === 0)) break;
         throw new DecodeError(`${end - at} trailing bytes after the last attribute`, [this.prefix], at);
       }
-      const len = buf.readUInt16LE(at);
-      const rawType = buf.readUInt16LE(at + 2);
+      const len = buf[at]! | (buf[at + 1]! << 8);
+      const rawType = buf[at + 2]! | (buf[at + 3]! << 8);
       if (len < NLA_HDRLEN || at + len > end) {
         throw new DecodeError(`attribute ${this.nameOf(rawType)} has length ${len}, but ${end - at} bytes remain`, [this.prefix], at);
       }
-      const e = this.byType[rawType & NLA_TYPE_MASK];
-      if (!e || out[e.key] !== undefined) {
+      const e = byType[rawType & NLA_TYPE_MASK];
+      const s = at + NLA_HDRLEN;
+      const t = at + len;
+      if (!e || e.has(out)) {
         if (opts.strict && !e) throw new DecodeError(`unknown attribute type ${rawType & NLA_TYPE_MASK}`, [this.prefix], at);
-        (unknown ??= []).push({ type: rawType, data: Buffer.from(buf.subarray(at + NLA_HDRLEN, at + len)), after: lastKey });
-      } else if (e.codec.deferred) {
-        (deferred ??= []).push({ e, s: at + NLA_HDRLEN, t: at + len });
-        out[e.key] = null; // reserve the key's position; filled below
-        lastKey = e.key;
+        (unknown ??= []).push({ type: rawType, data: copyBytes(buf, s, t), after: lastKey });
       } else {
-        out[e.key] = this.decodeOne(e, buf, at + NLA_HDRLEN, at + len, opts, out);
+        const v = this.decodeEntry(e, buf, s, t, opts, out);
+        if (v === DEFER) (deferred ??= []).push(e.type, s, t);
+        e.set(out, v === DEFER ? null : v); // null reserves the key's place until it is decoded below
         lastKey = e.key;
       }
-      at += align4(len);
+      at += (len + 3) & ~3;
     }
-    if (this.hasDeferred && deferred) {
-      for (const d of deferred) out[d.e.key] = this.decodeOne(d.e, buf, d.s, d.t, opts, out);
+    if (deferred?.length) {
+      for (let i = 0; i < deferred.length; i += 3) {
+        const e = byType[deferred[i]!]!;
+        e.set(out, this.decodeOne(e, buf, deferred[i + 1]!, deferred[i + 2]!, opts, out));
+      }
     }
     if (unknown) out.unknown = unknown;
     return out as AttrValues<D>;
+  }
+
+  /** One known attribute's value, or DEFER when it is to be decoded after the pass. */
+  private decodeEntry(e: Entry, buf: Buffer, s: number, t: number, opts: DecodeOptions, out: Record<string, unknown>): unknown {
+    if (e.prim) {
+      const size = primSize(e.prim);
+      if (size >= 0 && t - s !== size) throw new DecodeError(`${e.codec.name} needs ${size} bytes, got ${t - s}`, [e.kernelName], s);
+      return readPrim(e.prim, buf, s, t);
+    }
+    const c = e.codec;
+    if (c.deferred && (c.selector === undefined || out[c.selector] === undefined)) return DEFER;
+    return this.decodeOne(e, buf, s, t, opts, out);
   }
 
   private decodeOne(e: Entry, buf: Buffer, s: number, t: number, opts: DecodeOptions, parent: Record<string, unknown>): unknown {
@@ -169,10 +203,12 @@ export interface Container {
   /** Elements are numbered attributes ([1], [2], ...) each holding `element`. */
   indexedElement?: Codec<any>;
 }
+/** A codec that holds attributes and can name what is inside them. */
 export type ContainerCodec<T> = Codec<T> & Container;
 
 const isContainer = (c: Codec<any>): c is ContainerCodec<any> => typeof (c as Partial<Container>).innerSet === 'function';
 
+/** How a nest is flagged when written. */
 export interface NestOptions {
   /** Set NLA_F_NESTED on the attribute, as the kernel and newer iproute2 do for some nests. */
   flag?: boolean;
@@ -186,7 +222,7 @@ export const nestedBytes: Codec<Buffer> = {
     if (!(v instanceof Uint8Array)) throw new EncodeError(`bytes expected, got ${typeof v}`);
     w.bytes(v);
   },
-  decode: (buf, start, end) => Buffer.from(buf.subarray(start, end)),
+  decode: copyBytes,
 };
 
 /** A nested attribute holding the set `set`. */
@@ -258,6 +294,7 @@ export function subMessage<const V extends Record<string, Codec<any>>>(
   return {
     name: `sub-message by ${selector}`,
     deferred: true,
+    selector,
     get typeFlags() {
       return opts.flag ? NLA_F.NESTED : 0;
     },
@@ -274,7 +311,7 @@ export function subMessage<const V extends Record<string, Codec<any>>>(
     decode(buf, start, end, o, parent) {
       const kind = parent?.[selector];
       const codec = typeof kind === 'string' ? variants[kind] : undefined;
-      return codec ? codec.decode(buf, start, end, o, parent) : Buffer.from(buf.subarray(start, end));
+      return codec ? codec.decode(buf, start, end, o, parent) : copyBytes(buf, start, end);
     },
     innerSet(siblings) {
       if (opts.selectorType === undefined) return undefined;

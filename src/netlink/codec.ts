@@ -20,6 +20,8 @@ export interface Codec<T> {
   readonly typeFlags?: number;
   /** Decode after the other attributes of the same set (it reads a sibling). */
   readonly deferred?: boolean;
+  /** With `deferred`: the sibling it reads. When that sibling came first, it is decoded in place. */
+  readonly selector?: string;
   encode(w: Writer, value: T, parent?: object): void;
   decode(buf: Buffer, start: number, end: number, opts: DecodeOptions, parent?: Record<string, unknown>): T;
 }
@@ -64,6 +66,7 @@ function intCodec(
   };
 }
 
+/** Host-order unsigned and signed integers, range-checked on encode, size-checked on decode. */
 export const u8 = intCodec(
   'u8',
   1,
@@ -72,6 +75,7 @@ export const u8 = intCodec(
   (w, v) => w.u8(v),
   (b, o) => b[o]!,
 );
+/** Host-order u16. */
 export const u16 = intCodec(
   'u16',
   2,
@@ -80,6 +84,7 @@ export const u16 = intCodec(
   (w, v) => w.u16(v),
   (b, o) => b.readUInt16LE(o),
 );
+/** Host-order s16. */
 export const s16 = intCodec(
   's16',
   2,
@@ -88,6 +93,7 @@ export const s16 = intCodec(
   (w, v) => w.s16(v),
   (b, o) => b.readInt16LE(o),
 );
+/** Host-order u32. */
 export const u32 = intCodec(
   'u32',
   4,
@@ -96,6 +102,7 @@ export const u32 = intCodec(
   (w, v) => w.u32(v),
   (b, o) => b.readUInt32LE(o),
 );
+/** Host-order s32. */
 export const s32 = intCodec(
   's32',
   4,
@@ -113,6 +120,7 @@ export const be16 = intCodec(
   (w, v) => w.be16(v),
   (b, o) => b.readUInt16BE(o),
 );
+/** Network-order u32. */
 export const be32 = intCodec(
   'be32',
   4,
@@ -122,6 +130,50 @@ export const be32 = intCodec(
   (b, o) => b.readUInt32BE(o),
 );
 
+/** Counters and timestamps are mostly small (idle filters: 0): one shared bigint each, no allocation. */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+
+/**
+ * 64-bit reads without Buffer's generic BigInt arithmetic: most counters fit in 32 bits, and
+ * BigInt(lo) alone is several times cheaper than combining two halves.
+ */
+export function readU64(b: Buffer, at: number): bigint {
+  const lo = b.readUInt32LE(at);
+  const hi = b.readUInt32LE(at + 4);
+  if (hi === 0) return lo < SMALL_BIGINTS.length ? SMALL_BIGINTS[lo]! : BigInt(lo);
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+/** The signed 64-bit counterpart of readU64. */
+export function readS64(b: Buffer, at: number): bigint {
+  const lo = b.readUInt32LE(at);
+  const hi = b.readInt32LE(at + 4);
+  if (hi === 0) return lo < SMALL_BIGINTS.length ? SMALL_BIGINTS[lo]! : BigInt(lo);
+  return (BigInt(hi) << 32n) + BigInt(lo);
+}
+/** Bytes `start`..`end` copied out of the receive buffer (one allocation, no intermediate view). */
+export function copyBytes(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
+}
+
+/**
+ * The text of a NUL-terminated string attribute: up to the first NUL or `end`. Short ASCII names
+ * (kinds, interface names) are built directly; anything else goes through Buffer's UTF-8 decoder.
+ */
+export function readString(buf: Buffer, start: number, end: number): string {
+  let stop = start;
+  let ascii = true;
+  while (stop < end && buf[stop] !== 0) {
+    if (buf[stop]! >= 0x80) ascii = false;
+    stop++;
+  }
+  if (!ascii || stop - start > 32) return buf.toString('utf8', start, stop);
+  let s = '';
+  for (let i = start; i < stop; i++) s += String.fromCharCode(buf[i]!);
+  return s;
+}
+
 /** 64-bit counters and rates are bigint. */
 export const u64: Codec<bigint> = {
   name: 'u64',
@@ -130,9 +182,10 @@ export const u64: Codec<bigint> = {
   },
   decode(buf, start, end) {
     need('u64', start, end, 8);
-    return buf.readBigUInt64LE(start);
+    return readU64(buf, start);
   },
 };
+/** A signed 64-bit integer, as bigint. */
 export const s64: Codec<bigint> = {
   name: 's64',
   encode(w, v) {
@@ -140,7 +193,7 @@ export const s64: Codec<bigint> = {
   },
   decode(buf, start, end) {
     need('s64', start, end, 8);
-    return buf.readBigInt64LE(start);
+    return readS64(buf, start);
   },
 };
 
@@ -153,11 +206,7 @@ export const string: Codec<string> = {
     w.utf8(v);
     w.u8(0);
   },
-  decode(buf, start, end) {
-    let stop = buf.indexOf(0, start);
-    if (stop < 0 || stop > end) stop = end;
-    return buf.toString('utf8', start, stop);
-  },
+  decode: readString,
 };
 
 /**
@@ -181,9 +230,7 @@ export const bytes: Codec<Buffer> = {
     if (!(v instanceof Uint8Array)) throw new EncodeError(`bytes expected, got ${typeof v}`);
     w.bytes(v);
   },
-  decode(buf, start, end) {
-    return Buffer.from(buf.subarray(start, end));
-  },
+  decode: copyBytes,
 };
 
 /** A zero-length attribute whose presence means true. */
@@ -224,6 +271,7 @@ export function ipv6Bytes(s: string): Buffer {
   return out;
 }
 
+/** Dotted-quad text of the 4 bytes at `at`. */
 export function formatIpv4(buf: Buffer, at: number): string {
   return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
 }
@@ -253,6 +301,7 @@ export function formatIpv6(buf: Buffer, at: number): string {
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
 
+/** A 4-byte IPv4 address as dotted-quad text. */
 export const ipv4: Codec<string> = {
   name: 'ipv4',
   encode(w, v) {
@@ -264,6 +313,7 @@ export const ipv4: Codec<string> = {
   },
 };
 
+/** A 16-byte IPv6 address as RFC 5952 text. */
 export const ipv6: Codec<string> = {
   name: 'ipv6',
   encode(w, v) {
@@ -296,10 +346,14 @@ export function lladdrBytes(s: string): Buffer {
   return Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
 }
 
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Lower-case colon-separated hex of bytes `start`..`end` (a table lookup per byte: links carry several). */
 export function formatLladdr(buf: Buffer, start: number, end: number): string {
-  const parts: string[] = [];
-  for (let i = start; i < end; i++) parts.push(buf[i]!.toString(16).padStart(2, '0'));
-  return parts.join(':');
+  if (end <= start) return '';
+  let s = HEX2[buf[start]!]!;
+  for (let i = start + 1; i < end; i++) s += `:${HEX2[buf[i]!]!}`;
+  return s;
 }
 
 /** A link-layer (MAC) address of any length, as lower-case colon-separated hex. */

@@ -26,9 +26,12 @@ export interface MessageInput<H, D extends AttrDefs> {
   attrs?: AttrValues<D>;
 }
 
+/** The decoded body type of a message schema. */
 export type BodyOf<S> = S extends MessageSchema<infer H, infer D> ? MessageBody<H, D> : never;
+/** The input type a message schema encodes. */
 export type InputOf<S> = S extends MessageSchema<infer H, infer D> ? MessageInput<H, D> : never;
 
+/** Declare a message body: its header struct and its attribute set. */
 export function messageSchema<H, D extends AttrDefs>(header: StructLayout<H>, attrs: AttrSet<D>): MessageSchema<H, D> {
   return { header, attrs };
 }

@@ -1,5 +1,6 @@
 import type { Codec, DecodeOptions } from './codec.js';
-import { formatIpv4, formatLladdr, ipv4Bytes, lladdrBytes } from './codec.js';
+import { formatIpv4, formatLladdr, ipv4Bytes, lladdrBytes, readS64, readU64 } from './codec.js';
+import { compile } from './attr-read.js';
 import { DecodeError, EncodeError } from './errors.js';
 import type { Writer } from './writer.js';
 
@@ -51,7 +52,7 @@ function bigField(name: string, signed: boolean): FieldType<bigint> {
       if (signed) w.s64(b);
       else w.u64(b);
     },
-    read: signed ? (b, at) => b.readBigInt64LE(at) : (b, at) => b.readBigUInt64LE(at),
+    read: signed ? readS64 : readU64,
   };
 }
 
@@ -160,12 +161,62 @@ export const field = Object.freeze({
   },
 });
 
+/** How the compiled reader reads the built-in integer fields inline: an expression of `b` and an offset. */
+const INLINE_READS = new Map<FieldType<any>, (at: string) => string>([
+  [field.u8, (at) => `b[${at}]`],
+  [field.u16, (at) => `b[${at}] | (b[${at} + 1] << 8)`],
+  [field.s16, (at) => `((b[${at}] | (b[${at} + 1] << 8)) << 16) >> 16`],
+  [field.u32, (at) => `(b[${at}] | (b[${at} + 1] << 8) | (b[${at} + 2] << 16)) + b[${at} + 3] * 0x1000000`],
+  [field.s32, (at) => `b[${at}] | (b[${at} + 1] << 8) | (b[${at} + 2] << 16) | (b[${at} + 3] << 24)`],
+  [field.be16, (at) => `(b[${at}] << 8) | b[${at} + 1]`],
+  [field.be32, (at) => `b[${at}] * 0x1000000 + ((b[${at} + 1] << 16) | (b[${at} + 2] << 8) | b[${at} + 3])`],
+]);
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+/** A name that is safe to write as an object-literal key in generated source. */
+const isPlainKey = (k: string) => IDENTIFIER.test(k) && k !== '__proto__';
+
+type Reader = (buf: Buffer, start: number, have: number) => unknown;
+
+/**
+ * A struct's reader, compiled once per layout: one object literal with every field, so each
+ * decoded value of a layout shares one hidden class and no per-field closure runs for integers.
+ * `have` < size reads the fields that fit and zeroes the rest (minSize structs). Only names that
+ * are plain identifiers reach the generated source; anything else takes the generic loop.
+ */
+function compileReader(named: ReadonlyArray<{ key: string; type: FieldType<any>; offset: number }>, size: number): Reader {
+  const generic: Reader = (buf, start, have) => {
+    const out: Record<string, unknown> = {};
+    for (const f of named) out[f.key] = f.offset + f.type.size <= have ? f.type.read(buf, start + f.offset) : f.type.zero;
+    return out;
+  };
+  if (!named.every((f) => isPlainKey(f.key))) return generic;
+  const reads = named.map((f) => f.type.read);
+  const zeros = named.map((f) => f.type.zero);
+  const props = named.map((f, i) => {
+    const at = `s + ${f.offset}`;
+    const inline = INLINE_READS.get(f.type);
+    const expr = inline ? inline(at) : `R[${i}](b, ${at})`;
+    return `${f.key}: n >= ${f.offset + f.type.size} ? ${expr} : Z[${i}]`;
+  });
+  const full = named.map((f, i) => {
+    const inline = INLINE_READS.get(f.type);
+    return `${f.key}: ${inline ? inline(`s + ${f.offset}`) : `R[${i}](b, s + ${f.offset})`}`;
+  });
+  const body = `return n >= ${size} ? { ${full.join(', ')} } : { ${props.join(', ')} };`;
+  // Compiled once per layout, from declared identifiers only (isPlainKey).
+  const make = compile<(r: unknown[], z: unknown[]) => Reader>(['R', 'Z'], `return (b, s, n) => { ${body} };`);
+  return make ? make(reads, zeros) : generic;
+}
+
 /** Explicit padding in a layout: written as zeros, skipped on read. */
 export interface Pad {
   readonly pad: number;
 }
+/** `bytes` of padding at this point of a layout. */
 export const pad = (bytes: number): Pad => ({ pad: bytes });
 
+/** One entry of a layout: a named field or padding. */
 export type FieldEntry = readonly [string, FieldType<any>] | Pad;
 
 /** The value type of a layout's fields: `{ family: number; index: number; ... }`. */
@@ -189,6 +240,7 @@ export interface StructLayout<T> extends Codec<T> {
   zero(): T;
 }
 
+/** Options of a struct layout. */
 export interface StructOptions {
   /**
    * For structs the kernel has grown over time (rtnl_link_stats64): accept payloads this short
@@ -213,6 +265,7 @@ export function struct<const F extends readonly FieldEntry[]>(name: string, fiel
     }
   }
   const minSize = options.minSize ?? size;
+  const read = compileReader(named, size);
   const layout: StructLayout<T> = {
     name,
     size,
@@ -235,13 +288,7 @@ export function struct<const F extends readonly FieldEntry[]>(name: string, fiel
     decode(buf, start, end) {
       const have = end - start;
       if (have < minSize) throw new DecodeError(`${name} needs ${minSize} bytes, got ${have}`, [], start);
-      const out: Record<string, unknown> = {};
-      if (have >= size) {
-        for (const f of named) out[f.key] = f.type.read(buf, start + f.offset);
-      } else {
-        for (const f of named) out[f.key] = f.offset + f.type.size <= have ? f.type.read(buf, start + f.offset) : f.type.zero;
-      }
-      return out as T;
+      return read(buf, start, have) as T;
     },
     zero() {
       const out: Record<string, unknown> = {};
@@ -250,6 +297,21 @@ export function struct<const F extends readonly FieldEntry[]>(name: string, fiel
     },
   };
   return layout;
+}
+
+/** The head's fields without the count, then the array: one literal, not a delete and a spread. */
+function compileWithArray(keys: string[], countField: string, arrayKey: string): (h: Record<string, unknown>, items: unknown[]) => object {
+  const kept = keys.filter((k) => k !== countField && k !== arrayKey);
+  const generic = (h: Record<string, unknown>, items: unknown[]) => {
+    const out: Record<string, unknown> = {};
+    for (const k of kept) out[k] = h[k];
+    out[arrayKey] = items;
+    return out;
+  };
+  if (!kept.every(isPlainKey) || !isPlainKey(arrayKey)) return generic;
+  const body = `return { ${kept.map((k) => `${k}: h.${k}`).join(', ')}, ${arrayKey}: items };`;
+  // Compiled once per layout, from declared identifiers only (isPlainKey).
+  return compile<typeof generic>(['h', 'items'], body) ?? generic;
 }
 
 /**
@@ -263,6 +325,7 @@ export function structWithArray<H, E, const K extends string, C extends keyof H 
   element: StructLayout<E>,
 ): StructLayout<Omit<H, C> & { [P in C]?: number } & { [P in K]: E[] }> {
   type T = Omit<H, C> & { [P in C]?: number } & { [P in K]: E[] };
+  const withArray = compileWithArray(Object.keys(head.zero() as object), countField, arrayKey);
   return {
     name: head.name,
     size: head.size,
@@ -276,13 +339,12 @@ export function structWithArray<H, E, const K extends string, C extends keyof H 
       const count = h[countField] as number;
       const need = head.size + count * element.size;
       if (end - start < need) throw new DecodeError(`${head.name} with ${count} ${arrayKey} needs ${need} bytes, got ${end - start}`, [], start);
-      const items: E[] = [];
+      const items: E[] = new Array<E>(count);
       for (let i = 0; i < count; i++) {
         const at = start + head.size + i * element.size;
-        items.push(element.decode(buf, at, at + element.size, opts));
+        items[i] = element.decode(buf, at, at + element.size, opts);
       }
-      delete h[countField];
-      return { ...h, [arrayKey]: items } as T;
+      return withArray(h, items) as T;
     },
     zero() {
       const h = head.zero() as Record<string, unknown>;

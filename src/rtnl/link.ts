@@ -33,6 +33,7 @@ export interface Link {
   attrs: LinkAttrs;
 }
 
+/** The Link view of a decoded RTM_NEWLINK body (the few fields callers use, plus every attribute). */
 export function toLink(m: LinkMessage): Link {
   const a = m.attrs as LinkAttrs;
   return {
@@ -75,6 +76,7 @@ function refHeader(ref: LinkRef): { header: { index: number }; attrs: LinkAttrs 
   return { header: { index: 0 }, attrs: { ifname: checkIfName(ref) } };
 }
 
+/** One end of a veth pair to create. */
 export interface VethEnd {
   name: string;
   /** Interface index to create it with (the kernel picks one when omitted). */
@@ -84,6 +86,7 @@ export interface VethEnd {
   mtu?: number;
 }
 
+/** A veth pair to create: this end and its peer. */
 export interface VethSpec extends VethEnd {
   /** The other end: created directly in `netns` when given (no move afterwards). */
   peer: VethEnd & { netns?: NetnsTarget };
@@ -91,6 +94,7 @@ export interface VethSpec extends VethEnd {
   netns?: NetnsTarget;
 }
 
+/** What `ip link set` changes; fields left out stay as they are. */
 export interface LinkChange {
   up?: boolean;
   /**

@@ -121,8 +121,10 @@ export interface OtherFilter {
   raw: TcMessage;
 }
 
+/** A dumped filter: typed when it is u32, the common fields otherwise. */
 export type Filter = U32Filter | OtherFilter;
 
+/** Whether a dumped filter is a u32 filter with typed matches and actions. */
 export const isU32 = (f: Filter): f is U32Filter => f.kind === 'u32' && 'matches' in f;
 
 function header(spec: FilterRef, handle: number) {
@@ -275,24 +277,29 @@ export function parseU32Keys(m: TcMessage): U32NodeKeys | undefined {
 
 /** Decode a dumped filter; u32 filters come back with typed matches and actions. */
 export function parseFilter(m: TcMessage): Filter {
+  const o = m.attrs.options as U32Attrs | Buffer | undefined;
+  if (m.attrs.kind !== 'u32' || !o || Buffer.isBuffer(o)) return otherFilter(m);
   const info = m.header.info;
-  const base = {
-    kind: m.attrs.kind ?? '',
+  const protocol = htons(info & 0xffff);
+  // One literal in the declared key order (no spread of a base object: thousands per dump).
+  const f: U32Filter = {
+    kind: 'u32',
     ifindex: m.header.ifindex,
     parent: m.header.parent,
     priority: info >>> 16,
-    protocol: htons(info & 0xffff),
+    protocol,
     handle: m.header.handle,
     raw: m,
-  } as OtherFilter;
-  if (m.attrs.chain !== undefined) base.chain = m.attrs.chain;
-  const o = m.attrs.options as U32Attrs | Buffer | undefined;
-  if (base.kind !== 'u32' || !o || Buffer.isBuffer(o)) return base;
-  const f: U32Filter = { ...base, kind: 'u32', matches: [], terminal: false, actions: [] };
-  if (o.sel) {
-    f.matches = decodeMatches(o.sel.keys, f.protocol);
-    f.terminal = (o.sel.flags & TC_U32.TERMINAL) !== 0;
-    if (o.sel.hmask) f.hashkey = { mask: o.sel.hmask, at: o.sel.hoff };
+    matches: [],
+    terminal: false,
+    actions: [],
+  };
+  if (m.attrs.chain !== undefined) f.chain = m.attrs.chain;
+  const sel = o.sel;
+  if (sel) {
+    f.matches = decodeMatches(sel.keys, protocol);
+    f.terminal = (sel.flags & TC_U32.TERMINAL) !== 0;
+    if (sel.hmask) f.hashkey = { mask: sel.hmask, at: sel.hoff };
   }
   if (o.classid !== undefined) f.classid = o.classid;
   if (o.divisor !== undefined) f.divisor = o.divisor;
@@ -301,6 +308,21 @@ export function parseFilter(m: TcMessage): Filter {
   if (o.flags !== undefined) f.flags = o.flags;
   if (o.pcnt) f.counters = o.pcnt;
   if (o.act) f.actions = o.act.map(parseAction);
+  return f;
+}
+
+function otherFilter(m: TcMessage): OtherFilter {
+  const info = m.header.info;
+  const f: OtherFilter = {
+    kind: m.attrs.kind ?? '',
+    ifindex: m.header.ifindex,
+    parent: m.header.parent,
+    priority: info >>> 16,
+    protocol: htons(info & 0xffff),
+    handle: m.header.handle,
+    raw: m,
+  };
+  if (m.attrs.chain !== undefined) f.chain = m.attrs.chain;
   return f;
 }
 
