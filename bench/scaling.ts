@@ -38,6 +38,14 @@ export interface ScalingResult {
   setup_p50_ms_at_1000: number;
   setup_p99_ms: { at_0: number; at_100: number; at_1000: number };
   teardown_p50_ms: { at_0: number; at_100: number; at_1000: number };
+  ratio_teardown_1000_vs_0: number;
+  /** Median time per destroy inside netlink socket calls (the veth's deletion, in the background, not included). */
+  teardown_netlink_calls_ms: { at_0: number; at_100: number; at_1000: number };
+  /**
+   * Mirred actions in the host's namespace with the level's containers present: the kernel walks
+   * every mirred action of the machine whenever any device goes away (mirred_device_event).
+   */
+  host_mirred_actions: { at_0: number; at_100: number; at_1000: number };
   ratio_setup_1000_vs_0: number;
   pps_at_1: number;
   pps_at_100: number;
@@ -80,6 +88,12 @@ const PROBE_PORT = 32000;
 const WARM_POOL = 4;
 const POOL_GAP_MS = 5;
 
+/** How many mirred actions a namespace holds (tc's JSON listing). */
+function mirredActions(netns: string): number {
+  const out = JSON.parse(run('ip', ['netns', 'exec', netns, 'tc', '-j', 'actions', 'ls', 'action', 'mirred'])) as Array<{ actions?: unknown[] }>;
+  return out.reduce((n, x) => n + (x.actions?.length ?? 0), 0);
+}
+
 export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<ScalingResult>> {
   const m = opts.quick ? 10 : 30;
   /** Creates from the pool per level: cheap, and its median at 0 (~1 ms) is easily moved by a slow stretch. */
@@ -100,6 +114,8 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
   const setup: Record<number, number[]> = {};
   const netlink: Record<number, number[]> = {};
   const teardown: Record<number, number[]> = {};
+  const teardownNetlink: Record<number, number[]> = {};
+  const mirred: Record<number, number> = {};
   const phases: Record<string, Record<string, number>> = {};
   const pps: Record<number, number[]> = {};
   const ppsFirst: Record<number, number[]> = {};
@@ -170,12 +186,14 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
 
     for (const level of LEVELS) {
       await fill(level);
+      mirred[level] = mirredActions(host);
       // Filling leaves the kernel deferred work (freed mirror actions, RCU callbacks): measure after it.
       await waitQuiet(opts.quick ? 5000 : 15_000);
       opts.log(`scaling: ${level} containers present; ${m} × one more`);
       const s: number[] = (setup[level] = []);
       const d: number[] = (teardown[level] = []);
       const nl: number[] = (netlink[level] = []);
+      const dnl: number[] = (teardownNetlink[level] = []);
       const ph: Record<string, number[]> = {};
       const meter = meterNetlinkCalls();
       try {
@@ -193,8 +211,9 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
           for (const [p, v] of Object.entries(iso.lastTimings)) (ph[p] ??= []).push(v);
         }
         for (let j = 0; j < m; j++) {
+          meter.take();
           const t0 = nowMs();
-          await iso.destroy(`probe${j}`);
+          await iso.destroy(`probe${j}`).finally(() => dnl.push(meter.take()));
           d.push(nowMs() - t0);
         }
         for (const veth of probes) await gone(veth);
@@ -280,6 +299,9 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       setup_p50_ms_at_1000: round(med(setup[1000]!)),
       setup_p99_ms: at((l) => round(summarize(setup[l]!).p99)),
       teardown_p50_ms: at((l) => round(med(teardown[l]!))),
+      ratio_teardown_1000_vs_0: round(med(teardown[1000]!) / med(teardown[0]!)),
+      teardown_netlink_calls_ms: at((l) => round(med(teardownNetlink[l]!))),
+      host_mirred_actions: at((l) => mirred[l]!),
       ratio_setup_1000_vs_0: round(med(setup[1000]!) / med(setup[0]!)),
       pps_at_1: Math.round(med(pps[1]!)),
       pps_at_100: Math.round(med(pps[100]!)),

@@ -22,10 +22,13 @@ export async function cleanup(core: EngineCore): Promise<CleanupReport> {
     report.errors.push(...(await recoverLocked(core)).errors);
     return [...core.registry.records.keys()];
   });
+  // The veth deletions overlap (each waits for RCU in the kernel): all awaited before the host's setup goes.
+  const deletions: Array<Promise<Error | undefined>> = [];
   for (const id of ids) {
-    await core.store.withLock(async () => destroyForCleanup(core, id, report));
+    await core.store.withLock(async () => destroyForCleanup(core, id, report, deletions));
     await new Promise((r) => setTimeout(r, CLEANUP_PAUSE_MS));
   }
+  for (const e of await Promise.all(deletions)) if (e) report.errors.push(e.message);
   return core.store.withLock(async () => {
     await syncAndRepair(core);
     if (core.registry.records.size) return report; // created while it ran: kept, with the host's setup
@@ -36,11 +39,11 @@ export async function cleanup(core: EngineCore): Promise<CleanupReport> {
 }
 
 /** Destroy one container for cleanup (under the lock), if it is still there. */
-async function destroyForCleanup(core: EngineCore, id: string, report: CleanupReport): Promise<void> {
+async function destroyForCleanup(core: EngineCore, id: string, report: CleanupReport, deletions: Array<Promise<Error | undefined>>): Promise<void> {
   await syncAndRepair(core);
   const rec = core.registry.records.get(id);
   if (!rec) return;
-  const errs = await teardown(core, rec, { wait: true });
+  const errs = await teardown(core, rec, { wait: false, deletions });
   report.errors.push(...errs.map((e) => `${rec.id}: ${e.message}`));
   core.forgetContainer(rec);
   report.destroyed.push(rec.id);

@@ -3,7 +3,7 @@
  * lo's ingress, the ARP and ICMP mirror tables and their chunks on eth0, and the unique-flow
  * layout on eth0's egress. Pure, as the rest of the planner (plan.ts).
  */
-import { TC_ACT, TC_H, tcHandle, u32Handle } from '../tc/index.js';
+import { TC_H, tcHandle, u32Handle } from '../tc/index.js';
 import type { ActionSpec, FilterRef, U32FilterSpec, U32Match } from '../tc/index.js';
 import type { HostView, TcObject, U32Parts } from './plan-objects.js';
 import {
@@ -27,6 +27,7 @@ import {
   ingressFilter,
   ipDst,
   matchAll,
+  mirrorTo,
   u32,
   u32Node,
 } from './plan-objects.js';
@@ -113,9 +114,7 @@ export function mirrorChunk(host: HostView, what: 'arp' | 'icmp', chunk: number,
   if (veths.length === 0 || veths.length > MIRRORS_PER_FILTER)
     throw new RangeError(`a mirror chunk holds 1..${MIRRORS_PER_FILTER} devices, got ${veths.length}`);
   const last = veths.length - 1;
-  const actions: ActionSpec[] = veths.map((ifindex, i) =>
-    i === last ? { kind: 'mirred', action: 'mirror', ifindex, verdict: TC_ACT.UNSPEC } : { kind: 'mirred', action: 'mirror', ifindex },
-  );
+  const actions: ActionSpec[] = veths.map((ifindex, i) => mirrorTo(ifindex, i === last));
   const prio = what === 'arp' ? PRIO.ARP : PRIO.ICMP;
   return u32Node(host.eth0, INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
     matches: [matchAll],

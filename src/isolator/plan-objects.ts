@@ -5,7 +5,7 @@
  * the one builder every planned u32 filter goes through.
  */
 import type { Request } from '../netlink/index.js';
-import { TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
+import { TC_ACT, TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
 import type { ActionSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
 
 /** One tc object of the plan, as the SDK's spec (a tag tells HTB qdiscs from HTB classes). */
@@ -100,7 +100,27 @@ export const dstPort = (b: PortBlock): U32Match => ({ type: 'dstPort', port: b.p
 /** A block's source ports. */
 export const srcPort = (b: PortBlock): U32Match => ({ type: 'srcPort', port: b.port, mask: b.mask });
 
-export const redirect = (ifindex: number): ActionSpec => ({ kind: 'mirred', action: 'redirect', ifindex });
+/**
+ * Shared mirred actions. The kernel walks every mirred action of the machine, under the RTNL lock,
+ * whenever any device goes away (mirred_device_event): with one action per filter (~18 per
+ * container), every teardown grew with the number of containers. So every filter that sends to
+ * one device binds one action of a fixed index instead (a filter naming an index that exists binds
+ * it; the first one makes it, the last one's removal frees it). Indexes sit far above those the
+ * kernel picks itself (the lowest free from 1): redirects at REDIRECT_INDEX_BASE + ifindex, the
+ * ARP/ICMP mirrors at MIRROR_INDEX_BASE + 2 × ifindex (+1 for a chunk's last, which continues).
+ */
+export const REDIRECT_INDEX_BASE = 0x8000_0000;
+export const MIRROR_INDEX_BASE = 0x4000_0000;
+/** The largest interface index whose mirror actions fit below REDIRECT_INDEX_BASE. */
+const MAX_SHARED_MIRROR_IFINDEX = (REDIRECT_INDEX_BASE - MIRROR_INDEX_BASE) / 2 - 1;
+
+export const redirect = (ifindex: number): ActionSpec => ({ kind: 'mirred', action: 'redirect', ifindex, index: REDIRECT_INDEX_BASE + ifindex });
+
+/** A mirror to `ifindex`: the chunk's last continues classification (UNSPEC), the others pipe to the next action. */
+export function mirrorTo(ifindex: number, last: boolean): ActionSpec {
+  const index = ifindex <= MAX_SHARED_MIRROR_IFINDEX ? { index: MIRROR_INDEX_BASE + 2 * ifindex + (last ? 1 : 0) } : {};
+  return last ? { kind: 'mirred', action: 'mirror', ifindex, verdict: TC_ACT.UNSPEC, ...index } : { kind: 'mirred', action: 'mirror', ifindex, ...index };
+}
 
 export interface HostView {
   ip: string;

@@ -30,6 +30,8 @@ export class Registry {
   allocator!: EphemeralPortsAllocator;
   /** The u32 nodes the records use in the host's tables. */
   nodes: HostNodes = hostNodes();
+  /** The record ids of each mirror chunk (a chunk's rewrite lists its veths without a walk over every record). */
+  private chunks = new Map<number, Set<string>>();
   generation = '';
 
   constructor(private readonly config: IsolatorConfig) {
@@ -40,6 +42,7 @@ export class Registry {
     this.records = new Map(records.map((r) => [r.id, r]));
     this.allocator = new EphemeralPortsAllocator(this.config.ephemeralPorts, this.config.ephemeralPortsPerContainer);
     this.nodes = hostNodes();
+    this.chunks = new Map();
     for (const r of records) this.index(r);
   }
 
@@ -71,10 +74,18 @@ export class Registry {
   }
 
   index(r: ContainerRecord): void {
+    const chunk = Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER);
+    let members = this.chunks.get(chunk);
+    if (!members) this.chunks.set(chunk, (members = new Set()));
+    members.add(r.id);
     this.allocator.reserve(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, true);
   }
   unindex(r: ContainerRecord): void {
+    const chunk = Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER);
+    const members = this.chunks.get(chunk);
+    members?.delete(r.id);
+    if (members?.size === 0) this.chunks.delete(chunk);
     this.allocator.release(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, false);
   }
@@ -117,10 +128,14 @@ export class Registry {
   }
   /** Host veth indexes of the containers in one mirror chunk, in slot order. */
   chunkVeths(chunk: number, without?: string, include?: string): number[] {
-    return [...this.records.values()]
+    return [...(this.chunks.get(chunk) ?? [])]
+      .map((id) => this.records.get(id))
       .filter(
-        (r) =>
-          Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk && r.id !== without && (r.phase === 'ready' || r.phase === 'updating' || r.id === include),
+        (r): r is ContainerRecord =>
+          r !== undefined &&
+          Math.floor(r.mirrorSlot / MIRRORS_PER_FILTER) === chunk &&
+          r.id !== without &&
+          (r.phase === 'ready' || r.phase === 'updating' || r.id === include),
       )
       .sort((a, b) => a.mirrorSlot - b.mirrorSlot)
       .map((r) => r.vethIndex);

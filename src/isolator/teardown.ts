@@ -35,13 +35,20 @@ export async function destroyContainer(core: EngineCore, id: string): Promise<bo
   return true;
 }
 
+/** How a teardown deletes the veth pair: waiting for it, or not (see teardown). */
+export interface TeardownOptions {
+  wait: boolean;
+  /** With `wait: false`: deletions the caller awaits itself, all together (else background work). */
+  deletions?: Array<Promise<Error | undefined>>;
+}
+
 /**
  * Remove a container's objects: host port filters by handle, its mirror slot, the veth (which
  * takes the container side with it) and the namespace pin. Continues past errors, returns them.
  * With `wait: false` the veth deletion (slow in the kernel: it waits for RCU) finishes in the
  * background after the veth is down and every filter pointing at it is gone.
  */
-export async function teardown(core: EngineCore, rec: ContainerRecord, opts: { wait: boolean }): Promise<Error[]> {
+export async function teardown(core: EngineCore, rec: ContainerRecord, opts: TeardownOptions): Promise<Error[]> {
   const errors: Error[] = [];
   await removeHostFilters(core, rec, errors);
   // Whether the container's end no longer holds its interface name (see retireContainerEnd).
@@ -55,7 +62,8 @@ export async function teardown(core: EngineCore, rec: ContainerRecord, opts: { w
   }
   // A namespace that outlives us may get a new interface of the same name right away: wait,
   // unless that name was freed above.
-  await deleteVeth(core, rec, opts.wait || (!rec.ownsNetns && !nameFreed), errors);
+  const mustWait = opts.wait || (!rec.ownsNetns && !nameFreed);
+  await deleteVeth(core, rec, mustWait ? 'wait' : (opts.deletions ?? 'background'), errors);
   return errors;
 }
 
@@ -105,17 +113,24 @@ async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors
   return nameFreed;
 }
 
-/** Delete the veth pair: waiting for it, or in the background (a failure then is a warning). */
-async function deleteVeth(core: EngineCore, rec: ContainerRecord, wait: boolean, errors: Error[]): Promise<void> {
+/** Delete the veth pair: waiting for it, in the background (a failure then is a warning), or into the caller's list. */
+async function deleteVeth(
+  core: EngineCore,
+  rec: ContainerRecord,
+  how: 'wait' | 'background' | Array<Promise<Error | undefined>>,
+  errors: Error[],
+): Promise<void> {
   const del = core.session.request(linkRequests.delete(rec.vethIndex), { offload: true }).then(
     () => undefined,
-    (e) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : e),
+    (e: unknown) => (e instanceof NetlinkError && e.code === 'ENODEV' ? undefined : (e as Error)),
   );
-  if (wait) {
+  if (how === 'wait') {
     const e = await del;
-    if (e) errors.push(e as Error);
+    if (e) errors.push(e);
+  } else if (how === 'background') {
+    core.track(del.then((e) => e && core.warnOnce(`deleting ${rec.veth} failed: ${e.message}`)));
   } else {
-    core.track(del.then((e) => e && core.warnOnce(`deleting ${rec.veth} failed: ${(e as Error).message}`)));
+    how.push(del.then((e) => e && new Error(`deleting ${rec.veth}: ${e.message}`)));
   }
 }
 

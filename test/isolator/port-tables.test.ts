@@ -1,8 +1,10 @@
 /**
  * The two levels of the host's port tables (plan.ts), proven with real TCP and UDP traffic from
  * the world to the host IP: a 256-port block steered from level 1, two containers sharing one
- * 4-port level-2 bucket, and a free port of that bucket left to the host.
+ * 4-port level-2 bucket, and a free port of that bucket left to the host. Also: the filters that
+ * send to one device share one mirred action (issue #18).
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
 import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
@@ -54,5 +56,38 @@ describe.each(['tcp', 'udp'] as const)('%s through both levels', (proto) => {
     } finally {
       for (const l of [...listeners, ...decoys, onHost]) l.stop();
     }
+  });
+});
+
+interface MirredAction {
+  mirred_action: 'redirect' | 'mirror';
+  to_dev: string;
+  index: number;
+  bind: number;
+}
+/** The mirred actions of a namespace (`tc -j actions ls`), run through `prefix` (ip -n or nsenter). */
+const mirredActions = (prefix: string[]): MirredAction[] =>
+  (
+    JSON.parse(execFileSync(prefix[0]!, [...prefix.slice(1), 'tc', '-j', 'actions', 'ls', 'action', 'mirred'], { encoding: 'utf8' })) as Array<{
+      actions?: MirredAction[];
+    }>
+  ).flatMap((x) => x.actions ?? []);
+
+describe('shared mirred actions', () => {
+  it('the host holds one redirect per target device and one mirror per veth, each bound by every filter that uses it', () => {
+    const host = mirredActions(['ip', 'netns', 'exec', lab.lab.host]);
+    const veths = [a.veth, b.veth, big.veth].sort();
+    const redirects = host.filter((x) => x.mirred_action === 'redirect');
+    expect(redirects.map((x) => x.to_dev).sort()).toEqual(['eth0', 'lo', ...veths].sort());
+    // A veth's redirect: its eth0 and lo port filters; eth0's and lo's: every veth's filters.
+    for (const r of redirects) expect(r.bind).toBeGreaterThanOrEqual(2);
+    // One mirror per veth (the chunk's last one continues), bound by the ARP and the ICMP chunk.
+    const mirrors = host.filter((x) => x.mirred_action === 'mirror');
+    expect(mirrors.map((x) => x.to_dev).sort()).toEqual(veths);
+    for (const m of mirrors) expect(m.bind).toBe(2);
+  });
+  it('a container holds two: to its eth0 and to its lo', () => {
+    const inA = mirredActions(['nsenter', `--net=${a.netns}`]);
+    expect(inA.map((x) => `${x.mirred_action} ${x.to_dev}`).sort()).toEqual(['redirect eth0', 'redirect lo']);
   });
 });

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ContainerRecord } from '../../src/isolator/state.js';
 import { StateStore } from '../../src/isolator/state.js';
+import { Registry } from '../../src/isolator/registry.js';
+import { parseConfig } from '../../src/isolator/config.js';
 
 let dir: string;
 let store: StateStore;
@@ -108,5 +110,37 @@ describe('the change log', () => {
       expect(store.changesSince(g3, g)).toBeUndefined();
       expect(store.changesSince(String(Number(g) - 1), g)).toEqual([`${long}699`]);
     });
+  });
+});
+
+describe("the registry's mirror chunks", () => {
+  // MIRRORS_PER_FILTER (8) slots per chunk: slots 3, 9 and 12 are in chunks 0, 1, 1.
+  const at = (id: string, slot: number, phase: ContainerRecord['phase'] = 'ready'): ContainerRecord => ({
+    ...record(id, 0),
+    phase,
+    mirrorSlot: slot,
+    vethIndex: 1_000_000 + slot,
+    ephemeralPorts: { begin: 33008 + 16 * slot, end: 33023 + 16 * slot },
+  });
+  const registry = () => new Registry(parseConfig({ resources: 'ports:[31000-32000];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 }));
+
+  it('lists a chunk in slot order, through adds, removes, reloads and resets', () => {
+    const r = registry();
+    r.add(at('c12', 12));
+    r.add(at('c3', 3));
+    r.add(at('c9', 9));
+    r.add(at('new', 10, 'creating'));
+    expect(r.chunkVeths(0)).toEqual([1_000_003]);
+    expect(r.chunkVeths(1)).toEqual([1_000_009, 1_000_012]); // a 'creating' record only when included
+    expect(r.chunkVeths(1, 'c9', 'new')).toEqual([1_000_010, 1_000_012]);
+    r.remove(r.records.get('c12')!);
+    expect(r.chunkVeths(1)).toEqual([1_000_009]);
+    // Another process moved c9 to slot 20 (chunk 2): the reload moves it too.
+    r.reload(['c9'], (id) => (id === 'c9' ? at('c9', 20) : undefined));
+    expect(r.chunkVeths(1)).toEqual([]);
+    expect(r.chunkVeths(2)).toEqual([1_000_020]);
+    r.reset([at('a', 1), at('b', 0)]);
+    expect(r.chunkVeths(0)).toEqual([1_000_000, 1_000_001]);
+    expect(r.chunkVeths(2)).toEqual([]);
   });
 });
