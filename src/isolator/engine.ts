@@ -28,8 +28,8 @@ import { toInfo } from './records.js';
 import { checkHostLocked, recoverLocked, syncAndRepair } from './recovery.js';
 import type { ContainerRecord } from './state.js';
 import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
-import type { MesosStatistics } from './statistics.js';
-import { containerStatistics } from './statistics.js';
+import type { MesosStatistics, StatisticsContext } from './statistics.js';
+import { containerStatistics, hostLinkStats } from './statistics.js';
 import { destroyContainer } from './teardown.js';
 import type { Timings } from './timing.js';
 import { Stopwatch } from './timing.js';
@@ -297,10 +297,12 @@ export class Isolator {
       return [...core.registry.records.values()].filter((r) => r.phase === 'ready' && (id === undefined || r.id === id));
     });
     if (id !== undefined && records.length === 0) throw new UnknownContainerError(id);
+    const linkStats = await hostLinkStats(core.session, records.length);
+    const ctx: StatisticsContext = { host: core.session, config: this.config, fqCodel: core.fqCodel ?? false, linkStats };
     const out: MesosStatistics[] = [];
     for (const r of records) {
       try {
-        out.push(await containerStatistics(r, { host: core.session, config: this.config, fqCodel: core.fqCodel ?? false }));
+        out.push(await containerStatistics(r, ctx));
       } catch (e) {
         // Destroyed meanwhile by another process, or its namespace died: one container's problem.
         if (id !== undefined) throw e;

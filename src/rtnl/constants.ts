@@ -33,6 +33,9 @@ export const RTM = Object.freeze({
   NEWNSID: 88,
   DELNSID: 89,
   GETNSID: 90,
+  NEWSTATS: 92,
+  GETSTATS: 94,
+  SETSTATS: 95,
   NEWCHAIN: 100,
   DELCHAIN: 101,
   GETCHAIN: 102,
@@ -96,6 +99,19 @@ export const RTEXT_FILTER = Object.freeze({
   BRVLAN_COMPRESSED: 4,
   SKIP_STATS: 8,
 } as const);
+
+/** RTM_GETSTATS attributes (enum IFLA_STATS_*, if_link.h); UNSPEC doubles as the 64-bit pad attribute. */
+export const IFLA_STATS = Object.freeze({
+  UNSPEC: 0,
+  LINK_64: 1,
+  LINK_XSTATS: 2,
+  LINK_XSTATS_SLAVE: 3,
+  LINK_OFFLOAD_XSTATS: 4,
+  AF_SPEC: 5,
+} as const);
+
+/** The if_stats_msg.filter_mask bit that asks for one IFLA_STATS_* attribute (the kernel's macro). */
+export const IFLA_STATS_FILTER_BIT = (attr: number): number => 1 << (attr - 1);
 
 /** ARP hardware types (if_arp.h) seen on links. */
 export const ARPHRD = Object.freeze({

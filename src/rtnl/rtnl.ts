@@ -5,11 +5,13 @@ import { RTM_NAMES } from './constants.js';
 import { Links } from './link.js';
 import { Neighbours } from './neighbour.js';
 import { Routes } from './route.js';
+import { LinkStatistics } from './stats.js';
 import { readFileSync } from 'node:fs';
 import { readSysctl, sysctlPath, writeSysctl, writeSysctlHere } from './sysctl.js';
 
 /**
- * rtnetlink bound to one network namespace: links, addresses, routes, neighbours and sysctls.
+ * rtnetlink bound to one network namespace: links, link counters, addresses, routes, neighbours
+ * and sysctls.
  * There is no default handle; open one per namespace and close it when done. The verbs reject
  * with NetlinkError when the kernel refuses, and throw InvalidArgumentError for bad input before
  * anything is sent.
@@ -17,6 +19,11 @@ import { readSysctl, sysctlPath, writeSysctl, writeSysctlHere } from './sysctl.j
 export class Rtnl {
   /** Link verbs: list, get, addVeth, set (up, MTU, MAC, name, namespace), delete, waitRemoved. */
   readonly links: Links;
+  /**
+   * Link counters over RTM_GETSTATS (IFLA_STATS_LINK_64, the same LinkStats64 as `Link.stats`):
+   * list() reads every link's in one small dump (a Map by ifindex), get/find one link's.
+   */
+  readonly stats: LinkStatistics;
   /** Address verbs: list, add, replace, delete. */
   readonly addresses: Addresses;
   /** Route verbs: list, add, replace, delete, lookup, defaultRoute. */
@@ -35,6 +42,7 @@ export class Rtnl {
     readonly netns: Netns | undefined,
   ) {
     this.links = new Links(session, netns);
+    this.stats = new LinkStatistics(session);
     this.addresses = new Addresses(session);
     this.routes = new Routes(session);
     this.neighbours = new Neighbours(session);

@@ -16,6 +16,7 @@ import {
 } from '../../src/netlink/index.js';
 import { loadGolden } from '../helpers/golden.js';
 import { SCHEMAS } from '../golden/schemas.js';
+import { decodeLinkStats64, statsMessage } from '../../src/rtnl/index.js';
 import { rng } from '../helpers/rng.js';
 
 function mutate(src: Buffer, next: () => number): Buffer {
@@ -75,6 +76,23 @@ describe('fuzzing decoders', () => {
       expect(again).toEqual(value);
     }
     expect(decoded).toBeGreaterThan(ROUNDS / 10); // the mutations must not all be rejected
+  });
+
+  it('RTM_NEWSTATS bodies (stats) and decodeLinkStats64: mutated golden vectors and random bytes', () => {
+    const own = loadGolden('rtnl/stats');
+    expect(own.length).toBeGreaterThan(0);
+    const next = rng(0x5eed + 94);
+    let decoded = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      const base = Buffer.from(own[i % own.length]!.hex, 'hex').subarray(16);
+      const input = i % 5 === 0 ? Buffer.from(Array.from({ length: next() % 96 }, () => next() & 0xff)) : mutate(base, next);
+      onlyDecodeErrors(() => decodeLinkStats64(input));
+      const value = onlyDecodeErrors(() => decodeBody(statsMessage, input));
+      if (value === undefined) continue;
+      decoded++;
+      expect(decodeBody(statsMessage, reencode(statsMessage, value))).toEqual(value);
+    }
+    expect(decoded).toBeGreaterThan(ROUNDS / 10);
   });
 
   it('framing, NLMSG_ERROR, NLMSG_DONE and extended-ack payloads', () => {
