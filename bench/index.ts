@@ -28,6 +28,9 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
   scaling: benchScaling,
 };
 
+/** Suites whose result is a section of another suite's in the JSON (`agent` → `scaling.agent`). */
+const SECTION_OF: Record<string, string> = { agent: 'scaling' };
+
 /** A bad command line: reported without a stack trace. */
 class UsageError extends Error {}
 const USAGE = 'usage: npm run bench -- [--json] [--quick] [--suite a,b] [--report DIR]';
@@ -133,7 +136,9 @@ async function main(): Promise<void> {
     const r = await SUITES[s]!({ quick: args.quick, log });
     cpu[s] = watch.stop();
     seconds[s] = Math.round((Date.now() - t0) / 100) / 10;
-    out[s] = r.result;
+    const parent = SECTION_OF[s];
+    if (parent) out[parent] = { ...(out[parent] as object | undefined), [s]: r.result };
+    else out[s] = { ...(out[s] as object | undefined), ...(r.result as object) };
     samples[s] = r.samples;
     if (!args.json) {
       printTable(s, r.result);

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { AgentScaleResult } from './agent-scale.js';
 import type { ContainerSetupResult } from './container-setup.js';
 import type { DumpResult } from './dump.js';
 import type { FilterInstallResult, MethodFigures } from './filter-install.js';
@@ -22,14 +23,31 @@ type Out = Record<string, unknown> & {
   machine?: Record<string, unknown>;
   filter_install?: FilterInstallResult;
   container_setup?: ContainerSetupResult;
-  scaling?: ScalingResult;
+  /** `agent` alone (`--suite agent`) when the scaling suite itself did not run. */
+  scaling?: Partial<ScalingResult> & { agent?: AgentScaleResult };
   dump?: DumpResult;
   raw?: RawResult;
 };
 
+/** The scaling suite's own figures, if it ran (its `agent` section can come alone). */
+const scalingOf = (out: Out): ScalingResult | undefined => (out.scaling?.phases_ms ? (out.scaling as ScalingResult) : undefined);
+
 /** The issue's targets against the figures of this run (undefined: not measured). */
 export function verdicts(out: Out): Verdict[] {
   const v: Verdict[] = [];
+  const agent = out.scaling?.agent;
+  if (agent) {
+    const top = `at ${agent.containers} containers`;
+    v.push(
+      { target: `agent RSS ≤ 100 MB ${top}`, measured: `${agent.rss_mb[`at_${agent.containers}`]} MB`, met: agent.rss_mb[`at_${agent.containers}`]! <= 100 },
+      {
+        target: `GET /monitor/statistics and /metrics ≤ 100 ms ${top} (median)`,
+        measured: `${agent.monitor_statistics_ms.median} and ${agent.metrics_ms.median} ms`,
+        met: Math.max(agent.monitor_statistics_ms.median, agent.metrics_ms.median) <= 100,
+      },
+      { target: `agent start-up recover ≤ 2 s ${top}`, measured: `${agent.recover_ms} ms`, met: agent.recover_ms <= 2000 },
+    );
+  }
   const fi = out.filter_install;
   if (fi) {
     for (const key of ['n1000', 'n10000'] as const) {
@@ -73,7 +91,7 @@ export function verdicts(out: Out): Verdict[] {
       met: cs.teardown_p50_ms <= 3,
     });
   }
-  const sc = out.scaling;
+  const sc = scalingOf(out);
   if (sc) {
     const wp = sc.warm_pool;
     if (wp)
@@ -280,7 +298,7 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
         '',
       );
     }
-    const sc = out.scaling;
+    const sc = scalingOf(out);
     const rows = [
       { label: 'engine netns', parts: cs.phases_ms },
       { label: 'pre-created netns', parts: cs.phases_ms_precreated },
@@ -296,7 +314,7 @@ export function writeReport(dir: string, out: Out, samples: Record<string, Recor
     );
   }
 
-  const sc = out.scaling;
+  const sc = scalingOf(out);
   if (sc) {
     const ss = samples.scaling as
       | { setup: Record<string, number[]>; pool_setup?: Record<string, number[]>; pps: Record<string, number[]>; pps_first: Record<string, number[]> }
