@@ -21,7 +21,13 @@ import { IsolatorLab, tmpfsDir } from '../src/lab/index.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'app', 'main.js');
 /** Node options for the agent processes only, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them. */
-const AGENT_NODE_ARGS = (process.env.PMI_BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/** The Node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`): the agent runs as its bin would. */
+function shebangNodeArgs(): string[] {
+  const first = existsSync(CLI) ? readFileSync(CLI, 'utf8').split('\n', 1)[0]! : '';
+  return /^#!\S*env -S node\s*(.*)$/.exec(first)?.[1]!.split(/\s+/).filter(Boolean) ?? [];
+}
+const SHEBANG_NODE_ARGS = shebangNodeArgs();
+const AGENT_NODE_ARGS = [...SHEBANG_NODE_ARGS, ...(process.env.PMI_BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 const WARM_POOL = 4;
 const FIRST_PORT = 31000;
 

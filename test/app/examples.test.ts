@@ -126,6 +126,20 @@ describe('the packed package', () => {
     expect(r.stdout).toBe('function\n');
   });
 
+  it('runs its bins as a shell runs them: the shebang (env -S node with a V8 flag) works', () => {
+    const version = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version as string;
+    const bin = (name: string, args: string[]) => {
+      const r = spawnSync(join(app, 'node_modules', '.bin', name), args, { cwd: app, encoding: 'utf8', timeout: 60_000 });
+      childPids.push(r.pid);
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    expect(readFileSync(join(installed, 'dist', 'app', 'main.js'), 'utf8').split('\n', 1)[0]).toBe('#!/usr/bin/env -S node --max-semi-space-size=2');
+    expect(bin('portmap-isolator', ['--version'])).toEqual({ status: 0, stdout: `portmap-isolator ${version}\n`, stderr: '' });
+    const cni = bin('portmap-isolator-cni', ['--help']);
+    expect(cni.stderr).toBe('');
+    expect(cni).toMatchObject({ status: 0, stdout: expect.stringContaining('CNI') });
+  });
+
   it('names the path when asked for a namespace that does not exist', () => {
     const code = "import { Rtnl } from 'portmap-isolator'; try { Rtnl.open('pmi-lab-' + process.pid + '-missing'); } catch (e) { console.log(String(e)); }";
     const r = node(['--input-type=module', '-e', code]);
