@@ -1,8 +1,8 @@
 /**
  * Taking a CNI attachment away (DEL's work, and GC's, spec 1.1.0): put the runtime's namespace back
  * as ADD found it, then destroy the container. GC does that to every attachment of this network
- * (this work_dir, in this host namespace) that the runtime does not list in
- * `cni.dev/valid-attachments`; containers made by the CLI or the agent are never touched.
+ * (its ADD's, in this work_dir and host namespace) that the runtime does not list in
+ * `cni.dev/valid-attachments`; containers made by the CLI, the agent or the SDK are never touched.
  */
 import type { Isolator } from '../isolator/engine.js';
 import type { ContainerRecord } from '../isolator/state.js';
@@ -45,17 +45,24 @@ export async function detach(iso: Isolator, id: string, hasRecord: boolean): Pro
 }
 
 /**
- * GC: detach every CNI container of this work_dir whose (containerID, ifname) is not listed.
- * Goes on past failures and reports them all at the end (the spec: remove as much as possible).
- * Returns the ids removed. The caller holds the work_dir lock.
+ * GC: detach every attachment that `network`'s ADD made in this work_dir (its sandbox snapshot
+ * names the network) whose (containerID, ifname) is not listed: the list names only that
+ * network's attachments, so another network sharing the work_dir keeps its own. Snapshots from
+ * before the network was recorded count as this network's. Containers without a snapshot (the
+ * CLI's, the agent's, an SDK caller's) are never touched. Goes on past failures and reports them
+ * all at the end (the spec: remove as much as possible). Returns the ids removed. The caller
+ * holds the work_dir lock.
  */
-export async function gc(iso: Isolator, valid: ValidAttachment[], warn: (m: string) => void): Promise<string[]> {
+export async function gc(iso: Isolator, network: string, valid: ValidAttachment[], warn: (m: string) => void): Promise<string[]> {
   const keep = new Set(valid.map((a) => `${a.containerID}\0${a.ifname}`));
+  const sandboxes = new SandboxStore(iso.store.workDir);
   const removed: string[] = [];
   const failures: string[] = [];
   for (const c of await iso.list()) {
     const rec = await iso.get(c.id);
     if (!rec || !isCniRecord(rec) || keep.has(`${rec.id}\0${rec.ifname}`)) continue;
+    const snapshot = sandboxes.read(rec.id);
+    if (!snapshot || (snapshot.network !== undefined && snapshot.network !== network)) continue;
     try {
       const { problems } = await detach(iso, rec.id, true);
       removed.push(rec.id);

@@ -76,7 +76,7 @@ async function collectGarbage(conf: NetConf, raw: Record<string, unknown>, warn:
   const valid = parseValidAttachments(raw);
   const iso = await Isolator.open({ workDir: conf.workDir, flags: conf.flags, onWarning: warn });
   try {
-    await iso.store.withLock(() => gc(iso, valid, warn), conf.lockTimeoutMs);
+    await iso.store.withLock(() => gc(iso, conf.name, valid, warn), conf.lockTimeoutMs);
   } finally {
     await iso.close();
   }
@@ -93,14 +93,15 @@ async function dispatch(command: AttachmentCommand, conf: NetConf, env: CniEnv, 
     );
   }
   // A configuration that differs from the one the work_dir's containers were built with is
-  // refused (code 7 naming the flag), as the CLI refuses it; DEL, CHECK and GC still work.
-  if (command === 'ADD') await resolveHostConfig(conf.workDir, conf.flags, () => workDirInUse(conf.workDir));
+  // refused (code 7 naming the flag), as the CLI refuses it; DEL, CHECK and GC still work. A
+  // network configuration is complete: a flag it leaves out means that flag's default.
+  const storeFlags = command === 'ADD' && (await resolveHostConfig(conf.workDir, conf.flags, () => workDirInUse(conf.workDir), { complete: true })).replaces;
   const iso = await Isolator.open({ workDir: conf.workDir, flags: conf.flags, onWarning: warn });
   try {
     const locked = <T>(fn: () => Promise<T>) => iso.store.withLock(fn, conf.lockTimeoutMs);
     switch (command) {
       case 'ADD':
-        return json(await add(iso, conf, env, containerPorts(conf.portMappings, argPorts!), locked, warn));
+        return json(await add(iso, conf, env, containerPorts(conf.portMappings, argPorts!), locked, warn, storeFlags));
       case 'DEL':
         await locked(() => del(iso, env, warn));
         return '';
@@ -136,6 +137,7 @@ async function add(
   ports: ReturnType<typeof containerPorts>,
   locked: <T>(fn: () => Promise<T>) => Promise<T>,
   warn: (m: string) => void,
+  storeFlags: boolean,
 ) {
   const h = iso.host;
   checkMappings(iso, conf, ports);
@@ -144,10 +146,10 @@ async function add(
   const rec = await locked(async () => {
     await dropStaleContainer(iso, conf, env, sandboxes);
     checkNetns(env.netns); // still there after the wait for the lock
-    // Stored before anything is built, as the CLI's create stores them: whoever finds a container
-    // finds its flags; `list`, `stats`, `cleanup` need not repeat them.
-    writeHostConfig(conf.workDir, conf.flags);
-    await createContainer(iso, env, ports, sandboxes, warn);
+    // A new configuration is stored before anything is built, as the CLI's create stores it:
+    // whoever finds a container finds its flags; `list`, `stats`, `cleanup` need not repeat them.
+    if (storeFlags) writeHostConfig(conf.workDir, conf.flags);
+    await createContainer(iso, env, ports, sandboxes, warn, conf.name);
     return (await iso.get(env.containerId))!;
   });
   return mergeResult(
@@ -225,9 +227,10 @@ async function createContainer(
   ports: ReturnType<typeof containerPorts>,
   sandboxes: SandboxStore,
   warn: (m: string) => void,
+  network: string,
 ): Promise<void> {
   const before = await snapshotSandbox(env.netns);
-  sandboxes.write(env.containerId, before);
+  sandboxes.write(env.containerId, { network, ...before });
   try {
     await iso.create({ id: env.containerId, ports, netnsPath: env.netns, ifname: env.ifname });
   } catch (e) {

@@ -15,6 +15,8 @@ import { IFF, Rtnl } from '../rtnl/index.js';
 import { Tc } from '../tc/index.js';
 
 export interface SandboxState {
+  /** The network (the configuration's `name`) whose ADD made the attachment; absent in older snapshots. */
+  network?: string;
   /** CNI_NETNS at ADD, and the namespace's identity then. */
   netns: string;
   ino: number;

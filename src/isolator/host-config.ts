@@ -92,16 +92,21 @@ export function effectiveValue(flags: IsolatorFlags, name: keyof IsolatorFlags):
 
 export interface FlagDifference {
   flag: keyof IsolatorFlags;
-  given: string | number | boolean;
+  /** The given value (undefined: a complete configuration that leaves it unset, with no default). */
+  given: string | number | boolean | undefined;
   /** The stored value, else the default; undefined: none. */
   stored: string | number | boolean | undefined;
 }
 
-/** The first given flag (in the table's order) whose value differs from the stored one or its default. */
-export function firstDifference(given: IsolatorFlags, stored: IsolatorFlags): FlagDifference | undefined {
+/**
+ * The first given flag (in the table's order) whose value differs from the stored one or its
+ * default. `complete`: `given` is a whole configuration (a CNI network configuration), so a flag
+ * it leaves out means its default, and is compared too.
+ */
+export function firstDifference(given: IsolatorFlags, stored: IsolatorFlags, complete = false): FlagDifference | undefined {
   for (const flag of ISOLATOR_FLAG_NAMES) {
-    const g = given[flag];
-    if (g === undefined) continue;
+    const g = complete ? effectiveValue(given, flag) : given[flag];
+    if (g === undefined && (!complete || effectiveValue(stored, flag) === undefined)) continue;
     const s = effectiveValue(stored, flag);
     if (comparable(flag, g) !== comparable(flag, s)) return { flag, given: g, stored: s };
   }
@@ -125,36 +130,43 @@ export interface ResolvedHostConfig {
  * with the stored ones (no container, no spare, no agent). Differing while in use is a
  * ConfigError naming the first differing flag; a bad given value is reported as such first.
  */
-export async function resolveHostConfig(workDir: string, given: IsolatorFlags, inUse: () => boolean | Promise<boolean>): Promise<ResolvedHostConfig> {
+export async function resolveHostConfig(
+  workDir: string,
+  given: IsolatorFlags,
+  inUse: () => boolean | Promise<boolean>,
+  opts: { complete?: boolean } = {},
+): Promise<ResolvedHostConfig> {
+  const complete = opts.complete ?? false;
   const stored = readHostConfig(workDir);
   const storedFlags = stored?.flags ?? {};
-  if (Object.keys(given).length === 0) return { flags: storedFlags, stored, replaces: false };
-  const diff = firstDifference(given, storedFlags);
+  if (!complete && Object.keys(given).length === 0) return { flags: storedFlags, stored, replaces: false };
+  const diff = firstDifference(given, storedFlags, complete);
   if (!diff) return { flags: { ...storedFlags, ...given }, stored, replaces: stored === undefined };
   if (!(await inUse())) return { flags: given, stored, replaces: true };
   // Whatever is in use was built by a command that stored its flags first (see ResolvedHostConfig):
   // when nothing was stored at our first read, a concurrent first create may have stored since.
   if (stored === undefined) {
     const now = readHostConfig(workDir);
-    if (now !== undefined) return resolveHostConfig(workDir, given, () => true);
+    if (now !== undefined) return resolveHostConfig(workDir, given, () => true, opts);
   }
   try {
     parseConfig({ ...storedFlags, ...given });
   } catch (e) {
     if (e instanceof ConfigError && e.flag in given) throw e;
   }
-  throw mismatchError(hostConfigPath(workDir), diff, storedFlags);
+  throw mismatchError(hostConfigPath(workDir), diff, storedFlags, complete);
 }
 
-function mismatchError(path: string, d: FlagDifference, storedFlags: IsolatorFlags): ConfigError {
+function mismatchError(path: string, d: FlagDifference, storedFlags: IsolatorFlags, complete: boolean): ConfigError {
   const has =
     storedFlags[d.flag] !== undefined
       ? `has '${String(d.stored)}'`
       : d.stored !== undefined
         ? `leaves it at its default '${String(d.stored)}'`
         : `leaves it unset (${ISOLATOR_FLAGS[d.flag].none ?? 'none'})`;
+  const given = d.given === undefined ? `leaving it unset (${ISOLATOR_FLAGS[d.flag].none ?? 'none'})` : `'${String(d.given)}'`;
   return new ConfigError(
     d.flag,
-    `'${String(d.given)}' differs from the host configuration in ${path}, which ${has}; containers use it: give the same value or none (see \`portmap-isolator config\`), or \`portmap-isolator cleanup\` (destroys every container) to change it`,
+    `${given} differs from the host configuration in ${path}, which ${has}; containers use it: give the same value${complete ? '' : ' or none'} (see \`portmap-isolator config\`), or \`portmap-isolator cleanup\` (destroys every container) to change it`,
   );
 }

@@ -13,6 +13,7 @@ import { CNI_NAME, CniBench, PLUGIN_MAIN, dropHostFilter, hostTraces, requireCni
 import { ipJson } from '../helpers/lab.js';
 
 const NET = 'pmi';
+const OTHER_NET = 'pmi-other';
 let b: CniBench;
 let iso: Isolator;
 
@@ -26,6 +27,7 @@ beforeAll(async () => {
   requireCniTools();
   b = new CniBench();
   b.writeConflist(NET, [b.pluginConf()], '1.1.0');
+  b.writeConflist(OTHER_NET, [b.pluginConf()], '1.1.0'); // another network on the same work_dir
   iso = await b.iso.open();
 }, 120_000);
 
@@ -45,6 +47,14 @@ describe('GC', () => {
     adds.forEach((a) => expect(a.status, a.stdout + a.stderr).toBe(0));
     const staleRec = (await iso.get(stale))!;
     const cli = await iso.create({ id: 'cli-gc', ports: '[31420-31421]' }); // not ours: GC leaves it
+    // Not this network's: the list GC gets names only its own network's attachments.
+    const other = newId();
+    const otherNs = b.runtimeNetns();
+    const otherAdd = await b.cni('add', OTHER_NET, otherNs, { containerId: other, args: 'PORTS=[31430-31430]' });
+    expect(otherAdd.status, otherAdd.stdout + otherAdd.stderr).toBe(0);
+    // Made through the SDK with a namespace path, as ADD makes them (no pin, no pid): not ours either.
+    const sdkNs = b.runtimeNetns();
+    await iso.create({ id: 'sdk-gc', ports: '[31440-31440]', netnsPath: sdkNs });
     try {
       const gc = await b.cni('gc', NET, undefined, {
         valid: [
@@ -54,7 +64,7 @@ describe('GC', () => {
         ],
       });
       expect(gc, gc.stderr).toMatchObject({ status: 0, stdout: '' });
-      expect((await iso.list()).map((c) => c.id).sort()).toEqual(['cli-gc', keep].sort());
+      expect((await iso.list()).map((c) => c.id).sort()).toEqual(['cli-gc', 'sdk-gc', keep, other].sort());
       expect(await hostTraces(b.lab.host, staleRec)).toEqual({ veth: false, filters: 0 });
       for (const n of [ns[1], ns[2]]) {
         expect(links(n)).toEqual(['lo']);
@@ -64,10 +74,15 @@ describe('GC', () => {
       expect(cli.id).toBe('cli-gc');
       // An empty list takes the rest of ours, never the CLI's.
       expect(await b.cni('gc', NET, undefined, { valid: [] })).toMatchObject({ status: 0, stdout: '' });
-      expect((await iso.list()).map((c) => c.id)).toEqual(['cli-gc']);
+      expect((await iso.list()).map((c) => c.id).sort()).toEqual(['cli-gc', 'sdk-gc', other].sort());
       expect(links(ns[0])).toEqual(['lo']);
+      // The other network's GC takes its own.
+      expect(await b.cni('gc', OTHER_NET, undefined, { valid: [] })).toMatchObject({ status: 0, stdout: '' });
+      expect((await iso.list()).map((c) => c.id).sort()).toEqual(['cli-gc', 'sdk-gc']);
+      expect(links(otherNs)).toEqual(['lo']);
     } finally {
       await iso.destroy('cli-gc');
+      await iso.destroy('sdk-gc');
     }
   });
 

@@ -20,6 +20,7 @@ beforeAll(() => {
   b = new CniBench();
   b.writeConflist('first', [b.pluginConf()]);
   b.writeConflist('other', [b.pluginConf({ ephemeral_ports_per_container: 32 })]);
+  b.writeConflist('limited', [b.pluginConf({ egress_rate_limit_per_container: '1MB' })]);
 }, 120_000);
 
 afterAll(async () => {
@@ -48,5 +49,30 @@ describe('the host configuration', () => {
     expect(replaced.status, replaced.stdout + replaced.stderr).toBe(0);
     expect(stored()).toMatchObject({ ephemeral_ports_per_container: 32 });
     expect((await b.cni('del', 'other', ns3, { containerId: c3 })).status).toBe(0);
+  });
+
+  it('is a whole configuration: a flag a netconf leaves out means its default, and is compared too', async () => {
+    const [c1, c2, c3] = [newId(), newId(), newId()];
+    const [ns1, ns2, ns3] = [b.runtimeNetns(), b.runtimeNetns(), b.runtimeNetns()];
+    const limited = await b.cni('add', 'limited', ns1, { containerId: c1 });
+    expect(limited.status, limited.stdout + limited.stderr).toBe(0);
+    expect(stored()).toMatchObject({ egress_rate_limit_per_container: '1MB' });
+    // 'first' gives no egress limit: the containers of this work_dir have one, so it is refused.
+    const refused = await b.cni('add', 'first', ns2, { containerId: c2 });
+    const err = JSON.parse(refused.stdout) as { code: number; msg: string; details: string };
+    expect(err.code, refused.stdout).toBe(7);
+    expect(`${err.msg} ${err.details}`).toMatch(
+      /"egress_rate_limit_per_container": leaving it unset .* differs .* which has '1MB'; containers use it: give the same value \(see/,
+    );
+    expect(stored()).toMatchObject({ egress_rate_limit_per_container: '1MB' });
+    // The same configuration again is accepted, and the stored file is left as it was.
+    const again = await b.cni('add', 'limited', ns3, { containerId: c3 });
+    expect(again.status, again.stdout + again.stderr).toBe(0);
+    expect(stored()).toMatchObject({ egress_rate_limit_per_container: '1MB' });
+    for (const [id, ns] of [
+      [c1, ns1],
+      [c3, ns3],
+    ] as const)
+      expect((await b.cni('del', 'limited', ns, { containerId: id })).status).toBe(0);
   });
 });
