@@ -69,7 +69,7 @@ function makeDirs(dir: string): void {
 
 /** Can we create files in the work_dir (where ADD keeps its records, locks and pinned namespaces)? */
 function checkWorkDir(workDir: string): void {
-  const probe = join(workDir, `.status-${process.pid}`);
+  const probe = join(workDir, `status-probe.tmp-${process.pid}`); // recover sweeps a dead process's
   try {
     makeDirs(workDir);
     writeFileSync(probe, '');

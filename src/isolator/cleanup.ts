@@ -4,12 +4,19 @@
  */
 import type { CleanupReport } from './engine.js';
 import type { EngineCore } from './engine-core.js';
+import { forgetHostConfig } from './host-config.js';
 import { tearDownHost } from './host-setup.js';
 import { recoverLocked, syncAndRepair } from './recovery.js';
 import { teardown } from './teardown.js';
 
 /** How long cleanup lets go of the work_dir lock between two containers, for waiting requests to get in. */
 const CLEANUP_PAUSE_MS = 2;
+/**
+ * Veth deletions left running at once: each holds a thread of libuv's pool (4 by default) while
+ * the kernel waits for RCU, and a request's deadline runs from when it is queued, so an unbounded
+ * backlog at thousands of containers would time out deletions that succeed.
+ */
+const DELETIONS_IN_FLIGHT = 8;
 
 /** See Isolator.cleanup. */
 export async function cleanup(core: EngineCore): Promise<CleanupReport> {
@@ -25,6 +32,7 @@ export async function cleanup(core: EngineCore): Promise<CleanupReport> {
   // The veth deletions overlap (each waits for RCU in the kernel): all awaited before the host's setup goes.
   const deletions: Array<Promise<Error | undefined>> = [];
   for (const id of ids) {
+    if (deletions.length >= DELETIONS_IN_FLIGHT) await deletions[deletions.length - DELETIONS_IN_FLIGHT];
     await core.store.withLock(async () => destroyForCleanup(core, id, report, deletions));
     await new Promise((r) => setTimeout(r, CLEANUP_PAUSE_MS));
   }
@@ -34,6 +42,8 @@ export async function cleanup(core: EngineCore): Promise<CleanupReport> {
     if (core.registry.records.size) return report; // created while it ran: kept, with the host's setup
     await dropSpares(core, report);
     await undoHost(core, report);
+    // Nothing is left that was built with the stored flags: the next create may give others.
+    if (!report.errors.length) forgetHostConfig(core.store.workDir);
     return report;
   });
 }

@@ -33,12 +33,12 @@ function pinExists(path: string): boolean {
 
 /**
  * Pins in the work_dir: containers' (by id, or a spare's `.spare-N` a container took), spares',
- * and scratch probes of processes that died.
+ * and scratch probes (doctor's, the CNI plugin's STATUS) of processes that died.
  */
 function listPins(dir: string): string[] {
   try {
     return readdirSync(dir).filter((n) => {
-      const probe = /^\.(?:probe|doctor)-(\d+)$/.exec(n);
+      const probe = /^\.(?:probe|doctor|status)-(\d+)$/.exec(n);
       if (!probe) return !n.startsWith('.') || /^\.spare-\d+$/.test(n);
       try {
         process.kill(Number(probe[1]), 0);

@@ -101,23 +101,29 @@ export class WarmPool {
     }
   }
 
-  /** Remove a spare entirely: its veth pair, its pin, its record. */
+  /**
+   * Remove a spare entirely: its veth pair, its pin, its record. The record stays when the veth
+   * could not be deleted (e.g. the session was closed under a timed-out drain): it names the
+   * veth for the next recover() to remove.
+   */
   async drop(spare: SpareRecord, taken?: SpareHandles): Promise<Error[]> {
     const errors: Error[] = [];
     const held = taken ?? this.handles.get(spare.seq);
     this.handles.delete(spare.seq);
     if (held) closeSpareHandles(held);
+    let vethLeft = false;
     try {
       await this.core.session.request(linkRequests.delete(spare.vethIndex), { offload: true });
     } catch (e) {
       if (!(e instanceof NetlinkError && e.code === 'ENODEV')) errors.push(e as Error);
+      vethLeft = !(e instanceof NetlinkError && e.code === 'ENODEV');
     }
     try {
       removeNetns(spare.netns);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(e as Error);
     }
-    this.core.store.deleteSpare(spare.seq);
+    if (!vethLeft) this.core.store.deleteSpare(spare.seq);
     return errors;
   }
 

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/isolator/errors.js';
+import { readHostConfig, writeHostConfig } from '../../src/isolator/host-config.js';
 import { arpResolve, icmpEcho } from '../helpers/probe.js';
 import { listen, send, sendBytes, stopAllTraffic } from '../helpers/traffic.js';
 import { FIXTURE, GATEWAY, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
@@ -464,6 +465,7 @@ describe('cleanup', () => {
     lab = new IsolatorLab();
     const a = await lab.open();
     const b = await lab.open(); // another engine: its own lock file description, as another process has
+    writeHostConfig(lab.workDir, FIXTURE); // as the CLI stores it before its first create
     for (let i = 0; i < 30; i++) await a.create({ id: `c${i}` });
     const order: string[] = [];
     const cleaning = a.cleanup().then((r) => (order.push('cleanup'), r));
@@ -482,8 +484,11 @@ describe('cleanup', () => {
     expect(records()).toEqual(['late.json']);
     expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).toMatch(/ingress/);
     expect(await a.checkHost()).toEqual([]);
+    // ...and so does the configuration it was built with, until nothing is left.
+    expect(readHostConfig(lab.workDir)?.flags).toEqual(FIXTURE);
     expect(await b.cleanup()).toEqual({ destroyed: ['late'], errors: [] });
     expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/ingress/);
+    expect(readHostConfig(lab.workDir)).toBeUndefined();
   });
 });
 

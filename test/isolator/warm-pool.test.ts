@@ -151,13 +151,17 @@ describe('the warm pool', () => {
     writeFileSync(join(lab.workDir, 'spares', '901.json'), JSON.stringify(rec(901, 'ready')));
     const strayPin = join(lab.workDir, 'netns', '.spare-902');
     createNetns(strayPin).close();
+    // A CNI STATUS probe's scratch namespace, left by a process killed mid-probe (no such pid).
+    const statusPin = join(lab.workDir, 'netns', '.status-4194303');
+    createNetns(statusPin).close();
     const report = await iso.recover();
     expect(report.errors).toEqual([]);
     expect(spareFiles().sort()).toEqual([...before].sort());
     expect(hostVeths()).not.toContain('pmi900');
     expect(report.orphans.veths).toEqual([]); // the spares' veths are owned, not orphans
-    expect(report.orphans.netns).toEqual([strayPin]);
+    expect(report.orphans.netns.sort()).toEqual([statusPin, strayPin].sort());
     expect(existsSync(strayPin)).toBe(false);
+    expect(existsSync(statusPin)).toBe(false);
   });
 
   it('a create racing a cleanup succeeds, and the pool it restarts refills without a warning', async () => {

@@ -1,11 +1,12 @@
 /** The CLI's commands that act on containers, one function each (run and agent have modules of their own). */
+import { existsSync } from 'node:fs';
 import { doctor } from '../doctor.js';
 import { ConfigError, UnknownContainerError } from '../../isolator/errors.js';
 import type { ContainerInfo } from '../../isolator/engine.js';
 import type { MesosStatistics } from '../../isolator/statistics.js';
 import { pidProblem } from '../http-request.js';
 import { ISOLATOR_FLAGS, ISOLATOR_FLAG_NAMES, parseConfig } from '../../isolator/config.js';
-import { containersInWorkDir, forgetHostConfig, hostConfigPath } from '../../isolator/host-config.js';
+import { containersInWorkDir, hostConfigPath } from '../../isolator/host-config.js';
 import { agentSocketPath, socketAnswers } from '../agent.js';
 import { cpusFlag, intFlag, stringFlag } from './args.js';
 import type { CommandContext } from './context.js';
@@ -89,14 +90,14 @@ export async function recoverCommand({ open }: CommandContext): Promise<number> 
   return 0;
 }
 
-/** Everything goes, the stored host configuration last (a failed cleanup is retried with it). */
+/**
+ * Everything goes; Isolator.cleanup forgets the stored host configuration last, under the lock and
+ * only when nothing is left (a failed cleanup is retried with it; a container created meanwhile keeps it).
+ */
 export async function cleanupCommand({ open, workDir, log }: CommandContext): Promise<number> {
   const iso = await open();
   const r = await iso.cleanup();
-  if (!r.errors.length) {
-    forgetHostConfig(workDir);
-    log.debug('host configuration forgotten', { path: hostConfigPath(workDir) });
-  }
+  if (!existsSync(hostConfigPath(workDir))) log.debug('host configuration forgotten', { path: hostConfigPath(workDir) });
   console.log(JSON.stringify(r));
   return r.errors.length ? 1 : 0;
 }
