@@ -28,6 +28,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`portmap-isolator ${packageVersion()}\n`);
     return 0;
   }
+  // One dash is -h alone: any other such word is a mistake, never a command or an id.
+  const short = own.find((a) => /^-(?!-)/.test(a) && a !== '-h');
+  if (short !== undefined) return fail(new ArgumentError(short, 'unknown flag (flags are spelled --name or --name=VALUE; -h is --help)'));
   const words = own.filter((a) => !a.startsWith('-'));
   if (helpAsked(argv) || words[0] === 'help') return help(words, helpAsked(argv), fail);
   // An unknown command before its flags: they are checked against the command's.

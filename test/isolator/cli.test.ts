@@ -75,6 +75,8 @@ describe('usage and bad input', () => {
     [['agent', '--warm_pool=65'], /^portmap-isolator: --warm_pool: must be an integer in 0\.\.64, got '65'$/],
     [['create', 'c1', '--warm_pool=2'], /^portmap-isolator: --warm_pool: unknown flag for 'create'$/],
     [['create', 'c1', '--pid=abc'], /^portmap-isolator: --pid: must be an integer/],
+    [['-v', 'list'], /^portmap-isolator: -v: unknown flag \(flags are spelled --name or --name=VALUE; -h is --help\)$/],
+    [['list', '-x'], /^portmap-isolator: -x: unknown flag/],
   ])('%j → exit 2 with one line naming the flag', (args, message) => {
     const r = cli(...args, ...(args[0] === 'list' && String(args[1]).startsWith('--netns') ? [`--work_dir=${lab.workDir}`] : common));
     expect(r.status).toBe(2);
