@@ -21,13 +21,12 @@ import { IsolatorLab, tmpfsDir } from '../src/lab/index.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'app', 'main.js');
 /** Node options for the agent processes only, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them. */
-/** The Node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`): the agent runs as its bin would. */
-function shebangNodeArgs(): string[] {
-  const first = existsSync(CLI) ? readFileSync(CLI, 'utf8').split('\n', 1)[0]! : '';
-  return /^#!\S*env -S node\s*(.*)$/.exec(first)?.[1]!.split(/\s+/).filter(Boolean) ?? [];
-}
-const SHEBANG_NODE_ARGS = shebangNodeArgs();
-const AGENT_NODE_ARGS = [...SHEBANG_NODE_ARGS, ...(process.env.PMI_BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+/**
+ * The Node flags the agent runs with: the README's recommended `--max-semi-space-size=2`, unless
+ * PMI_BENCH_AGENT_NODE_FLAGS says otherwise (`PMI_BENCH_AGENT_NODE_FLAGS=` for Node's defaults).
+ */
+const AGENT_NODE_FLAGS = (process.env.PMI_BENCH_AGENT_NODE_FLAGS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
+const AGENT_NODE_ARGS = [...AGENT_NODE_FLAGS, ...(process.env.PMI_BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 const WARM_POOL = 4;
 const FIRST_PORT = 31000;
 
@@ -42,6 +41,8 @@ interface Timing {
 
 export interface AgentScaleResult {
   containers: number;
+  /** The Node flags the agent ran with (see AGENT_NODE_FLAGS). */
+  node_flags: string[];
   /** Agent resident memory (VmRSS) with that many containers. */
   rss_mb: Record<string, number>;
   /** Median create (POST /containers, as the client sees it) over the last creates before each level. */
@@ -231,6 +232,7 @@ export async function benchAgentScale(opts: SuiteOptions): Promise<SuiteOutput<A
     return {
       result: {
         containers: top,
+        node_flags: AGENT_NODE_FLAGS,
         rss_mb: f.rss,
         ...createFigures(f.createMs, levels),
         spare_taken_share: round(f.fromSpare / top),

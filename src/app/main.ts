@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env node
 /**
  * The executable, bins `portmap-isolator` and `portmap-isolator-cni` (DESIGN.md §4): the CNI
  * plugin when the environment has CNI_COMMAND set (a runtime runs it from its CNI_PATH under the
@@ -7,10 +7,8 @@
  * without CNI_COMMAND); else the command line. Only an entry: it runs when loaded, so nothing
  * imports it (the CLI is cli.ts, the plugin ../cni/plugin.ts). Each mode loads only its own modules.
  *
- * The shebang caps V8's young generation at 2 MB a semi-space (Node 20's default grows to 16):
- * the long-running agent churns short-lived objects and would otherwise keep ~25 MB more
- * resident at 1000 containers (bench `scaling.agent.rss_mb`). Node reads the flag only at start,
- * so `node dist/app/main.js agent` needs it given by hand.
+ * The agent is best started with `node --max-semi-space-size=2` (README, "The command line"); the
+ * shebang stays plain `env node`, which every env(1) runs (BusyBox's has no `-S`).
  */
 import { basename } from 'node:path';
 

@@ -126,14 +126,14 @@ describe('the packed package', () => {
     expect(r.stdout).toBe('function\n');
   });
 
-  it('runs its bins as a shell runs them: the shebang (env -S node with a V8 flag) works', () => {
+  it('runs its bins as a shell runs them, through a shebang every env(1) understands', () => {
     const version = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).version as string;
     const bin = (name: string, args: string[]) => {
       const r = spawnSync(join(app, 'node_modules', '.bin', name), args, { cwd: app, encoding: 'utf8', timeout: 60_000 });
       childPids.push(r.pid);
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
-    expect(readFileSync(join(installed, 'dist', 'app', 'main.js'), 'utf8').split('\n', 1)[0]).toBe('#!/usr/bin/env -S node --max-semi-space-size=2');
+    expect(readFileSync(join(installed, 'dist', 'app', 'main.js'), 'utf8').split('\n', 1)[0]).toBe('#!/usr/bin/env node');
     expect(bin('portmap-isolator', ['--version'])).toEqual({ status: 0, stdout: `portmap-isolator ${version}\n`, stderr: '' });
     const cni = bin('portmap-isolator-cni', ['--help']);
     expect(cni.stderr).toBe('');
