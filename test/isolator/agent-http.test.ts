@@ -362,6 +362,7 @@ describe('the CLI while an agent runs', () => {
       ['create', 'x1', '--ports=[40000-40001]'],
       ['create', 'x1', '--ports=[31505-31506]'],
       ['create', 'x1', '--ports=abc'],
+      ['create', 'bad!id'],
       ['create', '-bad'],
       ['create', 'x1', '--pid=4194000'],
       ['create', 'x1', `--pid=${pidMax}`],
@@ -389,7 +390,8 @@ describe('the CLI while an agent runs', () => {
       stderr: 'portmap-isolator: ports [31505-31506] are already held by another container\n',
     });
     expect(byArgs.get('create x1 --ports=abc')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: --ports: invalid ports/) });
-    expect(byArgs.get('create -bad')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: ID: invalid container id/) });
+    expect(byArgs.get('create bad!id')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: ID: invalid container id/) });
+    expect(byArgs.get('create -bad')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^portmap-isolator: -bad: unknown flag/) });
     expect(byArgs.get('create x1 --pid=4194000')).toMatchObject({
       status: 2,
       stderr: `portmap-isolator: --pid: must be an integer in 1..${pidMax - 1} (pid_max is ${pidMax}), got 4194000\n`,
