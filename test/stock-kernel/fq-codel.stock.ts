@@ -11,6 +11,7 @@ import { RTM_NAMES } from '../../src/rtnl/constants.js';
 import { Tc, formatTcHandle, type Qdisc } from '../../src/tc/index.js';
 import { ipJson } from '../helpers/lab.js';
 import { icmpEcho } from '../helpers/probe.js';
+import { quietSnapshot } from '../helpers/quiet-snapshot.js';
 import { send, stopAllTraffic } from '../helpers/traffic.js';
 import { tcJson, tcRun } from '../tc/helpers.js';
 import { assertFqCodel, codelRoundTrip, quietIpv6 } from './helpers.js';
@@ -177,10 +178,14 @@ describe('fq_codel on a real kernel', () => {
     expect(echo.sent).toBe(6);
     expect(echo.received).toBeGreaterThanOrEqual(1);
     await new Promise((r) => setTimeout(r, 1500)); // the queue drains at 10 kB/s
-    const q = (await tc.getQdisc({ ifindex: eth0, parent: '1:1' }))!;
+    // Ours and tc's across a moment no packet crossed (the lab's IPv6 chatter goes through eth0 too).
+    const { ours: q, theirs: t } = await quietSnapshot(
+      async () => (await tc.getQdisc({ ifindex: eth0, parent: '1:1' }))!,
+      () => tcJson<any[]>(lab.host, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'fq_codel'),
+      (o) => JSON.stringify([o.stats, o.xstats], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+    );
     expect(q.kind).toBe('fq_codel');
     expect(q.handle >>> 16).toBeGreaterThan(0);
-    const t = tcJson<any[]>(lab.host, '-s', 'qdisc', 'show', 'dev', 'eth0').find((x) => x.kind === 'fq_codel');
     expect(formatTcHandle(q.parent)).toBe(t.parent);
     expectOptionsAsTc(q, t);
     expectStatsAsTc(q, t);
