@@ -150,6 +150,28 @@ export const TCA_CLS_FLAGS = Object.freeze({
   VERBOSE: 1 << 4,
 } as const);
 
+/** bpf classifier attributes (TCA_BPF_*). */
+export const TCA_BPF = Object.freeze({
+  UNSPEC: 0,
+  ACT: 1,
+  POLICE: 2,
+  CLASSID: 3,
+  OPS_LEN: 4,
+  OPS: 5,
+  FD: 6,
+  NAME: 7,
+  FLAGS: 8,
+  FLAGS_GEN: 9,
+  TAG: 10,
+  ID: 11,
+} as const);
+
+/** TCA_BPF_FLAGS bits (TCA_BPF_FLAG_*). */
+export const TCA_BPF_FLAG = Object.freeze({
+  /** Direct action: the program's return value is the verdict (TC_ACT_*), not a class. */
+  ACT_DIRECT: 1 << 0,
+} as const);
+
 /** basic classifier attributes (TCA_BASIC_*). */
 export const TCA_BASIC = Object.freeze({
   UNSPEC: 0,

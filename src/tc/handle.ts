@@ -1,7 +1,8 @@
 /**
  * tc handles as helpers, not magic numbers. A handle is a u32 `major:minor` (16 bits each),
  * written in hex the way tc does: `1:10`, `ffff:`, `root`. u32 filter handles are
- * `htid:hash:node` (12/8/12 bits): `800::801`, `2:7a:800`, `2:` for a hash table.
+ * `htid:hash:node` (12/8/12 bits): `800::801`, `2:7a:800`, `2:` for a hash table. bpf filter
+ * handles are plain u32 numbers (`handle 1`, printed `0x1`).
  */
 import { TC_H } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
@@ -129,4 +130,22 @@ export function formatU32Handle(h: number): string {
   if (hash) out += hash.toString(16);
   if (node) out += `:${node.toString(16)}`;
   return out;
+}
+
+/**
+ * Parse a bpf (or other plain-number) filter handle as tc reads `handle 1`: a u32 number, or its
+ * text in decimal or 0x hex ('1', '0x10'). Not u32-classifier syntax: '800::1' is refused.
+ */
+export function parseBpfHandle(input: number | string): number {
+  if (typeof input === 'number') return checkInt('bpf filter handle', input, 0, 0xffffffff);
+  if (typeof input !== 'string') throw new TcInputError(`bpf filter handle must be a number or its text, got ${typeof input}`);
+  const s = input.trim().toLowerCase();
+  if (/^0x[0-9a-f]{1,8}$/.test(s)) return parseInt(s.slice(2), 16) >>> 0;
+  if (/^(0|[1-9][0-9]*)$/.test(s) && Number(s) <= 0xffffffff) return Number(s);
+  throw new TcInputError(`invalid bpf filter handle ${JSON.stringify(input)}: a u32 in decimal or 0x hex (e.g. 1, '0x10')`);
+}
+
+/** Format a bpf filter handle as tc prints it: '0x1'. */
+export function formatBpfHandle(h: number): string {
+  return `0x${checkInt('bpf filter handle', h, 0, 0xffffffff).toString(16)}`;
 }

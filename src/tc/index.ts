@@ -1,10 +1,11 @@
-/** tc: qdiscs, HTB classes, u32 filters, mirred actions, statistics and rate math over rtnetlink. */
+/** tc: qdiscs, HTB classes, u32 and classic-BPF filters, mirred actions, statistics and rate math over rtnetlink. */
 export * from './constants.js';
 export * from './errors.js';
 export * from './handle.js';
 export * from './rate.js';
 export * from './u32-match.js';
 export * from './u32-handles.js';
+export * from './cbpf.js';
 export * from './stats.js';
 export * from './request.js';
 export * from './qdisc.js';
@@ -21,4 +22,5 @@ export * from './schemas/tbf.js';
 export * from './schemas/fifo.js';
 export * from './schemas/u32.js';
 export * from './schemas/basic.js';
+export * from './schemas/bpf.js';
 export * from './schemas/tca.js';

@@ -11,7 +11,7 @@ import { classDumpRequest, classRequest, parseClass } from './class.js';
 import type { ClassRef, HtbClass, HtbClassSpec } from './class.js';
 import { TcInputError } from './errors.js';
 import { filterDumpRequest, filterGetRequest, filterRequest, isU32, parseFilter, parseU32Keys } from './filter.js';
-import type { Filter, FilterRef, U32Filter, U32FilterSpec, U32NodeKeys } from './filter.js';
+import type { BpfFilterSpec, Filter, FilterRef, U32Filter, U32FilterSpec, U32NodeKeys } from './filter.js';
 import { parseTcHandle, parseU32Handle } from './handle.js';
 import type { TcHandleInput, U32HandleInput } from './handle.js';
 import { parseQdisc, qdiscDumpRequest, qdiscRequest } from './qdisc.js';
@@ -186,7 +186,7 @@ export class Tc {
    * `tc filter add|replace|change|delete`; add/replace/change resolve with the filter as the kernel
    * made it (ECHO), delete with undefined. Rejects with TcInputError or NetlinkError.
    */
-  async filter(verb: TcVerb, spec: U32FilterSpec | FilterRef): Promise<Filter | undefined> {
+  async filter(verb: TcVerb, spec: U32FilterSpec | BpfFilterSpec | FilterRef): Promise<Filter | undefined> {
     const req = filterRequest(verb, spec);
     if (verb === 'delete') {
       await this.send(req);
@@ -194,16 +194,16 @@ export class Tc {
     }
     return this.echo(req, (m) => parseFilter(decodeBody(tcMessage, m.payload)));
   }
-  /** `tc filter add … u32`: resolves with the filter as created (its handle, if the kernel chose it); NetlinkError EEXIST when the handle is taken. */
-  addFilter(spec: U32FilterSpec) {
+  /** `tc filter add … u32|bpf`: resolves with the filter as created (its handle, if the kernel chose it); NetlinkError EEXIST when the handle is taken. */
+  addFilter(spec: U32FilterSpec | BpfFilterSpec) {
     return this.filter('add', spec);
   }
-  /** `tc filter replace … u32`: adds, or replaces the node with that handle. */
-  replaceFilter(spec: U32FilterSpec) {
+  /** `tc filter replace … u32|bpf`: adds, or replaces the filter with that handle. */
+  replaceFilter(spec: U32FilterSpec | BpfFilterSpec) {
     return this.filter('replace', spec);
   }
-  /** `tc filter change … u32`: NetlinkError ENOENT when the node is not there. */
-  changeFilter(spec: U32FilterSpec) {
+  /** `tc filter change … u32|bpf`: NetlinkError ENOENT when the filter is not there. */
+  changeFilter(spec: U32FilterSpec | BpfFilterSpec) {
     return this.filter('change', spec);
   }
   /** `tc filter delete`: a node, or every filter of a priority; NetlinkError ENOENT/EINVAL when absent. */
@@ -222,7 +222,7 @@ export class Tc {
     }
   }
 
-  /** Filters on one parent of a device, in the kernel's order (priority, then table, bucket, node). */
+  /** Filters on one parent of a device, in the kernel's order (priority, then table, bucket, node); u32 and bpf ones typed. */
   async listFilters(ifindex: number, parent: TcHandleInput, options: ListFilterOptions = {}): Promise<Filter[]> {
     const all = await this.session.dump(filterDumpRequest(ifindex, parent, options.chain), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });
     return all.filter((f) => (options.includePlaceholders || f.handle !== 0) && (options.priority === undefined || f.priority === options.priority));
@@ -242,7 +242,7 @@ export class Tc {
     return all.filter((n): n is U32NodeKeys => n !== undefined);
   }
 
-  /** One filter node by handle (RTM_GETTFILTER); undefined when it does not exist. */
+  /** One filter node by handle (RTM_GETTFILTER; a bpf handle is a plain number); undefined when it does not exist. */
   async getFilter(ref: FilterRef & { handle: U32HandleInput }): Promise<Filter | undefined> {
     try {
       const r = await this.session.request(filterGetRequest(ref), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });

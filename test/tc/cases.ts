@@ -7,7 +7,23 @@
 import { NLM_F } from '../../src/netlink/index.js';
 import type { Request } from '../../src/netlink/index.js';
 import { RTM } from '../../src/rtnl/constants.js';
-import { actionGetRequest, actionRequest, classRequest, filterGetRequest, filterRequest, qdiscRequest } from '../../src/tc/index.js';
+import {
+  TC_ACT,
+  actionGetRequest,
+  actionRequest,
+  assemble,
+  classRequest,
+  filterGetRequest,
+  filterRequest,
+  formatBytecode,
+  jeq,
+  ldAbs,
+  ldInd,
+  ldxMsh,
+  parseBytecode,
+  qdiscRequest,
+  ret,
+} from '../../src/tc/index.js';
 import type { Psched } from '../../src/tc/index.js';
 
 export interface Devices {
@@ -31,6 +47,22 @@ export interface TcCase {
 
 export const MAC = '02:00:00:00:00:01';
 const tc = (s: string) => s.split(' ');
+
+/** IPv4 UDP to port 5000 → TC_ACT_SHOT, else TC_ACT_UNSPEC (tc's bytecode for the da cases; IHL assumed 5). */
+export const DROP_UDP_5000 = '8,40 0 0 12,21 0 5 2048,48 0 0 23,21 0 3 17,40 0 0 36,21 0 1 5000,6 0 0 2,6 0 0 4294967295';
+/** The same test for UDP port 5001 with the real IP header length (ldx msh), as a match: -1 on a match, 0 otherwise. */
+export const MATCH_UDP_5001 = assemble([
+  ldAbs('h', 12),
+  jeq(0x0800, 0, 'no'),
+  ldAbs('b', 23),
+  jeq(17, 0, 'no'),
+  ldxMsh(14),
+  ldInd('h', 16),
+  jeq(5001, 0, 'no'),
+  ret(-1),
+  { label: 'no' },
+  ret(0),
+]);
 
 export const CASES: TcCase[] = [
   {
@@ -427,6 +459,82 @@ export const CASES: TcCase[] = [
     schema: 'tc',
     messageType: RTM.GETTFILTER,
     build: (d) => filterGetRequest({ ifindex: d.eth0, parent: 'ffff:', priority: 2, protocol: 'ip', handle: '800::800', kind: 'u32' }),
+  },
+  {
+    name: 'filter-bpf-da-ingress',
+    args: [...tc('filter add dev eth0 parent ffff: protocol ip prio 5 handle 1 bpf bytecode'), DROP_UDP_5000, 'da'],
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'bpf',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 5,
+        handle: 1,
+        program: parseBytecode(DROP_UDP_5000),
+        directAction: true,
+      }),
+    note: 'TCA_OPTIONS: TCA_BPF_OPS_LEN (u16), TCA_BPF_OPS, TCA_BPF_FLAGS (ACT_DIRECT)',
+  },
+  {
+    name: 'filter-bpf-classid',
+    args: [...tc('filter add dev eth0 parent ffff: protocol ip prio 6 handle 2 bpf bytecode'), formatBytecode(MATCH_UDP_5001), ...tc('classid 1:1')],
+    schema: 'tc',
+    build: (d) => filterRequest('add', { kind: 'bpf', ifindex: d.eth0, parent: 'ffff:', priority: 6, handle: 2, program: MATCH_UDP_5001, classid: '1:1' }),
+    note: 'tc writes TCA_BPF_CLASSID where it reads it on its command line, the program after every option',
+  },
+  {
+    name: 'filter-bpf-mirred-redirect',
+    args: [
+      ...tc('filter add dev eth0 parent ffff: protocol all prio 7 handle 0x10 bpf bytecode'),
+      formatBytecode(MATCH_UDP_5001),
+      ...tc('action mirred egress redirect dev veth1'),
+    ],
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'bpf',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 7,
+        protocol: 'all',
+        handle: '0x10',
+        program: MATCH_UDP_5001,
+        actions: [{ kind: 'mirred', direction: 'egress', action: 'redirect', ifindex: d.veth1 }],
+      }),
+  },
+  {
+    name: 'filter-bpf-replace-classid-mirror',
+    args: [
+      ...tc('filter replace dev eth0 parent ffff: protocol ip prio 6 handle 2 bpf bytecode'),
+      '1,6 0 0 4294967295',
+      ...tc('classid 1:2 action mirred egress mirror dev lo'),
+    ],
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('replace', {
+        kind: 'bpf',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 6,
+        handle: 2,
+        program: [ret(TC_ACT.UNSPEC)],
+        classid: '1:2',
+        actions: [{ kind: 'mirred', action: 'mirror', ifindex: d.lo }],
+      }),
+  },
+  {
+    name: 'filter-del-bpf',
+    args: tc('filter del dev eth0 parent ffff: protocol ip prio 5 handle 1 bpf'),
+    schema: 'tc',
+    build: (d) => filterRequest('delete', { kind: 'bpf', ifindex: d.eth0, parent: 'ffff:', priority: 5, protocol: 'ip', handle: 1 }),
+  },
+  {
+    name: 'filter-get-bpf',
+    args: tc('filter get dev eth0 parent ffff: protocol ip prio 6 handle 2 bpf'),
+    schema: 'tc',
+    messageType: RTM.GETTFILTER,
+    build: (d) => filterGetRequest({ kind: 'bpf', ifindex: d.eth0, parent: 'ffff:', priority: 6, protocol: 'ip', handle: 2 }),
   },
   {
     name: 'filter-basic-arp-mirror',

@@ -16,6 +16,7 @@ import {
   formatU32Handle,
   htbRateParams,
   packMatches,
+  parseFilter,
   parsePsched,
   parseTcHandle,
   parseU32Handle,
@@ -265,5 +266,28 @@ describe('fuzzing the tc decoders', () => {
       expect(decodeBody(schema, w.toBuffer())).toEqual(value);
     }
     expect(decoded).toBeGreaterThan(300);
+  });
+
+  it('filters: mutated u32 and bpf vectors become typed filters or raise DecodeError, never anything else', () => {
+    const next = rng(0xb9f);
+    const own = vectors.filter((v) => v.schema === 'tc' && /filter-(u32|bpf)/.test(v.name));
+    expect(own.some((v) => v.name.includes('bpf'))).toBe(true);
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < 4000; i++) {
+      const b = Buffer.from(Buffer.from(own[i % own.length]!.hex, 'hex').subarray(16));
+      for (let e = 0; e < 1 + (next() % 3); e++) {
+        const at = 20 + (next() % (b.length - 20)); // the options, mostly: the header decodes anyway
+        if (next() % 2) b[at] = next() & 0xff;
+        else if (at + 1 < b.length) b.writeUInt16LE(next() & 0xffff, at);
+      }
+      try {
+        const f = parseFilter(decodeBody(tcMessage, b));
+        kinds.set(f.kind, (kinds.get(f.kind) ?? 0) + 1);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw new Error(`parseFilter threw ${(err as Error).name}: ${(err as Error).message}`);
+      }
+    }
+    expect(kinds.get('bpf')).toBeGreaterThan(100);
+    expect(kinds.get('u32')).toBeGreaterThan(100);
   });
 });

@@ -7,6 +7,7 @@ import { attrSet, bytes, field, flag, messageSchema, nested, pad, string, struct
 import type { AttrValues, MessageBody } from '../../netlink/index.js';
 import { TCA } from '../constants.js';
 import { TCA_BASIC_SET } from './basic.js';
+import { TCA_BPF_SET } from './bpf.js';
 import { nlaBitfield32, tcEstimator } from './common.js';
 import { tcFifoQopt } from './fifo.js';
 import { TCA_FQ_CODEL_SET, fqCodelXstats } from './fq-codel.js';
@@ -40,6 +41,7 @@ export const OPTIONS_BY_KIND = {
   bfifo: tcFifoQopt,
   u32: nested(TCA_U32_SET),
   basic: nested(TCA_BASIC_SET),
+  bpf: nested(TCA_BPF_SET),
 } as const;
 
 /** TCA_XSTATS layouts by TCA_KIND. */
