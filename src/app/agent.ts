@@ -98,6 +98,7 @@ export class Agent {
   private listeners: Listener[] = [];
   /** The socket file we bound (device, inode), removed at stop if it is still ours. */
   private socketFile: { path: string; dev: number; ino: number } | undefined;
+  private stopGatewayWatch: (() => void) | undefined;
 
   constructor(
     private readonly isolator: Isolator,
@@ -111,6 +112,8 @@ export class Agent {
       if (this.opts.socket !== undefined) out.socket = await this.listenSocket(this.opts.socket);
       if (this.opts.port !== undefined || this.opts.host !== undefined) out.tcp = await this.listenTcp();
       if (!out.socket && !out.tcp) throw new IsolatorError('the agent has nothing to listen on: give a socket or a port');
+      // Containers' permanent neighbour entry for the gateway follows the host's.
+      this.stopGatewayWatch = this.isolator.watchGateway();
     } catch (e) {
       await this.stop();
       throw e;
@@ -119,6 +122,8 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    this.stopGatewayWatch?.();
+    this.stopGatewayWatch = undefined;
     const ls = this.listeners.splice(0);
     await Promise.all(
       ls.map(
@@ -354,11 +359,20 @@ export class Agent {
       ['net_tx_packets', 'Packets sent by the container.'],
       ['net_tx_dropped', 'Sent packets dropped.'],
       ['net_tx_errors', 'Send errors.'],
+      [
+        'net_tx_denied_packets',
+        "Packets the container sent that the isolator dropped: a source port it does not own, a source address not the host's, neither IPv4 nor ARP.",
+      ],
     ];
     for (const [field, help] of counters) {
-      const name = `portmap_isolator_container_${field.slice(4)}_total`;
+      const name = `portmap_isolator_container_${field.slice(4).replace(/_packets$/, '')}_total`;
       w.help(name, 'counter', help);
       for (const s of stats) w.sample(name, { container: s.container_id }, Number(s.statistics[field] ?? 0));
+    }
+    const host = await this.isolator.hostCounters().catch(() => undefined);
+    if (host) {
+      w.help('portmap_isolator_unheld_port_dropped_total', 'counter', "Packets to the host's address on a managed port no container holds, dropped on eth0.");
+      w.sample('portmap_isolator_unheld_port_dropped_total', {}, host.unheldPortDroppedPackets);
     }
     w.help('portmap_isolator_tc_drops_total', 'counter', 'Packets dropped by a shaping qdisc.');
     w.help('portmap_isolator_tc_overlimits_total', 'counter', 'Overlimit events of a shaping qdisc.');

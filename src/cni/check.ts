@@ -10,7 +10,7 @@ import { Rtnl } from '../rtnl/index.js';
 import { dumpFilters } from '../isolator/engine.js';
 import type { HostFacts } from '../isolator/host.js';
 import { parseLocalPortRange } from '../isolator/host.js';
-import { INGRESS_HANDLE } from '../isolator/plan.js';
+import { INGRESS_HANDLE, isIngressRole, roleDevice } from '../isolator/plan.js';
 import type { ContainerRecord } from '../isolator/state.js';
 import type { CniResult } from './result.js';
 
@@ -52,7 +52,7 @@ export async function checkKernel(rec: ContainerRecord, host: HostFacts, netns: 
   return problems;
 }
 
-/** The host veth, and the port filters recorded for the container on the host's eth0 and lo. */
+/** The host veth, and the port and ICMP error filters recorded for the container on the host's eth0 and lo. */
 async function checkHostSide(rec: ContainerRecord, host: HostFacts): Promise<string[]> {
   const problems: string[] = [];
   const hostRtnl = Rtnl.open(host.netns);
@@ -64,7 +64,8 @@ async function checkHostSide(rec: ContainerRecord, host: HostFacts): Promise<str
       if (!veth.up) problems.push(`host veth ${rec.veth} is down`);
     }
     for (const dev of ['eth0', 'lo'] as const) {
-      const wanted = rec.hostFilters.filter((f) => f.dev === dev);
+      // Its port filters and ICMP error filters on that device's ingress.
+      const wanted = rec.hostFilters.filter((f) => isIngressRole(f.dev) && roleDevice(f.dev) === dev);
       if (!wanted.length) continue;
       const ifindex = dev === 'eth0' ? host.eth0.index : host.lo.index;
       const present = new Set((await dumpFilters(hostRtnl.session, ifindex, INGRESS_HANDLE)).map((f) => f.handle));

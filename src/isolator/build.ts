@@ -13,7 +13,7 @@ import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { hostView } from './host-setup.js';
 import type { ContainerView, HostPortFilter } from './plan.js';
-import { shapingPlan, tcObjectRequest, vethFilters, vethPortFilters } from './plan.js';
+import { htbQuantum, shaperClassPlan, shapingPlan, tcObjectRequest, vethFilters, vethPortFilters } from './plan.js';
 import { mirrorChunkOf } from './records.js';
 import type { ContainerRecord, SpareRecord } from './state.js';
 import type { Stopwatch } from './timing.js';
@@ -91,6 +91,12 @@ function hostRequests(
   const hv = hostView(core.host);
   return [
     ...(spare ? [] : [core.vethRequest(rec, ns)]),
+    // Its class on the shaper before anything sends to it (egress shaped on the host).
+    ...(view.shaper && rec.egress
+      ? shaperClassPlan(view.shaper.view, view.shaper.minor, rec.egress, view.fqCodel, htbQuantum(rec.egress.rateBytesPerSec, view.mtu)).map((o) =>
+          tcObjectRequest(o, 'add', core.ctx),
+        )
+      : []),
     ...(spare ? vethPortFilters(hv, view).map((s) => filterRequest('add', s)) : vethFilters(hv, view).map((o) => tcObjectRequest(o, 'add', core.ctx))),
     ...portFilters.map((f) => filterRequest('add', f.spec)),
     ...core.mirrorRequests(mirrorChunkOf(rec), undefined, rec.id),

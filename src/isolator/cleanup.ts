@@ -81,6 +81,8 @@ async function undoHost(core: EngineCore, report: CleanupReport): Promise<void> 
     report.errors.push(...errs.map((e) => `host: ${e.message}`));
     core.store.deleteHost();
     core.hostRecord = undefined;
+    core.unheldDropPut = false;
+    core.shaperReady = false;
     core.registry.generation = core.store.bumpGeneration();
   }
   try {

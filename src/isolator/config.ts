@@ -19,6 +19,7 @@ export interface IsolatorFlags {
   maximum_egress_rate_limit?: string;
   egress_ceil_limit?: string;
   egress_burst?: string;
+  egress_shaping_placement?: string;
   egress_unique_flow_per_container?: boolean;
   egress_flow_classifier_parent?: string;
   ingress_rate_limit_per_container?: string;
@@ -94,6 +95,12 @@ export const ISOLATOR_FLAGS: Readonly<Record<keyof IsolatorFlags, IsolatorFlagIn
   maximum_egress_rate_limit: bytesInfo('no upper bound', 'upper bound of the egress rate (bytes/s)'),
   egress_ceil_limit: bytesInfo('no ceil', 'HTB ceil for egress (bytes/s), used when above the rate'),
   egress_burst: bytesInfo('HTB default', 'HTB burst for egress (bytes), used only with a ceil'),
+  egress_shaping_placement: {
+    kind: 'string',
+    value: 'host|container',
+    default: 'host',
+    help: "where a container's egress limit is enforced: 'host', on the host's side of its veth, out of the container's reach; 'container', on its own eth0 as Mesos did (root in the container can remove it)",
+  },
   egress_unique_flow_per_container: boolFlag(false, "fq_codel on the public interface's egress, each container its own flow (needs fq_codel)"),
   egress_flow_classifier_parent: {
     kind: 'string',
@@ -148,6 +155,8 @@ export interface IsolatorConfig {
   loName: string | undefined;
   egress: DirectionConfig;
   ingress: DirectionConfig;
+  /** Where egress limits are enforced: on the host (default) or in the container (Mesos). */
+  egressShapingPlacement: 'host' | 'container';
   egressUniqueFlowPerContainer: boolean;
   egressFlowClassifierParent: string;
   ingressIsolateExistingContainers: boolean;
@@ -241,6 +250,13 @@ function ephemeralPortsPerContainer(flags: IsolatorFlags, ephemeralPorts: Return
   return n;
 }
 
+/** --egress_shaping_placement: 'host' or 'container'. */
+function shapingPlacement(flags: IsolatorFlags): 'host' | 'container' {
+  const v = flags.egress_shaping_placement ?? 'host';
+  if (v !== 'host' && v !== 'container') throw new ConfigError('egress_shaping_placement', `'${v}' is neither 'host' nor 'container'`);
+  return v;
+}
+
 /** --egress_flow_classifier_parent: 'root' or a handle like 1:0. */
 function flowClassifierParent(flags: IsolatorFlags): string {
   const parent = flags.egress_flow_classifier_parent ?? 'root';
@@ -292,6 +308,7 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
     loName: flags.lo_name,
     egress,
     ingress,
+    egressShapingPlacement: shapingPlacement(flags),
     egressUniqueFlowPerContainer: flags.egress_unique_flow_per_container ?? false,
     egressFlowClassifierParent: parent,
     ingressIsolateExistingContainers: flags.ingress_isolate_existing_containers ?? true,

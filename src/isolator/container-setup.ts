@@ -3,7 +3,7 @@
  * like the host's, the host IP and default route, the container's sysctls, and its tc objects.
  */
 import type { Request } from '../netlink/index.js';
-import { IPV4_DEVCONF, SysctlDir, addressRequests, linkRequests, routeRequests } from '../rtnl/index.js';
+import { IPV4_DEVCONF, NUD, SysctlDir, addressRequests, linkRequests, neighbourRequests, routeRequests } from '../rtnl/index.js';
 import { filterRequest } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { ContainerView, TcContext } from './plan.js';
@@ -27,8 +27,15 @@ export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: n
     linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1 } }),
     addressRequests.add({ ifindex: c.cEth0, address: `${h.ip}/${h.prefixlen}` }),
     routeRequests.add({ dst: 'default', gateway: h.gateway, oif: c.cEth0 }),
+    // The gateway as a permanent neighbour: ARP requests to the host are no longer copied to
+    // containers, and this way none needs one for the gateway (replies are still copied, for others).
+    ...(h.gatewayMac ? [gatewayNeighbourRequest(h, c.cEth0)] : []),
   ];
 }
+
+/** The container's permanent neighbour entry for the gateway, with the MAC the host has for it. */
+export const gatewayNeighbourRequest = (h: HostFacts, cEth0: number): Request =>
+  neighbourRequests.replace({ ifindex: cEth0, address: h.gateway, lladdr: h.gatewayMac!, state: NUD.PERMANENT });
 
 /** A warm-pool spare's part: the static requests and the tc objects that do not depend on ports. */
 export function spareContainerRequests(

@@ -8,7 +8,7 @@ import { build } from './build.js';
 import type { ContainerInfo, CreateSpec } from './engine.js';
 import type { EngineCore } from './engine-core.js';
 import { ContainerExistsError, EphemeralPortsExhaustedError, IsolatorError } from './errors.js';
-import { SHARED_LAYOUT, hostView, setUpHost, tearDownHost } from './host-setup.js';
+import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, setUpHost, tearDownHost } from './host-setup.js';
 import type { HostPortFilter } from './plan.js';
 import { hostPortFilters } from './plan.js';
 import type { PortSet } from './port-set.js';
@@ -17,6 +17,8 @@ import { VETH_INDEX_BASE, VETH_PREFIX, blocksOf, hostFilterRecords, toInfo } fro
 import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
 import type { ProtectedNamespace } from './target-netns.js';
 import { checkTargetContents, openTargetNamespace } from './target-netns.js';
+import { putGatewayEverywhere } from './gateway.js';
+import { ensureShaper } from './shaper.js';
 import { teardown } from './teardown.js';
 import type { Stopwatch } from './timing.js';
 import type { SpareHandles } from './warm-pool.js';
@@ -81,6 +83,21 @@ async function createChecked(
 
 /** The host-wide setup, done at the first container (and recorded). */
 async function ensureHost(core: EngineCore): Promise<HostRecord> {
+  const rec = await ensureHostRecord(core);
+  if (!core.unheldDropPut) {
+    await putUnheldPortsDrop(core.session, core.host, core.managedPortRanges());
+    core.unheldDropPut = true;
+    // The host's entry for the gateway changed since containers got it: theirs follow (once per process).
+    const mac = core.host.gatewayMac;
+    if (mac && rec.gatewayMac !== mac) {
+      for (const f of await putGatewayEverywhere(core, mac)) core.warnOnce(`the gateway's new MAC could not be given to ${f}`);
+      rec.gatewayMac = mac;
+    }
+  }
+  return rec;
+}
+
+async function ensureHostRecord(core: EngineCore): Promise<HostRecord> {
   if (core.hostRecord) return core.hostRecord;
   const existing = core.store.readHost();
   const inode = core.hostNetnsInode();
@@ -95,7 +112,7 @@ async function ensureHost(core: EngineCore): Promise<HostRecord> {
     const errors = await tearDownHost(core.session, core.host, existing, core.ctx);
     if (errors.length) throw new IsolatorError(`rebuilding the host's shared layout: ${errors.map((e) => e.message).join('; ')}`);
     core.store.deleteHost();
-    return ensureHost(core);
+    return ensureHostRecord(core);
   }
   const flows = core.config.egressUniqueFlowPerContainer ? { parent: core.flowParent, qdisc: core.flowQdisc } : undefined;
   const save = (r: HostRecord) => core.store.writeHost(r);
@@ -115,6 +132,7 @@ async function planContainer(core: EngineCore, id: string, ports: PortSet, ifnam
   const egress = core.shapingFor('egress', spec.cpus);
   const ingress = core.shapingFor('ingress', spec.cpus);
   if (egress || ingress) await core.probeFqCodel();
+  if (egress && core.config.egressShapingPlacement === 'host') await ensureShaper(core);
   const flowId = core.config.egressUniqueFlowPerContainer ? core.registry.freeFlowId() : undefined;
   const block = core.registry.allocator.allocate();
   if (!block) {
@@ -124,7 +142,7 @@ async function planContainer(core: EngineCore, id: string, ports: PortSet, ifnam
   try {
     const rec = newRecord(core, { id, ports, ifname, spec, block, spare, egress, ingress, flowId });
     const blocks = blocksOf(rec);
-    const portFilters = hostPortFilters(hostView(core.host), core.view(rec, blocks), blocks, core.registry.nodes, core.flowOf(rec));
+    const portFilters = hostPortFilters(hostView(core.host), core.view(rec, blocks), blocks, core.registry.nodes, core.flowOf(rec), core.shaperOf(rec));
     rec.hostFilters = hostFilterRecords(portFilters);
     return { rec, portFilters, spare };
   } catch (e) {
@@ -167,6 +185,7 @@ function newRecord(core: EngineCore, c: NewContainer): ContainerRecord {
     createdAt: new Date().toISOString(),
     ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
     ...(c.egress ? { egress: c.egress } : {}),
+    ...(c.egress && core.config.egressShapingPlacement === 'host' ? { egressOnHost: true } : {}),
     ...(c.ingress ? { ingress: c.ingress } : {}),
     ...(c.flowId !== undefined ? { flowId: c.flowId } : {}),
   };

@@ -17,7 +17,8 @@ import { PortsHeldError, PortsNotManagedError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { hostView } from './host-setup.js';
 import type { ContainerView, EgressFlow, HostPortFilter, PortPlan, TcContext } from './plan.js';
-import { flowQdiscHandle, hostPortFilterAt, mirrorChunk, mirrorChunkRef, portPlan } from './plan.js';
+import type { ContainerShaper, PortRange } from './plan.js';
+import { SHAPER_VIEW, shaperClassOf, flowQdiscHandle, hostPortFilterAt, mirrorChunk, mirrorChunkRef, portPlan } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import type { PortSet } from './port-set.js';
 import { probeQdisc } from './probe.js';
@@ -38,6 +39,10 @@ export class EngineCore {
   readonly registry: Registry;
   readonly pool: WarmPool;
   readonly containerProc: ContainerProc;
+  /** Whether this process has put the drop of unheld managed ports on eth0 (once per process: it depends on the configuration). */
+  unheldDropPut = false;
+  /** Whether this process has made sure of the host's egress shaper (shaper.ts). */
+  shaperReady = false;
   /** Whether the kernel has fq_codel (undefined: not probed yet). */
   fqCodel: boolean | undefined;
   /** The host's /proc/sys/net/ipv6/conf, held open (see SysctlDir): each veth's disable_ipv6 is written through it. */
@@ -94,6 +99,8 @@ export class EngineCore {
     } else {
       this.registry.reset(this.store.listContainers());
       this.hostRecord = undefined;
+      this.unheldDropPut = false;
+      this.shaperReady = false;
     }
     this.registry.generation = g;
     this.pool.pruneHandles();
@@ -125,6 +132,11 @@ export class EngineCore {
 
   // ---- what create, update and teardown plan with -------------------------------------------
 
+  /** The managed ports (the containers' ports and the ephemeral pool), as inclusive ranges. */
+  managedPortRanges(): PortRange[] {
+    return this.config.ports.union(this.config.ephemeralPorts).ranges.map(([begin, end]) => ({ begin, end }));
+  }
+
   hostNetnsInode(): number {
     return (this.host.netns ?? Netns.current()).inode;
   }
@@ -144,8 +156,15 @@ export class EngineCore {
     return this.fqCodel;
   }
 
+  /** Where a container's egress is shaped on the host (undefined: in its namespace, or not at all). */
+  shaperOf(r: { egressOnHost?: boolean; mirrorSlot: number }): ContainerShaper | undefined {
+    return r.egressOnHost ? { view: SHAPER_VIEW, minor: shaperClassOf(r.mirrorSlot) } : undefined;
+  }
+
   view(r: ContainerRecord, blocks = blocksOf(r)): ContainerView {
+    const shaper = this.shaperOf(r);
     return {
+      ...(shaper ? { shaper } : {}),
       veth: r.vethIndex,
       cEth0: r.vethIndex,
       cLo: 1,
@@ -166,7 +185,8 @@ export class EngineCore {
   recordedHostPorts(r: ContainerRecord, filters: HostFilterRecord[] = r.hostFilters): HostPortFilter[] {
     const hv = hostView(this.host);
     const flow = this.flowOf(r);
-    return filters.map((f) => hostPortFilterAt(hv, r.vethIndex, f.dev, blockFromBeginEnd(f.block[0], f.block[1]), f.handle, flow));
+    const shaper = this.shaperOf(r);
+    return filters.map((f) => hostPortFilterAt(hv, r.vethIndex, f.dev, blockFromBeginEnd(f.block[0], f.block[1]), f.handle, flow, shaper));
   }
 
   /** A container's port plan as its record has it: its ports' blocks, and its host filters with their recorded handles. */

@@ -29,7 +29,8 @@ import { checkHostLocked, recoverLocked, syncAndRepair } from './recovery.js';
 import type { ContainerRecord } from './state.js';
 import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
 import type { MesosStatistics, StatisticsContext } from './statistics.js';
-import { containerStatistics, hostLinkStats } from './statistics.js';
+import { putGatewayEverywhere, watchGatewayNeighbour } from './gateway.js';
+import { containerStatistics, hostLinkStats, hostQdiscStats, ingressDrops, shaperClassStats } from './statistics.js';
 import { destroyContainer } from './teardown.js';
 import type { Timings } from './timing.js';
 import { Stopwatch } from './timing.js';
@@ -298,7 +299,16 @@ export class Isolator {
     });
     if (id !== undefined && records.length === 0) throw new UnknownContainerError(id);
     const linkStats = await hostLinkStats(core.session, records.length);
-    const ctx: StatisticsContext = { host: core.session, config: this.config, fqCodel: core.fqCodel ?? false, linkStats };
+    const qdiscs = await hostQdiscStats(core.session);
+    const shaperClasses = records.some((r) => r.egressOnHost) ? await shaperClassStats(core.session) : undefined;
+    const ctx: StatisticsContext = {
+      host: core.session,
+      config: this.config,
+      fqCodel: core.fqCodel ?? false,
+      linkStats,
+      qdiscs,
+      ...(shaperClasses ? { shaperClasses } : {}),
+    };
     const out: MesosStatistics[] = [];
     for (const r of records) {
       try {
@@ -310,6 +320,41 @@ export class Isolator {
       }
     }
     return out;
+  }
+
+  /**
+   * Keep every container's permanent neighbour entry for the gateway in step with the host's
+   * (a running agent does this): the host's neighbour events are watched, and a new MAC is given
+   * to every container and spare under the lock. Returns the function that stops watching.
+   */
+  watchGateway(): () => void {
+    const core = this.core;
+    let running = Promise.resolve();
+    return watchGatewayNeighbour(
+      core,
+      (mac) => {
+        running = running
+          .then(() =>
+            this.store.withLock(async () => {
+              core.sync();
+              if (mac === core.host.gatewayMac) return;
+              for (const f of await putGatewayEverywhere(core, mac)) core.warnOnce(`the gateway's new MAC could not be given to ${f}`);
+            }),
+          )
+          .catch((e: Error) => core.warnOnce(`following the gateway's MAC: ${e.message}`));
+        core.track(running);
+      },
+      (e) => core.warnOnce(`watching the gateway's neighbour entry: ${e.message}`),
+    );
+  }
+
+  /**
+   * Host-wide counters of the data path: packets to the host's address on a managed port that no
+   * container holds, dropped on eth0 (its ingress qdisc's drops: with an ingress qdisc that was
+   * there before the isolator, other tools' drops count too).
+   */
+  async hostCounters(): Promise<{ unheldPortDroppedPackets: number }> {
+    return { unheldPortDroppedPackets: ingressDrops((await hostQdiscStats(this.core.session)).get(this.core.host.eth0.index)) };
   }
 
   /**

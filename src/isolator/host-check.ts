@@ -11,7 +11,7 @@ import type { HostFacts } from './host.js';
 import { sharedLayout } from './host-setup.js';
 import type { U32Dump } from './filter-dump.js';
 import { dumpU32 } from './filter-dump.js';
-import { INGRESS_HANDLE } from './plan.js';
+import { INGRESS_HANDLE, isIngressRole, roleDevice } from './plan.js';
 import type { ContainerRecord, HostFilterRecord } from './state.js';
 
 type PortTableDev = 'eth0' | 'lo';
@@ -20,7 +20,7 @@ export interface HostDamage {
   /** Per device, how many of the shared tables and link filters with a fixed handle are missing, of how many. */
   shared: Record<PortTableDev, { missing: number; of: number }>;
   /** Containers' port filters missing from the tables. */
-  filters: Array<{ id: string; vethIndex: number; filter: HostFilterRecord & { dev: PortTableDev } }>;
+  filters: Array<{ id: string; vethIndex: number; filter: HostFilterRecord & { dev: 'eth0' | 'lo' | 'eth0Icmp' | 'loIcmp' } }>;
   /** What was read (reused for the orphan sweep). */
   dumps: Record<PortTableDev, U32Dump>;
 }
@@ -43,8 +43,8 @@ export async function inspectHost(session: NetlinkSession, h: HostFacts, records
   for (const r of records) {
     if (r.phase !== 'ready') continue; // the others are being finished or undone
     for (const f of r.hostFilters) {
-      if (f.dev !== 'egress' && !handles[f.dev].has(f.handle))
-        filters.push({ id: r.id, vethIndex: r.vethIndex, filter: f as HostFilterRecord & { dev: PortTableDev } });
+      const dev = f.dev;
+      if (isIngressRole(dev) && !handles[roleDevice(dev)].has(f.handle)) filters.push({ id: r.id, vethIndex: r.vethIndex, filter: { ...f, dev } });
     }
   }
   return { shared, filters, dumps };
@@ -57,7 +57,7 @@ export function describeDamage(d: HostDamage, h: HostFacts): string[] {
     const s = d.shared[dev];
     if (s.missing)
       out.push(
-        `${h[dev].name}: ${s.missing} of the ${s.of} shared port-table objects are missing${s.missing === s.of ? ' (its ingress qdisc was removed?)' : ''}`,
+        `${h[dev].name}: ${s.missing} of the ${s.of} shared tables and filters are missing${s.missing === s.of ? ' (its ingress qdisc was removed?)' : ''}`,
       );
   }
   const byContainer = new Map<string, number>();

@@ -11,11 +11,22 @@ import { Tc, filterRequest, formatTcHandle, parseU32Handle, qdiscRequest } from 
 import type { FilterRef, U32FilterSpec } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { HostView, TcContext } from './plan.js';
-import { flowSharedPlan, mirrorTablePlan, portTablePlan, tcObjectRequest } from './plan.js';
+import type { PortRange } from './plan.js';
+import {
+  DROP_FILTER_HANDLE,
+  PRIO,
+  SHAPER_VIEW,
+  flowSharedPlan,
+  icmpTablePlan,
+  mirrorTablePlan,
+  portTablePlan,
+  tcObjectRequest,
+  unheldPortsDropPlan,
+} from './plan.js';
 import type { HostRecord } from './state.js';
 
 /** The shared layout this version builds (recorded in host.json; see plan.ts for the port tables). */
-export const SHARED_LAYOUT = 'hashed-v2: port tables on two levels';
+export const SHARED_LAYOUT = 'data-path-v2: two-level port tables, ICMP error tables, reply-only mirrors, drops';
 
 export const hostView = (h: HostFacts): HostView => ({ ip: h.ip, mac: h.eth0.address, eth0: h.eth0.index, lo: h.lo.index });
 
@@ -35,7 +46,22 @@ export function hostSysctls(h: HostFacts): Array<[string[], string]> {
 /** The shared tc objects of the host (all u32 filters), in creation order. */
 export function sharedLayout(h: HostFacts): U32FilterSpec[] {
   const v = hostView(h);
-  return [...portTablePlan(v, 'eth0'), ...portTablePlan(v, 'lo'), ...mirrorTablePlan(v, 'arp'), ...mirrorTablePlan(v, 'icmp')];
+  return [...portTablePlan(v, 'eth0'), ...portTablePlan(v, 'lo'), ...mirrorTablePlan(v, 'arp'), ...icmpTablePlan(v, 'eth0'), ...icmpTablePlan(v, 'lo')];
+}
+
+/**
+ * The drop of packets to managed ports no container holds, on eth0 (after the port tables). Put
+ * (replaced) by each process that first creates a container, since it depends on the managed
+ * ports of its configuration, and by recover; a kernel without the bpf classifier is told early.
+ */
+export async function putUnheldPortsDrop(session: NetlinkSession, h: HostFacts, managed: readonly PortRange[]): Promise<void> {
+  try {
+    await session.request(filterRequest('replace', unheldPortsDropPlan(hostView(h), managed)));
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EOPNOTSUPP'))
+      throw new Error(`this kernel has no bpf classifier (CONFIG_NET_CLS_BPF), which the data path's drops need: ${e.message}`);
+    throw e;
+  }
 }
 
 /** Which filters of a device's parent and priority: all of them (deleting them all removes the tables too). */
@@ -221,9 +247,15 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
       }
     }
   }
+  if (!rec.createdIngress.includes('eth0'))
+    reqs.push(
+      filterRequest('delete', { kind: 'bpf', ifindex: h.eth0.index, parent: 'ffff:', priority: PRIO.DROP, protocol: 'all', handle: DROP_FILTER_HANDLE }),
+    );
   for (const dev of rec.createdIngress) reqs.push(qdiscRequest('delete', { kind: 'ingress', ifindex: h[dev].index }, ctx));
+  // The shaper's pair (deleting one end takes the other, and every object on them).
+  if (rec.shaper?.created) reqs.push(linkRequests.delete(SHAPER_VIEW.tx));
   for (const r of await session.batch(reqs)) {
-    if (!r.ok && !(r.error instanceof NetlinkError && ['ENOENT', 'EINVAL'].includes(r.error.code))) errors.push(r.error);
+    if (!r.ok && !(r.error instanceof NetlinkError && ['ENOENT', 'EINVAL', 'ENODEV'].includes(r.error.code))) errors.push(r.error);
   }
   for (const [key, old] of Object.entries(rec.sysctls)) {
     try {

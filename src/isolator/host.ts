@@ -1,5 +1,5 @@
 import type { Netns } from '../netlink/index.js';
-import { IFF, LOOPBACK_IFINDEX, type Rtnl } from '../rtnl/index.js';
+import { IFF, LOOPBACK_IFINDEX, NUD, type Rtnl } from '../rtnl/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { PortSet } from './port-set.js';
@@ -13,8 +13,25 @@ export interface HostFacts {
   ip: string;
   prefixlen: number;
   gateway: string;
+  /**
+   * The gateway's MAC as the host's neighbour table has it (undefined: not resolved there yet).
+   * Containers get it as a permanent neighbour, so none of them asks for it with ARP.
+   */
+  gatewayMac?: string;
   /** The host's own ip_local_port_range, inclusive. */
   localPortRange: [number, number];
+}
+
+/** Neighbour states with a MAC worth copying (not INCOMPLETE or FAILED). */
+const RESOLVED = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.PERMANENT | NUD.NOARP;
+
+/** The MAC of a neighbour entry worth copying (resolved), else undefined. */
+export const resolvedMac = (n: { lladdr: string | undefined; state: number } | undefined): string | undefined =>
+  n && n.lladdr && n.state & RESOLVED ? n.lladdr : undefined;
+
+/** The MAC of `address` in the host's neighbour table on `ifindex`, when resolved. */
+export async function resolvedNeighbour(rtnl: Rtnl, ifindex: number, address: string): Promise<string | undefined> {
+  return resolvedMac((await rtnl.neighbours.list({ ifindex })).find((e) => e.address === address && e.family === 'inet'));
 }
 
 /** Parse /proc/sys/net/ipv4/ip_local_port_range ('32768\t60999'). */
@@ -74,8 +91,10 @@ export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<
         `(move the host's net.ipv4.ip_local_port_range out of the pool, or choose other ephemeral_ports)`,
     );
   }
+  const gatewayMac = await resolvedNeighbour(rtnl, eth0.index, gateway);
   return {
     netns: rtnl.netns,
+    ...(gatewayMac ? { gatewayMac } : {}),
     eth0: { name: eth0.name, index: eth0.index, address: eth0.address, mtu: eth0.mtu },
     lo: { name: lo.name, index: lo.index, address: lo.address ?? '00:00:00:00:00:00', mtu: lo.mtu },
     ip: addr.address,

@@ -1,7 +1,8 @@
 /**
  * The host's shared layout (Mesos §3.5, created once per host): the port hash tables on eth0's and
- * lo's ingress, the ARP and ICMP mirror tables and their chunks on eth0, and the unique-flow
- * layout on eth0's egress. Pure, as the rest of the planner (plan.ts).
+ * lo's ingress, the ARP and ICMP tables (reply mirrors on eth0, ICMP error tables on both), the
+ * drop of unheld managed ports on eth0, and the unique-flow layout on eth0's egress. Pure, as the
+ * rest of the planner (plan.ts).
  */
 import { TC_H, tcHandle, u32Handle } from '../tc/index.js';
 import type { ActionSpec, FilterRef, U32FilterSpec, U32Match } from '../tc/index.js';
@@ -9,6 +10,10 @@ import type { HostView, TcObject, U32Parts } from './plan-objects.js';
 import {
   FLOW,
   FLOW_TABLE_HTID,
+  ICMP_ECHO_REPLY_LINK_NODE,
+  ICMP_ERROR_LINK_NODE,
+  ICMP_ERROR_TABLE_HTID,
+  ICMP_TABLE_HTID,
   INGRESS_HANDLE,
   MIRRORS_PER_FILTER,
   MIRROR_NODE_BASE,
@@ -21,13 +26,20 @@ import {
   PORT_TABLE_DIVISOR,
   PORT_TABLE_HTID,
   PRIO,
+  QUOTED_PORTS_OFFSET,
+  arpOp,
+  arpTargetIp,
   filterObject,
+  fragmentOffset0,
   icmp,
+  icmpError,
+  icmpType,
   ihl5,
   ingressFilter,
   ipDst,
   matchAll,
   mirrorTo,
+  quotedIhl5,
   u32,
   u32Node,
 } from './plan-objects.js';
@@ -41,7 +53,8 @@ export function portTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterSpec
   const top = u32Handle({ htid: PORT_TABLE_HTID });
   const table = at({ handle: top, divisor: PORT_TABLE_DIVISOR });
   // On eth0 only frames to the host's MAC and IP are steered; on lo any destination is.
-  const matches: U32Match[] = dev === 'eth0' ? [ihl5, { type: 'ethDst', mac: host.mac }, ipDst(host.ip)] : [ihl5];
+  // Non-first fragments carry payload where the ports would be: they go to the host, never a container.
+  const matches: U32Match[] = dev === 'eth0' ? [ihl5, fragmentOffset0, { type: 'ethDst', mac: host.mac }, ipDst(host.ip)] : [ihl5, fragmentOffset0];
   const link = at({ matches, link: top, hashkey: { mask: 0x0000ff00, at: PORTS_WORD_OFFSET } });
   const subtables: U32FilterSpec[] = [];
   const sublinks: U32FilterSpec[] = [];
@@ -86,16 +99,58 @@ const mirrorFilter = (host: HostView, what: 'arp' | 'icmp', parts: U32Parts): U3
 const mirrorChunkHandle = (what: 'arp' | 'icmp', chunk: number) => u32Handle({ htid: MIRROR_TABLE_HTID[what], node: MIRROR_NODE_BASE + chunk });
 
 /**
- * The ARP and ICMP mirror layout on the host's eth0 ingress, created once per host: a table per
- * kind, and a TERMINAL link filter at Mesos' priority that sends matching packets through it.
- * When the table's mirrors have run (each continues classification) the link filter's terminal
- * flag accepts the packet, so nothing else (the port table) sees it, as in Mesos.
+ * The ARP layout on the host's eth0 ingress, created once per host: a table, and a TERMINAL link
+ * filter at Mesos' priority that sends every ARP packet through it. The table holds the mirrors of
+ * ARP *replies* to the host's address (mirrorChunk), so a container resolves a neighbour it asked
+ * for; requests are the host's alone (Mesos copied every ARP packet to every container, and each
+ * answered). When the mirrors have run (each continues classification) the link filter's terminal
+ * flag accepts the packet for the host.
  */
 export function mirrorTablePlan(host: HostView, what: 'arp' | 'icmp'): U32FilterSpec[] {
-  const table = u32Handle({ htid: MIRROR_TABLE_HTID[what] });
+  if (what === 'icmp') return icmpTablePlan(host, 'eth0');
+  const table = u32Handle({ htid: MIRROR_TABLE_HTID.arp });
+  // Only replies enter the table (requests meet no ARP filter and go to the host): a request's cost does not grow with the chunks.
   return [
-    mirrorFilter(host, what, { handle: table, divisor: 1 }),
-    mirrorFilter(host, what, { matches: what === 'arp' ? [matchAll] : [icmp, ipDst(host.ip)], terminal: true, link: table }),
+    mirrorFilter(host, 'arp', { handle: table, divisor: 1 }),
+    mirrorFilter(host, 'arp', { matches: [arpOp(2), arpTargetIp(host.ip)], terminal: true, link: table }),
+  ];
+}
+
+/**
+ * The ICMP layout on the host's eth0 or lo ingress, created once per host. A TERMINAL link filter
+ * sends ICMP (on eth0: to the host's address) through the ICMP table, which holds, on eth0, a link
+ * of echo replies to their mirror chunks (mirrorChunk) and, last, a link into the error table: errors that quote
+ * a packet without IP options go to the bucket of that packet's source port, where each
+ * container's blocks have a filter to its veth (hostPortFilters). Whatever is not steered there
+ * (echo requests, errors no container owns, anything else) is accepted for the host: no container
+ * sees an echo request (Mesos copied every ICMP packet to every container, and each answered), and
+ * on lo no ICMP packet reaches the port table, whose hash would read its checksum as a port.
+ */
+export function icmpTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterSpec[] {
+  const at = (parts: U32Parts) => ingressFilter(host[dev], PRIO.ICMP, 'ip', parts);
+  const table = u32Handle({ htid: ICMP_TABLE_HTID });
+  const errors = u32Handle({ htid: ICMP_ERROR_TABLE_HTID });
+  const replies = u32Handle({ htid: MIRROR_TABLE_HTID.icmp });
+  // On eth0, echo replies go through their mirror chunks (a table of their own: an echo request
+  // meets two nodes, however many chunks there are).
+  const echoReplies =
+    dev === 'eth0'
+      ? [
+          at({ handle: replies, divisor: 1 }),
+          at({ handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ECHO_REPLY_LINK_NODE }), matches: [ihl5, icmpType(0)], link: replies }),
+        ]
+      : [];
+  return [
+    at({ handle: errors, divisor: PORT_TABLE_DIVISOR }),
+    at({ handle: table, divisor: 1 }),
+    ...echoReplies,
+    at({
+      handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ERROR_LINK_NODE }),
+      matches: [ihl5, icmpError, quotedIhl5],
+      link: errors,
+      hashkey: { mask: 0xff000000, at: QUOTED_PORTS_OFFSET },
+    }),
+    at({ matches: dev === 'eth0' ? [icmp, ipDst(host.ip)] : [icmp], terminal: true, link: table }),
   ];
 }
 
@@ -116,6 +171,7 @@ export function mirrorChunk(host: HostView, what: 'arp' | 'icmp', chunk: number,
   const last = veths.length - 1;
   const actions: ActionSpec[] = veths.map((ifindex, i) => mirrorTo(ifindex, i === last));
   const prio = what === 'arp' ? PRIO.ARP : PRIO.ICMP;
+  // (Only answers reach the chunks: ARP replies to the host's address, ICMP echo replies; see the links.)
   return u32Node(host.eth0, INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
     matches: [matchAll],
     terminal: true,

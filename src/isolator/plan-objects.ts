@@ -6,10 +6,11 @@
  */
 import type { Request } from '../netlink/index.js';
 import { TC_ACT, TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
-import type { ActionSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
+import type { ActionSpec, BpfFilterSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
 
-/** One tc object of the plan, as the SDK's spec (a tag tells HTB qdiscs from HTB classes). */
-export type TcObject = { type: 'qdisc'; spec: QdiscSpec } | { type: 'class'; spec: HtbClassSpec } | { type: 'filter'; spec: U32FilterSpec };
+/** One tc object of the plan, as the SDK's spec (a tag tells HTB qdiscs from HTB classes, u32 filters from the drops' bpf ones). */
+export type TcObject =
+  { type: 'qdisc'; spec: QdiscSpec } | { type: 'class'; spec: HtbClassSpec } | { type: 'filter'; spec: U32FilterSpec } | { type: 'bpf'; spec: BpfFilterSpec };
 
 /** What building a request needs besides the object: HTB's clock parameters. */
 export interface TcContext {
@@ -20,6 +21,7 @@ export interface TcContext {
 export function tcObjectRequest(o: TcObject, verb: TcVerb, ctx: TcContext): Request {
   switch (o.type) {
     case 'filter':
+    case 'bpf':
       return filterRequest(verb, o.spec);
     case 'qdisc':
       return qdiscRequest(verb, o.spec, ctx);
@@ -42,6 +44,8 @@ export const PRIO = Object.freeze({
   IP_HIGH: 0x0301, // 769
   IP: 0x0302, // 770
   IP_LOW: 0x0303, // 771
+  /** The catch-all drops of data path v2 (cls_bpf, classic BPF, direct action): after every steering filter. */
+  DROP: 0x0401, // 1025
   DEFAULT: 0x0402, // 1026
 } as const);
 
@@ -86,8 +90,31 @@ export const FLOW = Object.freeze({ HOST: 1, ARP_ICMP: 2, MIN_CONTAINER: 3, MAX_
 /** The table of per-container egress flow classifiers, keyed on the source port's high byte. */
 export const FLOW_TABLE_HTID = 0x102;
 
-/** The hash tables (one bucket each) that hold the ARP and ICMP mirror filters on eth0. */
-export const MIRROR_TABLE_HTID = Object.freeze({ arp: 0x110, icmp: 0x111 } as const);
+/**
+ * The hash tables (one bucket each) that hold the ARP and ICMP mirror chunks on eth0: ARP replies
+ * to the host's address, and ICMP echo replies.
+ */
+export const MIRROR_TABLE_HTID = Object.freeze({ arp: 0x110, icmp: 0x114 } as const);
+/**
+ * The ICMP table (one bucket) on eth0 and lo that ICMP to the host goes through: on eth0, node 1
+ * links echo replies to their mirror chunks; on both, the last node links errors to the error table.
+ */
+export const ICMP_TABLE_HTID = 0x111;
+/** The ICMP table's link to the echo-reply mirror chunks (eth0). */
+export const ICMP_ECHO_REPLY_LINK_NODE = 1;
+/**
+ * The ICMP error tables on eth0 and lo: ICMP errors (destination unreachable — fragmentation
+ * needed among them — and time exceeded) hashed on the high byte of the source port of the packet
+ * they quote, so each reaches the container that sent that packet.
+ */
+export const ICMP_ERROR_TABLE_HTID = 0x112;
+/** The node of the ICMP table that links into the error table: the last, after the echo-reply mirrors. */
+export const ICMP_ERROR_LINK_NODE = 0xfff;
+/**
+ * Where an ICMP error quotes the ports of the packet it answers: IPv4 header (20, no options),
+ * ICMP header (8), quoted IPv4 header (20, no options): its source << 16 | destination port.
+ */
+export const QUOTED_PORTS_OFFSET = 48;
 
 // Matches (Mesos §3.2), typed: src/tc packs them into keys.
 export const ihl5: U32Match = { type: 'ipHeaderLength', words: 5 };
@@ -95,6 +122,36 @@ export const icmp: U32Match = { type: 'ipProto', protocol: 'icmp' };
 /** Every packet (tc's `match u32 0 0`): no typed match says that. */
 export const matchAll: U32Match = { type: 'u32', value: 0, mask: 0, at: 0 };
 export const ipDst = (address: string): U32Match => ({ type: 'ipDst', address });
+export const ipSrc = (address: string): U32Match => ({ type: 'ipSrc', address });
+/** Unfragmented packets and first fragments (fragment offset 0): the only ones whose bytes 20–23 are ports. */
+export const fragmentOffset0: U32Match = { type: 'u16', value: 0, mask: 0x1fff, at: 6 };
+/** An ICMP message of this type (the byte after a 20-byte IPv4 header). */
+export const icmpType = (type: number): U32Match => ({ type: 'u8', value: type, mask: 0xff, at: 20 });
+/** ICMP destination unreachable (3) or time exceeded (11): 3 and 11 are the only bytes equal to 3 under 0xf7. */
+export const icmpError: U32Match = { type: 'u8', value: 0x03, mask: 0xf7, at: 20 };
+/** The packet an ICMP error quotes has no IP options (so its ports are at QUOTED_PORTS_OFFSET). */
+export const quotedIhl5: U32Match = { type: 'u8', value: 0x05, mask: 0x0f, at: 28 };
+/** The packet an ICMP error quotes came from a port of this block. */
+export const quotedSrcPort = (b: PortBlock): U32Match => ({ type: 'u16', value: b.port, mask: b.mask, at: QUOTED_PORTS_OFFSET });
+/** ARP operation (at 6 in the ARP header): 1 request, 2 reply. */
+export const arpOp = (op: 1 | 2): U32Match => ({ type: 'u16', value: op, mask: 0xffff, at: 6 });
+/** ARP sender protocol address (bytes 14–17 of the ARP header, two half-words of aligned words). */
+export function arpSenderIp(address: string): U32Match[] {
+  const n = ipv4Number(address);
+  return [
+    { type: 'u16', value: n >>> 16, mask: 0xffff, at: 14 },
+    { type: 'u16', value: n & 0xffff, mask: 0xffff, at: 16 },
+  ];
+}
+/** ARP target protocol address (bytes 24–27 of the ARP header). */
+export const arpTargetIp = (address: string): U32Match => ({ type: 'u32', value: ipv4Number(address), mask: 0xffffffff, at: 24 });
+
+/** A dotted IPv4 address as a 32-bit number. */
+export function ipv4Number(address: string): number {
+  const parts = address.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`not an IPv4 address: ${address}`);
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
 /** A block's destination ports. */
 export const dstPort = (b: PortBlock): U32Match => ({ type: 'dstPort', port: b.port, mask: b.mask });
 /** A block's source ports. */

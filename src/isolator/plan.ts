@@ -23,6 +23,7 @@ import type { HostView, TcObject } from './plan-objects.js';
 import {
   FLOW_TABLE_HTID,
   HTB_CLASS,
+  ICMP_ERROR_TABLE_HTID,
   HTB_HANDLE,
   INGRESS_HANDLE,
   LEVEL1_BLOCK_PORTS,
@@ -36,19 +37,26 @@ import {
   filterObject,
   icmp,
   ihl5,
+  arpSenderIp,
   ingressFilter,
   ipDst,
-  matchAll,
+  ipSrc,
+  quotedSrcPort,
   redirect,
   srcPort,
   u32Node,
 } from './plan-objects.js';
+import { dropAllPlan } from './plan-drops.js';
+import type { ShaperView } from './plan-shaper.js';
+import { SHAPER_TABLE_HTID, shaperFilterPlan } from './plan-shaper.js';
 import { sameBlock } from './port-blocks.js';
 import type { HtbConfig } from './rates.js';
 
 // The planner is one module to its users: its vocabulary and the host's shared layout too.
 export * from './plan-objects.js';
 export * from './plan-host.js';
+export * from './plan-drops.js';
+export * from './plan-shaper.js';
 
 /** The buckets (destination port high bytes) a block spans. */
 export function bucketsOf(b: PortBlock): number[] {
@@ -79,8 +87,17 @@ export function isPortFilterHandle(handle: number): boolean {
   return htid >= PORT_SUBTABLE_HTID_BASE && htid < PORT_SUBTABLE_HTID_BASE + PORT_TABLE_DIVISOR && node !== 0;
 }
 
-/** Which host device's table a container's filter is in: eth0's or lo's port tables, or eth0's egress flow table. */
-export type HostFilterRole = 'eth0' | 'lo' | 'egress';
+/**
+ * Which host table a container's filter is in: eth0's or lo's port tables, eth0's egress flow
+ * table, or eth0's or lo's ICMP error table.
+ */
+export type HostFilterRole = 'eth0' | 'lo' | 'egress' | 'eth0Icmp' | 'loIcmp' | 'shaper';
+
+/** The device whose ingress holds an ingress role's table. */
+export const roleDevice = (role: 'eth0' | 'lo' | 'eth0Icmp' | 'loIcmp'): 'eth0' | 'lo' => (role === 'lo' || role === 'loIcmp' ? 'lo' : 'eth0');
+
+/** Whether a role's table is on eth0's or lo's ingress (not eth0's egress flows, nor the shaper). */
+export const isIngressRole = (role: HostFilterRole): role is 'eth0' | 'lo' | 'eth0Icmp' | 'loIcmp' => role !== 'egress' && role !== 'shaper';
 
 /** One of a container's filters in the host's tables: the spec (its handle chosen by us), its device's role and the block it steers. */
 export interface HostPortFilter {
@@ -98,7 +115,7 @@ export type HostNodes = Record<HostFilterRole, U32NodeAllocator>;
 
 export function hostNodes(): HostNodes {
   const make = () => new U32NodeAllocator({ range: { first: 1, last: PORT_SUBTABLE_LINK_NODE - 1 } });
-  return { eth0: make(), lo: make(), egress: make() };
+  return { eth0: make(), lo: make(), egress: make(), eth0Icmp: make(), loIcmp: make(), shaper: make() };
 }
 
 /** The unique egress flow of a container (Mesos §5.4): the fq_codel on eth0 and its flow id there. */
@@ -121,6 +138,14 @@ export interface ContainerView {
   fqCodel: boolean;
   /** MTU of its veth pair (the host's eth0's): the HTB quantum is at least one packet. */
   mtu: number;
+  /** Its egress limit is enforced on the host's shaper, in this class (plan-shaper.ts), not on its eth0. */
+  shaper?: ContainerShaper;
+}
+
+/** Where a container is shaped on the host: the shaper's ends and its class minor there. */
+export interface ContainerShaper {
+  view: ShaperView;
+  minor: number;
 }
 
 /**
@@ -128,10 +153,31 @@ export interface ContainerView {
  * (Mesos §3.5, one per bucket the block spans) and, with unique flows, the egress flow
  * classifiers, with handles from `nodes`.
  */
-export function hostPortFilters(host: HostView, c: { veth: number }, blocks: PortBlock[], nodes: HostNodes, flow?: EgressFlow): HostPortFilter[] {
+export function hostPortFilters(
+  host: HostView,
+  c: { veth: number },
+  blocks: PortBlock[],
+  nodes: HostNodes,
+  flow?: EgressFlow,
+  shaper?: ContainerShaper,
+): HostPortFilter[] {
   const out: HostPortFilter[] = [];
   for (const role of ['eth0', 'lo'] as const) {
     for (const b of blocks) for (const ht of portTableSlots(b)) out.push(portFilterPlan(host, role, c.veth, b, nodes[role].allocate({ ht })));
+  }
+  // ICMP errors about the packets it sent from its blocks, on eth0 (from the network) and lo (from the host).
+  for (const role of ['eth0Icmp', 'loIcmp'] as const) {
+    for (const b of blocks) {
+      for (const hash of bucketsOf(b))
+        out.push(icmpErrorFilterPlan(host, role, c.veth, b, nodes[role].allocate({ ht: u32Handle({ htid: ICMP_ERROR_TABLE_HTID, hash }) })));
+    }
+  }
+  // Egress shaped on the host: the container's source ports → its class on the shaper.
+  if (shaper) {
+    for (const b of blocks) {
+      for (const hash of bucketsOf(b))
+        out.push(shaperFilterPlan(shaper.view, b, nodes.shaper.allocate({ ht: u32Handle({ htid: SHAPER_TABLE_HTID, hash }) }), shaper.minor));
+    }
   }
   // Unique egress flows (Mesos §5.4): the container's source ports → its own fq_codel flow.
   if (flow) {
@@ -148,7 +194,7 @@ export function hostPortFilters(host: HostView, c: { veth: number }, blocks: Por
  */
 export function nextHostPortFilters(host: HostView, c: ContainerView, current: HostPortFilter[], nodes: HostNodes, flow?: EgressFlow): HostPortFilter[] {
   const fresh = c.blocks.filter((b) => !current.some((f) => sameBlock(f.block, b)));
-  return [...keptHostPortFilters(current, c.blocks), ...hostPortFilters(host, c, fresh, nodes, flow)];
+  return [...keptHostPortFilters(current, c.blocks), ...hostPortFilters(host, c, fresh, nodes, flow, c.shaper)];
 }
 
 /** The filters of `current` that steer one of `blocks`. */
@@ -164,8 +210,14 @@ export function hostPortFilterAt(
   block: PortBlock,
   handle: number,
   flow: EgressFlow | undefined,
+  shaper?: ContainerShaper,
 ): HostPortFilter {
-  if (role !== 'egress') return portFilterPlan(host, role, veth, block, handle);
+  if (role === 'eth0' || role === 'lo') return portFilterPlan(host, role, veth, block, handle);
+  if (role === 'eth0Icmp' || role === 'loIcmp') return icmpErrorFilterPlan(host, role, veth, block, handle);
+  if (role === 'shaper') {
+    if (!shaper) throw new RangeError("a shaper filter needs the container's shaper class");
+    return shaperFilterPlan(shaper.view, block, handle, shaper.minor);
+  }
   if (!flow) throw new RangeError("an egress flow filter needs the container's flow");
   return flowFilterPlan(host, flow, block, handle);
 }
@@ -173,6 +225,16 @@ export function hostPortFilterAt(
 /** One of a container's filters in the host's eth0 or lo port table: its block's packets to its veth. */
 export function portFilterPlan(host: HostView, role: 'eth0' | 'lo', veth: number, block: PortBlock, handle: number): HostPortFilter {
   const spec = u32Node(host[role], INGRESS_HANDLE, PRIO.IP, 'ip', handle, { matches: [dstPort(block)], terminal: true, actions: [redirect(veth)] });
+  return { role, block, spec };
+}
+
+/** One of a container's filters in the host's eth0 or lo ICMP error table: errors quoting a packet it sent from the block, to its veth. */
+export function icmpErrorFilterPlan(host: HostView, role: 'eth0Icmp' | 'loIcmp', veth: number, block: PortBlock, handle: number): HostPortFilter {
+  const spec = u32Node(host[roleDevice(role)], INGRESS_HANDLE, PRIO.ICMP, 'ip', handle, {
+    matches: [quotedSrcPort(block)],
+    terminal: true,
+    actions: [redirect(veth)],
+  });
   return { role, block, spec };
 }
 
@@ -200,12 +262,18 @@ export function vethFilters(host: HostView, c: ContainerView): TcObject[] {
 const vethFilter = (c: { veth: number }, priority: number, protocol: 'ip' | 'arp', matches: U32Match[], to: number): U32FilterSpec =>
   ingressFilter(c.veth, priority, protocol, { matches, terminal: true, actions: [redirect(to)] });
 
-/** The veth's ingress qdisc, and its ICMP and ARP going out through eth0. */
+/**
+ * The veth's ingress qdisc, its ICMP and ARP going out through eth0 — only with the host's address
+ * as the source (ARP: as the sender) —, and, last, the drop of everything no filter let through:
+ * a source port it does not own, a source address not the host's, anything not IPv4 or ARP. The
+ * veth's ingress qdisc counts those drops: the container's `net_tx_isolator_dropped` statistic.
+ */
 export function vethBaseFilters(host: HostView, c: { veth: number }): TcObject[] {
   return [
     ingressQdisc(c.veth),
-    filterObject(vethFilter(c, PRIO.ICMP, 'ip', [icmp], host.eth0)),
-    filterObject(vethFilter(c, PRIO.ARP, 'arp', [matchAll], host.eth0)),
+    filterObject(vethFilter(c, PRIO.ICMP, 'ip', [icmp, ipSrc(host.ip)], host.eth0)),
+    filterObject(vethFilter(c, PRIO.ARP, 'arp', arpSenderIp(host.ip), host.eth0)),
+    { type: 'bpf', spec: dropAllPlan(c.veth) },
   ];
 }
 
@@ -215,10 +283,14 @@ export function vethBaseFilters(host: HostView, c: { veth: number }): TcObject[]
  */
 export function vethPortFilters(host: HostView, c: ContainerView): U32FilterSpec[] {
   const out: U32FilterSpec[] = [];
+  // Shaped on the host, everything goes through the shaper, which sends it on to eth0 or lo.
+  const toEth0 = c.shaper ? c.shaper.view.tx : host.eth0;
+  const toLo = c.shaper ? c.shaper.view.tx : host.lo;
+  // What leaves the host (eth0) or reaches its services (the host IP) carries the host's address.
   for (const b of c.blocks) {
-    out.push(vethFilter(c, PRIO.IP_LOW, 'ip', [ihl5, srcPort(b)], host.eth0));
-    out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipDst(host.ip), srcPort(b)], host.lo));
-    out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipDst('127.0.0.1'), srcPort(b)], host.lo));
+    out.push(vethFilter(c, PRIO.IP_LOW, 'ip', [ihl5, ipSrc(host.ip), srcPort(b)], toEth0));
+    out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipSrc(host.ip), ipDst(host.ip), srcPort(b)], toLo));
+    out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipDst('127.0.0.1'), srcPort(b)], toLo));
   }
   return out;
 }
@@ -247,7 +319,7 @@ export function shapingPlan(ifindex: number, config: HtbConfig, fqCodel: boolean
  */
 export function containerFilters(host: HostView, c: ContainerView): TcObject[] {
   const out: TcObject[] = [...containerBaseFilters(host, c), ...containerPortFilters(c).map(filterObject)];
-  if (c.egress) out.push(...shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu));
+  if (c.egress && !c.shaper) out.push(...shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu));
   return out;
 }
 

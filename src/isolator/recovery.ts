@@ -13,8 +13,9 @@ import type { RecoverReport } from './engine.js';
 import type { EngineCore } from './engine-core.js';
 import type { HostDamage } from './host-check.js';
 import { describeDamage, inspectHost } from './host-check.js';
-import { SHARED_LAYOUT, hostView, repairSharedLayout } from './host-setup.js';
-import { isPortFilterHandle, portFilterPlan } from './plan.js';
+import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
+import { changedGatewayMac, putGatewayEverywhere } from './gateway.js';
+import { hostPortFilterAt, isPortFilterHandle } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import { mirrorChunkOf } from './records.js';
 import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
@@ -184,8 +185,18 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
   try {
     damage = await inspectHost(core.session, core.host, core.registry.records.values());
     // (A half-done host setup is finished by the next create or undone by cleanup; an older layout is rebuilt, not patched.)
-    if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT)
+    if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT) {
       report.repaired.push(...(await repairHost(core, damage, hostRec, report.errors)));
+      // (Replaced, not checked: it depends on this process's managed ports.)
+      await putUnheldPortsDrop(core.session, core.host, core.managedPortRanges());
+      core.unheldDropPut = true;
+      const mac = await changedGatewayMac(core);
+      if (mac) {
+        const failed = await putGatewayEverywhere(core, mac);
+        report.repaired.push(`the gateway's MAC changed to ${mac}: given to the containers`);
+        report.errors.push(...failed.map((f) => `gateway neighbour of ${f}`));
+      }
+    }
   } catch (e) {
     report.errors.push(`host filters: ${(e as Error).message}`);
   }
@@ -222,7 +233,9 @@ async function repairHost(core: EngineCore, damage: HostDamage, hostRec: HostRec
     errors.push(...errs.map((e) => `repairing the shared port tables: ${e.message}`));
   }
   const hv = hostView(core.host);
-  const plans = damage.filters.map(({ vethIndex, filter: f }) => portFilterPlan(hv, f.dev, vethIndex, blockFromBeginEnd(f.block[0], f.block[1]), f.handle));
+  const plans = damage.filters.map(({ vethIndex, filter: f }) =>
+    hostPortFilterAt(hv, vethIndex, f.dev, blockFromBeginEnd(f.block[0], f.block[1]), f.handle, undefined),
+  );
   const results = await core.session.batch(plans.map((f) => filterRequest('add', f.spec)));
   results.forEach(
     (r, i) =>

@@ -59,6 +59,8 @@ export interface ContainerRecord {
   egress?: HtbConfig;
   ingress?: HtbConfig;
   flowId?: number;
+  /** Its egress limit is enforced on the host's shaper (egress_shaping_placement=host), in class 1:<shaperClassOf(mirrorSlot)>. */
+  egressOnHost?: boolean;
   /** u32 handles of this container's filters on the host eth0 and lo, for exact removal. */
   hostFilters: HostFilterRecord[];
   /** Its place in the ARP/ICMP mirror filters (chunk = slot / 32). */
@@ -73,8 +75,8 @@ export interface ContainerRecord {
 
 /** One of a container's filters in the host's port tables: which device, handle and port block. */
 export interface HostFilterRecord {
-  /** eth0 or lo ingress (port tables), or eth0 egress (unique-flow classifiers). */
-  dev: 'eth0' | 'lo' | 'egress';
+  /** eth0 or lo ingress (port tables; ICMP error tables: eth0Icmp, loIcmp), eth0 egress (unique-flow classifiers), or the shaper's HTB. */
+  dev: 'eth0' | 'lo' | 'egress' | 'eth0Icmp' | 'loIcmp' | 'shaper';
   handle: number;
   prio: number;
   /** The port block it steers, inclusive. */
@@ -95,6 +97,10 @@ export interface HostRecord {
   lo?: { address: string; mtu: number };
   /** Objects of the shared layout: hash tables, link filters, ARP/ICMP mirrors. */
   shared: Record<string, unknown>;
+  /** The gateway's MAC containers were given as a permanent neighbour (gateway.ts). */
+  gatewayMac?: string;
+  /** The egress shaper (plan-shaper.ts): recorded before it is made; cleanup removes it. */
+  shaper?: { created: boolean };
   /** Unique egress flows: the fq_codel on eth0 (its parent and handle), and whether we created it. */
   flows?: { parent: number; qdisc: number; created: boolean };
 }
@@ -116,7 +122,7 @@ export interface SpareRecord {
   address: string;
   mtu: number;
   /**
-   * What it holds besides its links ('links+tc-v1': also the tc objects that do not depend on a
+   * What it holds besides its links ('links+tc-v2': also the tc objects that do not depend on a
    * container's ports) and the host facts it was made for (see Isolator): a spare that does not
    * match both is never taken, and recover() removes it.
    */

@@ -10,10 +10,10 @@ import type { NetlinkSession } from '../netlink/index.js';
 import { NetlinkSession as Session, Netns } from '../netlink/index.js';
 import { LinkStatistics, RTM_NAMES } from '../rtnl/index.js';
 import type { LinkStats64 } from '../rtnl/index.js';
-import { TC_H, Tc } from '../tc/index.js';
+import { TC_H, Tc, tcHandle } from '../tc/index.js';
 import type { TcStats } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
-import { HTB_CLASS, HTB_HANDLE } from './plan.js';
+import { HTB_CLASS, HTB_HANDLE, SHAPER_VIEW, shaperClassOf } from './plan.js';
 import type { ContainerRecord } from './state.js';
 
 export interface MesosStatistics {
@@ -53,17 +53,33 @@ export function toMesosStats(s: TcStats): MesosTcStats {
 
 export type TcStatisticsEntry = { id: string } & MesosTcStats;
 
-/** Qdiscs of one device: kind, handle, parent and Mesos-view statistics. */
-async function qdiscStats(
-  s: NetlinkSession,
-  ifindex: number,
-): Promise<Array<{ kind: string; handle: number; parent: number; stats: MesosTcStats | undefined }>> {
-  return (await new Tc(s).listQdiscs(ifindex)).map((q) => ({
-    kind: q.kind,
-    handle: q.handle,
-    parent: q.parent,
-    stats: q.stats ? toMesosStats(q.stats) : undefined,
-  }));
+/** A qdisc's kind, handle, parent and Mesos-view statistics. */
+export interface QdiscStatsRow {
+  kind: string;
+  handle: number;
+  parent: number;
+  stats: MesosTcStats | undefined;
+}
+
+/** Qdiscs of one device. */
+async function qdiscStats(s: NetlinkSession, ifindex: number): Promise<QdiscStatsRow[]> {
+  return (await hostQdiscStats(s)).get(ifindex) ?? [];
+}
+
+/** Every qdisc of a namespace by device, from one dump (the kernel dumps them all even for one device). */
+export async function hostQdiscStats(s: NetlinkSession): Promise<Map<number, QdiscStatsRow[]>> {
+  const out = new Map<number, QdiscStatsRow[]>();
+  for (const q of await new Tc(s).listQdiscs()) {
+    let rows = out.get(q.ifindex);
+    if (!rows) out.set(q.ifindex, (rows = []));
+    rows.push({ kind: q.kind, handle: q.handle, parent: q.parent, stats: q.stats ? toMesosStats(q.stats) : undefined });
+  }
+  return out;
+}
+
+/** Packets the drop filter on a device's ingress dropped (its ingress qdisc's drops; 0 without one). */
+export function ingressDrops(rows: readonly QdiscStatsRow[] | undefined): number {
+  return rows?.find((q) => q.kind === 'ingress' && q.parent === TC_H.INGRESS)?.stats?.drops ?? 0;
 }
 
 /** The bw_limit / bloat_reduction pair of one shaped device (Mesos §5.5). */
@@ -108,6 +124,31 @@ export interface StatisticsContext {
   fqCodel: boolean;
   /** The host's link counters by ifindex (hostLinkStats); a veth missing here is read on its own. */
   linkStats?: ReadonlyMap<number, LinkStats64> | undefined;
+  /** The host's qdiscs by ifindex (hostQdiscStats), read once for every container. */
+  qdiscs: ReadonlyMap<number, QdiscStatsRow[]>;
+  /** The shaper's HTB classes by minor (shaperClassStats), when a container is shaped on the host. */
+  shaperClasses?: ReadonlyMap<number, MesosTcStats>;
+}
+
+/** The shaper's classes' statistics by class minor; undefined without a shaper. */
+export async function shaperClassStats(host: NetlinkSession): Promise<Map<number, MesosTcStats> | undefined> {
+  try {
+    const out = new Map<number, MesosTcStats>();
+    for (const c of await new Tc(host).listClasses(SHAPER_VIEW.tx)) if (c.stats) out.set(c.classid & 0xffff, toMesosStats(c.stats));
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** bw_limit and bloat_reduction of a container shaped on the host: its class on the shaper and that class's fq_codel leaf. */
+function hostShapingEntries(minor: number, ctx: StatisticsContext): TcStatisticsEntry[] {
+  const out: TcStatisticsEntry[] = [];
+  const cls = ctx.shaperClasses?.get(minor);
+  if (cls) out.push({ id: 'bw_limit', ...cls });
+  const fq = ctx.qdiscs.get(SHAPER_VIEW.tx)?.find((q) => q.kind === 'fq_codel' && q.parent === tcHandle(1, minor));
+  if (fq?.stats) out.push({ id: 'bloat_reduction', ...fq.stats });
+  return out;
 }
 
 /**
@@ -153,10 +194,14 @@ export async function containerStatistics(r: ContainerRecord, ctx: StatisticsCon
     if (r.ingress.ceilBytesPerSec !== undefined && r.ingress.burstBytes !== undefined) st.net_rx_burst_size = r.ingress.burstBytes;
   }
   st.net_ephemeral_ports = { begin: r.ephemeralPorts.begin, end: r.ephemeralPorts.end };
+  // Beside Mesos' fields: what the container sent that the isolator dropped (a source port it does
+  // not own, a source address not the host's, neither IPv4 nor ARP), counted by its veth's ingress qdisc.
+  st.net_tx_denied_packets = ingressDrops(ctx.qdiscs.get(r.vethIndex));
   const tc: TcStatisticsEntry[] = [];
   const ns = Netns.fromPath(r.netns);
   try {
-    if (r.egress) {
+    if (r.egress && r.egressOnHost) tc.push(...hostShapingEntries(shaperClassOf(r.mirrorSlot), ctx));
+    else if (r.egress) {
       const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
       try {
         tc.push(...shapingEntries(await qdiscStats(cs, r.vethIndex), ''));
@@ -164,7 +209,7 @@ export async function containerStatistics(r: ContainerRecord, ctx: StatisticsCon
         cs.close();
       }
     }
-    if (r.ingress) tc.push(...shapingEntries(await qdiscStats(ctx.host, r.vethIndex), 'ingress_'));
+    if (r.ingress) tc.push(...shapingEntries(ctx.qdiscs.get(r.vethIndex) ?? [], 'ingress_'));
     if (ctx.config.socketStatisticsSummary) {
       const sock = parseSockstat(ns.run(() => readFileSync('/proc/thread-self/net/sockstat', 'utf8')));
       if (sock) {

@@ -5,14 +5,14 @@
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, Netns, removeNetns } from '../netlink/index.js';
 import { addressRequests, linkRequests } from '../rtnl/index.js';
-import { filterRequest, packMatches, qdiscRequest } from '../tc/index.js';
+import { classRequest, filterRequest, packMatches, qdiscRequest, tcHandle } from '../tc/index.js';
 import type { U32FilterSpec } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { dumpFilters } from './filter-dump.js';
 import type { PortPlan } from './plan.js';
-import { EMPTY_PORT_PLAN, INGRESS_HANDLE, planDiff } from './plan.js';
+import { EMPTY_PORT_PLAN, HTB_HANDLE, INGRESS_HANDLE, planDiff } from './plan.js';
 import { mirrorChunkOf, retiredName } from './records.js';
 import type { ContainerRecord } from './state.js';
 
@@ -75,6 +75,9 @@ export async function teardown(core: EngineCore, rec: ContainerRecord, opts: Tea
 async function removeHostFilters(core: EngineCore, rec: ContainerRecord, errors: Error[]): Promise<void> {
   const reqs: Request[] = [];
   for (const f of planDiff(core.portPlan(rec), EMPTY_PORT_PLAN).hostPorts) reqs.push(filterRequest('delete', f.spec));
+  // Its class on the shaper, once no filter classifies into it (the kernel refuses before: EBUSY).
+  const shaper = core.shaperOf(rec);
+  if (shaper) reqs.push(classRequest('delete', { kind: 'htb', ifindex: shaper.view.tx, parent: HTB_HANDLE, classid: tcHandle(1, shaper.minor) }, core.ctx));
   reqs.push(...core.mirrorRequests(mirrorChunkOf(rec), rec.id));
   reqs.push(linkRequests.set(rec.vethIndex, { up: false }));
   for (const r of await core.session.batch(reqs)) if (!r.ok && !(r.error instanceof NetlinkError && GONE.includes(r.error.code))) errors.push(r.error);

@@ -17,7 +17,8 @@ import { VETH_INDEX_BASE, VETH_PREFIX } from './records.js';
 import type { SpareRecord } from './state.js';
 
 /** What a warm-pool spare holds besides its links (SpareRecord.contents). */
-const SPARE_CONTENTS = 'links+tc-v1';
+// v2: data path v2's veth filters (source address checked, the drop) and the gateway neighbour.
+const SPARE_CONTENTS = 'links+tc-v2';
 
 /** What this process keeps open for a spare it made, so the create that takes it switches no namespace. */
 export interface SpareHandles {

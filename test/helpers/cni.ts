@@ -227,7 +227,8 @@ export async function hostTraces(hostNs: string, rec: ContainerRecord): Promise<
     for (const dev of ['eth0', 'lo'] as const) {
       const index = (await r.links.get(dev)).index;
       const handles = new Set((await dumpFilters(r.session, index, 0xffff0000)).map((f) => f.handle));
-      filters += rec.hostFilters.filter((f) => f.dev === dev && handles.has(f.handle)).length;
+      // Its port filters and its ICMP error filters on that device.
+      filters += rec.hostFilters.filter((f) => (f.dev === dev || f.dev === `${dev}Icmp`) && handles.has(f.handle)).length;
     }
     return { veth, filters };
   } finally {

@@ -3,7 +3,7 @@
  * sockets, so python3 scripts (icmp.py, arp.py) send and count them. Each run is one process
  * started with nsenter, bounded in count and time.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const script = (name: string) => fileURLToPath(new URL(name, import.meta.url));
@@ -57,4 +57,82 @@ export interface ArpResult {
 /** Resolve `addr` with ARP on `dev` of `netns`, answered like iputils' ARP tool with -c 1 -w TIMEOUT -I DEV. */
 export function arpResolve(netns: string, dev: string, addr: string, timeoutMs = 2000): ArpResult {
   return py<ArpResult>(netns, 'arp.py', [dev, addr, 1, timeoutMs], timeoutMs + 30_000);
+}
+
+/** What a lab namespace's device received in a window (datapath.py sniff). */
+export interface SniffResult {
+  total: number;
+  arp: number;
+  icmp_echo_request: number;
+  icmp: number;
+  udp: number;
+  fragments: number;
+}
+
+/** Count what arrives on `dev` of `netns` in `ms` from when the capture is up, while `during` runs (started then). */
+export async function sniffDuring(netns: string, dev: string, ms: number, during: () => unknown): Promise<SniffResult> {
+  const child = spawn('nsenter', [`--net=${path(netns)}`, 'python3', script('datapath.py'), 'sniff', dev, String(ms)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let ready: () => void = () => undefined;
+  const capturing = new Promise<void>((r) => (ready = r));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.startsWith('ready\n')) ready();
+  });
+  const done = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms + 60_000);
+  // The traffic starts once the capture socket is bound (python's start takes ~1 s under emulation).
+  await Promise.race([capturing, done]);
+  await during();
+  const code = await done;
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`datapath.py sniff exited with ${code}`);
+  return JSON.parse(out.slice('ready\n'.length)) as SniffResult;
+}
+
+/** Run one datapath.py mode in `netns` (see its docstring). */
+export function datapath<T = Record<string, unknown>>(netns: string, mode: string, ...args: Array<string | number>): T {
+  return py<T>(netns, 'datapath.py', [mode, ...args], 60_000);
+}
+
+/** Start a datapath.py mode in `netns` in the background; resolves to its JSON line. */
+export function datapathAsync<T = Record<string, unknown>>(netns: string, mode: string, ...args: Array<string | number>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nsenter', [`--net=${path(netns)}`, 'python3', script('datapath.py'), mode, ...args.map(String)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(JSON.parse(out) as T);
+      else reject(new Error(`datapath.py ${mode} exited with ${code}: ${err.trim()}`));
+    });
+  });
+}
+
+/** ARP requests for `addr` from `dev` of `netns`, one a second for `timeoutMs`, every reply counted. */
+export function arpCount(netns: string, dev: string, addr: string, timeoutMs: number): ArpResult {
+  return py<ArpResult>(netns, 'arp.py', [dev, addr, 100, timeoutMs], timeoutMs + 30_000);
+}
+
+/** /proc/net/snmp of a namespace: {Icmp: {InEchos: …}, Udp: {…}, …}. */
+export function snmp(netns: string): Record<string, Record<string, number>> {
+  const text = execFileSync('nsenter', [`--net=${path(netns)}`, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 10_000 });
+  const lines = text.split('\n').filter(Boolean);
+  const out: Record<string, Record<string, number>> = {};
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [proto, keys] = lines[i]!.split(':');
+    const values = lines[i + 1]!.split(':')[1]!.trim().split(/\s+/).map(Number);
+    out[proto!] = Object.fromEntries(
+      keys!
+        .trim()
+        .split(/\s+/)
+        .map((k, j) => [k, values[j]!]),
+    );
+  }
+  return out;
 }

@@ -5,6 +5,15 @@
  * One change since, on purpose (issue #18): every mirred action now names the index of the action
  * it shares (REDIRECT_INDEX_BASE / MIRROR_INDEX_BASE); the fixture's index-0 actions are compared
  * with that index written in (sharedIndexes), every other byte as captured.
+ * And data path v2 (issue #16) added objects and keys on purpose; they are taken away again before
+ * the comparison (mesosView), so what is compared is exactly what Mesos' data path still has:
+ * - new objects: the ICMP error tables and their link (mirrorTablePlan 'icmp'), every container's
+ *   ICMP error filters (roles eth0Icmp, loIcmp), the veth's catch-all drop (a bpf filter);
+ * - new keys: the source address on the veth filters to eth0 and the host IP (ipSrc), the ARP
+ *   sender address on the veth's ARP filter and "reply to the host's address" on eth0's ARP link
+ *   (both match-all in Mesos), fragment offset 0 on the port tables' links;
+ * - a move: the ICMP mirror chunks live in a table of their own (114:) behind an echo-reply link
+ *   of the ICMP table (111:), where Mesos' equivalents were.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -16,7 +25,18 @@ import type { FilterRef, U32FilterSpec } from '../../src/tc/index.js';
 import type { HostPortFilter, TcObject } from '../../src/isolator/plan.js';
 import {
   HTB_HANDLE,
+  ICMP_ECHO_REPLY_LINK_NODE,
+  ICMP_ERROR_LINK_NODE,
+  ICMP_ERROR_TABLE_HTID,
+  ICMP_TABLE_HTID,
   MIRROR_INDEX_BASE,
+  MIRROR_TABLE_HTID,
+  arpOp,
+  arpSenderIp,
+  arpTargetIp,
+  fragmentOffset0,
+  ipSrc,
+  matchAll,
   REDIRECT_INDEX_BASE,
   containerFilters,
   flowSharedPlan,
@@ -85,6 +105,36 @@ const expected = (v: string[] | string) => (Array.isArray(v) ? v.map(sharedIndex
 const digest = (xs: string[]) => createHash('sha256').update(xs.join('\n')).digest('hex');
 const byPriority = (s: U32FilterSpec): FilterRef => ({ kind: 'u32', ifindex: s.ifindex, parent: s.parent, priority: s.priority, protocol: s.protocol! });
 
+/** The keys data path v2 added to filters Mesos had. */
+const V2_KEYS = new Set([fragmentOffset0, ipSrc(host.ip), ...arpSenderIp(host.ip), arpOp(2), arpTargetIp(host.ip)].map((m) => JSON.stringify(m)));
+
+const handleOf = (s: U32FilterSpec): number | undefined => (typeof s.handle === 'number' ? s.handle : undefined);
+/** A filter as Mesos' data path has it: without data path v2's keys (an ARP filter left with none matches everything); an ICMP mirror chunk in its old table. */
+function mesosView<S extends U32FilterSpec>(spec: S): S {
+  const h = handleOf(spec);
+  const chunk = h !== undefined && h >>> 20 === MIRROR_TABLE_HTID.icmp && (h & 0xfff) !== 0;
+  const moved = chunk ? { handle: ((ICMP_TABLE_HTID << 20) | (h & 0xfffff)) >>> 0, ht: (ICMP_TABLE_HTID << 20) >>> 0 } : {};
+  if (!spec.matches) return { ...spec, ...moved };
+  const kept = spec.matches.filter((m) => !V2_KEYS.has(JSON.stringify(m)));
+  return { ...spec, ...moved, matches: spec.protocol === 'arp' && kept.length === 0 ? [matchAll] : kept };
+}
+/** Objects data path v2 added: the ICMP error tables and the links to them and to the echo-reply chunks' table, and that table. */
+const isV2Object = (s: U32FilterSpec): boolean => {
+  const h = handleOf(s);
+  if (h === undefined) return false;
+  const htid = h >>> 20;
+  const node = h & 0xfff;
+  return (
+    htid === ICMP_ERROR_TABLE_HTID ||
+    (htid === MIRROR_TABLE_HTID.icmp && node === 0) ||
+    (htid === ICMP_TABLE_HTID && (node === ICMP_ERROR_LINK_NODE || node === ICMP_ECHO_REPLY_LINK_NODE))
+  );
+};
+const mesosFilters = (ss: U32FilterSpec[]) => ss.filter((s) => !isV2Object(s)).map(mesosView);
+const mesosHostPorts = (fs: HostPortFilter[]) => fs.filter((f) => f.role !== 'eth0Icmp' && f.role !== 'loIcmp').map((f) => ({ ...f, spec: mesosView(f.spec) }));
+const mesosObjects = (os: TcObject[]): TcObject[] =>
+  os.flatMap((o): TcObject[] => (o.type === 'bpf' ? [] : o.type === 'filter' ? [{ type: 'filter', spec: mesosView(o.spec) }] : [o]));
+
 function newRequests(): Record<string, string[] | string> {
   // Three containers on one host: a, b, then c after a is gone (c reuses a's nodes).
   const nodes = hostNodes();
@@ -94,23 +144,23 @@ function newRequests(): Record<string, string[] | string> {
   for (const f of a) nodes[f.role].release({ ht: f.spec.handle }, f.spec.handle);
   const cBlocks = blocksOf('[32768-33023]', '[31000-31003]');
   const c = hostPortFilters(host, { veth: 1_000_003 }, cBlocks, nodes, { qdisc: 0x10000, flowId: 5 });
-  const eth0Tables = filters(portTablePlan(host, 'eth0'));
+  const eth0Tables = filters(mesosFilters(portTablePlan(host, 'eth0')));
   const flowShared = flowSharedPlan(host, 0x50001, 0x60000).flatMap((o) => (o.type === 'filter' && o.spec.link === undefined ? [byPriority(o.spec)] : []));
   return {
-    'host port filters a add': hostFilters(a),
-    'host port filters a delete': hostFilters(a, 'delete'),
-    'host port filters b add': hostFilters(b),
-    'host port filters c add (after a is gone)': hostFilters(c),
-    'veth filters add': objects(vethFilters(host, view)),
+    'host port filters a add': hostFilters(mesosHostPorts(a)),
+    'host port filters a delete': hostFilters(mesosHostPorts(a), 'delete'),
+    'host port filters b add': hostFilters(mesosHostPorts(b)),
+    'host port filters c add (after a is gone)': hostFilters(mesosHostPorts(c)),
+    'veth filters add': objects(mesosObjects(vethFilters(host, view))),
     'container filters add': objects(containerFilters(host, view)),
     'veth ingress shaping add': objects(shapingPlan(view.veth, view.ingress, false, mtu)),
-    'mirror chunks replace': filters([mirrorChunk(host, 'arp', 0, [1_000_001, 1_000_002]), mirrorChunk(host, 'icmp', 2, [1_000_017])], 'replace'),
+    'mirror chunks replace': filters(mesosFilters([mirrorChunk(host, 'arp', 0, [1_000_001, 1_000_002]), mirrorChunk(host, 'icmp', 2, [1_000_017])]), 'replace'),
     'mirror chunk delete': filters([mirrorChunkRef(host, 'arp', 1)], 'delete'),
-    'mirror tables add': filters([...mirrorTablePlan(host, 'arp'), ...mirrorTablePlan(host, 'icmp')]),
+    'mirror tables add': filters(mesosFilters([...mirrorTablePlan(host, 'arp'), ...mirrorTablePlan(host, 'icmp')])),
     'flow shared add': objects(flowSharedPlan(host, TC_H.ROOT, 0x10000)),
     'flow shared delete by priority': filters(flowShared, 'delete'),
     'port tables eth0 add (sha256)': digest(eth0Tables),
-    'port tables lo add (sha256)': digest(filters(portTablePlan(host, 'lo'))),
+    'port tables lo add (sha256)': digest(filters(mesosFilters(portTablePlan(host, 'lo')))),
     'port tables eth0 add (first two, sublinks 0-1, root link)': [...eth0Tables.slice(0, 2), ...eth0Tables.slice(257, 259), ...eth0Tables.slice(-1)],
     'port tables delete by priority': filters([byPriority(portTablePlan(host, 'lo')[0]!)], 'delete'),
     'host ingress add, delete': [

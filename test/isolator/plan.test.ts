@@ -107,7 +107,18 @@ describe('port keys and buckets', () => {
       'lo 279:7:1',
       'lo 100:7a:1',
       'lo 100:7b:1',
+      // ICMP errors quoting the blocks' source ports: one filter per 256-port bucket, on eth0 and lo.
+      'eth0Icmp 112:79:1',
+      'eth0Icmp 112:7a:1',
+      'eth0Icmp 112:7b:1',
+      'loIcmp 112:79:1',
+      'loIcmp 112:7a:1',
+      'loIcmp 112:7b:1',
     ]);
+    const e = decoded(fs[8]!.spec);
+    expect(e.header.parent).toBe(0xffff0000);
+    expect(e.header.info >>> 16).toBe(0x0202); // the ICMP priority, as the table's link
+    expect(e.attrs.options.sel.keys).toEqual([{ mask: 0xfff80000, val: 31000 << 16, off: 48, offmask: 0 }]);
     const m = decoded(fs[0]!.spec);
     expect(m.header.handle >>> 20).toBe(0x279);
     expect(m.attrs.options.hash).toBe(u32HandleOf(0x279, 6, 0));
@@ -199,8 +210,26 @@ describe('port plans and their difference (update, destroy)', () => {
     // The ephemeral block's host filters are kept, with their handles; the new block's get new ones.
     const eph = (fs: typeof hostPorts) => fs.filter((f) => f.block.port === 32768).map((f) => f.spec.handle);
     expect(eph(hostPorts)).toEqual(eph(old.plan.hostPorts));
-    expect(gone.hostPorts.map((f) => f.block.port)).toEqual([31000, 31000, 31008, 31000, 31000, 31008]);
-    expect(added.hostPorts.map((f) => `${f.role} ${f.block.port}`)).toEqual(['eth0 31008', 'eth0 31008', 'lo 31008', 'lo 31008']);
+    expect(gone.hostPorts.map((f) => `${f.role} ${f.block.port}`)).toEqual([
+      'eth0 31000',
+      'eth0 31000',
+      'eth0 31008',
+      'lo 31000',
+      'lo 31000',
+      'lo 31008',
+      'eth0Icmp 31000',
+      'eth0Icmp 31008',
+      'loIcmp 31000',
+      'loIcmp 31008',
+    ]);
+    expect(added.hostPorts.map((f) => `${f.role} ${f.block.port}`)).toEqual([
+      'eth0 31008',
+      'eth0 31008',
+      'lo 31008',
+      'lo 31008',
+      'eth0Icmp 31008',
+      'loIcmp 31008',
+    ]);
     expect(isEmptyPlan(planDiff(next, next))).toBe(true);
   });
   it('destroys everything: a plan against nothing', () => {

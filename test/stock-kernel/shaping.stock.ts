@@ -26,7 +26,7 @@ beforeAll(async () => {
   sweepStaleLabs();
   lab = new IsolatorLab();
   assertFqCodel(lab.lab.host);
-  iso = await lab.open({ ...FIXTURE, egress_rate_limit_per_container: '1MB', ingress_rate_limit_per_container: '1MB' });
+  iso = await lab.open({ ...FIXTURE, egress_rate_limit_per_container: '1MB', ingress_rate_limit_per_container: '1MB', egress_shaping_placement: 'container' });
   c = await iso.create({ id: 'c1', ports: '[31000-31009]' });
   cEth0 = JSON.parse(execFileSync('nsenter', [`--net=${c.netns}`, 'ip', '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' }))[0].ifindex;
 });

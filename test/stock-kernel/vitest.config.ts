@@ -24,6 +24,8 @@ export const STOCK_KERNEL_FILES = [
   'test/tc/kernel.test.ts',
   'test/isolator/traffic.test.ts',
   'test/isolator/lifecycle.test.ts',
+  'test/isolator/data-path.test.ts',
+  'test/tc/bpf.test.ts',
   'test/stock-kernel/*.stock.ts',
 ];
 

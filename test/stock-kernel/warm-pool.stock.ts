@@ -1,8 +1,10 @@
 /**
  * The warm pool on a kernel with fq_codel: a container taken from a spare gets its shaping at
- * create (HTB and the fq_codel leaf on its eth0 and on the host veth) and ends up with exactly
+ * create (its class and fq_codel leaf on the host's shaper, HTB and the fq_codel leaf on the host
+ * veth) and ends up with exactly
  * the objects of a container made without the pool; traffic flows through it.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +70,9 @@ describe('warm pool with shaping and fq_codel', () => {
     const b = await pooled.create({ id: 'pooled', ports: PORTS });
     expect(b.netns).toContain('.spare-');
     const got = await snapshot(b);
-    expect(got['container qdiscs']!.filter((q) => /^(htb|fq_codel) /.test(q))).toHaveLength(2);
+    // Egress is shaped on the host's shaper (its class and fq_codel leaf there), nothing in the container.
+    expect(got['container qdiscs']!.filter((q) => /^(htb|fq_codel) /.test(q))).toHaveLength(0);
+    expect(execFileSync('tc', ['-n', lab.lab.host, 'qdisc', 'show', 'dev', 'pmi-shape'], { encoding: 'utf8' })).toMatch(/qdisc fq_codel \w+: parent 1:2 /);
     expect(got['host veth qdiscs']!.filter((q) => /^(htb|fq_codel) /.test(q))).toHaveLength(2);
     expect(compareTopologies(got, want)).toBe('');
 
