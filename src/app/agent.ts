@@ -373,6 +373,12 @@ export class Agent {
     if (host) {
       w.help('portmap_isolator_unheld_port_dropped_total', 'counter', "Packets to the host's address on a managed port no container holds, dropped on eth0.");
       w.sample('portmap_isolator_unheld_port_dropped_total', {}, host.unheldPortDroppedPackets);
+      w.help(
+        'portmap_isolator_echo_reply_fanout_dropped_total',
+        'counter',
+        'Echo replies to the host not copied to the containers: above the fan-out rate limit.',
+      );
+      w.sample('portmap_isolator_echo_reply_fanout_dropped_total', {}, host.echoReplyFanoutDroppedPackets);
     }
     w.help('portmap_isolator_tc_drops_total', 'counter', 'Packets dropped by a shaping qdisc.');
     w.help('portmap_isolator_tc_overlimits_total', 'counter', 'Overlimit events of a shaping qdisc.');

@@ -82,7 +82,7 @@ async function undoHost(core: EngineCore, report: CleanupReport): Promise<void> 
     core.store.deleteHost();
     core.hostRecord = undefined;
     core.unheldDropPut = false;
-    core.shaperReady = false;
+    core.hostPairsReady.clear();
     core.registry.generation = core.store.bumpGeneration();
   }
   try {

@@ -18,7 +18,7 @@ import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
 import type { ProtectedNamespace } from './target-netns.js';
 import { checkTargetContents, openTargetNamespace } from './target-netns.js';
 import { putGatewayEverywhere } from './gateway.js';
-import { ensureShaper } from './shaper.js';
+import { ECHO_FANOUT_PAIR, SHAPER_PAIR, ensureHostPair } from './host-pairs.js';
 import { teardown } from './teardown.js';
 import type { Stopwatch } from './timing.js';
 import type { SpareHandles } from './warm-pool.js';
@@ -84,6 +84,7 @@ async function createChecked(
 /** The host-wide setup, done at the first container (and recorded). */
 async function ensureHost(core: EngineCore): Promise<HostRecord> {
   const rec = await ensureHostRecord(core);
+  await ensureHostPair(core, ECHO_FANOUT_PAIR);
   if (!core.unheldDropPut) {
     await putUnheldPortsDrop(core.session, core.host, core.managedPortRanges());
     core.unheldDropPut = true;
@@ -132,7 +133,7 @@ async function planContainer(core: EngineCore, id: string, ports: PortSet, ifnam
   const egress = core.shapingFor('egress', spec.cpus);
   const ingress = core.shapingFor('ingress', spec.cpus);
   if (egress || ingress) await core.probeFqCodel();
-  if (egress && core.config.egressShapingPlacement === 'host') await ensureShaper(core);
+  if (egress && core.config.egressShapingPlacement === 'host') await ensureHostPair(core, SHAPER_PAIR);
   const flowId = core.config.egressUniqueFlowPerContainer ? core.registry.freeFlowId() : undefined;
   const block = core.registry.allocator.allocate();
   if (!block) {

@@ -41,8 +41,8 @@ export class EngineCore {
   readonly containerProc: ContainerProc;
   /** Whether this process has put the drop of unheld managed ports on eth0 (once per process: it depends on the configuration). */
   unheldDropPut = false;
-  /** Whether this process has made sure of the host's egress shaper (shaper.ts). */
-  shaperReady = false;
+  /** The host's pairs (host-pairs.ts) this process has made sure of. */
+  readonly hostPairsReady = new Set<string>();
   /** Whether the kernel has fq_codel (undefined: not probed yet). */
   fqCodel: boolean | undefined;
   /** The host's /proc/sys/net/ipv6/conf, held open (see SysctlDir): each veth's disable_ipv6 is written through it. */
@@ -100,7 +100,7 @@ export class EngineCore {
       this.registry.reset(this.store.listContainers());
       this.hostRecord = undefined;
       this.unheldDropPut = false;
-      this.shaperReady = false;
+      this.hostPairsReady.clear();
     }
     this.registry.generation = g;
     this.pool.pruneHandles();

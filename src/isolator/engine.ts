@@ -30,6 +30,7 @@ import type { ContainerRecord } from './state.js';
 import { DEFAULT_WORK_DIR, StateStore, checkContainerId } from './state.js';
 import type { MesosStatistics, StatisticsContext } from './statistics.js';
 import { putGatewayEverywhere, watchGatewayNeighbour } from './gateway.js';
+import { ECHO_FANOUT_VIEW } from './plan.js';
 import { containerStatistics, hostLinkStats, hostQdiscStats, ingressDrops, shaperClassStats } from './statistics.js';
 import { destroyContainer } from './teardown.js';
 import type { Timings } from './timing.js';
@@ -351,10 +352,14 @@ export class Isolator {
   /**
    * Host-wide counters of the data path: packets to the host's address on a managed port that no
    * container holds, dropped on eth0 (its ingress qdisc's drops: with an ingress qdisc that was
-   * there before the isolator, other tools' drops count too).
+   * there before the isolator, other tools' drops count too); and echo replies to the host not
+   * copied to the containers because they came faster than the echo fan-out's rate limit.
    */
-  async hostCounters(): Promise<{ unheldPortDroppedPackets: number }> {
-    return { unheldPortDroppedPackets: ingressDrops((await hostQdiscStats(this.core.session)).get(this.core.host.eth0.index)) };
+  async hostCounters(): Promise<{ unheldPortDroppedPackets: number; echoReplyFanoutDroppedPackets: number }> {
+    const qdiscs = await hostQdiscStats(this.core.session);
+    // Echo replies the fan-out's rate limit kept from the containers (its tbf's drops; the host had each).
+    const fanout = qdiscs.get(ECHO_FANOUT_VIEW.tx)?.find((q) => q.kind === 'tbf')?.stats?.drops ?? 0;
+    return { unheldPortDroppedPackets: ingressDrops(qdiscs.get(this.core.host.eth0.index)), echoReplyFanoutDroppedPackets: fanout };
   }
 
   /**

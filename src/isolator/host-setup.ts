@@ -12,18 +12,9 @@ import type { FilterRef, U32FilterSpec } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { HostView, TcContext } from './plan.js';
 import type { PortRange } from './plan.js';
-import {
-  DROP_FILTER_HANDLE,
-  PRIO,
-  SHAPER_VIEW,
-  flowSharedPlan,
-  icmpTablePlan,
-  mirrorTablePlan,
-  portTablePlan,
-  tcObjectRequest,
-  unheldPortsDropPlan,
-} from './plan.js';
+import { DROP_FILTER_HANDLE, PRIO, flowSharedPlan, icmpTablePlan, mirrorTablePlan, portTablePlan, tcObjectRequest, unheldPortsDropPlan } from './plan.js';
 import type { HostRecord } from './state.js';
+import { hostPairRemovals } from './host-pairs.js';
 
 /** The shared layout this version builds (recorded in host.json; see plan.ts for the port tables). */
 export const SHARED_LAYOUT = 'data-path-v2: two-level port tables, ICMP error tables, reply-only mirrors, drops';
@@ -252,8 +243,8 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
       filterRequest('delete', { kind: 'bpf', ifindex: h.eth0.index, parent: 'ffff:', priority: PRIO.DROP, protocol: 'all', handle: DROP_FILTER_HANDLE }),
     );
   for (const dev of rec.createdIngress) reqs.push(qdiscRequest('delete', { kind: 'ingress', ifindex: h[dev].index }, ctx));
-  // The shaper's pair (deleting one end takes the other, and every object on them).
-  if (rec.shaper?.created) reqs.push(linkRequests.delete(SHAPER_VIEW.tx));
+  // The host's pairs (deleting one end takes the other, and every object on them).
+  reqs.push(...hostPairRemovals(rec));
   for (const r of await session.batch(reqs)) {
     if (!r.ok && !(r.error instanceof NetlinkError && ['ENOENT', 'EINVAL', 'ENODEV'].includes(r.error.code))) errors.push(r.error);
   }

@@ -7,6 +7,7 @@
 import { TC_H, tcHandle, u32Handle } from '../tc/index.js';
 import type { ActionSpec, FilterRef, U32FilterSpec, U32Match } from '../tc/index.js';
 import type { HostView, TcObject, U32Parts } from './plan-objects.js';
+import { dropAllPlan } from './plan-drops.js';
 import {
   FLOW,
   FLOW_TABLE_HTID,
@@ -14,6 +15,9 @@ import {
   ICMP_ERROR_LINK_NODE,
   ICMP_ERROR_TABLE_HTID,
   ICMP_TABLE_HTID,
+  ECHO_FANOUT_BURST_BYTES,
+  ECHO_FANOUT_RATE_BYTES_PER_SEC,
+  ECHO_FANOUT_VIEW,
   INGRESS_HANDLE,
   MIRRORS_PER_FILTER,
   MIRROR_NODE_BASE,
@@ -94,8 +98,10 @@ export function flowSharedPlan(host: HostView, parent: number, qdisc: number): T
   ];
 }
 
+/** Where the mirror chunks are: ARP's on eth0's ingress; ICMP echo replies' on the echo fan-out's rx end. */
+const mirrorDevice = (host: HostView, what: 'arp' | 'icmp') => (what === 'arp' ? host.eth0 : ECHO_FANOUT_VIEW.rx);
 const mirrorFilter = (host: HostView, what: 'arp' | 'icmp', parts: U32Parts): U32FilterSpec =>
-  ingressFilter(host.eth0, what === 'arp' ? PRIO.ARP : PRIO.ICMP, what === 'arp' ? 'arp' : 'ip', parts);
+  ingressFilter(mirrorDevice(host, what), what === 'arp' ? PRIO.ARP : PRIO.ICMP, what === 'arp' ? 'arp' : 'ip', parts);
 const mirrorChunkHandle = (what: 'arp' | 'icmp', chunk: number) => u32Handle({ htid: MIRROR_TABLE_HTID[what], node: MIRROR_NODE_BASE + chunk });
 
 /**
@@ -118,32 +124,22 @@ export function mirrorTablePlan(host: HostView, what: 'arp' | 'icmp'): U32Filter
 
 /**
  * The ICMP layout on the host's eth0 or lo ingress, created once per host. A TERMINAL link filter
- * sends ICMP (on eth0: to the host's address) through the ICMP table, which holds, on eth0, a link
- * of echo replies to their mirror chunks (mirrorChunk) and, last, a link into the error table: errors that quote
- * a packet without IP options go to the bucket of that packet's source port, where each
- * container's blocks have a filter to its veth (hostPortFilters). Whatever is not steered there
- * (echo requests, errors no container owns, anything else) is accepted for the host: no container
- * sees an echo request (Mesos copied every ICMP packet to every container, and each answered), and
- * on lo no ICMP packet reaches the port table, whose hash would read its checksum as a port.
+ * sends ICMP (on eth0: to the host's address) through the ICMP table, which ends in a link into
+ * the error table: errors that quote a packet without IP options go to the bucket of that
+ * packet's source port, where each container's blocks have a filter to its veth
+ * (hostPortFilters). Whatever is not steered there (echo requests, errors no container owns,
+ * anything else) is accepted for the host: no container sees an echo request (Mesos copied every
+ * ICMP packet to every container, and each answered), and on lo no ICMP packet reaches the port
+ * table, whose hash would read its checksum as a port. (On eth0, echo replies are also copied to
+ * the echo fan-out: echoFanoutPlan.)
  */
 export function icmpTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterSpec[] {
   const at = (parts: U32Parts) => ingressFilter(host[dev], PRIO.ICMP, 'ip', parts);
   const table = u32Handle({ htid: ICMP_TABLE_HTID });
   const errors = u32Handle({ htid: ICMP_ERROR_TABLE_HTID });
-  const replies = u32Handle({ htid: MIRROR_TABLE_HTID.icmp });
-  // On eth0, echo replies go through their mirror chunks (a table of their own: an echo request
-  // meets two nodes, however many chunks there are).
-  const echoReplies =
-    dev === 'eth0'
-      ? [
-          at({ handle: replies, divisor: 1 }),
-          at({ handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ECHO_REPLY_LINK_NODE }), matches: [ihl5, icmpType(0)], link: replies }),
-        ]
-      : [];
   return [
     at({ handle: errors, divisor: PORT_TABLE_DIVISOR }),
     at({ handle: table, divisor: 1 }),
-    ...echoReplies,
     at({
       handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ERROR_LINK_NODE }),
       matches: [ihl5, icmpError, quotedIhl5],
@@ -151,6 +147,47 @@ export function icmpTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterSpec
       hashkey: { mask: 0xff000000, at: QUOTED_PORTS_OFFSET },
     }),
     at({ matches: dev === 'eth0' ? [icmp, ipDst(host.ip)] : [icmp], terminal: true, link: table }),
+  ];
+}
+
+/**
+ * The echo fan-out (data path v2): how echo replies reach the container that pinged, whoever it
+ * is (a reply names no port, and a container's ping picks any identifier), without letting anyone
+ * who sends echo replies to the host make it copy each one to every container. On eth0, node 1 of
+ * the ICMP table copies each echo reply (the original goes on to the host) to `pmi-echo`, whose
+ * tbf lets ECHO_FANOUT_RATE_BYTES_PER_SEC through (about 51 replies of 98 bytes a second,
+ * bursts of ~30) and drops the rest (counted: its drops); what comes out at `pmi-echo-rx` goes
+ * through the mirror chunks (mirrorChunk) to every container's veth and is then dropped there.
+ * So an echo reply costs one copy, plus N copies for the few that pass the bucket: a flood is
+ * bounded at ECHO_FANOUT_RATE × N copies a second, and containers' pings lose replies under one.
+ */
+export function echoFanoutPlan(host: HostView): TcObject[] {
+  const { tx, rx } = ECHO_FANOUT_VIEW;
+  const table = u32Handle({ htid: MIRROR_TABLE_HTID.icmp });
+  return [
+    {
+      type: 'qdisc',
+      spec: {
+        kind: 'tbf',
+        ifindex: tx,
+        parent: TC_H.ROOT,
+        rateBytesPerSec: ECHO_FANOUT_RATE_BYTES_PER_SEC,
+        burstBytes: ECHO_FANOUT_BURST_BYTES,
+        limitBytes: ECHO_FANOUT_BURST_BYTES,
+      },
+    },
+    { type: 'qdisc', spec: { kind: 'ingress', ifindex: rx } },
+    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: table, divisor: 1 })),
+    // With a handle of ours (the root table 800: of the qdisc's first priority): adding it again is EEXIST, not a second link.
+    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: u32Handle({ htid: 0x800, node: 0x800 }), matches: [matchAll], link: table })),
+    { type: 'bpf', spec: dropAllPlan(rx) },
+    filterObject(
+      ingressFilter(host.eth0, PRIO.ICMP, 'ip', {
+        handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ECHO_REPLY_LINK_NODE }),
+        matches: [ihl5, icmpType(0)],
+        actions: [mirrorTo(tx, false)],
+      }),
+    ),
   ];
 }
 
@@ -172,7 +209,7 @@ export function mirrorChunk(host: HostView, what: 'arp' | 'icmp', chunk: number,
   const actions: ActionSpec[] = veths.map((ifindex, i) => mirrorTo(ifindex, i === last));
   const prio = what === 'arp' ? PRIO.ARP : PRIO.ICMP;
   // (Only answers reach the chunks: ARP replies to the host's address, ICMP echo replies; see the links.)
-  return u32Node(host.eth0, INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
+  return u32Node(mirrorDevice(host, what), INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
     matches: [matchAll],
     terminal: true,
     actions,

@@ -95,13 +95,24 @@ export const FLOW_TABLE_HTID = 0x102;
  * to the host's address, and ICMP echo replies.
  */
 export const MIRROR_TABLE_HTID = Object.freeze({ arp: 0x110, icmp: 0x114 } as const);
+// (0x114 is on the echo fan-out's rx end, where ICMP's chunks are; ARP's table is on eth0.)
 /**
  * The ICMP table (one bucket) on eth0 and lo that ICMP to the host goes through: on eth0, node 1
  * links echo replies to their mirror chunks; on both, the last node links errors to the error table.
  */
 export const ICMP_TABLE_HTID = 0x111;
-/** The ICMP table's link to the echo-reply mirror chunks (eth0). */
+/** The ICMP table's node that copies echo replies to the echo fan-out (eth0). */
 export const ICMP_ECHO_REPLY_LINK_NODE = 1;
+/** The echo fan-out's pair (plan-host.ts, echoFanoutPlan): names and our interface indexes (below the shaper's). */
+export const ECHO_FANOUT_NAMES = Object.freeze({ tx: 'pmi-echo', rx: 'pmi-echo-rx' } as const);
+export const ECHO_FANOUT_VIEW = Object.freeze({ tx: 999_996, rx: 999_997 });
+/**
+ * Echo replies copied to every container, at most: 5000 bytes/s (~51 replies of 98 bytes a
+ * second), bursts of 3000 bytes (~30). Each one that passes costs a copy per container: at 1000
+ * containers a flood then costs the host about half a core (bench/control-flood.ts).
+ */
+export const ECHO_FANOUT_RATE_BYTES_PER_SEC = 5_000;
+export const ECHO_FANOUT_BURST_BYTES = 3_000;
 /**
  * The ICMP error tables on eth0 and lo: ICMP errors (destination unreachable — fragmentation
  * needed among them — and time exceeded) hashed on the high byte of the source port of the packet

@@ -15,6 +15,7 @@ import type { HostDamage } from './host-check.js';
 import { describeDamage, inspectHost } from './host-check.js';
 import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
 import { changedGatewayMac, putGatewayEverywhere } from './gateway.js';
+import { ECHO_FANOUT_PAIR, ensureHostPair } from './host-pairs.js';
 import { hostPortFilterAt, isPortFilterHandle } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import { mirrorChunkOf } from './records.js';
@@ -190,6 +191,9 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
       // (Replaced, not checked: it depends on this process's managed ports.)
       await putUnheldPortsDrop(core.session, core.host, core.managedPortRanges());
       core.unheldDropPut = true;
+      // The echo fan-out and its copy on eth0 (the last a repair of eth0's tables does not make).
+      core.hostPairsReady.delete(ECHO_FANOUT_PAIR.record);
+      await ensureHostPair(core, ECHO_FANOUT_PAIR);
       const mac = await changedGatewayMac(core);
       if (mac) {
         const failed = await putGatewayEverywhere(core, mac);
@@ -205,7 +209,7 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
   const maxChunk = Math.max(0, ...chunks);
   const reqs: Request[] = [];
   for (let c = 0; c <= maxChunk + 1; c++) reqs.push(...core.mirrorRequests(c));
-  const err = firstFailure(await core.session.batch(reqs), ['ENOENT', 'EINVAL']);
+  const err = firstFailure(await core.session.batch(reqs), ['ENOENT', 'EINVAL', 'ENODEV']);
   if (err) report.errors.push(`mirrors: ${err.message}`);
 }
 

@@ -101,6 +101,8 @@ export interface HostRecord {
   gatewayMac?: string;
   /** The egress shaper (plan-shaper.ts): recorded before it is made; cleanup removes it. */
   shaper?: { created: boolean };
+  /** The echo fan-out (plan-host.ts, echoFanoutPlan): recorded before it is made; cleanup removes it. */
+  echoFanout?: { created: boolean };
   /** Unique egress flows: the fq_codel on eth0 (its parent and handle), and whether we created it. */
   flows?: { parent: number; qdisc: number; created: boolean };
 }

@@ -336,8 +336,8 @@ describe('afterwards', () => {
     const veths = () =>
       ipJson(b.lab.host, 'link', 'show')
         .map((l: any) => l.ifname)
-        // (The egress shaper's pair, pmi-shape*, is the host's setup, as its ingress qdiscs: cleanup removes it.)
-        .filter((n: string) => n.startsWith('pmi') && !n.startsWith('pmi-shape'));
+        // Containers' veths (pmi<N>); the host's own pairs (pmi-shape*, pmi-echo*) are its setup, as its ingress qdiscs: cleanup removes them.
+        .filter((n: string) => /^pmi\d+$/.test(n));
     await until(() => veths().length === 0, 10_000);
     expect(veths()).toEqual([]);
   });

@@ -13,6 +13,8 @@ and is bounded in count and time.
   udp-flow SPORT DST DPORT MS
                         a connected UDP socket from SPORT sends one datagram and, for MS ms, waits
                         for an ICMP error: {"refused": bool, "mtu": path MTU the socket sees}
+  echo-replies DST COUNT
+                        send COUNT unsolicited ICMP echo replies (COUNT <= 2000) to DST at once: {"sent"}
   big-udp DST DPORT SIZE MARK_PORT
                         one UDP datagram of SIZE bytes (fragmented by the kernel) whose second
                         fragment's bytes 2-3 (where a port would be) are MARK_PORT: {"sent": 1}
@@ -127,6 +129,16 @@ def udp_flow(sport: int, dst: str, dport: int, ms: int) -> dict:
     return {"refused": refused, "mtu": mtu}
 
 
+def echo_replies(dst: str, count: int) -> dict:
+    if not 1 <= count <= 2000:
+        sys.exit("count must be 1..2000")
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    for seq in range(count):
+        header = struct.pack("!BBHHH", 0, 0, 0, 0x4242, seq)
+        s.sendto(struct.pack("!BBHHH", 0, 0, checksum(header + b"x" * 56), 0x4242, seq) + b"x" * 56, (dst, 0))
+    return {"sent": count}
+
+
 def big_udp(dst: str, dport: int, size: int, mark_port: int) -> dict:
     if not 1500 < size <= 8000:
         sys.exit("size must be 1501..8000")
@@ -149,6 +161,8 @@ def main() -> None:
         out = icmp_error(int(args[0]), int(args[1]), int(args[2]), args[3], args[4], args[5], int(args[6]), int(args[7]))
     elif mode == "udp-flow":
         out = udp_flow(int(args[0]), args[1], int(args[2]), int(args[3]))
+    elif mode == "echo-replies":
+        out = echo_replies(args[0], int(args[1]))
     elif mode == "big-udp":
         out = big_udp(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:

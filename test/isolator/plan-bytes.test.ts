@@ -12,8 +12,8 @@
  * - new keys: the source address on the veth filters to eth0 and the host IP (ipSrc), the ARP
  *   sender address on the veth's ARP filter and "reply to the host's address" on eth0's ARP link
  *   (both match-all in Mesos), fragment offset 0 on the port tables' links;
- * - a move: the ICMP mirror chunks live in a table of their own (114:) behind an echo-reply link
- *   of the ICMP table (111:), where Mesos' equivalents were.
+ * - a move: the ICMP mirror chunks live on the echo fan-out's rx end (its table 114:), fed through
+ *   a rate limit by a copy from the ICMP table (111:) of eth0, where Mesos' equivalents were.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -113,7 +113,7 @@ const handleOf = (s: U32FilterSpec): number | undefined => (typeof s.handle === 
 function mesosView<S extends U32FilterSpec>(spec: S): S {
   const h = handleOf(spec);
   const chunk = h !== undefined && h >>> 20 === MIRROR_TABLE_HTID.icmp && (h & 0xfff) !== 0;
-  const moved = chunk ? { handle: ((ICMP_TABLE_HTID << 20) | (h & 0xfffff)) >>> 0, ht: (ICMP_TABLE_HTID << 20) >>> 0 } : {};
+  const moved = chunk ? { ifindex: host.eth0, handle: ((ICMP_TABLE_HTID << 20) | (h & 0xfffff)) >>> 0, ht: (ICMP_TABLE_HTID << 20) >>> 0 } : {};
   if (!spec.matches) return { ...spec, ...moved };
   const kept = spec.matches.filter((m) => !V2_KEYS.has(JSON.stringify(m)));
   return { ...spec, ...moved, matches: spec.protocol === 'arp' && kept.length === 0 ? [matchAll] : kept };
