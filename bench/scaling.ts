@@ -5,6 +5,10 @@
  * another (then destroy them all and wait for their veths to be gone, so the next level starts
  * from its count); p50/p99 and the median of each create phase at each level.
  *
+ * Control plane: at the same levels, 10 000 ICMP echo requests and then ARP requests a second to
+ * the host's address from the world (control-flood.ts): the host's CPU in cores and the answers
+ * per request (Mesos' data path: every container answers both).
+ *
  * Data path: with 1, 100 and 1000 containers present, a bounded UDP flood (iperf3, 64-byte
  * datagrams, fixed duration) from the lab's world to the host IP and a container's port, steered
  * by the host's eth0 port table to the container. The figure is datagrams per second through the
@@ -27,6 +31,8 @@ import { RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
 import { Tc } from '../src/tc/index.js';
 import { BENCH_FLAGS, addOutside, phaseMedians } from './container-setup.js';
 import { round, summarize } from './stats.js';
+import { floodCost } from './control-flood.js';
+import type { FloodCost } from './control-flood.js';
 import { udpFlood } from './traffic.js';
 import type { SuiteOptions, SuiteOutput } from './util.js';
 import { guardIsolatorLab, meterNetlinkCalls, nowMs, run, sleep, waitQuiet } from './util.js';
@@ -58,6 +64,14 @@ export interface ScalingResult {
   bucket_position: { at_1: number; at_100: number; at_1000: number };
   /** Datagrams the iperf3 server itself read per second (bounded by the app, not the host). */
   app_pps: { at_1: number; at_100: number; at_1000: number };
+  /** ICMP echo / ARP requests to the host's address at requests_per_s: the machine's CPU (cores; control-flood.ts) and the answers per request. */
+  control_plane: {
+    requests_per_s: number;
+    icmp_echo_cpu_cores: { at_1: number; at_100: number; at_1000: number };
+    icmp_echo_replies_per_request: { at_1: number; at_100: number; at_1000: number };
+    arp_cpu_cores: { at_1: number; at_100: number; at_1000: number };
+    arp_replies_per_request: { at_1: number; at_100: number; at_1000: number };
+  };
   /** Median of each create phase at each level (ms). */
   phases_ms: Record<string, Record<string, number>>;
   /** Median time per create inside netlink socket calls (the kernel's share), at each level. */
@@ -83,6 +97,8 @@ export interface ScalingResult {
 }
 
 const LEVELS = [0, 100, 1000] as const;
+/** ICMP echo / ARP requests a second to the host's address, for the control-plane cost. */
+const CONTROL_RATE = 10_000;
 /** Probe j holds port PROBE_PORT + j (managed: BENCH_FLAGS' ports end at 32063). */
 const PROBE_PORT = 32000;
 const WARM_POOL = 4;
@@ -121,6 +137,7 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
   const ppsFirst: Record<number, number[]> = {};
   const appPps: Record<number, number[]> = {};
   const position: Record<number, number> = {};
+  const control: Record<number, { icmp: FloodCost; arp: FloodCost }> = {};
   let fillMs = 0;
   let cleanupMs = 0;
   try {
@@ -271,6 +288,12 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
           ppsFirst[n]!.push(g.pps);
         } else ppsFirst[n]!.push(f.pps);
       }
+      // ICMP echo and ARP requests to the host's address (issue #16): the host's CPU at 10 000/s.
+      opts.log(`scaling: ${CONTROL_RATE}/s ICMP echo and ARP requests to the host with ${n} containers`);
+      control[n] = {
+        icmp: await floodCost(lab.lab.world, 'icmp', HOST_IP, CONTROL_RATE, floodSeconds, floodReps),
+        arp: await floodCost(lab.lab.world, 'arp', HOST_IP, CONTROL_RATE, floodSeconds, floodReps),
+      };
     }
   } finally {
     const t0 = nowMs();
@@ -311,6 +334,13 @@ export async function benchScaling(opts: SuiteOptions): Promise<SuiteOutput<Scal
       ratio_pps_first_1000_vs_1: round(med(ppsFirst[1000]!) / med(ppsFirst[1]!)),
       bucket_position: atN((n) => position[n]!),
       app_pps: atN((n) => Math.round(med(appPps[n]!))),
+      control_plane: {
+        requests_per_s: CONTROL_RATE,
+        icmp_echo_cpu_cores: atN((n) => control[n]!.icmp.cpu_cores),
+        icmp_echo_replies_per_request: atN((n) => control[n]!.icmp.replies_per_request),
+        arp_cpu_cores: atN((n) => control[n]!.arp.cpu_cores),
+        arp_replies_per_request: atN((n) => control[n]!.arp.replies_per_request),
+      },
       phases_ms: phases,
       netlink_calls_ms: at((l) => round(med(netlink[l]!))),
       samples_per_level: m,
