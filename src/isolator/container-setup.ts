@@ -49,7 +49,7 @@ export function spareContainerRequests(
 
 /** What a container made from a spare still needs: its ports' filters and its egress shaping. */
 export function adoptedContainerRequests(c: ContainerView, ctx: TcContext): Request[] {
-  const shaping = c.egress ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
+  const shaping = c.egress && !c.shaper ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
   return [...containerPortFilters(c).map((s) => filterRequest('add', s)), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
