@@ -28,18 +28,11 @@ import struct
 import sys
 import time
 
+from icmp import checksum  # (the same script folder)
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 IP_MTU = 14
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
 
 
 def ipv4_header(src: str, dst: str, proto: int, payload_len: int, ident: int = 0x4242, flags_frag: int = 0) -> bytes:

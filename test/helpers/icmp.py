@@ -75,4 +75,5 @@ def main() -> None:
     print(json.dumps({"sent": sent, "received": len(answers), "duplicates": sum(answers.values()) - len(answers)}))
 
 
-main()
+if __name__ == "__main__":
+    main()
