@@ -98,28 +98,24 @@ export function flowSharedPlan(host: HostView, parent: number, qdisc: number): T
   ];
 }
 
-/** Where the mirror chunks are: ARP's on eth0's ingress; ICMP echo replies' on the echo fan-out's rx end. */
-const mirrorDevice = (host: HostView, what: 'arp' | 'icmp') => (what === 'arp' ? host.eth0 : ECHO_FANOUT_VIEW.rx);
-const mirrorFilter = (host: HostView, what: 'arp' | 'icmp', parts: U32Parts): U32FilterSpec =>
-  ingressFilter(mirrorDevice(host, what), what === 'arp' ? PRIO.ARP : PRIO.ICMP, what === 'arp' ? 'arp' : 'ip', parts);
+/** The mirror chunks (ARP replies' and echo replies') are on the echo fan-out's rx end (echoFanoutPlan). */
+const mirrorFilter = (what: 'arp' | 'icmp', parts: U32Parts): U32FilterSpec =>
+  ingressFilter(ECHO_FANOUT_VIEW.rx, what === 'arp' ? PRIO.ARP : PRIO.ICMP, what === 'arp' ? 'arp' : 'ip', parts);
 const mirrorChunkHandle = (what: 'arp' | 'icmp', chunk: number) => u32Handle({ htid: MIRROR_TABLE_HTID[what], node: MIRROR_NODE_BASE + chunk });
 
 /**
  * The ARP layout on the host's eth0 ingress, created once per host: a table, and a TERMINAL link
- * filter at Mesos' priority that sends every ARP packet through it. The table holds the mirrors of
- * ARP *replies* to the host's address (mirrorChunk), so a container resolves a neighbour it asked
- * for; requests are the host's alone (Mesos copied every ARP packet to every container, and each
- * answered). When the mirrors have run (each continues classification) the link filter's terminal
- * flag accepts the packet for the host.
+ * filter at Mesos' priority that sends ARP *replies* to the host's address through it; requests
+ * meet no ARP filter and are the host's alone (Mesos copied every ARP packet to every container,
+ * and each answered). The table's node 1 (echoFanoutPlan) copies the replies to the echo fan-out,
+ * from where, rate-limited, they reach every container (so a container resolves an on-link
+ * neighbour it asked for); then the link's terminal flag accepts the reply for the host.
  */
 export function mirrorTablePlan(host: HostView, what: 'arp' | 'icmp'): U32FilterSpec[] {
   if (what === 'icmp') return icmpTablePlan(host, 'eth0');
+  const at = (parts: U32Parts) => ingressFilter(host.eth0, PRIO.ARP, 'arp', parts);
   const table = u32Handle({ htid: MIRROR_TABLE_HTID.arp });
-  // Only replies enter the table (requests meet no ARP filter and go to the host): a request's cost does not grow with the chunks.
-  return [
-    mirrorFilter(host, 'arp', { handle: table, divisor: 1 }),
-    mirrorFilter(host, 'arp', { matches: [arpOp(2), arpTargetIp(host.ip)], terminal: true, link: table }),
-  ];
+  return [at({ handle: table, divisor: 1 }), at({ matches: [arpOp(2), arpTargetIp(host.ip)], terminal: true, link: table })];
 }
 
 /**
@@ -163,24 +159,22 @@ export function icmpTablePlan(host: HostView, dev: 'eth0' | 'lo'): U32FilterSpec
  */
 export function echoFanoutPlan(host: HostView): TcObject[] {
   const { tx, rx } = ECHO_FANOUT_VIEW;
-  const table = u32Handle({ htid: MIRROR_TABLE_HTID.icmp });
+  const icmpChunks = u32Handle({ htid: MIRROR_TABLE_HTID.icmp });
+  const arpChunks = u32Handle({ htid: MIRROR_TABLE_HTID.arp });
+  // The links into the chunk tables have handles of ours, in the root tables the kernel gives a new
+  // qdisc's priorities in the order they are made (800: for ICMP's, made first, 801: for ARP's):
+  // adding one again is EEXIST, not a second link.
+  const rootNode = (htid: number) => u32Handle({ htid, node: 0x800 });
+  const tbf = { kind: 'tbf' as const, ifindex: tx, parent: TC_H.ROOT, rateBytesPerSec: ECHO_FANOUT_RATE_BYTES_PER_SEC, burstBytes: ECHO_FANOUT_BURST_BYTES };
   return [
-    {
-      type: 'qdisc',
-      spec: {
-        kind: 'tbf',
-        ifindex: tx,
-        parent: TC_H.ROOT,
-        rateBytesPerSec: ECHO_FANOUT_RATE_BYTES_PER_SEC,
-        burstBytes: ECHO_FANOUT_BURST_BYTES,
-        limitBytes: ECHO_FANOUT_BURST_BYTES,
-      },
-    },
+    { type: 'qdisc', spec: { ...tbf, limitBytes: ECHO_FANOUT_BURST_BYTES } },
     { type: 'qdisc', spec: { kind: 'ingress', ifindex: rx } },
-    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: table, divisor: 1 })),
-    // With a handle of ours (the root table 800: of the qdisc's first priority): adding it again is EEXIST, not a second link.
-    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: u32Handle({ htid: 0x800, node: 0x800 }), matches: [matchAll], link: table })),
+    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: icmpChunks, divisor: 1 })),
+    filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: rootNode(0x800), matches: [matchAll], link: icmpChunks })),
+    filterObject(ingressFilter(rx, PRIO.ARP, 'arp', { handle: arpChunks, divisor: 1 })),
+    filterObject(ingressFilter(rx, PRIO.ARP, 'arp', { handle: rootNode(0x801), matches: [matchAll], link: arpChunks })),
     { type: 'bpf', spec: dropAllPlan(rx) },
+    // eth0's copies: echo replies (node 1 of its ICMP table), ARP replies to the host (node 1 of its ARP table).
     filterObject(
       ingressFilter(host.eth0, PRIO.ICMP, 'ip', {
         handle: u32Handle({ htid: ICMP_TABLE_HTID, node: ICMP_ECHO_REPLY_LINK_NODE }),
@@ -188,12 +182,19 @@ export function echoFanoutPlan(host: HostView): TcObject[] {
         actions: [mirrorTo(tx, false)],
       }),
     ),
+    filterObject(
+      ingressFilter(host.eth0, PRIO.ARP, 'arp', {
+        handle: u32Handle({ htid: MIRROR_TABLE_HTID.arp, node: 1 }),
+        matches: [matchAll],
+        actions: [mirrorTo(tx, false)],
+      }),
+    ),
   ];
 }
 
 /** Chunk k of the ARP or ICMP mirror: which filter (to delete it). */
-export function mirrorChunkRef(host: HostView, what: 'arp' | 'icmp', chunk: number): FilterRef & { kind: 'u32' } {
-  const f = mirrorFilter(host, what, {});
+export function mirrorChunkRef(_host: HostView, what: 'arp' | 'icmp', chunk: number): FilterRef & { kind: 'u32' } {
+  const f = mirrorFilter(what, {});
   return { kind: 'u32', ifindex: f.ifindex, parent: f.parent, priority: f.priority, protocol: f.protocol!, handle: mirrorChunkHandle(what, chunk) };
 }
 
@@ -202,14 +203,14 @@ export function mirrorChunkRef(host: HostView, what: 'arp' | 'icmp', chunk: numb
  * action limit per filter), the last one continuing classification to the next chunk. Chunk k
  * has handle <table>:0:<k+1>.
  */
-export function mirrorChunk(host: HostView, what: 'arp' | 'icmp', chunk: number, veths: number[]): U32FilterSpec & { handle: number } {
+export function mirrorChunk(_host: HostView, what: 'arp' | 'icmp', chunk: number, veths: number[]): U32FilterSpec & { handle: number } {
   if (veths.length === 0 || veths.length > MIRRORS_PER_FILTER)
     throw new RangeError(`a mirror chunk holds 1..${MIRRORS_PER_FILTER} devices, got ${veths.length}`);
   const last = veths.length - 1;
   const actions: ActionSpec[] = veths.map((ifindex, i) => mirrorTo(ifindex, i === last));
   const prio = what === 'arp' ? PRIO.ARP : PRIO.ICMP;
   // (Only answers reach the chunks: ARP replies to the host's address, ICMP echo replies; see the links.)
-  return u32Node(mirrorDevice(host, what), INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
+  return u32Node(ECHO_FANOUT_VIEW.rx, INGRESS_HANDLE, prio, what === 'arp' ? 'arp' : 'ip', mirrorChunkHandle(what, chunk), {
     matches: [matchAll],
     terminal: true,
     actions,

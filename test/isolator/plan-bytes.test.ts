@@ -12,8 +12,9 @@
  * - new keys: the source address on the veth filters to eth0 and the host IP (ipSrc), the ARP
  *   sender address on the veth's ARP filter and "reply to the host's address" on eth0's ARP link
  *   (both match-all in Mesos), fragment offset 0 on the port tables' links;
- * - a move: the ICMP mirror chunks live on the echo fan-out's rx end (its table 114:), fed through
- *   a rate limit by a copy from the ICMP table (111:) of eth0, where Mesos' equivalents were.
+ * - a move: the ARP and ICMP mirror chunks live on the echo fan-out's rx end (the ICMP ones in a
+ *   table 114: of their own), fed through a rate limit by copies from eth0's ARP and ICMP tables,
+ *   where Mesos' chunks were.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { TC_H, filterRequest, qdiscRequest } from '../../src/tc/index.js';
 import type { FilterRef, U32FilterSpec } from '../../src/tc/index.js';
 import type { HostPortFilter, TcObject } from '../../src/isolator/plan.js';
 import {
+  ECHO_FANOUT_VIEW,
   HTB_HANDLE,
   ICMP_ECHO_REPLY_LINK_NODE,
   ICMP_ERROR_LINK_NODE,
@@ -112,8 +114,12 @@ const handleOf = (s: U32FilterSpec): number | undefined => (typeof s.handle === 
 /** A filter as Mesos' data path has it: without data path v2's keys (an ARP filter left with none matches everything); an ICMP mirror chunk in its old table. */
 function mesosView<S extends U32FilterSpec>(spec: S): S {
   const h = handleOf(spec);
-  const chunk = h !== undefined && h >>> 20 === MIRROR_TABLE_HTID.icmp && (h & 0xfff) !== 0;
-  const moved = chunk ? { ifindex: host.eth0, handle: ((ICMP_TABLE_HTID << 20) | (h & 0xfffff)) >>> 0, ht: (ICMP_TABLE_HTID << 20) >>> 0 } : {};
+  // The chunks are on the echo fan-out's rx end now; the ICMP ones in a table of their own.
+  const icmpChunk = h !== undefined && h >>> 20 === MIRROR_TABLE_HTID.icmp && (h & 0xfff) !== 0;
+  const moved = {
+    ...(spec.ifindex === ECHO_FANOUT_VIEW.rx ? { ifindex: host.eth0 } : {}),
+    ...(icmpChunk ? { handle: ((ICMP_TABLE_HTID << 20) | (h & 0xfffff)) >>> 0, ht: (ICMP_TABLE_HTID << 20) >>> 0 } : {}),
+  };
   if (!spec.matches) return { ...spec, ...moved };
   const kept = spec.matches.filter((m) => !V2_KEYS.has(JSON.stringify(m)));
   return { ...spec, ...moved, matches: spec.protocol === 'arp' && kept.length === 0 ? [matchAll] : kept };
@@ -155,7 +161,7 @@ function newRequests(): Record<string, string[] | string> {
     'container filters add': objects(containerFilters(host, view)),
     'veth ingress shaping add': objects(shapingPlan(view.veth, view.ingress, false, mtu)),
     'mirror chunks replace': filters(mesosFilters([mirrorChunk(host, 'arp', 0, [1_000_001, 1_000_002]), mirrorChunk(host, 'icmp', 2, [1_000_017])]), 'replace'),
-    'mirror chunk delete': filters([mirrorChunkRef(host, 'arp', 1)], 'delete'),
+    'mirror chunk delete': filters([{ ...mirrorChunkRef(host, 'arp', 1), ifindex: host.eth0 }], 'delete'), // (on the fan-out's rx end now: see the header)
     'mirror tables add': filters(mesosFilters([...mirrorTablePlan(host, 'arp'), ...mirrorTablePlan(host, 'icmp')])),
     'flow shared add': objects(flowSharedPlan(host, TC_H.ROOT, 0x10000)),
     'flow shared delete by priority': filters(flowShared, 'delete'),
