@@ -115,6 +115,10 @@ export async function waitVethsGone(ns: string, timeoutMs = 60_000): Promise<voi
 
 /** The host facts the shell scripts need, read from a lab host. */
 export function shellHostFacts(ns: string): ShellHostFacts {
+  const managed = PortSet.parse(/ports:(\[[^\]]*\])/.exec(BENCH_FLAGS.resources)![1]!)
+    .union(POOL)
+    .ranges.map(([begin, end]) => ({ begin, end }));
+
   const links = ipJson<Array<{ ifname: string; ifindex: number; address: string; mtu: number }>>(ns, 'link', 'show');
   const eth0 = links.find((l) => l.ifname === 'eth0')!;
   const lo = links.find((l) => l.ifname === 'lo')!;
@@ -122,6 +126,10 @@ export function shellHostFacts(ns: string): ShellHostFacts {
     (a) => a.family === 'inet',
   )!;
   const gw = ipJson<Array<{ gateway: string }>>(ns, 'route', 'show', 'default')[0]!.gateway;
+  // As the engine: the host's entry for the gateway, when resolved, becomes the containers' permanent one.
+  const gatewayMac = ipJson<Array<{ dst: string; lladdr?: string; state?: string[] }>>(ns, 'neigh', 'show', 'dev', 'eth0').find(
+    (n) => n.dst === gw && n.lladdr && !n.state?.some((s) => s === 'FAILED' || s === 'INCOMPLETE'),
+  )?.lladdr;
   return {
     ns,
     eth0: { name: 'eth0', index: eth0.ifindex, address: eth0.address, mtu: eth0.mtu },
@@ -129,6 +137,8 @@ export function shellHostFacts(ns: string): ShellHostFacts {
     ip: addr.local,
     prefixlen: addr.prefixlen,
     gateway: gw,
+    ...(gatewayMac ? { gatewayMac } : {}),
+    managed,
   };
 }
 

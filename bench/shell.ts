@@ -10,13 +10,19 @@
  *
  * Where tc has no syntax for what the engine sends: a u32 filter that ends classification
  * without an action (TC_U32_TERMINAL alone) is written with `classid 1:1`, which sets the same
- * flag (the class is meaningless under an ingress qdisc).
+ * flag (the class is meaningless under an ingress qdisc). The data path's drops are `bpf
+ * bytecode '…' da` filters; the echo fan-out is made in the host setup (not timed).
  */
 import { EphemeralPortsAllocator } from '../src/isolator/allocator.js';
 import type { ContainerView, HostView, TcObject } from '../src/isolator/plan.js';
 import {
+  ECHO_FANOUT_NAMES,
+  ECHO_FANOUT_VIEW,
   MIRRORS_PER_FILTER,
   containerFilters,
+  echoFanoutPlan,
+  icmpTablePlan,
+  unheldPortsDropPlan,
   hostNodes,
   hostPortFilters,
   mirrorChunk,
@@ -27,7 +33,7 @@ import {
 } from '../src/isolator/plan.js';
 import { portSetBlocks } from '../src/isolator/port-blocks.js';
 import { PortSet } from '../src/isolator/port-set.js';
-import { TC_ACT, formatTcHandle, formatU32Handle, packMatches, parseTcHandle, parseU32Handle } from '../src/tc/index.js';
+import { TC_ACT, formatBytecode, formatTcHandle, formatU32Handle, packMatches, parseTcHandle, parseU32Handle } from '../src/tc/index.js';
 import type { ActionSpec, PortBlock, U32FilterSpec } from '../src/tc/index.js';
 
 export interface ShellHostFacts {
@@ -38,6 +44,10 @@ export interface ShellHostFacts {
   ip: string;
   prefixlen: number;
   gateway: string;
+  /** The host's MAC for the gateway, when it has one: containers get it as a permanent neighbour. */
+  gatewayMac?: string;
+  /** The managed ports (for the drop of unheld ones on eth0), inclusive. */
+  managed: Array<{ begin: number; end: number }>;
 }
 
 export interface ShellContainer {
@@ -68,8 +78,15 @@ const filter = (spec: U32FilterSpec): TcObject => ({ type: 'filter', spec });
 /** `tc` arguments (after `tc -n NS`) for one planned object (its u32 keys packed by src/tc, as the engine sends them). */
 export function tcArgs(o: TcObject, verb: 'add' | 'replace' | 'del', dev: (ifindex: number) => string): string {
   if (o.type === 'qdisc') {
-    if (o.spec.kind !== 'ingress') throw new Error(`shell baseline: no ${o.spec.kind} shaping in the benchmark topology`);
-    return `qdisc ${verb} dev ${dev(o.spec.ifindex)} ingress`;
+    const q = o.spec;
+    if (q.kind === 'tbf') return `qdisc ${verb} dev ${dev(q.ifindex)} root tbf rate ${q.rateBytesPerSec}bps burst ${q.burstBytes} limit ${q.limitBytes}`;
+    if (q.kind !== 'ingress') throw new Error(`shell baseline: no ${q.kind} shaping in the benchmark topology`);
+    return `qdisc ${verb} dev ${dev(q.ifindex)} ingress`;
+  }
+  if (o.type === 'bpf') {
+    const b = o.spec;
+    const head = `filter ${verb} dev ${dev(b.ifindex)} parent ${formatTcHandle(parseTcHandle(b.parent))} prio ${b.priority} protocol ${b.protocol} handle ${b.handle} bpf`;
+    return verb === 'del' ? head : `${head} bytecode '${formatBytecode(b.program)}'${b.directAction ? ' da' : ''}`;
   }
   if (o.type !== 'filter') throw new Error('shell baseline: HTB classes are not part of the benchmark topology');
   const p = o.spec;
@@ -114,6 +131,8 @@ export class ShellIsolator {
   private hostDev = (ifindex: number): string => {
     if (ifindex === this.host.eth0.index) return this.host.eth0.name;
     if (ifindex === this.host.lo.index) return this.host.lo.name;
+    if (ifindex === ECHO_FANOUT_VIEW.tx) return ECHO_FANOUT_NAMES.tx;
+    if (ifindex === ECHO_FANOUT_VIEW.rx) return ECHO_FANOUT_NAMES.rx;
     for (const c of this.containers.values()) if (c.vethIndex === ifindex) return c.veth;
     throw new Error(`shell baseline: unknown host device ${ifindex}`);
   };
@@ -137,9 +156,20 @@ export class ShellIsolator {
       ...portTablePlan(this.view, 'eth0'),
       ...portTablePlan(this.view, 'lo'),
       ...mirrorTablePlan(this.view, 'arp'),
-      ...mirrorTablePlan(this.view, 'icmp'),
+      ...icmpTablePlan(this.view, 'eth0'),
+      ...icmpTablePlan(this.view, 'lo'),
     ];
     for (const p of shared) lines.push(this.tc(ns, filter(p), 'add', this.hostDev));
+    // The echo fan-out's pair (host-pairs.ts) and its objects, then the drop of unheld managed ports.
+    const { tx, rx } = ECHO_FANOUT_NAMES;
+    lines.push(
+      `ip -n ${ns} link add ${tx} index ${ECHO_FANOUT_VIEW.tx} address ${h.eth0.address} mtu ${h.eth0.mtu} type veth ` +
+        `peer name ${rx} index ${ECHO_FANOUT_VIEW.rx} address ${h.eth0.address} mtu ${h.eth0.mtu}`,
+      `ip netns exec ${ns} sysctl -qw net.ipv6.conf.${tx}.disable_ipv6=1 net.ipv6.conf.${rx}.disable_ipv6=1`,
+    );
+    for (const o of echoFanoutPlan(this.view)) lines.push(this.tc(ns, o, 'add', this.hostDev));
+    lines.push(`ip -n ${ns} link set ${tx} up`, `ip -n ${ns} link set ${rx} up`);
+    lines.push(this.tc(ns, { type: 'bpf', spec: unheldPortsDropPlan(this.view, h.managed) }, 'add', this.hostDev));
     return lines;
   }
 
@@ -206,6 +236,7 @@ export class ShellIsolator {
       `ip -n ${C} link set ${ifname} up`,
       `ip -n ${C} addr add ${h.ip}/${h.prefixlen} dev ${ifname}`,
       `ip -n ${C} route add default via ${h.gateway} dev ${ifname}`,
+      ...(h.gatewayMac ? [`ip -n ${C} neigh replace ${h.gateway} lladdr ${h.gatewayMac} nud permanent dev ${ifname}`] : []),
     );
     for (const p of containerFilters(this.view, view)) script.push(this.tc(C, p, 'add', cdev));
     script.push(
