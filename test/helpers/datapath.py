@@ -13,6 +13,9 @@ and is bounded in count and time.
   udp-flow SPORT DST DPORT MS
                         a connected UDP socket from SPORT sends one datagram and, for MS ms, waits
                         for an ICMP error: {"refused": bool, "mtu": path MTU the socket sees}
+  arp-replies DEV DST_MAC DST COUNT
+                        send COUNT ARP replies "DEV's address is at DEV's MAC" to DST / DST_MAC
+                        (COUNT <= 2000) at once, from DEV: {"sent"}
   echo-replies DST COUNT
                         send COUNT unsolicited ICMP echo replies (COUNT <= 2000) to DST at once: {"sent"}
   big-udp DST DPORT SIZE MARK_PORT
@@ -21,6 +24,7 @@ and is bounded in count and time.
 """
 
 import errno
+import fcntl
 import json
 import select
 import socket
@@ -122,6 +126,21 @@ def udp_flow(sport: int, dst: str, dport: int, ms: int) -> dict:
     return {"refused": refused, "mtu": mtu}
 
 
+def arp_replies(dev: str, dst_mac: str, dst: str, count: int) -> dict:
+    if not 1 <= count <= 2000:
+        sys.exit("count must be 1..2000")
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    s.bind((dev, 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as q:
+        ip = fcntl.ioctl(q.fileno(), 0x8915, struct.pack("256s", dev.encode()))[20:24]  # SIOCGIFADDR
+        mac = fcntl.ioctl(q.fileno(), 0x8927, struct.pack("256s", dev.encode()))[18:24]  # SIOCGIFHWADDR
+    to = bytes.fromhex(dst_mac.replace(":", ""))
+    frame = to + mac + struct.pack("!H", 0x0806) + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + mac + ip + to + socket.inet_aton(dst)
+    for _ in range(count):
+        s.send(frame)
+    return {"sent": count}
+
+
 def echo_replies(dst: str, count: int) -> dict:
     if not 1 <= count <= 2000:
         sys.exit("count must be 1..2000")
@@ -154,6 +173,8 @@ def main() -> None:
         out = icmp_error(int(args[0]), int(args[1]), int(args[2]), args[3], args[4], args[5], int(args[6]), int(args[7]))
     elif mode == "udp-flow":
         out = udp_flow(int(args[0]), args[1], int(args[2]), int(args[3]))
+    elif mode == "arp-replies":
+        out = arp_replies(args[0], args[1], args[2], int(args[3]))
     elif mode == "echo-replies":
         out = echo_replies(args[0], int(args[1]))
     elif mode == "big-udp":

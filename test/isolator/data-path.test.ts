@@ -78,6 +78,21 @@ describe('ICMP echo and ARP for the host', () => {
     );
   });
 
+  it('ARP replies to the host reach the containers through the same limit', async () => {
+    // Counted with a capture in one container: the replies the fan-out let through.
+    const hostMac = JSON.parse(execFileSync('ip', ['-n', lab.lab.host, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' }))[0].address as string;
+    const limited = (await iso.hostCounters()).echoReplyFanoutDroppedPackets;
+    let seconds = 0;
+    const seen = await sniffDuring(cs[2]!.netns, 'eth0', 5000, () => {
+      const t0 = Date.now();
+      datapath(lab.lab.world, 'arp-replies', 'eth0', hostMac, HOST_IP, 1000);
+      seconds = (Date.now() - t0) / 1000;
+    });
+    expect(seen.arp).toBeGreaterThan(0);
+    expect(seen.arp).toBeLessThanOrEqual(Math.min(900, 60 + Math.ceil(55 * (seconds + 5)) + 10));
+    expect((await iso.hostCounters()).echoReplyFanoutDroppedPackets - limited).toBeGreaterThan(500);
+  });
+
   it("containers have the gateway as a permanent neighbour, with the host's MAC for it", () => {
     const mac = (ns: string) => JSON.parse(execFileSync('nsenter', [`--net=${ns}`, 'ip', '-j', 'neigh', 'show', GATEWAY], { encoding: 'utf8' }))[0];
     const host = mac(lab.lab.path(lab.lab.host));
@@ -109,6 +124,14 @@ describe('ICMP errors reach the container whose packet they quote', () => {
     } finally {
       server.stop();
     }
+  });
+
+  it('a time exceeded quoting a container’s port reaches that container only', () => {
+    const before = { c3: icmpIn(cs[2]!.netns, 'InTimeExcds'), c1: icmpIn(cs[0]!.netns, 'InTimeExcds'), host: icmpIn(lab.lab.host, 'InTimeExcds') };
+    datapath(lab.lab.world, 'icmp-error', 11, 0, 0, HOST_IP, HOST_IP, GATEWAY, 31205, 7994);
+    expect(icmpIn(cs[2]!.netns, 'InTimeExcds')).toBe(before.c3 + 1);
+    expect(icmpIn(cs[0]!.netns, 'InTimeExcds')).toBe(before.c1);
+    expect(icmpIn(lab.lab.host, 'InTimeExcds')).toBe(before.host);
   });
 
   it('an error quoting a port no container holds is the host’s', () => {
