@@ -7,12 +7,24 @@
  */
 import type { Request } from '../netlink/index.js';
 import { linkRequests } from '../rtnl/index.js';
+import { Tc, actionRequest } from '../tc/index.js';
+import type { StandaloneActionSpec } from '../tc/index.js';
 import { firstFailure } from './batch.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { hostView } from './host-setup.js';
 import type { HostView, ShaperView, TcObject } from './plan.js';
-import { ECHO_FANOUT_NAMES, ECHO_FANOUT_VIEW, SHAPER_NAMES, SHAPER_VIEW, echoFanoutPlan, shaperSharedPlan, tcObjectRequest } from './plan.js';
+import {
+  ECHO_FANOUT_NAMES,
+  ECHO_FANOUT_VIEW,
+  SHAPER_NAMES,
+  SHAPER_VIEW,
+  echoFanoutPlan,
+  mirrorTo,
+  redirect,
+  shaperSharedPlan,
+  tcObjectRequest,
+} from './plan.js';
 import type { HostRecord } from './state.js';
 
 /** One of the host's pairs: its ends' names and indexes, where host.json records it, its objects. */
@@ -23,6 +35,8 @@ export interface HostPair {
   view: ShaperView;
   record: 'shaper' | 'echoFanout';
   plan: (host: HostView) => TcObject[];
+  /** The shared mirred action (fixed index) through which other filters send to the pair. */
+  action: StandaloneActionSpec;
 }
 
 export const SHAPER_PAIR: HostPair = {
@@ -31,6 +45,7 @@ export const SHAPER_PAIR: HostPair = {
   view: SHAPER_VIEW,
   record: 'shaper',
   plan: (h) => shaperSharedPlan(h, SHAPER_VIEW),
+  action: redirect(SHAPER_VIEW.tx) as StandaloneActionSpec,
 };
 export const ECHO_FANOUT_PAIR: HostPair = {
   what: 'echo-reply fan-out',
@@ -38,6 +53,7 @@ export const ECHO_FANOUT_PAIR: HostPair = {
   view: ECHO_FANOUT_VIEW,
   record: 'echoFanout',
   plan: echoFanoutPlan,
+  action: mirrorTo(ECHO_FANOUT_VIEW.tx, false) as StandaloneActionSpec,
 };
 
 /** Make a pair and its objects if they are not there (once per process). */
@@ -66,6 +82,9 @@ export async function ensureHostPair(core: EngineCore, pair: HostPair): Promise<
     }
     // No IPv6 link-local chatter on them: only what the isolator sends goes through.
     for (const name of [pair.names.tx, pair.names.rx]) core.disableHostVethIpv6(name);
+    // Made again after someone deleted it: the filters that send to it share one mirred action,
+    // which the kernel left pointing at no device when the old one went: point it at the new one.
+    if (await new Tc(core.session).getAction('mirred', pair.action.index)) await core.session.request(actionRequest('replace', pair.action));
   }
   const reqs: Request[] = [
     ...pair.plan(hostView(core.host)).map((o) => tcObjectRequest(o, 'add', core.ctx)),

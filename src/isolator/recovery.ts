@@ -15,8 +15,8 @@ import type { HostDamage } from './host-check.js';
 import { describeDamage, inspectHost } from './host-check.js';
 import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
 import { changedGatewayMac, putGatewayEverywhere } from './gateway.js';
-import { ECHO_FANOUT_PAIR, ensureHostPair } from './host-pairs.js';
-import { hostPortFilterAt, isPortFilterHandle } from './plan.js';
+import { ECHO_FANOUT_PAIR, SHAPER_PAIR, ensureHostPair } from './host-pairs.js';
+import { hostPortFilterAt, htbQuantum, isPortFilterHandle, shaperClassPlan, tcObjectRequest } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import { mirrorChunkOf } from './records.js';
 import type { ContainerRecord, HostRecord, SpareRecord } from './state.js';
@@ -194,6 +194,7 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
       // The echo fan-out and its copy on eth0 (the last a repair of eth0's tables does not make).
       core.hostPairsReady.delete(ECHO_FANOUT_PAIR.record);
       await ensureHostPair(core, ECHO_FANOUT_PAIR);
+      await recoverShaper(core, report);
       const mac = await changedGatewayMac(core);
       if (mac) {
         const failed = await putGatewayEverywhere(core, mac);
@@ -211,6 +212,37 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
   for (let c = 0; c <= maxChunk + 1; c++) reqs.push(...core.mirrorRequests(c));
   const err = firstFailure(await core.session.batch(reqs), ['ENOENT', 'EINVAL', 'ENODEV']);
   if (err) report.errors.push(`mirrors: ${err.message}`);
+}
+
+/**
+ * The egress shaper, when a container is shaped on the host: the pair and its objects made again
+ * if they are gone, and every such container's class (with its leaf) and classifiers added where
+ * missing (EEXIST: there).
+ */
+async function recoverShaper(core: EngineCore, report: RecoverReport): Promise<void> {
+  const shaped = [...core.registry.records.values()].filter((r) => r.phase === 'ready' && r.egressOnHost && r.egress);
+  if (!shaped.length) return;
+  const wasThere = (await core.rtnl.links.find(SHAPER_PAIR.view.tx))?.index === SHAPER_PAIR.view.tx;
+  core.hostPairsReady.delete(SHAPER_PAIR.record);
+  await ensureHostPair(core, SHAPER_PAIR);
+  const fq = core.fqCodel ?? (await core.probeFqCodel());
+  const reqs: Request[] = [];
+  for (const r of shaped) {
+    const view = core.view(r);
+    const quantum = htbQuantum(r.egress!.rateBytesPerSec, view.mtu);
+    reqs.push(...shaperClassPlan(view.shaper!.view, view.shaper!.minor, r.egress!, fq, quantum).map((o) => tcObjectRequest(o, 'add', core.ctx)));
+    reqs.push(
+      ...core
+        .recordedHostPorts(r)
+        .filter((f) => f.role === 'shaper')
+        .map((f) => filterRequest('add', f.spec)),
+    );
+  }
+  const results = await core.session.batch(reqs);
+  const made = results.filter((x) => x.ok).length;
+  const err = firstFailure(results, ['EEXIST']);
+  if (err) report.errors.push(`egress shaper: ${err.message}`);
+  if (!wasThere || made) report.repaired.push(`egress shaper: ${wasThere ? '' : 'its pair and '}${made} of its containers' objects put back`);
 }
 
 /** Port-table filters on eth0 and lo that no record owns. */

@@ -220,6 +220,15 @@ describe('rate limits (real transfers)', () => {
     expect(s!.statistics.net_tx_rate_limit).toBe(102400);
     const bw = (s!.statistics.net_traffic_control_statistics as Array<{ id: string; bytes: number }>).find((t) => t.id === 'bw_limit');
     expect(bw!.bytes).toBeGreaterThan(900 * 1024);
+    // Someone deletes the host's pairs by hand: recover makes them again, and the container is
+    // shaped (and its ping answered, through the echo fan-out) as before.
+    for (const dev of ['pmi-shape', 'pmi-echo']) execFileSync('ip', ['-n', lab.lab.host, 'link', 'del', dev]);
+    const report = await iso.recover();
+    expect(report.errors).toEqual([]);
+    expect(report.repaired).toContain("egress shaper: its pair and 2 of its containers' objects put back");
+    const after = await listen(lab.lab.world, 'tcp', 7103);
+    expect(await timedTransfer(c.netns, after, GATEWAY, 7103, 300 * 1024)).toBeGreaterThan(2.2);
+    expect(icmpEcho(c.netns, GATEWAY)).toEqual({ sent: 1, received: 1, duplicates: 0 });
     await iso.destroy('c1');
     // Its class went with it; the shaper stays for the next one (cleanup removes it).
     expect(execFileSync('tc', ['-n', lab.lab.host, 'class', 'show', 'dev', 'pmi-shape'], { encoding: 'utf8' })).toBe('');
