@@ -97,6 +97,16 @@ export async function ensureHostPair(core: EngineCore, pair: HostPair): Promise<
   core.hostPairsReady.add(pair.record);
 }
 
+/** The pairs that should be there and are not (doctor): the echo fan-out always, the shaper while a container is shaped on the host. */
+export async function missingHostPairs(core: EngineCore): Promise<string[]> {
+  const wanted = [ECHO_FANOUT_PAIR, ...([...core.registry.records.values()].some((r) => r.phase === 'ready' && r.egressOnHost) ? [SHAPER_PAIR] : [])];
+  const out: string[] = [];
+  for (const p of wanted) {
+    if ((await core.rtnl.links.find(p.names.tx))?.index !== p.view.tx) out.push(`the ${p.what} (${p.names.tx}) is missing: recover makes it again`);
+  }
+  return out;
+}
+
 /** Deleting the pairs host.json says we made (one end takes the other, and every object on them). */
 export function hostPairRemovals(rec: HostRecord): Request[] {
   return [SHAPER_PAIR, ECHO_FANOUT_PAIR].filter((p) => rec[p.record]?.created).map((p) => linkRequests.delete(p.view.tx));

@@ -15,7 +15,7 @@ import type { HostDamage } from './host-check.js';
 import { describeDamage, inspectHost } from './host-check.js';
 import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
 import { changedGatewayMac, putGatewayEverywhere } from './gateway.js';
-import { ECHO_FANOUT_PAIR, SHAPER_PAIR, ensureHostPair } from './host-pairs.js';
+import { ECHO_FANOUT_PAIR, SHAPER_PAIR, ensureHostPair, missingHostPairs } from './host-pairs.js';
 import { hostPortFilterAt, htbQuantum, isPortFilterHandle, shaperClassPlan, tcObjectRequest } from './plan.js';
 import { blockFromBeginEnd } from './port-blocks.js';
 import { mirrorChunkOf } from './records.js';
@@ -288,5 +288,5 @@ export async function checkHostLocked(core: EngineCore): Promise<string[]> {
   core.sync();
   const hostRec = core.store.readHost();
   if (!hostRec || hostRec.complete === false || hostRec.shared.layout !== SHARED_LAYOUT) return [];
-  return describeDamage(await inspectHost(core.session, core.host, core.registry.records.values()), core.host);
+  return [...describeDamage(await inspectHost(core.session, core.host, core.registry.records.values()), core.host), ...(await missingHostPairs(core))];
 }

@@ -222,8 +222,14 @@ describe('rate limits (real transfers)', () => {
     expect(bw!.bytes).toBeGreaterThan(900 * 1024);
     // Someone deletes the host's pairs by hand: recover makes them again, and the container is
     // shaped (and its ping answered, through the echo fan-out) as before.
+    expect(await iso.checkHost()).toEqual([]);
     for (const dev of ['pmi-shape', 'pmi-echo']) execFileSync('ip', ['-n', lab.lab.host, 'link', 'del', dev]);
+    expect(await iso.checkHost()).toEqual([
+      'the echo-reply fan-out (pmi-echo) is missing: recover makes it again',
+      'the egress shaper (pmi-shape) is missing: recover makes it again',
+    ]);
     const report = await iso.recover();
+    expect(await iso.checkHost()).toEqual([]);
     expect(report.errors).toEqual([]);
     // (Its class and classifier, and the class's fq_codel leaf where the kernel has fq_codel.)
     expect(report.repaired).toContainEqual(expect.stringMatching(/^egress shaper: its pair and [23] of its containers' objects put back$/));
