@@ -163,3 +163,24 @@ export function actionGetRequest(kind: 'mirred', index: number): Request {
 export function actionDumpRequest(kind: 'mirred'): Request {
   return { type: RTM.GETACTION, schema: actionMessage, encode: (w) => encodeBody(w, actionMessage, { attrs: { tab: [{ kind }] } }) };
 }
+
+/** TCA_*_ACT of a filter's action specs, as tc writes them. */
+export function actionEntries(actions: readonly ActionSpec[]): TcaActEntry[] {
+  const act: TcaActEntry[] = [];
+  for (let i = 0; i < actions.length; i++) {
+    try {
+      act.push(actionAttrs(actions[i]!));
+    } catch (e) {
+      if (e instanceof TcInputError) throw new TcInputError(`action ${i + 1}: ${e.reason}`);
+      throw e;
+    }
+  }
+  return act;
+}
+
+/** The spec of a dumped mirred action: the same target and verdict, or a binding by index. */
+export function actionSpecOf(a: Action): ActionSpec {
+  return a.kind === 'mirred' && a.direction && a.action && a.ifindex
+    ? { kind: 'mirred', direction: a.direction, action: a.action, ifindex: a.ifindex, verdict: a.verdict }
+    : { kind: 'mirred', bindIndex: a.index ?? 0 };
+}

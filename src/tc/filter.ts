@@ -1,24 +1,25 @@
 /**
- * u32 filters: typed matches, classid/flowid, actions, protocol and priority, and the whole hash
- * table life cycle (a table with a divisor, a link from a parent with a hash key, filters placed
- * in `ht:bucket`). bpf filters running a classic BPF program, in direct-action mode (the program
- * gives the verdict) or as a match for a classid and actions. filterRequest() builds what tc
- * sends; parseFilter() decodes a dump back into the same shapes.
+ * Filters: the requests of every kind and the decoding of dumps; u32 filters whole (typed
+ * matches, classid/flowid, actions, protocol and priority, and the hash table life cycle: a
+ * table with a divisor, a link from a parent with a hash key, filters placed in `ht:bucket`);
+ * bpf filters' own part in bpf-filter.ts. filterRequest() builds what tc sends; parseFilter()
+ * decodes a dump back into the same shapes.
  */
-import { DecodeError, decodeBody, encodeBody } from '../netlink/index.js';
+export type { BpfFilter, BpfFilterSpec } from './bpf-filter.js';
+export { bpfFilterSpec, isBpf } from './bpf-filter.js';
+import { decodeBody, encodeBody } from '../netlink/index.js';
 import type { NetlinkMessage, Request, Writer } from '../netlink/index.js';
 import { RTM } from '../rtnl/constants.js';
-import { actionAttrs, parseAction } from './action.js';
+import { actionEntries, actionSpecOf, parseAction } from './action.js';
 import type { Action, ActionSpec } from './action.js';
-import { validateProgram } from './cbpf.js';
-import type { CbpfInsn } from './cbpf.js';
-import { ETH_P, TCA_BPF_FLAG, TC_U32 } from './constants.js';
+import { bpfFields, bpfOptions } from './bpf-filter.js';
+import type { BpfFilter, BpfFilterSpec } from './bpf-filter.js';
+import { ETH_P, TC_U32 } from './constants.js';
 import { TcInputError, checkInt } from './errors.js';
 import { parseBpfHandle, parseTcHandle, parseU32Handle, u32HandleParts } from './handle.js';
 import type { TcHandleInput, U32HandleInput } from './handle.js';
 import { VERB_FLAGS, checkVerb, tcRequest } from './request.js';
 import type { TcMessageInput, TcVerb } from './request.js';
-import type { TcaActEntry } from './schemas/action.js';
 import type { BpfAttrs } from './schemas/bpf.js';
 import { tcMessage } from './schemas/tca.js';
 import type { TcMessage, TcaAttrs } from './schemas/tca.js';
@@ -91,28 +92,6 @@ export interface U32FilterSpec extends FilterRef {
   ht?: U32HandleInput;
 }
 
-/**
- * A bpf filter running a classic BPF program (tc `bpf bytecode '…'`). With `directAction` the
- * program's return value is the verdict (TC_ACT_*: SHOT drops; UNSPEC, -1, goes on to the next
- * filter) and actions are refused, since the kernel would never run them. Without it the program
- * matches: 0 is no match, -1 (0xffffffff) a match with `classid`, any other value a classid; on a
- * match the actions run.
- */
-export interface BpfFilterSpec extends FilterRef {
-  kind: 'bpf';
-  /** tc `handle 1`: a u32 (or its decimal or 0x text); omitted, the kernel chooses. */
-  handle?: number | string;
-  /** 1..4096 instructions (see cbpf.ts: builders and assemble()). */
-  program: readonly CbpfInsn[];
-  /** tc `da` / `direct-action` (TCA_BPF_FLAG_ACT_DIRECT). */
-  directAction?: boolean;
-  /** tc `classid`/`flowid`: the class of a match that returns -1. */
-  classid?: TcHandleInput;
-  actions?: ActionSpec[];
-  /** TCA_BPF_NAME (at most 255 bytes). The kernel keeps names of eBPF programs only: a classic filter dumps without one. */
-  name?: string;
-}
-
 /** A u32 filter as the kernel reports it. */
 export interface U32Filter {
   kind: 'u32';
@@ -138,30 +117,6 @@ export interface U32Filter {
   raw: TcMessage;
 }
 
-/** A bpf filter as the kernel reports it. */
-export interface BpfFilter {
-  kind: 'bpf';
-  ifindex: number;
-  parent: number;
-  priority: number;
-  protocol: number;
-  handle: number;
-  chain?: number;
-  /** The classic program (TCA_BPF_OPS); empty for an eBPF program (see id, tag, name). */
-  program: CbpfInsn[];
-  /** TCA_BPF_FLAG_ACT_DIRECT. */
-  directAction: boolean;
-  classid?: number;
-  actions: Action[];
-  /** eBPF only: the program's name, id and tag (hex), as the kernel reports them. */
-  name?: string;
-  id?: number;
-  tag?: string;
-  /** TCA_BPF_FLAGS_GEN (TCA_CLS_FLAGS_*): the kernel sets NOT_IN_HW for software filters. */
-  genFlags?: number;
-  raw: TcMessage;
-}
-
 /** A filter of another kind: only the common fields. */
 export interface OtherFilter {
   kind: string;
@@ -180,9 +135,6 @@ export type Filter = U32Filter | BpfFilter | OtherFilter;
 /** Whether a dumped filter is a u32 filter with typed matches and actions. */
 export const isU32 = (f: Filter): f is U32Filter => f.kind === 'u32' && 'matches' in f;
 
-/** Whether a dumped filter is a bpf filter with its program, flags and actions. */
-export const isBpf = (f: Filter): f is BpfFilter => f.kind === 'bpf' && 'program' in f;
-
 /** The handle of a filter reference, parsed by its kind's syntax (bpf: a plain u32; otherwise u32-classifier). */
 function filterHandle(spec: FilterRef): number {
   if (spec.handle === undefined) return 0;
@@ -194,44 +146,6 @@ function header(spec: FilterRef, handle: number) {
   const priority = checkInt('filter priority', spec.priority, 1, 0xffff);
   const protocol = filterProtocol(spec.protocol ?? 'ip');
   return { ifindex: spec.ifindex, handle, parent: parseTcHandle(spec.parent), info: filterInfo(priority, protocol) };
-}
-
-/** TCA_*_ACT of a filter's action specs, as tc writes them. */
-function actionEntries(actions: readonly ActionSpec[]): TcaActEntry[] {
-  const act: TcaActEntry[] = [];
-  for (let i = 0; i < actions.length; i++) {
-    try {
-      act.push(actionAttrs(actions[i]!));
-    } catch (e) {
-      if (e instanceof TcInputError) throw new TcInputError(`action ${i + 1}: ${e.reason}`);
-      throw e;
-    }
-  }
-  return act;
-}
-
-/** The longest TCA_BPF_NAME the kernel takes, its NUL included (CLS_BPF_NAME_LEN). */
-const CLS_BPF_NAME_LEN = 256;
-
-function bpfOptions(spec: BpfFilterSpec): BpfAttrs {
-  const program = validateProgram(spec.program);
-  if (spec.directAction !== undefined && typeof spec.directAction !== 'boolean')
-    throw new TcInputError(`directAction must be true or false, got ${String(spec.directAction)}`);
-  if (spec.directAction && spec.actions?.length)
-    throw new TcInputError('a direct-action program gives the verdict itself: its actions would never run (the kernel takes them and ignores them)');
-  // tc's order: classid and actions as given on its command line, then the program, then the flags.
-  const o: BpfAttrs = {};
-  if (spec.classid !== undefined) o.classid = parseTcHandle(spec.classid);
-  if (spec.actions?.length) o.act = actionEntries(spec.actions);
-  o.opsLen = program.length;
-  o.ops = program;
-  if (spec.name !== undefined) {
-    if (typeof spec.name !== 'string' || !spec.name || spec.name.includes('\0') || Buffer.byteLength(spec.name) >= CLS_BPF_NAME_LEN)
-      throw new TcInputError(`bpf name must be 1..${CLS_BPF_NAME_LEN - 1} bytes without NUL, got ${JSON.stringify(spec.name)}`);
-    o.name = spec.name;
-  }
-  if (spec.directAction) o.flags = TCA_BPF_FLAG.ACT_DIRECT;
-  return o;
 }
 
 function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
@@ -414,10 +328,6 @@ function bpfFilter(m: TcMessage): Filter {
   const o = m.attrs.options as BpfAttrs | Buffer | undefined;
   // The kernel's per-priority placeholder (handle 0) has no options.
   if (!o || Buffer.isBuffer(o)) return otherFilter(m);
-  if ((o.ops === undefined) !== (o.opsLen === undefined))
-    throw new DecodeError(`${o.ops ? 'TCA_BPF_OPS without TCA_BPF_OPS_LEN' : 'TCA_BPF_OPS_LEN without TCA_BPF_OPS'}`, ['TCA_OPTIONS']);
-  if (o.ops && o.ops.length !== o.opsLen)
-    throw new DecodeError(`TCA_BPF_OPS_LEN says ${o.opsLen} instructions, TCA_BPF_OPS holds ${o.ops.length}`, ['TCA_OPTIONS', 'TCA_BPF_OPS_LEN']);
   const info = m.header.info;
   const f: BpfFilter = {
     kind: 'bpf',
@@ -426,17 +336,10 @@ function bpfFilter(m: TcMessage): Filter {
     priority: info >>> 16,
     protocol: htons(info & 0xffff),
     handle: m.header.handle,
-    program: o.ops ?? [],
-    directAction: ((o.flags ?? 0) & TCA_BPF_FLAG.ACT_DIRECT) !== 0,
-    actions: o.act ? o.act.map(parseAction) : [],
     raw: m,
+    ...bpfFields(o),
   };
   if (m.attrs.chain !== undefined) f.chain = m.attrs.chain;
-  if (o.classid !== undefined) f.classid = o.classid;
-  if (o.name !== undefined) f.name = o.name;
-  if (o.id !== undefined) f.id = o.id;
-  if (o.tag !== undefined) f.tag = o.tag.toString('hex');
-  if (o.flagsGen !== undefined) f.genFlags = o.flagsGen;
   return f;
 }
 
@@ -484,30 +387,4 @@ export function u32FilterSpec(f: U32Filter): U32FilterSpec {
   if (f.ht !== undefined) spec.ht = f.ht;
   spec.actions = f.actions.map(actionSpecOf);
   return spec;
-}
-
-/** The spec that recreates a dumped classic bpf filter (its program, flags, classid and actions), e.g. for `replace`. */
-export function bpfFilterSpec(f: BpfFilter): BpfFilterSpec {
-  if (!f.program.length) throw new TcInputError(`bpf filter ${f.handle} runs an eBPF program (id ${String(f.id)}); only classic programs can be recreated`);
-  const spec: BpfFilterSpec = {
-    kind: 'bpf',
-    ifindex: f.ifindex,
-    parent: f.parent,
-    priority: f.priority,
-    protocol: f.protocol,
-    handle: f.handle,
-    program: f.program,
-  };
-  if (f.chain !== undefined) spec.chain = f.chain;
-  if (f.classid !== undefined) spec.classid = f.classid;
-  if (f.directAction) spec.directAction = true;
-  if (f.actions.length) spec.actions = f.actions.map(actionSpecOf);
-  return spec;
-}
-
-/** The spec of a dumped mirred action: the same target and verdict, or a binding by index. */
-function actionSpecOf(a: Action): ActionSpec {
-  return a.kind === 'mirred' && a.direction && a.action && a.ifindex
-    ? { kind: 'mirred', direction: a.direction, action: a.action, ifindex: a.ifindex, verdict: a.verdict }
-    : { kind: 'mirred', bindIndex: a.index ?? 0 };
 }
