@@ -258,7 +258,7 @@ export const ETH_P = Object.freeze({
   '8021AD': 0x88a8,
 } as const);
 
-/** IP protocol numbers a u32 `ipProto` match accepts by name. */
+/** IP protocol numbers the u32 `ipProto` (tcp, udp, icmp) and `ip6NextHeader` (tcp, udp, icmpv6) matches accept by name. */
 export const IPPROTO = Object.freeze({
   ICMP: 1,
   TCP: 6,

@@ -72,6 +72,36 @@ export interface FilterRef {
   kind?: 'u32' | 'bpf';
 }
 
+/**
+ * Where the next table's keys start, when a u32 node follows its `link` (tc `offset [plus N]
+ * [at AT mask M shift S] [eat]`; tc_u32_sel.off, offoff, offmask, offshift and the flags
+ * TC_U32_OFFSET, TC_U32_VAROFFSET, TC_U32_EAT). The kernel (cls_u32.c u32_classify) computes
+ * `off2 = (plus + ((be16 at AT & mask) >> shift) + 3) & ~3` — rounded up to a whole word — and
+ * with `eat` moves the base of every key of the linked table on by off2; without `eat` only
+ * matches with `nexthdr: true` see it (at off + key offset + off2). Only a node with a link uses
+ * it, so the SDK refuses it without `link` (tc does not).
+ *
+ * The hash key of the same node (`hashkey`) is read at the node's own base plus `hashkey.at`,
+ * before `eat` moves the base: an IPv6 link with `hashkey: { mask: 0x0000ff00, at: 40 }` and
+ * `offset: { plus: 20, eat: true }` picks its bucket by the IPv6 destination port's high byte and
+ * lets that bucket's filters read the ports at 20, as in IPv4 tables without IP options. (A key of
+ * those filters that reads past the packet's end ends the whole classification: no later filter
+ * is tried.) Like the matches, the offset is part of the selector, which the kernel keeps when a
+ * node is replaced: to change it, delete the node and add it again.
+ */
+export interface U32Offset {
+  /** A constant number of bytes (0..65532, a multiple of 4: the kernel would round it up); sets TC_U32_OFFSET. */
+  plus?: number;
+  /** Variable part: the big-endian 16 bits at this even offset (from the node's base; default 0) … */
+  at?: number;
+  /** … under this mask (1..0xffff; required for a variable part) … */
+  mask?: number;
+  /** … shifted right by this many bits (0..15): e.g. `at: 0, mask: 0x0f00, shift: 6` is the IPv4 header length in bytes. Any of at/mask/shift sets TC_U32_VAROFFSET. */
+  shift?: number;
+  /** Move the linked table's base on by the offset (TC_U32_EAT). */
+  eat?: boolean;
+}
+
 /** A u32 filter node, a hash table (with `divisor`), or a link into one. */
 export interface U32FilterSpec extends FilterRef {
   kind: 'u32';
@@ -86,8 +116,10 @@ export interface U32FilterSpec extends FilterRef {
   divisor?: number;
   /** On a match, continue in this hash table ('2:'). */
   link?: U32HandleInput;
-  /** With `link`: which bits choose the bucket: the word at `at` (a multiple of 4) under `mask`. */
+  /** With `link`: which bits choose the bucket: the word at `at` (a multiple of 4) under `mask`, read before `offset` eats. */
   hashkey?: { mask: number; at: number };
+  /** With `link`: where the linked table's keys start (tc `offset … [eat]`). */
+  offset?: U32Offset;
   /** Place this node in a table's bucket (tc `ht 2:7a:`). */
   ht?: U32HandleInput;
 }
@@ -108,6 +140,8 @@ export interface U32Filter {
   divisor?: number;
   link?: number;
   hashkey?: { mask: number; at: number };
+  /** Set when the selector has any of TC_U32_OFFSET, TC_U32_VAROFFSET, TC_U32_EAT. */
+  offset?: U32Offset;
   /** The table and bucket this node is in (TCA_U32_HASH). */
   ht?: number;
   /** TCA_U32_FLAGS (TCA_CLS_FLAGS_*). */
@@ -184,6 +218,7 @@ function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
     o.hash = ht;
   }
   if (spec.hashkey && spec.link === undefined) throw new TcInputError('hashkey only means something with link');
+  if (spec.offset && spec.link === undefined) throw new TcInputError('offset only means something with link: the kernel applies it when it follows the link');
   const keys = packMatches(spec.matches ?? []);
   const sel: TcU32Sel = { flags: terminal ? TC_U32.TERMINAL : 0, offshift: 0, offmask: 0, off: 0, offoff: 0, hoff: 0, hmask: 0, keys };
   if (spec.hashkey) {
@@ -191,7 +226,39 @@ function u32Options(spec: U32FilterSpec, handle: number): U32Attrs {
     sel.hoff = checkInt('hashkey at', spec.hashkey.at, -0x8000, 0x7fff);
     if (sel.hoff % 4) throw new TcInputError(`hashkey at ${sel.hoff} is not a multiple of 4`);
   }
+  if (spec.offset) packOffset(sel, spec.offset);
   o.sel = sel;
+  return o;
+}
+
+/** tc's parse_offset: plus sets TC_U32_OFFSET; at, mask or shift TC_U32_VAROFFSET; eat TC_U32_EAT. */
+function packOffset(sel: TcU32Sel, o: U32Offset): void {
+  if (o.plus !== undefined) {
+    sel.off = checkInt('offset plus', o.plus, 0, 0xfffc);
+    if (sel.off % 4) throw new TcInputError(`offset plus ${sel.off} is not a multiple of 4 (the kernel would round it up)`);
+    sel.flags |= TC_U32.OFFSET;
+  }
+  if (o.at !== undefined || o.mask !== undefined || o.shift !== undefined) {
+    sel.offoff = checkInt('offset at', o.at ?? 0, -0x8000, 0x7ffe);
+    if (sel.offoff % 2) throw new TcInputError(`offset at ${sel.offoff} is not even`);
+    if (o.mask === undefined) throw new TcInputError('offset at/shift need a mask: the variable part is (16 bits at `at` & mask) >> shift');
+    sel.offmask = checkInt('offset mask', o.mask, 1, 0xffff);
+    sel.offshift = checkInt('offset shift', o.shift ?? 0, 0, 15);
+    sel.flags |= TC_U32.VAROFFSET;
+  }
+  if (o.eat !== undefined && typeof o.eat !== 'boolean') throw new TcInputError(`offset eat must be a boolean, got ${String(o.eat)}`);
+  if (o.eat) sel.flags |= TC_U32.EAT;
+  if (!(sel.flags & (TC_U32.OFFSET | TC_U32.VAROFFSET | TC_U32.EAT))) throw new TcInputError('offset needs plus, a mask (with at and shift) or eat');
+}
+
+/** The offset of a dumped selector, when any of its flags is set (plus when the kernel uses it). */
+function offsetOf(sel: TcU32Sel): U32Offset | undefined {
+  const f = sel.flags;
+  if (!(f & (TC_U32.OFFSET | TC_U32.VAROFFSET | TC_U32.EAT))) return undefined;
+  const o: U32Offset = {};
+  if (f & TC_U32.OFFSET || (f & TC_U32.VAROFFSET && sel.off)) o.plus = sel.off;
+  if (f & TC_U32.VAROFFSET) Object.assign(o, { at: sel.offoff, mask: sel.offmask, shift: sel.offshift });
+  if (f & TC_U32.EAT) o.eat = true;
   return o;
 }
 
@@ -313,6 +380,8 @@ export function parseFilter(m: TcMessage): Filter {
     f.matches = decodeMatches(sel.keys, protocol);
     f.terminal = (sel.flags & TC_U32.TERMINAL) !== 0;
     if (sel.hmask) f.hashkey = { mask: sel.hmask, at: sel.hoff };
+    const offset = offsetOf(sel);
+    if (offset) f.offset = offset;
   }
   if (o.classid !== undefined) f.classid = o.classid;
   if (o.divisor !== undefined) f.divisor = o.divisor;
@@ -364,8 +433,8 @@ export function decodeFilterMessage(msg: NetlinkMessage): Filter {
 }
 
 /**
- * The spec that recreates a dumped u32 filter node (its matches, classid, actions, link and
- * placement), e.g. to change its actions with `replace`.
+ * The spec that recreates a dumped u32 filter node (its matches, classid, actions, link with its
+ * hash key and offset, and placement), e.g. to change its actions with `replace`.
  */
 export function u32FilterSpec(f: U32Filter): U32FilterSpec {
   const spec: U32FilterSpec = {
@@ -384,6 +453,7 @@ export function u32FilterSpec(f: U32Filter): U32FilterSpec {
   if (f.terminal && f.classid === undefined && !f.actions.length) spec.terminal = true;
   if (f.link !== undefined) spec.link = f.link;
   if (f.hashkey) spec.hashkey = f.hashkey;
+  if (f.offset) spec.offset = f.offset;
   if (f.ht !== undefined) spec.ht = f.ht;
   spec.actions = f.actions.map(actionSpecOf);
   return spec;

@@ -5,7 +5,8 @@
  *
  * Offsets are relative to the network header; negative offsets reach back into the Ethernet
  * header (the destination MAC starts at -14). Values and masks are natural numbers: byte order
- * is the codec's business.
+ * is the codec's business. The IPv6 matches (tc `match ip6 …`) assume a packet without extension
+ * headers: the transport header at offset 40.
  */
 import { isIP } from 'node:net';
 import { ETH_P, IPPROTO } from './constants.js';
@@ -27,6 +28,25 @@ export type U32Match =
   | { type: 'srcPort'; port: number; mask?: number }
   /** TCP/UDP destination port, with an aligned prefix mask. */
   | { type: 'dstPort'; port: number; mask?: number }
+  /**
+   * IPv6 source address, with an optional prefix length ('2001:db8::/64'; default /128): as tc
+   * `match ip6 src`, one key per 32-bit word the prefix covers (offsets 8, 12, 16, 20), the last
+   * under the prefix's partial mask; none at all for /0.
+   */
+  | { type: 'ip6Src'; address: string }
+  /** IPv6 destination address, with an optional prefix length (keys at 24, 28, 32, 36). */
+  | { type: 'ip6Dst'; address: string }
+  /** IPv6 next header byte (offset 6): a number or 'tcp' | 'udp' | 'icmpv6' (tc `match ip6 protocol N 0xff`). */
+  | { type: 'ip6NextHeader'; protocol: number | 'tcp' | 'udp' | 'icmpv6' }
+  /** TCP/UDP source port of an IPv6 packet (offset 40), with an aligned prefix mask (tc `match ip6 sport`). */
+  | { type: 'ip6SrcPort'; port: number; mask?: number }
+  /** TCP/UDP destination port of an IPv6 packet (offset 42), with an aligned prefix mask (tc `match ip6 dport`). */
+  | { type: 'ip6DstPort'; port: number; mask?: number }
+  /**
+   * ICMPv6 type (offset 40) under a mask (default 0xff), as tc `match ip6 icmp_type T M`. It shares
+   * its byte with the high byte of ip6SrcPort: decoded, it comes back as an ip6SrcPort.
+   */
+  | { type: 'icmp6Type'; icmpType: number; mask?: number }
   /** Ethernet destination MAC (keys at -16 and -12, as tc `ether dst` and Mesos). */
   | { type: 'ethDst'; mac: string }
   /** Ethernet source MAC (keys at -8 and -4, as tc `ether src`). */
@@ -82,10 +102,18 @@ export function packKey8(keys: TcU32Key[], val: number, mask: number, off: numbe
   packKey(keys, u32(val << shift), u32(mask << shift), off & ~3, offmask);
 }
 
-function parsePrefix(what: string, text: string): { addr: number; len: number } {
-  if (typeof text !== 'string') throw new TcInputError(`${what} must be an IPv4 address text, got ${typeof text}`);
+/** An address as 32-bit words (one for IPv4, four for IPv6) and a prefix length. */
+interface Prefix {
+  words: number[];
+  len: number;
+}
+
+type Family = 4 | 6;
+
+function parsePrefix(what: string, text: string, family: Family): Prefix {
+  if (typeof text !== 'string') throw new TcInputError(`${what} must be an IPv${family} address text, got ${typeof text}`);
   try {
-    return parsePrefixCached(text);
+    return PREFIX_PARSERS[family](text);
   } catch (e) {
     if (e instanceof TcInputError) throw new TcInputError(`${what} ${e.reason}`);
     throw e;
@@ -93,19 +121,48 @@ function parsePrefix(what: string, text: string): { addr: number; len: number } 
 }
 
 /** Filters in bulk match the same few addresses. */
-const parsePrefixCached = textCache(parsePrefixText);
+const PREFIX_PARSERS = { 4: textCache((t) => parsePrefixText(t, 4)), 6: textCache((t) => parsePrefixText(t, 6)) };
 
-/** `text` as an IPv4 address and prefix length; errors name the text (parsePrefix adds which match). */
-function parsePrefixText(text: string): { addr: number; len: number } {
+/** `text` as an address and prefix length; errors name the text (parsePrefix adds which match). */
+function parsePrefixText(text: string, family: Family): Prefix {
+  const bits = family === 4 ? 32 : 128;
   const [a, l, ...rest] = text.split('/');
-  if (rest.length || !a || isIP(a) !== 4) throw new TcInputError(`${JSON.stringify(text)} is not an IPv4 address or prefix`);
-  const len = l === undefined ? 32 : Number(l);
-  if (!/^\d{1,2}$/.test(l ?? '32') || len > 32) throw new TcInputError(`${JSON.stringify(text)} has an invalid prefix length`);
-  const addr = a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return { addr, len };
+  // isIP takes a zone ('fe80::1%eth0'), which a u32 key cannot hold.
+  if (rest.length || !a || isIP(a) !== family || a.includes('%')) throw new TcInputError(`${JSON.stringify(text)} is not an IPv${family} address or prefix`);
+  const len = l === undefined ? bits : Number(l);
+  if (!/^\d{1,3}$/.test(l ?? '0') || len > bits) throw new TcInputError(`${JSON.stringify(text)} has an invalid prefix length`);
+  return { words: family === 4 ? [ipv4Word(a)] : ipv6Words(a), len };
 }
 
-const prefixMask = (len: number) => (len === 0 ? 0 : u32(0xffffffff << (32 - len)));
+const ipv4Word = (a: string) => a.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+
+/** A valid IPv6 text (isIP said so) as four words; an IPv4 tail ('::ffff:198.18.0.1') is two groups. */
+function ipv6Words(a: string): number[] {
+  const v4 = /[\d.]+$/.exec(a)?.[0];
+  const text = v4?.includes('.') ? `${a.slice(0, -v4.length)}${(ipv4Word(v4) >>> 16).toString(16)}:${(ipv4Word(v4) & 0xffff).toString(16)}` : a;
+  const groups = (s: string | undefined) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const [head, tail] = text.split('::');
+  const h = groups(head);
+  const t = groups(tail);
+  const g = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return [0, 1, 2, 3].map((i) => u32(g[2 * i]! * 0x10000 + g[2 * i + 1]!));
+}
+
+const prefixMask = (len: number) => (len <= 0 ? 0 : u32(0xffffffff << (32 - Math.min(len, 32))));
+
+/**
+ * parse_ip_addr / parse_ip6_addr: one key per 32-bit word the prefix covers, the last under the
+ * prefix's partial mask. IPv4 always gives its one key (mask 0 for /0); IPv6 gives none for /0.
+ */
+function packPrefix(keys: TcU32Key[], p: Prefix, off: number): void {
+  const n = p.words.length === 1 ? 1 : Math.ceil(p.len / 32);
+  for (let i = 0; i < n; i++) packKey(keys, p.words[i]!, prefixMask(p.len - 32 * i), off + 4 * i);
+}
+
+/** A value under a mask must not have bits outside it (tc would drop them silently). */
+function checkInMask(what: string, value: number, mask: number): void {
+  if (u32(value & ~mask)) throw new TcInputError(`${what} value 0x${value.toString(16)} has bits outside its mask 0x${mask.toString(16)}`);
+}
 
 function checkPortBlock(what: string, port: number, mask: number): void {
   checkInt(`${what} port`, port, 0, 0xffff);
@@ -125,31 +182,64 @@ function macBytes(what: string, mac: string): number[] {
   return mac.split(':').map((x) => parseInt(x, 16));
 }
 
-const PROTO_NAMES: Record<string, number> = { tcp: IPPROTO.TCP, udp: IPPROTO.UDP, icmp: IPPROTO.ICMP };
+/** Protocol names each protocol match takes. */
+const PROTO_NAMES = {
+  ipProto: { tcp: IPPROTO.TCP, udp: IPPROTO.UDP, icmp: IPPROTO.ICMP },
+  ip6NextHeader: { tcp: IPPROTO.TCP, udp: IPPROTO.UDP, icmpv6: IPPROTO.ICMPV6 },
+} as const satisfies Record<string, Record<string, number>>;
+/** Where each match's field is: the address's first word, the protocol byte, the port's two bytes, the ICMPv6 type byte. */
+const OFFSETS = {
+  ipSrc: 12,
+  ipDst: 16,
+  ip6Src: 8,
+  ip6Dst: 24,
+  ipProto: 9,
+  ip6NextHeader: 6,
+  srcPort: 20,
+  dstPort: 22,
+  ip6SrcPort: 40,
+  ip6DstPort: 42,
+  icmp6Type: 40,
+} as const;
 
 /** Add one typed match to the keys (in place). */
 export function packMatch(keys: TcU32Key[], m: U32Match): void {
   switch (m?.type) {
     case 'ipSrc':
-    case 'ipDst': {
-      const { addr, len } = parsePrefix(m.type, m.address);
-      packKey(keys, addr, prefixMask(len), m.type === 'ipSrc' ? 12 : 16);
+    case 'ipDst':
+      packPrefix(keys, parsePrefix(m.type, m.address, 4), OFFSETS[m.type]);
       return;
-    }
-    case 'ipProto': {
-      const p = typeof m.protocol === 'string' ? PROTO_NAMES[m.protocol] : m.protocol;
-      if (p === undefined) throw new TcInputError(`unknown IP protocol ${JSON.stringify(m.protocol)} (use a number or tcp, udp, icmp)`);
-      packKey8(keys, checkInt('ipProto protocol', p, 0, 0xff), 0xff, 9);
+    case 'ip6Src':
+    case 'ip6Dst':
+      packPrefix(keys, parsePrefix(m.type, m.address, 6), OFFSETS[m.type]);
+      return;
+    case 'ipProto':
+    case 'ip6NextHeader': {
+      const names: Record<string, number> = PROTO_NAMES[m.type];
+      const p = typeof m.protocol === 'string' ? names[m.protocol] : m.protocol;
+      if (p === undefined)
+        throw new TcInputError(`unknown ${m.type} protocol ${JSON.stringify(m.protocol)} (use a number or ${Object.keys(names).join(', ')})`);
+      packKey8(keys, checkInt(`${m.type} protocol`, p, 0, 0xff), 0xff, OFFSETS[m.type]);
       return;
     }
     case 'ipHeaderLength':
       packKey8(keys, checkInt('ipHeaderLength words', m.words, 0, 15), 0x0f, 0);
       return;
     case 'srcPort':
-    case 'dstPort': {
+    case 'dstPort':
+    case 'ip6SrcPort':
+    case 'ip6DstPort': {
       const mask = m.mask ?? 0xffff;
       checkPortBlock(m.type, m.port, mask);
-      packKey16(keys, m.port, mask, m.type === 'srcPort' ? 20 : 22);
+      packKey16(keys, m.port, mask, OFFSETS[m.type]);
+      return;
+    }
+    case 'icmp6Type': {
+      const mask = m.mask ?? 0xff;
+      checkInt('icmp6Type icmpType', m.icmpType, 0, 0xff);
+      checkInt('icmp6Type mask', mask, 0, 0xff);
+      checkInMask('icmp6Type', m.icmpType, mask);
+      packKey8(keys, m.icmpType, mask, OFFSETS.icmp6Type);
       return;
     }
     case 'ethDst':
@@ -166,7 +256,7 @@ export function packMatch(keys: TcU32Key[], m: U32Match): void {
       checkInt(`${m.type} match value`, m.value, 0, max);
       checkInt(`${m.type} match mask`, m.mask, 0, max);
       checkInt(`${m.type} match offset`, m.at, -0x80000000, 0x7fffffff);
-      if (u32(m.value & ~m.mask)) throw new TcInputError(`${m.type} match value 0x${m.value.toString(16)} has bits outside its mask 0x${m.mask.toString(16)}`);
+      checkInMask(`${m.type} match`, m.value, m.mask);
       const offmask = m.nexthdr ? -1 : 0;
       if (m.type === 'u8') packKey8(keys, m.value, m.mask, m.at, offmask);
       else if (m.type === 'u16') packKey16(keys, m.value, m.mask, m.at, offmask);
@@ -201,82 +291,136 @@ const isPrefix16 = (mask: number) => mask !== 0 && isPrefixMask(u32(mask << 16))
 const formatIp = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 const formatMac = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 
+/** RFC 5952 text of an IPv6 address: lower-case groups, the longest run of two or more zero groups as '::'. */
+function formatIp6(words: readonly number[]): string {
+  const g = words.flatMap((w) => [w >>> 16, w & 0xffff]);
+  let at = -1;
+  let run = 1;
+  for (let i = 0, j = 0; i < 8; i = j + 1) {
+    for (j = i; j < 8 && g[j] === 0; j++);
+    if (j - i > run) [at, run] = [i, j - i];
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  return at < 0 ? hex(g) : `${hex(g.slice(0, at))}::${hex(g.slice(at + run))}`;
+}
+
+type Raw = (k: TcU32Key) => void;
+
 /**
- * Turn selector keys back into typed matches. For IPv4 filters (protocol ETH_P_IP) the fields
- * the encoder knows are recognised: IHL, protocol, addresses with prefix masks, ports with prefix
- * masks (the high half at offset 20 is the source port, the low half the destination port), the
- * destination MAC at -16/-12; everything else, and every key of other protocols, comes back as a
- * raw `u32` match. packMatches(decodeMatches(keys)) reproduces the keys.
+ * Turn selector keys back into typed matches. The fields the encoder knows are recognised: for
+ * IPv4 filters (protocol ETH_P_IP) IHL, protocol, addresses with prefix masks, ports with prefix
+ * masks (the high half of the word at 20 is the source port, the low half the destination port);
+ * for IPv6 filters (ETH_P_IPV6) next header, addresses with prefix masks (an address's keys in a
+ * row: full words, then at most one partial word), ports at 40 the same way (an icmp6Type is the
+ * high byte of that word, so it comes back as the ip6SrcPort it equals); for both, the
+ * destination MAC at -16/-12. Everything else, the bits of a key beside a known field, and every
+ * key of other protocols come back as raw `u32` matches. packMatches(decodeMatches(keys))
+ * reproduces the keys (keys as tc and packMatches make them: one per offset, values inside masks).
  */
 export function decodeMatches(keys: readonly TcU32Key[], protocol: number = ETH_P.IP): U32Match[] {
   const out: U32Match[] = [];
-  const raw = (k: { val: number; mask: number; off: number; offmask: number }) => {
+  const raw: Raw = (k) => {
     const m: U32Match = { type: 'u32', value: u32(k.val & k.mask), mask: k.mask, at: k.off };
     if (k.offmask) m.nexthdr = true;
     out.push(m);
   };
   const ip = protocol === ETH_P.IP;
-  const macLow = keys.find((k) => k.off === -12 && k.offmask === 0 && k.mask === 0xffffffff);
-  const macHigh = keys.find((k) => k.off === -16 && k.offmask === 0 && k.mask === 0x0000ffff);
-  for (const k of keys) {
-    if (!ip || k.offmask) {
-      raw(k);
-      continue;
-    }
-    decodeIpv4Key(k, out, raw, macHigh, macLow);
+  const ip6 = protocol === ETH_P.IPV6;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const low = keys[i + 1];
+    if ((!ip && !ip6) || k.offmask) raw(k);
+    else if (k.off === -16 && k.mask === 0x0000ffff && low?.off === -12 && low.mask === 0xffffffff && !low.offmask) {
+      // The two keys of ethDst, in the order it packs them.
+      const v = [(k.val >>> 8) & 255, k.val & 255, low.val >>> 24, (low.val >>> 16) & 255, (low.val >>> 8) & 255, low.val & 255];
+      out.push({ type: 'ethDst', mac: formatMac(v) });
+      i++;
+    } else i += (ip ? decodeIpv4Key(keys, i, out, raw) : decodeIpv6Key(keys, i, out, raw)) - 1;
   }
   return out;
 }
 
-/** One key of an IPv4 filter: the fields the encoder knows, the rest of its mask as a raw match. */
-function decodeIpv4Key(k: TcU32Key, out: U32Match[], raw: (k: TcU32Key) => void, macHigh: TcU32Key | undefined, macLow: TcU32Key | undefined): void {
-  const rest = (mask: number) => {
-    if (mask) raw({ ...k, mask: u32(mask), val: u32(k.val & mask) });
-  };
+/** The key at i of an IPv4 filter: the fields the encoder knows, the rest raw. Returns the keys it took. */
+function decodeIpv4Key(keys: readonly TcU32Key[], i: number, out: U32Match[], raw: Raw): number {
+  const k = keys[i]!;
   switch (k.off) {
     case 0:
-      if ((k.mask & 0x0f000000) === 0x0f000000) {
-        out.push({ type: 'ipHeaderLength', words: (k.val >>> 24) & 0x0f });
-        rest(k.mask & ~0x0f000000);
-      } else raw(k);
-      return;
+      splitField(k, 0x0f000000, { type: 'ipHeaderLength', words: (k.val >>> 24) & 0x0f }, out, raw);
+      return 1;
     case 8:
-      if ((k.mask & 0x00ff0000) === 0x00ff0000) {
-        out.push({ type: 'ipProto', protocol: (k.val >>> 16) & 0xff });
-        rest(k.mask & ~0x00ff0000);
-      } else raw(k);
-      return;
+      splitField(k, 0x00ff0000, { type: 'ipProto', protocol: (k.val >>> 16) & 0xff }, out, raw);
+      return 1;
     case 12:
     case 16:
-      if (isPrefixMask(k.mask)) {
-        const len = prefixLength(k.mask);
-        out.push({ type: k.off === 12 ? 'ipSrc' : 'ipDst', address: len === 32 ? formatIp(k.val) : `${formatIp(k.val)}/${len}` });
-      } else raw(k);
-      return;
-    case 20: {
-      const hi = k.mask >>> 16;
-      const lo = k.mask & 0xffff;
-      if ((hi && !isPrefix16(hi)) || (lo && !isPrefix16(lo)) || k.mask === 0) {
-        raw(k);
-        return;
-      }
-      if (hi) out.push({ type: 'srcPort', port: k.val >>> 16, mask: hi });
-      if (lo) out.push({ type: 'dstPort', port: k.val & 0xffff, mask: lo });
-      return;
-    }
-    case -16:
-      if (k === macHigh && macLow) {
-        const v = [(k.val >>> 8) & 255, k.val & 255, macLow.val >>> 24, (macLow.val >>> 16) & 255, (macLow.val >>> 8) & 255, macLow.val & 255];
-        out.push({ type: 'ethDst', mac: formatMac(v) });
-      } else raw(k);
-      return;
-    case -12:
-      if (k === macLow && macHigh) return; // consumed with its -16 half
-      raw(k);
-      return;
+      return decodeAddress(keys, i, k.off === 12 ? 'ipSrc' : 'ipDst', out, raw);
+    case 20:
+      decodePorts(k, 'srcPort', 'dstPort', out, raw);
+      return 1;
     default:
       raw(k);
+      return 1;
   }
+}
+
+/** The key at i of an IPv6 filter (and the rest of an address's words): known fields, the rest raw. Returns the keys it took. */
+function decodeIpv6Key(keys: readonly TcU32Key[], i: number, out: U32Match[], raw: Raw): number {
+  const k = keys[i]!;
+  switch (k.off) {
+    case 4:
+      splitField(k, 0x0000ff00, { type: 'ip6NextHeader', protocol: (k.val >>> 8) & 0xff }, out, raw);
+      return 1;
+    case 8:
+    case 24:
+      return decodeAddress(keys, i, k.off === 8 ? 'ip6Src' : 'ip6Dst', out, raw);
+    case 40:
+      decodePorts(k, 'ip6SrcPort', 'ip6DstPort', out, raw);
+      return 1;
+    default:
+      raw(k);
+      return 1;
+  }
+}
+
+/** `match` when key k covers all of `fieldMask`, with k's other bits as a raw match; else k raw. */
+function splitField(k: TcU32Key, fieldMask: number, match: U32Match, out: U32Match[], raw: Raw): void {
+  if ((k.mask & fieldMask) !== fieldMask) return raw(k);
+  out.push(match);
+  const rest = u32(k.mask & ~fieldMask);
+  if (rest) raw({ ...k, mask: rest, val: u32(k.val & rest) });
+}
+
+/**
+ * The address whose keys start at i: consecutive words under full masks, then at most one under
+ * a partial prefix mask (IPv4: the one word, any prefix mask; IPv6: up to four, none under mask
+ * 0, which tc never writes). Not an address: key i raw. Returns the keys it took.
+ */
+function decodeAddress(keys: readonly TcU32Key[], i: number, type: 'ipSrc' | 'ipDst' | 'ip6Src' | 'ip6Dst', out: U32Match[], raw: Raw): number {
+  const v6 = type === 'ip6Src' || type === 'ip6Dst';
+  const words: number[] = [];
+  let len = 0;
+  for (let k = keys[i]; k && words.length < (v6 ? 4 : 1); k = keys[i + words.length]) {
+    if (k.off !== keys[i]!.off + 4 * words.length || k.offmask || !isPrefixMask(k.mask) || (v6 && !k.mask)) break;
+    words.push(u32(k.val & k.mask));
+    len += prefixLength(k.mask);
+    if (k.mask !== 0xffffffff) break;
+  }
+  if (!words.length) {
+    raw(keys[i]!);
+    return 1;
+  }
+  const text = v6 ? formatIp6([...words, 0, 0, 0].slice(0, 4)) : formatIp(words[0]!);
+  out.push({ type, address: len === (v6 ? 128 : 32) ? text : `${text}/${len}` });
+  return words.length;
+}
+
+/** The word of two ports: the high half the source port, the low half the destination port, each under a prefix mask; else raw. */
+function decodePorts(k: TcU32Key, src: 'srcPort' | 'ip6SrcPort', dst: 'dstPort' | 'ip6DstPort', out: U32Match[], raw: Raw): void {
+  const hi = k.mask >>> 16;
+  const lo = k.mask & 0xffff;
+  if (!k.mask || (hi && !isPrefix16(hi)) || (lo && !isPrefix16(lo))) return raw(k);
+  const v = u32(k.val & k.mask);
+  if (hi) out.push({ type: src, port: v >>> 16, mask: hi });
+  if (lo) out.push({ type: dst, port: v & 0xffff, mask: lo });
 }
 
 /**

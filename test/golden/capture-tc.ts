@@ -7,6 +7,7 @@
  *
  *   npx tsx test/golden/capture-tc.ts                  # every vector, afresh
  *   npx tsx test/golden/capture-tc.ts filter-bpf filter-del-bpf reply-filter-bpf   # only the vectors named by these prefixes; the others stay
+ *   npx tsx test/golden/capture-tc.ts filter-u32-ip6 filter-u32-offset reply-filter-u32-ip6   # the IPv6 matches and selector offsets
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -104,6 +105,9 @@ async function main(): Promise<void> {
   }
 }
 
+const IP6_LINK_OFFSET =
+  'filter add dev eth0 parent ffff: protocol ipv6 prio 771 u32 link 100: hashkey mask 0x0000ff00 at 40 offset plus 20 eat match ip6 dst 2001:db8::2/128 match ip6 protocol 6 0xff';
+
 /** Kernel replies: dumps read with our session in a fresh namespace, seq/pid zeroed. */
 async function captureReplies(lab: Lab): Promise<void> {
   const ns = lab.addNamespace('replies');
@@ -116,6 +120,9 @@ async function captureReplies(lab: Lab): Promise<void> {
   tc(
     `filter add dev eth0 parent ffff: protocol ip prio 770 u32 match u8 5 0x0f at 0 match ip dst 198.18.0.2/32 match ip dport 31232 0xff00 action mirred egress redirect dev veth1`,
   );
+  // An IPv6 link into a table of its own, with a hash key at 40 and an offset that eats 20 bytes.
+  tc('filter add dev eth0 parent ffff: protocol ipv6 prio 771 handle 100: u32 divisor 256');
+  tc(IP6_LINK_OFFSET);
   // bpf filters on veth1's ingress: a direct-action program, and a match with a classid and a mirred action.
   tc('qdisc add dev veth1 ingress');
   tc('filter add dev veth1 parent ffff: protocol ip prio 5 handle 1 bpf bytecode', DROP_UDP_5000, 'da');
@@ -133,14 +140,17 @@ async function captureReplies(lab: Lab): Promise<void> {
       );
     const qdiscs = (await grab(RTM.GETQDISC, {})).filter((m) => m.raw.readInt32LE(20) === dev.eth0);
     const classes = await grab(RTM.GETTCLASS, { ifindex: dev.eth0 });
+    // Nodes only (tables have node id 0), in priority order (tcm_info's high half): 770, then 771.
     const filters = (await grab(RTM.GETTFILTER, { ifindex: dev.eth0, parent: 0xffff0000 })).filter((m) => (m.raw.readUInt32LE(24) & 0xfff) !== 0);
+    const prio = (p: number) => filters.find((m) => m.raw.readUInt32LE(32) >>> 16 === p)!;
     const bpf = (await grab(RTM.GETTFILTER, { ifindex: dev.veth1, parent: 0xffff0000 })).filter((m) => m.raw.readUInt32LE(24) !== 0);
     const pick = (list: typeof qdiscs, kind: string) => list.find((m) => decodeBody(tcMessage, m.raw.subarray(16)).attrs.kind === kind)!;
     const replies: Array<[string, string, (typeof qdiscs)[number]]> = [
       ['reply-qdisc-htb', 'RTM_GETQDISC dump: tc qdisc add dev eth0 root handle 1: htb default 1', pick(qdiscs, 'htb')],
       ['reply-qdisc-ingress', 'RTM_GETQDISC dump: tc qdisc add dev eth0 ingress', pick(qdiscs, 'ingress')],
       ['reply-class-htb', 'RTM_GETTCLASS dump: tc class add dev eth0 parent 1: classid 1:1 htb rate 1mbit ceil 2mbit', classes[0]!],
-      ['reply-filter-u32-mirred', 'RTM_GETTFILTER dump: the prio 770 u32 filter with a mirred redirect', filters[0]!],
+      ['reply-filter-u32-mirred', 'RTM_GETTFILTER dump: the prio 770 u32 filter with a mirred redirect', prio(770)],
+      ['reply-filter-u32-ip6-link-offset', `RTM_GETTFILTER dump: tc ${IP6_LINK_OFFSET}`, prio(771)],
       [
         'reply-filter-bpf-da',
         `RTM_GETTFILTER dump: tc filter add dev veth1 parent ffff: protocol ip prio 5 handle 1 bpf bytecode '${DROP_UDP_5000}' da`,

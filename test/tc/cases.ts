@@ -393,6 +393,121 @@ export const CASES: TcCase[] = [
       }),
   },
   {
+    name: 'filter-u32-ip6-dst-next-header-dport-redirect',
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol ipv6 prio 40 u32 match ip6 dst 2001:db8::1/128 match ip6 protocol 6 0xff match ip6 dport 80 0xffff action mirred egress redirect dev veth1',
+    ),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 40,
+        protocol: 'ipv6',
+        matches: [
+          { type: 'ip6Dst', address: '2001:db8::1' },
+          { type: 'ip6NextHeader', protocol: 'tcp' },
+          { type: 'ip6DstPort', port: 80 },
+        ],
+        actions: [{ kind: 'mirred', action: 'redirect', ifindex: d.veth1 }],
+      }),
+    note: 'a /128 is four full words at 24..36; the next header is byte 6 (the word at 4); dport at 42 is the low half of the word at 40',
+  },
+  {
+    name: 'filter-u32-ip6-src-64-sport-block-flowid',
+    args: tc('filter add dev eth0 parent ffff: protocol ipv6 prio 41 u32 match ip6 src 2001:db8:0:1::/64 match ip6 sport 40000 0xfff0 flowid 1:1'),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 41,
+        protocol: 'ipv6',
+        classid: '1:1',
+        matches: [
+          { type: 'ip6Src', address: '2001:db8:0:1::/64' },
+          { type: 'ip6SrcPort', port: 40000, mask: 0xfff0 },
+        ],
+      }),
+    note: 'a /64 is two full words at 8 and 12, none for the words the prefix leaves out',
+  },
+  {
+    name: 'filter-u32-ip6-src-52-dst-31-host-bits',
+    args: tc(
+      'filter add dev eth0 parent ffff: protocol ipv6 prio 42 u32 match ip6 src 2001:db8:abc:d123::/52 match ip6 dst 2001:db8::/31 match ip6 protocol 17 0xff',
+    ),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 42,
+        protocol: 'ipv6',
+        matches: [
+          { type: 'ip6Src', address: '2001:db8:abc:d123::/52' },
+          { type: 'ip6Dst', address: '2001:db8::/31' },
+          { type: 'ip6NextHeader', protocol: 'udp' },
+        ],
+      }),
+    note: 'partial words: /52 is 8 full, 12 under 0xfffff000 (the host bits d123 → d000 dropped, as pack_key does); /31 is one word under 0xfffffffe',
+  },
+  {
+    name: 'filter-u32-ip6-icmp-type',
+    args: tc('filter add dev eth0 parent ffff: protocol ipv6 prio 43 u32 match ip6 protocol 58 0xff match ip6 icmp_type 128 0xff classid 1:2'),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 43,
+        protocol: 'ipv6',
+        classid: '1:2',
+        matches: [
+          { type: 'ip6NextHeader', protocol: 'icmpv6' },
+          { type: 'icmp6Type', icmpType: 128 },
+        ],
+      }),
+    note: 'icmp_type is the byte at 40 (the high byte of the ports word), no nexthdr+',
+  },
+  {
+    name: 'filter-u32-ip6-link-hashkey-offset-eat',
+    args: tc('filter add dev eth0 parent ffff: protocol ipv6 prio 44 u32 link 100: hashkey mask 0x0000ff00 at 40 offset plus 20 eat match ip6 protocol 6 0xff'),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 44,
+        protocol: 'ipv6',
+        link: '100:',
+        hashkey: { mask: 0x0000ff00, at: 40 },
+        offset: { plus: 20, eat: true },
+        matches: [{ type: 'ip6NextHeader', protocol: 'tcp' }],
+      }),
+    note: 'sel.flags TC_U32_OFFSET|TC_U32_EAT, sel.off 20; the hash key is read at 40 before the eat',
+  },
+  {
+    name: 'filter-u32-offset-variable-ihl-eat',
+    args: tc('filter add dev eth0 parent ffff: protocol ip prio 45 u32 link 100: offset at 0 mask 0x0f00 shift 6 eat match ip protocol 6 0xff'),
+    schema: 'tc',
+    build: (d) =>
+      filterRequest('add', {
+        kind: 'u32',
+        ifindex: d.eth0,
+        parent: 'ffff:',
+        priority: 45,
+        link: '100:',
+        offset: { at: 0, mask: 0x0f00, shift: 6, eat: true },
+        matches: [{ type: 'ipProto', protocol: 'tcp' }],
+      }),
+    note: 'sel.flags TC_U32_VAROFFSET|TC_U32_EAT, offmask 0x0f00 (be16), offshift 6: the IPv4 header length in bytes',
+  },
+  {
     name: 'filter-u32-in-bucket-with-handle',
     args: tc(
       'filter add dev eth0 parent ffff: protocol ip prio 10 handle 2:7a:801 u32 ht 2:7a: match ip dport 31232 0xff00 action mirred egress redirect dev veth1',

@@ -18,12 +18,26 @@ export function tcFails(ns: string, ...args: string[]): string {
 
 /**
  * `tc -j -n NS ARGS…` parsed. tc 6.1 repeats the key "match" inside one u32 object; those are
- * renamed match#1, match#2 … before parsing so none is lost.
+ * renamed match#1, match#2 … before parsing so none is lost. It also prints a u32 selector's
+ * offset with two bare strings inside the object ("    offset ", " eat "), which is not JSON:
+ * the first is dropped, the second becomes "eat": true.
  */
 export function tcJson<T = any>(ns: string, ...args: string[]): T {
   let n = 0;
-  const text = tcRun(ns, '-j', ...args).replace(/"match":\{/g, () => `"match#${++n}":{`);
+  const text = tcRun(ns, '-j', ...args)
+    .replace(/"match":\{/g, () => `"match#${++n}":{`)
+    .replace(/,"\s+offset "/g, '')
+    .replace(/" eat "/g, '"eat":true');
   return JSON.parse(text || '[]') as T;
+}
+
+/** A u32 selector's offset as tc printed it (`plus` only when not 0), in the SDK's U32Offset shape; undefined when none. */
+export function tcOffset(o: Record<string, any>): Record<string, number | boolean> | undefined {
+  const r: Record<string, number | boolean> = {};
+  if (o.plus !== undefined) r.plus = o.plus;
+  if (o.offset_mask !== undefined) Object.assign(r, { at: o.offset_off, mask: parseInt(o.offset_mask, 16), shift: o.offset_shift });
+  if (o.eat) r.eat = true;
+  return Object.keys(r).length ? r : undefined;
 }
 
 /** The u32 keys tc printed for one filter object (in order). */

@@ -11,6 +11,7 @@ import {
   TC_H,
   Tc,
   TcInputError,
+  filterMessage,
   filterRequest,
   formatTcHandle,
   formatU32Handle,
@@ -19,13 +20,15 @@ import {
   parseU32Handle,
   protocolName,
   u32Bucket,
+  u32FilterSpec,
   u32HandleParts,
+  type ActionSpec,
   type U32Filter,
   type U32FilterSpec,
 } from '../../src/tc/index.js';
 import { toMesosStats } from '../../src/isolator/statistics.js';
-import { ip, ipJson } from '../helpers/lab.js';
-import { tcClasses, tcFails, tcJson, tcKeys, tcRun } from './helpers.js';
+import { ip, ipJson, nsExec } from '../helpers/lab.js';
+import { tcClasses, tcFails, tcJson, tcKeys, tcOffset, tcRun } from './helpers.js';
 import { icmpEcho } from '../helpers/probe.js';
 import { quietSnapshot } from '../helpers/quiet-snapshot.js';
 import { Lab, eventually, sweepStaleLabs } from '../../src/lab/index.js';
@@ -650,5 +653,154 @@ describe('10 000 filters in a hashed layout', () => {
     console.log(
       `10k u32 filters + mirred: install ${installMs.toFixed(0)} ms (${Math.round(N / (installMs / 1000))}/s), dump ${listMs.toFixed(0)} ms, delete ${deleteMs.toFixed(0)} ms`,
     );
+  });
+});
+
+describe('u32 IPv6 matches and selector offsets against the kernel', () => {
+  const P = 600;
+  const at = (priority: number, spec: Partial<U32FilterSpec>): U32FilterSpec => ({
+    kind: 'u32',
+    ifindex: dev.eth0,
+    parent: 'ffff:',
+    priority,
+    protocol: 'ipv6',
+    ...spec,
+  });
+  const mirror = (): ActionSpec[] => [{ kind: 'mirred', action: 'mirror', ifindex: dev.veth1 }];
+  const prios = [P, P + 1, P + 2, P + 3, P + 4, P + 5, P + 6, P + 10];
+
+  beforeAll(async () => {
+    await tc.ensureQdisc({ kind: 'ingress', ifindex: dev.eth0 });
+  });
+  afterAll(async () => {
+    for (const priority of prios) await tc.deleteFilter({ ifindex: dev.eth0, parent: 'ffff:', priority, protocol: 0 }).catch(() => undefined);
+  });
+
+  it('addresses, next header, ports, ICMPv6 type and offsets: listed as sent, as tc -j shows them, recreated by u32FilterSpec', async () => {
+    await tc.addFilter(at(P, { handle: '61:', divisor: 256 }));
+    const specs: U32FilterSpec[] = [
+      at(P + 1, {
+        matches: [
+          { type: 'ip6Dst', address: '2001:db8::1' },
+          { type: 'ip6NextHeader', protocol: 'tcp' },
+          { type: 'ip6DstPort', port: 80 },
+        ],
+        actions: mirror(),
+      }),
+      at(P + 2, {
+        classid: '1:1',
+        matches: [
+          { type: 'ip6Src', address: '2001:db8:0:1::/64' },
+          { type: 'ip6SrcPort', port: 40000, mask: 0xfff0 },
+        ],
+      }),
+      at(P + 3, {
+        terminal: true,
+        matches: [
+          { type: 'ip6Src', address: '2001:db8:abc:d123::/52' },
+          { type: 'ip6Dst', address: '2001:db8::/31' },
+          { type: 'ip6NextHeader', protocol: 'udp' },
+        ],
+      }),
+      at(P + 4, {
+        terminal: true,
+        matches: [
+          { type: 'ip6NextHeader', protocol: 'icmpv6' },
+          { type: 'icmp6Type', icmpType: 0, mask: 0xf8 },
+        ],
+      }),
+      at(P, { link: '61:', hashkey: { mask: 0x0000ff00, at: 40 }, offset: { plus: 20, eat: true }, matches: [{ type: 'ip6NextHeader', protocol: 'tcp' }] }),
+      at(P + 5, { protocol: 'ip', link: '61:', offset: { at: 0, mask: 0x0f00, shift: 6, eat: true }, matches: [{ type: 'ipProto', protocol: 'tcp' }] }),
+      at(P + 6, { protocol: 'ip', link: '61:', offset: { plus: 4, at: 0, mask: 0x0f00, shift: 6 }, matches: [{ type: 'ipProto', protocol: 'udp' }] }),
+    ];
+    const handles: number[] = [];
+    for (const s of specs) handles.push((await tc.addFilter(s))!.handle);
+    const ours = (await tc.listFilters(dev.eth0, 'ffff:')).filter((f): f is U32Filter => isU32(f) && prios.includes(f.priority) && (f.handle & 0xfff) !== 0);
+    const theirs = tcJson<any[]>(ns, 'filter', 'show', 'dev', 'eth0', 'parent', 'ffff:').filter(
+      (x) => prios.includes(x.pref) && x.options?.order !== undefined,
+    );
+    expect(ours).toHaveLength(specs.length);
+    expect(theirs.map((x) => [x.pref, x.protocol, x.options.fh])).toEqual(ours.map((f) => [f.priority, protocolName(f.protocol), formatU32Handle(f.handle)]));
+    for (const [i, t] of theirs.entries()) {
+      const o = ours[i]!;
+      expect(keysOf(o), t.options.fh).toEqual(tcKeys(t.options));
+      // tc prints plus only when it is not 0.
+      const plain = o.offset && Object.fromEntries(Object.entries(o.offset).filter(([k, v]) => k !== 'plus' || v !== 0));
+      expect(plain, t.options.fh).toEqual(tcOffset(t.options));
+      expect(o.hashkey).toEqual(t.options.hash_mask ? { mask: parseInt(t.options.hash_mask, 16), at: t.options.hash_off } : undefined);
+      expect(o.link === undefined ? undefined : formatU32Handle(o.link)).toBe(t.options.link);
+    }
+    for (const [i, s] of specs.entries()) {
+      const f = ours.find((x) => x.handle === handles[i])!;
+      expect(f.protocol).toBe(s.protocol === 'ip' ? 0x0800 : 0x86dd);
+      expect(keysOf(f)).toEqual(packMatches(s.matches!).map((k) => ({ val: k.val, mask: k.mask, off: k.off })));
+      expect(f.offset).toEqual(s.offset);
+      const sel = (x: U32FilterSpec) => (filterMessage('add', x).attrs!.options as { sel: object }).sel;
+      expect(sel(u32FilterSpec(f))).toEqual(sel(s));
+    }
+    expect(ours.find((f) => f.priority === P + 1)!.matches).toEqual([
+      { type: 'ip6Dst', address: '2001:db8::1' },
+      { type: 'ip6NextHeader', protocol: 6 },
+      { type: 'ip6DstPort', port: 80, mask: 0xffff },
+    ]);
+    expect(ours.find((f) => f.priority === P + 3)!.matches[0]).toEqual({ type: 'ip6Src', address: '2001:db8:abc:d000::/52' });
+    // The spec of a dumped link recreates it (the kernel keeps a node's selector on replace, so: delete, add again).
+    const link = ours.find((f) => f.priority === P && f.link !== undefined)!;
+    await tc.deleteFilter({ kind: 'u32', ifindex: dev.eth0, parent: 'ffff:', priority: P, protocol: 'ipv6', handle: link.handle });
+    await tc.addFilter(u32FilterSpec(link));
+    const again = (await tc.listU32Nodes(dev.eth0, 'ffff:', { priority: P })).find((f) => f.handle === link.handle)!;
+    expect([again.link, again.hashkey, again.offset, again.matches]).toEqual([link.link, link.hashkey, link.offset, link.matches]);
+    // A whole priority goes with its tables and links.
+    for (const priority of prios.slice(0, 7)) await tc.deleteFilter({ ifindex: dev.eth0, parent: 'ffff:', priority, protocol: 0 });
+    expect((await tc.listFilters(dev.eth0, 'ffff:')).filter((f) => prios.includes(f.priority))).toEqual([]);
+  });
+
+  it('packets: the hash key is read at 40 before the eat, the bucket filters read the IPv6 ports at 20 after it', async () => {
+    const Q = P + 10;
+    const world = lab.world;
+    ip(ns, '-6', 'addr', 'add', '2001:db8::2/64', 'dev', 'eth0', 'nodad');
+    ip(world, '-6', 'addr', 'add', '2001:db8::1/64', 'dev', 'eth0', 'nodad');
+    try {
+      const port = 31232;
+      const bucket = u32Bucket(port, 0x0000ff00, 256);
+      await tc.addFilter(at(Q, { handle: '62:', divisor: 256 }));
+      await tc.addFilter(
+        at(Q, {
+          matches: [
+            { type: 'ip6NextHeader', protocol: 'udp' },
+            { type: 'ip6Dst', address: '2001:db8::2' },
+          ],
+          link: '62:',
+          hashkey: { mask: 0x0000ff00, at: 40 },
+          offset: { plus: 20, eat: true },
+        }),
+      );
+      // Tried first (lower node id): the IPv6 offset of the port, after the eat, reads the payload and never matches.
+      // (The payload is long enough for that read: a key past the packet's end ends the whole classification.)
+      const uneaten = await tc.addFilter(
+        at(Q, { handle: `62:${bucket.toString(16)}:1`, ht: { htid: 0x62, hash: bucket }, matches: [{ type: 'ip6DstPort', port }], actions: mirror() }),
+      );
+      const eaten = await tc.addFilter(
+        at(Q, { handle: `62:${bucket.toString(16)}:2`, ht: { htid: 0x62, hash: bucket }, matches: [{ type: 'dstPort', port }], actions: mirror() }),
+      );
+      const send = (dport: number, count: number) =>
+        nsExec(world, 'python3', [
+          '-c',
+          'import socket, sys\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\nfor _ in range(int(sys.argv[3])): s.sendto(b"u32" * 20, (sys.argv[1], int(sys.argv[2])))',
+          '2001:db8::2',
+          String(dport),
+          String(count),
+        ]);
+      send(port, 3);
+      send(port + 1, 2); // the same bucket (the high byte), another port: neither bucket filter
+      send(40000, 2); // another bucket
+      const packets = async (handle: number) =>
+        (await tc.listU32Nodes(dev.eth0, 'ffff:', { priority: Q })).find((f) => f.handle === handle)!.actions[0]!.stats!.packets;
+      await eventually(async () => expect(await packets(eaten!.handle)).toBe(3n), 3000);
+      expect(await packets(uneaten!.handle)).toBe(0n);
+    } finally {
+      ip(ns, '-6', 'addr', 'del', '2001:db8::2/64', 'dev', 'eth0');
+      ip(world, '-6', 'addr', 'del', '2001:db8::1/64', 'dev', 'eth0');
+    }
   });
 });

@@ -32,7 +32,7 @@ function randomSpec(next: () => number): U32FilterSpec {
   const matches: U32Match[] = [];
   const kinds = next() % 5;
   for (let i = 0; i < kinds; i++) {
-    switch (next() % 7) {
+    switch (next() % 10) {
       case 0:
         matches.push({ type: 'ipDst', address: `${ip()}/${next() % 33}` });
         break;
@@ -53,6 +53,18 @@ function randomSpec(next: () => number): U32FilterSpec {
         break;
       case 5:
         matches.push({ type: 'u8', value: next() & 0x0f, mask: 0x0f, at: next() % 64 });
+        break;
+      case 6:
+        matches.push({
+          type: pick(['ip6Src', 'ip6Dst'] as const),
+          address: `2001:db8:${(next() & 0xffff).toString(16)}::${(next() & 0xffff).toString(16)}/${next() % 129}`,
+        });
+        break;
+      case 7:
+        matches.push({ type: 'ip6NextHeader', protocol: pick(['tcp', 'udp', 'icmpv6', 0] as const) });
+        break;
+      case 8:
+        matches.push(next() % 2 ? { type: 'ip6DstPort', port: 31232, mask: 0xff00 } : { type: 'icmp6Type', icmpType: 128 });
         break;
       default:
         matches.push({ type: 'u32', value: 0, mask: 0, at: 0 });
@@ -87,6 +99,7 @@ function randomSpec(next: () => number): U32FilterSpec {
   if (next() % 6 === 0) {
     spec.link = ((1 + (next() % 0xffe)) << 20) >>> 0;
     spec.hashkey = { mask: 0x0000ff00, at: 20 };
+    if (next() % 2) spec.offset = pick([{ plus: 20, eat: true }, { at: 0, mask: 0x0f00, shift: 6, eat: true }, { plus: 4 }]);
   }
   return spec;
 }
