@@ -7,7 +7,7 @@
  * routes and sysctls. Kernel-chosen action indexes, counters and class ids are left out.
  */
 import { NetlinkSession, Netns, readFileInNetns } from '../src/netlink/index.js';
-import { RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
+import { NUD, RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
 import { Tc, isU32 } from '../src/tc/index.js';
 
 export interface TopologyRef {
@@ -64,8 +64,13 @@ export async function topology(ref: TopologyRef): Promise<Record<string, string[
     out['container eth0 filters'] = await filters(ctc, ref.vethIndex);
     out['container qdiscs'] = [...(await qdiscs(ctc, 1)), ...(await qdiscs(ctc, ref.vethIndex))];
     out['container links'] = (await crtnl.links.list()).map((l) => `${l.index} ${l.name} up=${l.up} mtu=${l.mtu} ${l.address} ${l.kind ?? ''}`).sort();
-    out['container addresses'] = (await crtnl.addresses.list({ family: 'inet' })).map((a) => `${a.ifindex} ${a.cidr}`).sort();
-    out['container routes'] = (await crtnl.routes.list({ family: 'inet' })).map((r) => `${r.dst} via ${r.gateway ?? '-'} oif ${r.oif} table ${r.table}`).sort();
+    // Both families (an IPv6 container has the host's IPv6 addresses and route too; --ipv6).
+    out['container addresses'] = (await crtnl.addresses.list()).map((a) => `${a.ifindex} ${a.cidr}`).sort();
+    const routes = [...(await crtnl.routes.list({ family: 'inet' })), ...(await crtnl.routes.list({ family: 'inet6' }))];
+    out['container routes'] = routes.map((r) => `${r.dst} via ${r.gateway ?? '-'} oif ${r.oif} table ${r.table}`).sort();
+    // (Only the ones set: traffic leaves learned entries behind.)
+    const permanent = (await crtnl.neighbours.list()).filter((n) => n.state & NUD.PERMANENT);
+    out['container neighbours'] = permanent.map((n) => `${n.ifindex} ${n.address} ${n.lladdr ?? '-'}`).sort();
     const ns = Netns.fromPath(ref.container);
     try {
       const read = (k: string) => readFileInNetns(ns, `/proc/sys/net/${k}`).trim().replace(/\s+/g, ' ');
@@ -87,6 +92,28 @@ export async function topology(ref: TopologyRef): Promise<Record<string, string[
     cs.close();
     crtnl.close();
   }
+}
+
+/**
+ * A container's topology (`topology`) with what differs between two builds of the same container
+ * made neutral: its veth's index and name, and kernel-chosen qdisc handles (fq_codel's 80xx:).
+ */
+export async function containerTopology(
+  hostNs: string,
+  info: { netns: string; veth: string },
+  host: { eth0: { index: number; address: string }; lo: { index: number } },
+): Promise<Record<string, string[]>> {
+  const vethIndex = 1_000_000 + Number(info.veth.slice(3));
+  const t = await topology({ host: hostNs, container: info.netns, vethIndex, eth0: host.eth0.index, lo: host.lo.index, mac: host.eth0.address });
+  const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
+  for (const k of Object.keys(t))
+    t[k] = t[k]!.map((l) =>
+      l
+        .replace(veth, 'VETH')
+        .replace(info.veth, 'pmiN')
+        .replace(/\b80[0-9a-f]{2}0000\b/g, 'AUTO'),
+    );
+  return t;
 }
 
 /** '' when equal, else a short description of the first differences. */

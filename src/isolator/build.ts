@@ -42,9 +42,9 @@ export async function build(
     // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
     // then one batch over that socket. A spare this process made has both open already.
     if (held) held.portRange.write(`${rec.ephemeralPorts.begin} ${rec.ephemeralPorts.end}`);
-    else cs = core.containerSession(ns, rec.ephemeralPorts, !spare);
+    else cs = core.containerSession(ns, rec.ephemeralPorts, spare ? undefined : core.containerIpv6(rec.ifname));
     sw.lap('container sysctls+socket');
-    const reqs = spare ? adoptedContainerRequests(view, core.ctx) : containerRequests(core.host, view, hostView(core.host), core.ctx);
+    const reqs = spare ? adoptedContainerRequests(hostView(core.host), view, core.ctx) : containerRequests(core.host, view, hostView(core.host), core.ctx);
     const err = firstFailure(await cs!.batch(reqs));
     if (err) throw err;
     sw.lap('container batch');

@@ -20,6 +20,7 @@ export interface IsolatorFlags {
   egress_ceil_limit?: string;
   egress_burst?: string;
   egress_shaping_placement?: string;
+  ipv6?: string;
   egress_unique_flow_per_container?: boolean;
   egress_flow_classifier_parent?: string;
   ingress_rate_limit_per_container?: string;
@@ -101,6 +102,12 @@ export const ISOLATOR_FLAGS: Readonly<Record<keyof IsolatorFlags, IsolatorFlagIn
     default: 'host',
     help: "where a container's egress limit is enforced: 'host', on the host's side of its veth, out of the container's reach; 'container', on its own eth0 as Mesos did (root in the container can remove it)",
   },
+  ipv6: {
+    kind: 'string',
+    value: 'auto|on|off',
+    default: 'auto',
+    help: "containers share the host's IPv6 address too: 'auto' when the public interface has a global IPv6 address, 'on' (an error without one), 'off' (IPv6 off in containers, as Mesos)",
+  },
   egress_unique_flow_per_container: boolFlag(false, "fq_codel on the public interface's egress, each container its own flow (needs fq_codel)"),
   egress_flow_classifier_parent: {
     kind: 'string',
@@ -157,6 +164,8 @@ export interface IsolatorConfig {
   ingress: DirectionConfig;
   /** Where egress limits are enforced: on the host (default) or in the container (Mesos). */
   egressShapingPlacement: 'host' | 'container';
+  /** IPv6 in containers: 'auto' (when eth0 has a global IPv6 address), 'on' or 'off'. */
+  ipv6: Ipv6Mode;
   egressUniqueFlowPerContainer: boolean;
   egressFlowClassifierParent: string;
   ingressIsolateExistingContainers: boolean;
@@ -250,6 +259,15 @@ function ephemeralPortsPerContainer(flags: IsolatorFlags, ephemeralPorts: Return
   return n;
 }
 
+export type Ipv6Mode = 'auto' | 'on' | 'off';
+
+/** --ipv6: 'auto', 'on' or 'off'. */
+function ipv6Mode(flags: IsolatorFlags): Ipv6Mode {
+  const v = flags.ipv6 ?? 'auto';
+  if (v !== 'auto' && v !== 'on' && v !== 'off') throw new ConfigError('ipv6', `'${v}' is none of 'auto', 'on', 'off'`);
+  return v;
+}
+
 /** --egress_shaping_placement: 'host' or 'container'. */
 function shapingPlacement(flags: IsolatorFlags): 'host' | 'container' {
   const v = flags.egress_shaping_placement ?? 'host';
@@ -309,6 +327,7 @@ export function parseConfig(flags: IsolatorFlags): IsolatorConfig {
     egress,
     ingress,
     egressShapingPlacement: shapingPlacement(flags),
+    ipv6: ipv6Mode(flags),
     egressUniqueFlowPerContainer: flags.egress_unique_flow_per_container ?? false,
     egressFlowClassifierParent: parent,
     ingressIsolateExistingContainers: flags.ingress_isolate_existing_containers ?? true,

@@ -6,11 +6,11 @@ import type { Request } from '../netlink/index.js';
 import { IPV4_DEVCONF, NUD, SysctlDir, addressRequests, linkRequests, neighbourRequests, routeRequests } from '../rtnl/index.js';
 import { filterRequest } from '../tc/index.js';
 import type { HostFacts } from './host.js';
-import type { ContainerView, TcContext } from './plan.js';
+import type { ContainerView, HostView, TcContext } from './plan.js';
 import { containerBaseFilters, containerFilters, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
 
 /** Requests for the container's namespace, in order; sent as one batch. */
-export function containerRequests(h: HostFacts, c: ContainerView, hostView: { ip: string; mac: string; eth0: number; lo: number }, ctx: TcContext): Request[] {
+export function containerRequests(h: HostFacts, c: ContainerView, hostView: HostView, ctx: TcContext): Request[] {
   return [...containerStaticRequests(h, c), ...containerFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
@@ -30,40 +30,71 @@ export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: n
     // The gateway as a permanent neighbour: ARP requests to the host are no longer copied to
     // containers, and this way none needs one for the gateway (replies are still copied, for others).
     ...(h.gatewayMac ? [gatewayNeighbourRequest(h, c.cEth0)] : []),
+    ...containerIpv6Requests(h, c.cEth0),
   ];
 }
+
+/**
+ * IPv6 (--ipv6): the host's global addresses with their prefixes (no DAD: the sysctls turned it
+ * off, and the host holds them), the IPv6 default route and the gateway as a permanent neighbour.
+ */
+function containerIpv6Requests(h: HostFacts, cEth0: number): Request[] {
+  const v6 = h.ipv6;
+  if (!v6) return [];
+  return [
+    ...v6.addresses.map((a) => addressRequests.add({ ifindex: cEth0, address: `${a.address}/${a.prefixlen}` })),
+    ...(v6.gateway ? [routeRequests.add({ dst: 'default', gateway: v6.gateway, oif: cEth0 })] : []),
+    ...(v6.gateway && v6.gatewayMac ? [gateway6NeighbourRequest(h, cEth0)] : []),
+  ];
+}
+
+/** The container's permanent neighbour entry for the IPv6 gateway, with the MAC the host has for it. */
+export const gateway6NeighbourRequest = (h: HostFacts, cEth0: number): Request =>
+  neighbourRequests.replace({ ifindex: cEth0, address: h.ipv6!.gateway!, lladdr: h.ipv6!.gatewayMac!, state: NUD.PERMANENT });
 
 /** The container's permanent neighbour entry for the gateway, with the MAC the host has for it. */
 export const gatewayNeighbourRequest = (h: HostFacts, cEth0: number): Request =>
   neighbourRequests.replace({ ifindex: cEth0, address: h.gateway, lladdr: h.gatewayMac!, state: NUD.PERMANENT });
 
 /** A warm-pool spare's part: the static requests and the tc objects that do not depend on ports. */
-export function spareContainerRequests(
-  h: HostFacts,
-  c: { cLo: number; cEth0: number },
-  hostView: { ip: string; mac: string; eth0: number; lo: number },
-  ctx: TcContext,
-): Request[] {
+export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: HostView, ctx: TcContext): Request[] {
   return [...containerStaticRequests(h, c), ...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
 }
 
 /** What a container made from a spare still needs: its ports' filters and its egress shaping. */
-export function adoptedContainerRequests(c: ContainerView, ctx: TcContext): Request[] {
+export function adoptedContainerRequests(hostView: HostView, c: ContainerView, ctx: TcContext): Request[] {
   const shaping = c.egress && !c.shaper ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
-  return [...containerPortFilters(c).map((s) => filterRequest('add', s)), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
+  return [...containerPortFilters(hostView, c).map((s) => filterRequest('add', s)), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
 }
+
+/** IPv6 in a container's namespace: off (Mesos), or on for its interface `ifname`. */
+export type ContainerIpv6 = { off: true } | { off: false; ifname: string };
 
 /**
  * Sysctls inside the container that netlink cannot set: its ephemeral block as
- * ip_local_port_range, and IPv6 off (the isolator steers IPv4 only), for devices there now and
- * any made later. Call inside the container's namespace (Netns.run).
+ * ip_local_port_range (the kernel applies it to IPv6 sockets too), and IPv6 either off, for devices
+ * there now and any made later, or on for its interface without autoconfiguration: no link-local
+ * address (it would be the host's own, from the same MAC), no DAD (the host holds the address), no
+ * router advertisements. Call inside the container's namespace (Netns.run), before its interfaces
+ * are up. `ipv6` undefined: leave IPv6 as it is (a spare's, set when it was made).
  */
-export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number } | undefined, procRoot = '/proc', ipv6Off = true): void {
+export function writeContainerSysctlsHere(ephemeral: { begin: number; end: number } | undefined, procRoot = '/proc', ipv6?: ContainerIpv6): void {
   // One walk through /proc/sys (its cost grows with the number of namespaces), then relative writes.
   const net = SysctlDir.openHere(['net'], procRoot);
   try {
     if (ephemeral) net.write(['ipv4', 'ip_local_port_range'], `${ephemeral.begin} ${ephemeral.end}`);
-    if (!ipv6Off) return;
+    if (!ipv6) return;
+    if (!ipv6.off) {
+      for (const [key, value] of [
+        ['addr_gen_mode', '1'],
+        ['accept_dad', '0'],
+        ['accept_ra', '0'],
+        ['router_solicitations', '0'],
+        ['disable_ipv6', '0'],
+      ] as const)
+        net.write(['ipv6', 'conf', ipv6.ifname, key], value);
+      return;
+    }
     try {
       // `all` also sets `default` (addrconf_disable_ipv6), so devices made later start with IPv6 off.
       net.write(['ipv6', 'conf', 'all', 'disable_ipv6'], '1');

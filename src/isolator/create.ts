@@ -8,7 +8,7 @@ import { build } from './build.js';
 import type { ContainerInfo, CreateSpec } from './engine.js';
 import type { EngineCore } from './engine-core.js';
 import { ContainerExistsError, EphemeralPortsExhaustedError, IsolatorError } from './errors.js';
-import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, setUpHost, tearDownHost } from './host-setup.js';
+import { hostView, sharedLayoutKey, putUnheldPortsDrop, setUpHost, tearDownHost } from './host-setup.js';
 import type { HostPortFilter } from './plan.js';
 import { hostPortFilters } from './plan.js';
 import type { PortSet } from './port-set.js';
@@ -94,6 +94,11 @@ async function ensureHost(core: EngineCore): Promise<HostRecord> {
       for (const f of await putGatewayEverywhere(core, mac)) core.warnOnce(`the gateway's new MAC could not be given to ${f}`);
       rec.gatewayMac = mac;
     }
+    const mac6 = core.host.ipv6?.gatewayMac;
+    if (mac6 && rec.gateway6Mac !== mac6) {
+      for (const f of await putGatewayEverywhere(core, mac6, 'inet6')) core.warnOnce(`the IPv6 gateway's new MAC could not be given to ${f}`);
+      rec.gateway6Mac = mac6;
+    }
   }
   return rec;
 }
@@ -103,11 +108,12 @@ async function ensureHostRecord(core: EngineCore): Promise<HostRecord> {
   const existing = core.store.readHost();
   const inode = core.hostNetnsInode();
   if (existing && existing.netnsInode === inode && existing.complete !== false) {
-    if (existing.shared.layout === SHARED_LAYOUT) return (core.hostRecord = existing);
+    if (existing.shared.layout === sharedLayoutKey(core.host)) return (core.hostRecord = existing);
     // Set up by an earlier version: rebuild the shared layout when no container relies on it.
     if (core.registry.records.size) {
       throw new IsolatorError(
-        `the host was set up by an earlier portmap-isolator (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}); destroy its containers, or run cleanup, before creating new ones`,
+        `the host was set up by an earlier portmap-isolator or for other IPv6 addresses (shared layout ${JSON.stringify(existing.shared.layout ?? 'unknown')}, ` +
+          `now ${JSON.stringify(sharedLayoutKey(core.host))}); destroy its containers, or run cleanup, before creating new ones`,
       );
     }
     const errors = await tearDownHost(core.session, core.host, existing, core.ctx);
@@ -180,6 +186,7 @@ function newRecord(core: EngineCore, c: NewContainer): ContainerRecord {
     vethIndex: VETH_INDEX_BASE + seq,
     ifname: c.ifname,
     ephemeralPorts: c.block,
+    ...(core.host.ipv6 ? { ipv6: core.host.ipv6.addresses.map((a) => `${a.address}/${a.prefixlen}`) } : {}),
     ports: c.ports.ranges,
     hostFilters: [],
     mirrorSlot: core.registry.freeMirrorSlot(),

@@ -13,6 +13,7 @@ import { TC_H, filterRequest, parseTcHandle } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ContainerProc } from './container-proc.js';
 import { writeContainerSysctlsHere } from './container-setup.js';
+import type { ContainerIpv6 } from './container-setup.js';
 import { PortsHeldError, PortsNotManagedError } from './errors.js';
 import type { HostFacts } from './host.js';
 import { hostView } from './host-setup.js';
@@ -227,6 +228,11 @@ export class EngineCore {
     });
   }
 
+  /** IPv6 in a container whose interface is `ifname`: on when the host shares an IPv6 address (--ipv6). */
+  containerIpv6(ifname: string): ContainerIpv6 {
+    return this.host.ipv6 ? { off: false, ifname } : { off: true };
+  }
+
   /** IPv6 off on a host veth (through the held-open /proc/sys/net/ipv6/conf). */
   disableHostVethIpv6(veth: string): void {
     try {
@@ -242,11 +248,11 @@ export class EngineCore {
   // ---- inside a container's namespace ------------------------------------------------------
 
   /** Write the container's sysctls and open a socket there, in one namespace switch. */
-  containerSession(ns: Netns, ephemeral: { begin: number; end: number } | undefined, ipv6Off: boolean): NetlinkSession {
+  containerSession(ns: Netns, ephemeral: { begin: number; end: number } | undefined, ipv6: ContainerIpv6 | undefined): NetlinkSession {
     let cs!: NetlinkSession;
     const procRoot = this.containerProc.rootFor(this.registry.records.size);
     ns.run(() => {
-      writeContainerSysctlsHere(ephemeral, procRoot, ipv6Off);
+      writeContainerSysctlsHere(ephemeral, procRoot, ipv6);
       cs = Session.open({ typeNames: RTM_NAMES });
     });
     return cs;

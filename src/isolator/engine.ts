@@ -89,6 +89,8 @@ export interface ContainerInfo {
   veth: string;
   ephemeral_ports: { begin: number; end: number };
   ports: Array<[number, number]>;
+  /** The host's IPv6 addresses it shares, with prefix lengths (--ipv6); absent when IPv6 is off in it. */
+  ipv6_addresses?: string[];
 }
 
 export interface RecoverReport {
@@ -333,13 +335,13 @@ export class Isolator {
     let running = Promise.resolve();
     return watchGatewayNeighbour(
       core,
-      (mac) => {
+      (mac, family) => {
         running = running
           .then(() =>
             this.store.withLock(async () => {
               core.sync();
-              if (mac === core.host.gatewayMac) return;
-              for (const f of await putGatewayEverywhere(core, mac)) core.warnOnce(`the gateway's new MAC could not be given to ${f}`);
+              if (mac === (family === 'inet' ? core.host.gatewayMac : core.host.ipv6?.gatewayMac)) return;
+              for (const f of await putGatewayEverywhere(core, mac, family)) core.warnOnce(`the gateway's new MAC could not be given to ${f}`);
             }),
           )
           .catch((e: Error) => core.warnOnce(`following the gateway's MAC: ${e.message}`));

@@ -12,14 +12,34 @@ import type { FilterRef, U32FilterSpec } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { HostView, TcContext } from './plan.js';
 import type { PortRange } from './plan.js';
-import { DROP_FILTER_HANDLE, PRIO, flowSharedPlan, icmpTablePlan, mirrorTablePlan, portTablePlan, tcObjectRequest, unheldPortsDropPlan } from './plan.js';
+import {
+  DROP_FILTER_HANDLE,
+  PRIO,
+  flowSharedPlan,
+  icmpTablePlan,
+  ip6SharedLayout,
+  mirrorTablePlan,
+  portTablePlan,
+  tcObjectRequest,
+  unheldPortsDropPlan,
+} from './plan.js';
 import type { HostRecord } from './state.js';
 import { hostPairRemovals } from './host-pairs.js';
 
 /** The shared layout this version builds (recorded in host.json; see plan.ts for the port tables). */
 export const SHARED_LAYOUT = 'data-path-v2: two-level port tables, ICMP error tables, reply-only mirrors, drops';
 
-export const hostView = (h: HostFacts): HostView => ({ ip: h.ip, mac: h.eth0.address, eth0: h.eth0.index, lo: h.lo.index });
+export const hostView = (h: HostFacts): HostView => ({
+  ip: h.ip,
+  mac: h.eth0.address,
+  eth0: h.eth0.index,
+  lo: h.lo.index,
+  ...(h.ipv6 ? { ip6: h.ipv6.addresses.map((a) => a.address) } : {}),
+});
+
+/** The layout of this host as recorded in host.json: this version's, and the IPv6 addresses its links name. */
+export const sharedLayoutKey = (h: HostFacts): string =>
+  h.ipv6 ? `${SHARED_LAYOUT}; ipv6 ${h.ipv6.addresses.map((a) => a.address).join(',')}` : SHARED_LAYOUT;
 
 /** Sysctls the isolator sets on the host, with the value it sets (Mesos §2.5 step 6–7). */
 export function hostSysctls(h: HostFacts): Array<[string[], string]> {
@@ -37,7 +57,14 @@ export function hostSysctls(h: HostFacts): Array<[string[], string]> {
 /** The shared tc objects of the host (all u32 filters), in creation order. */
 export function sharedLayout(h: HostFacts): U32FilterSpec[] {
   const v = hostView(h);
-  return [...portTablePlan(v, 'eth0'), ...portTablePlan(v, 'lo'), ...mirrorTablePlan(v, 'arp'), ...icmpTablePlan(v, 'eth0'), ...icmpTablePlan(v, 'lo')];
+  return [
+    ...portTablePlan(v, 'eth0'),
+    ...portTablePlan(v, 'lo'),
+    ...mirrorTablePlan(v, 'arp'),
+    ...icmpTablePlan(v, 'eth0'),
+    ...icmpTablePlan(v, 'lo'),
+    ...ip6SharedLayout(v),
+  ];
 }
 
 /**
@@ -137,7 +164,7 @@ export async function setUpHost(
     // Already there (a host record lost while the objects stayed) is fine.
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
-    rec.shared = { layout: SHARED_LAYOUT };
+    rec.shared = { layout: sharedLayoutKey(h) };
     if (flows) await setUpFlows(session, h, ctx, flows, rec, save);
     rec.complete = true;
     save(rec);
@@ -233,9 +260,12 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
     if (rec.flows.created) {
       reqs.push(qdiscRequest('delete', { kind: 'fq_codel', ifindex: h.eth0.index, parent: rec.flows.parent, handle: rec.flows.qdisc }, ctx));
     } else {
+      // Every priority of the classifiers, once (deleting one removes its links and tables too).
+      const prios = new Map<string, U32FilterSpec>();
       for (const o of flowSharedPlan(hostView(h), rec.flows.parent, rec.flows.qdisc)) {
-        if (o.type === 'filter' && o.spec.link === undefined) reqs.push(filterRequest('delete', wholePriority(o.spec)));
+        if (o.type === 'filter') prios.set(`${o.spec.priority} ${o.spec.protocol}`, o.spec);
       }
+      for (const spec of prios.values()) reqs.push(filterRequest('delete', wholePriority(spec)));
     }
   }
   if (!rec.createdIngress.includes('eth0'))

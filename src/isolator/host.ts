@@ -1,5 +1,5 @@
 import type { Netns } from '../netlink/index.js';
-import { IFF, LOOPBACK_IFINDEX, NUD, type Rtnl } from '../rtnl/index.js';
+import { IFA_F, IFF, LOOPBACK_IFINDEX, NUD, RT_SCOPE, type Rtnl } from '../rtnl/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { PortSet } from './port-set.js';
@@ -20,7 +20,25 @@ export interface HostFacts {
   gatewayMac?: string;
   /** The host's own ip_local_port_range, inclusive. */
   localPortRange: [number, number];
+  /** IPv6 shared with containers (--ipv6): absent when off, or 'auto' found no global address. */
+  ipv6?: Ipv6Facts;
 }
+
+/** The host's IPv6 addressing that containers share. */
+export interface Ipv6Facts {
+  /** eth0's global addresses (at most MAX_IPV6_ADDRESSES, in the kernel's order), each with its prefix length. */
+  addresses: Array<{ address: string; prefixlen: number }>;
+  /** The IPv6 default route's next hop (often link-local); undefined: containers get no IPv6 default route. */
+  gateway?: string;
+  /** Its MAC in the host's neighbour table, when resolved there (a container's permanent neighbour). */
+  gatewayMac?: string;
+}
+
+/** The host's global IPv6 addresses steered to containers, at most: each costs its own link filters on eth0 and lo, and per container on its veth. */
+export const MAX_IPV6_ADDRESSES = 4;
+
+/** Addresses not (yet, or any longer) usable as a source: still in DAD, failed it, or deprecated. */
+const UNUSABLE_IPV6 = IFA_F.TENTATIVE | IFA_F.DADFAILED | IFA_F.DEPRECATED;
 
 /** Neighbour states with a MAC worth copying (not INCOMPLETE or FAILED). */
 const RESOLVED = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.PERMANENT | NUD.NOARP;
@@ -31,7 +49,31 @@ export const resolvedMac = (n: { lladdr: string | undefined; state: number } | u
 
 /** The MAC of `address` in the host's neighbour table on `ifindex`, when resolved. */
 export async function resolvedNeighbour(rtnl: Rtnl, ifindex: number, address: string): Promise<string | undefined> {
-  return resolvedMac((await rtnl.neighbours.list({ ifindex })).find((e) => e.address === address && e.family === 'inet'));
+  const family = address.includes(':') ? 'inet6' : 'inet';
+  return resolvedMac((await rtnl.neighbours.list({ ifindex })).find((e) => e.address === address && e.family === family));
+}
+
+/**
+ * eth0's IPv6 addressing for --ipv6: its global addresses, the IPv6 default route's gateway and
+ * that gateway's MAC. 'auto' without a global address is IPv6 off; 'on' without one is an error.
+ */
+export async function discoverIpv6(rtnl: Rtnl, mode: 'auto' | 'on' | 'off', eth0: { index: number; name: string }): Promise<Ipv6Facts | undefined> {
+  if (mode === 'off') return undefined;
+  const global = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet6' })).filter(
+    (a) => a.scope === RT_SCOPE.UNIVERSE && (a.flags & UNUSABLE_IPV6) === 0,
+  );
+  if (!global.length) {
+    if (mode === 'on') throw new ConfigError('ipv6', `${eth0.name} has no global IPv6 address to share with containers (use --ipv6=auto or off)`);
+    return undefined;
+  }
+  const def = await rtnl.routes.defaultRoute('inet6');
+  const gateway = def && def.oif === eth0.index ? def.gateway : undefined;
+  const gatewayMac = gateway ? await resolvedNeighbour(rtnl, eth0.index, gateway) : undefined;
+  return {
+    addresses: global.slice(0, MAX_IPV6_ADDRESSES).map((a) => ({ address: a.address, prefixlen: a.prefixlen })),
+    ...(gateway ? { gateway } : {}),
+    ...(gatewayMac ? { gatewayMac } : {}),
+  };
 }
 
 /** Parse /proc/sys/net/ipv4/ip_local_port_range ('32768\t60999'). */
@@ -92,7 +134,9 @@ export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<
     );
   }
   const gatewayMac = await resolvedNeighbour(rtnl, eth0.index, gateway);
+  const ipv6 = await discoverIpv6(rtnl, config.ipv6, eth0);
   return {
+    ...(ipv6 ? { ipv6 } : {}),
     netns: rtnl.netns,
     ...(gatewayMac ? { gatewayMac } : {}),
     eth0: { name: eth0.name, index: eth0.index, address: eth0.address, mtu: eth0.mtu },

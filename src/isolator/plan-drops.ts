@@ -5,10 +5,11 @@
  * statistics). Each is the last filter of its device (PRIO.DROP), after every steering filter.
  * Programs read the frame from the Ethernet header (cls_bpf at ingress pushes it back).
  */
-import { TC_ACT, assemble, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
-import type { BpfFilterSpec, CbpfInsn } from '../tc/index.js';
+import { isIPv6 } from 'node:net';
+import { TC_ACT, assemble, ja, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
+import type { BpfFilterSpec, CbpfInsn, CbpfItem } from '../tc/index.js';
 import type { HostView } from './plan-objects.js';
-import { INGRESS_HANDLE, PRIO, ipv4Number } from './plan-objects.js';
+import { IP6_HEADER_BYTES, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number } from './plan-objects.js';
 
 /** The handle of the one drop filter of a device (a cls_bpf handle is a plain number). */
 export const DROP_FILTER_HANDLE = 1;
@@ -17,6 +18,7 @@ export const DROP_FILTER_HANDLE = 1;
 const PORT_PROTOCOLS = [6, 17, 33, 132, 136] as const;
 
 const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
 // Offsets in the frame: Ethernet header (14), then the IPv4 header with no options.
 const ETHERTYPE_AT = 12;
 const IP_AT = 14;
@@ -25,6 +27,9 @@ const IP_FRAG_AT = IP_AT + 6;
 const IP_PROTO_AT = IP_AT + 9;
 const IP_DST_AT = IP_AT + 16;
 const DST_PORT_AT = IP_AT + 20 + 2;
+const IP6_NEXT_HEADER_AT = IP_AT + 6;
+const IP6_DST_AT = IP_AT + 24;
+const IP6_DST_PORT_AT = IP_AT + IP6_HEADER_BYTES + 2;
 /** TC_ACT_UNSPEC as a program's return value: not ours, go on with the next filter. */
 const CONTINUE = TC_ACT.UNSPEC >>> 0;
 
@@ -54,34 +59,78 @@ export interface PortRange {
 /** At most this many managed ranges: every jump of the program must reach its end (255 instructions). */
 export const MAX_DROP_RANGES = 100;
 
+/** An IPv6 address as its four 32-bit words. */
+export function ipv6Words(address: string): number[] {
+  if (!isIPv6(address)) throw new RangeError(`not an IPv6 address: ${address}`);
+  const [head = '', tail] = address.split('::') as [string, string | undefined];
+  const groups = (t: string) => (t ? t.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return [0, 1, 2, 3].map((i) => ((all[2 * i]! << 16) | all[2 * i + 1]!) >>> 0);
+}
+
+/** Whether the protocol byte in A is a port protocol: on to `ports`, else to `out`. */
+const portProtocol = (ports: string, out: string): CbpfItem[] =>
+  PORT_PROTOCOLS.map((p, i) => (i + 1 < PORT_PROTOCOLS.length ? jeq(p, ports, 0) : jeq(p, 0, out)));
+
 /**
- * The host's eth0: drop IPv4 to the host (its MAC and address) on a managed port (`managed`, the
- * containers' ports and the ephemeral pool) that no container holds — the held ones were steered
- * by the port tables before this filter is reached. Fragments other than the first (no ports in
- * them) and packets with IP options (which the port tables do not read either) go to the host.
+ * The host's eth0: drop IPv4 and IPv6 to the host (its MAC and an address of its) on a managed
+ * port (`managed`, the containers' ports and the ephemeral pool) that no container holds — the
+ * held ones were steered by the port tables before this filter is reached. Fragments other than
+ * the first (no ports in them), IPv4 packets with options and IPv6 packets with extension headers
+ * (which the port tables do not read either) go to the host.
  */
 export function unheldPortsDropPlan(host: HostView, managed: readonly PortRange[]): BpfFilterSpec {
   if (managed.length > MAX_DROP_RANGES) throw new RangeError(`at most ${MAX_DROP_RANGES} managed port ranges, got ${managed.length}`);
   const mac = host.mac.split(':').map((x) => parseInt(x, 16));
   const mac0to3 = ((mac[0]! << 24) | (mac[1]! << 16) | (mac[2]! << 8) | mac[3]!) >>> 0;
   const mac4to5 = (mac[4]! << 8) | mac[5]!;
+  const v6 = ip6Of(host);
+  // Each address: its four words, the last one matching on to the next header, a mismatch on to the next address.
+  const ipv6Checks: CbpfItem[] = v6.flatMap((a, i) => {
+    const next = i + 1 < v6.length ? `addr6_${i + 1}` : 'out';
+    return [
+      ...(i ? [{ label: `addr6_${i}` }] : []),
+      ...ipv6Words(a).flatMap((w, k) => [ldAbs('w', IP6_DST_AT + 4 * k), jeq(w, k === 3 ? 'nexthdr6' : 0, next)]),
+    ];
+  });
   const program = assemble([
-    ldAbs('h', ETHERTYPE_AT),
-    jeq(ETH_P_IP, 0, 'pass'),
-    ldAbs('w', IP_DST_AT),
-    jeq(ipv4Number(host.ip), 0, 'pass'),
     ldAbs('w', 0),
-    jeq(mac0to3, 0, 'pass'),
+    jeq(mac0to3, 0, 'out'),
     ldAbs('h', 4),
-    jeq(mac4to5, 0, 'pass'),
+    jeq(mac4to5, 0, 'out'),
+    ldAbs('h', ETHERTYPE_AT),
+    jeq(ETH_P_IP, 'ip4', 0),
+    jeq(ETH_P_IPV6, v6.length ? 'ip6' : 'out', 'out'),
+    { label: 'ip4' },
+    ldAbs('w', IP_DST_AT),
+    jeq(ipv4Number(host.ip), 0, 'out'),
     ldAbs('b', IP_VERSION_IHL_AT),
-    jeq(0x45, 0, 'pass'),
+    jeq(0x45, 0, 'out'),
     ldAbs('h', IP_FRAG_AT),
-    jset(0x1fff, 'pass', 0),
+    jset(0x1fff, 'out', 0),
     ldAbs('b', IP_PROTO_AT),
-    ...PORT_PROTOCOLS.map((p, i) => (i + 1 < PORT_PROTOCOLS.length ? jeq(p, 'ports', 0) : jeq(p, 0, 'pass'))),
-    { label: 'ports' },
+    ...portProtocol('ports4', 'out'),
+    { label: 'ports4' },
     ldAbs('h', DST_PORT_AT),
+    ja('ranges'),
+    ...(v6.length
+      ? [
+          { label: 'ip6' },
+          ...ipv6Checks,
+          { label: 'nexthdr6' },
+          ldAbs('b', IP6_NEXT_HEADER_AT),
+          ...portProtocol('ports6', 'out'),
+          { label: 'ports6' },
+          ldAbs('h', IP6_DST_PORT_AT),
+          ja('ranges'),
+        ]
+      : []),
+    // (Here, not at the end: a conditional jump reaches at most 255 instructions, and the ranges may take 200.)
+    { label: 'out' },
+    ret(CONTINUE),
+    { label: 'ranges' },
     ...managed.flatMap((r, i) => {
       const next = i + 1 < managed.length ? `range${i + 1}` : 'pass';
       return [...(i ? [{ label: `range${i}` }] : []), jge(r.begin, 0, next), jgt(r.end, next, 'drop')];

@@ -8,6 +8,7 @@ import { TC_H, tcHandle, u32Handle } from '../tc/index.js';
 import type { ActionSpec, FilterRef, U32FilterSpec, U32Match } from '../tc/index.js';
 import type { HostView, TcObject, U32Parts } from './plan-objects.js';
 import { dropAllPlan } from './plan-drops.js';
+import { echoFanout6Plan } from './plan-ipv6.js';
 import {
   FLOW,
   FLOW_TABLE_HTID,
@@ -19,6 +20,8 @@ import {
   ECHO_FANOUT_RATE_BYTES_PER_SEC,
   ECHO_FANOUT_VIEW,
   INGRESS_HANDLE,
+  IP6_PORTS_WORD_OFFSET,
+  IP6_PORT_NEXT_HEADERS,
   MIRRORS_PER_FILTER,
   MIRROR_NODE_BASE,
   MIRROR_TABLE_HTID,
@@ -38,7 +41,10 @@ import {
   icmp,
   icmpError,
   icmpType,
+  icmp6,
   ihl5,
+  ip6Of,
+  nextHeader,
   ingressFilter,
   ipDst,
   matchAll,
@@ -83,8 +89,8 @@ export function flowQdiscHandle(parent: number): number {
  * fq_codel drops what no filter classifies), and the table of per-container flow filters.
  */
 export function flowSharedPlan(host: HostView, parent: number, qdisc: number): TcObject[] {
-  const at = (priority: number, protocol: 'ip' | 'arp' | 'all', parts: U32Parts) => filterObject(u32(host.eth0, qdisc, priority, protocol, parts));
-  const f = (priority: number, protocol: 'ip' | 'arp' | 'all', matches: U32Match[], flowId: number) =>
+  const at = (priority: number, protocol: 'ip' | 'arp' | 'all' | 'ipv6', parts: U32Parts) => filterObject(u32(host.eth0, qdisc, priority, protocol, parts));
+  const f = (priority: number, protocol: 'ip' | 'arp' | 'all' | 'ipv6', matches: U32Match[], flowId: number) =>
     at(priority, protocol, { matches, terminal: true, classid: (qdisc | flowId) >>> 0 });
   const table = u32Handle({ htid: FLOW_TABLE_HTID });
   return [
@@ -95,6 +101,20 @@ export function flowSharedPlan(host: HostView, parent: number, qdisc: number): T
     f(PRIO.ICMP, 'ip', [icmp], FLOW.ARP_ICMP),
     at(PRIO.IP_LOW, 'ip', { handle: table, divisor: PORT_TABLE_DIVISOR }),
     at(PRIO.IP_LOW, 'ip', { matches: [ihl5], link: table, hashkey: { mask: 0xff000000, at: PORTS_WORD_OFFSET } }),
+    // IPv6 (--ipv6): ICMPv6 to flow 2; TCP and UDP without extension headers into the same table (plan-ipv6.ts).
+    ...(ip6Of(host).length
+      ? [
+          f(PRIO.IP6_ICMP, 'ipv6', [icmp6], FLOW.ARP_ICMP),
+          ...IP6_PORT_NEXT_HEADERS.map((nh) =>
+            at(PRIO.IP6_LOW, 'ipv6', {
+              matches: [nextHeader(nh)],
+              link: table,
+              hashkey: { mask: 0xff000000, at: IP6_PORTS_WORD_OFFSET },
+              offset: { plus: IP6_PORTS_WORD_OFFSET - PORTS_WORD_OFFSET, eat: true },
+            }),
+          ),
+        ]
+      : []),
   ];
 }
 
@@ -173,6 +193,7 @@ export function echoFanoutPlan(host: HostView): TcObject[] {
     filterObject(ingressFilter(rx, PRIO.ICMP, 'ip', { handle: rootNode(0x800), matches: [matchAll], link: icmpChunks })),
     filterObject(ingressFilter(rx, PRIO.ARP, 'arp', { handle: arpChunks, divisor: 1 })),
     filterObject(ingressFilter(rx, PRIO.ARP, 'arp', { handle: rootNode(0x801), matches: [matchAll], link: arpChunks })),
+    ...echoFanout6Plan(host),
     { type: 'bpf', spec: dropAllPlan(rx) },
     // eth0's copies: echo replies (node 1 of its ICMP table), ARP replies to the host (node 1 of its ARP table).
     filterObject(

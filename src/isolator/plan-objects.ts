@@ -44,6 +44,11 @@ export const PRIO = Object.freeze({
   IP_HIGH: 0x0301, // 769
   IP: 0x0302, // 770
   IP_LOW: 0x0303, // 771
+  // IPv6 (--ipv6): a priority holds filters of one protocol, so IPv6 has its own, beside IPv4's.
+  IP6_ICMP: 0x0203, // 515
+  IP6_HIGH: 0x0304, // 772
+  IP6: 0x0305, // 773
+  IP6_LOW: 0x0306, // 774
   /** The catch-all drops of data path v2 (cls_bpf, classic BPF, direct action): after every steering filter. */
   DROP: 0x0401, // 1025
   DEFAULT: 0x0402, // 1026
@@ -127,6 +132,28 @@ export const ICMP_ERROR_LINK_NODE = 0xfff;
  */
 export const QUOTED_PORTS_OFFSET = 48;
 
+/**
+ * IPv6 shares the IPv4 tables (port tables, ICMP error tables, the shaper's and unique flows'):
+ * its link filters move u32's offset on (`offset plus N eat`) so that the tables' filters, which
+ * read ports at 20 (and quoted ports at 48), read an IPv6 packet's at 40 (and 88). So a container
+ * costs no IPv6 filter in the host's tables. The hash is read before the offset moves, at the
+ * packet's own offset. Only packets without extension headers qualify (next header TCP or UDP):
+ * the rest go to the host, never to a container.
+ */
+export const IP6_HEADER_BYTES = 40;
+/** Where an IPv6 packet's ports are (source << 16 | destination), without extension headers. */
+export const IP6_PORTS_WORD_OFFSET = IP6_HEADER_BYTES;
+/** Where an ICMPv6 error quotes the ports: IPv6 header (40), ICMPv6 header (8), quoted IPv6 header (40). */
+export const IP6_QUOTED_PORTS_OFFSET = 88;
+/** The IPv6 tables (one bucket each) on eth0's and lo's ingress: ports (their links into the port table) and ICMPv6. */
+export const IP6_TABLE_HTID = 0x115;
+export const ICMP6_TABLE_HTID = 0x116;
+/** IPv6 next headers: the port protocols the IPv6 links take, and ICMPv6. */
+export const IP6_PORT_NEXT_HEADERS = [6, 17] as const;
+export const NEXTHDR_ICMPV6 = 58;
+/** ICMPv6 types the data path treats: echo reply, neighbour advertisement. */
+export const ICMP6 = Object.freeze({ ECHO_REPLY: 129, NEIGHBOUR_ADVERTISEMENT: 136 } as const);
+
 // Matches (Mesos §3.2), typed: src/tc packs them into keys.
 export const ihl5: U32Match = { type: 'ipHeaderLength', words: 5 };
 export const icmp: U32Match = { type: 'ipProto', protocol: 'icmp' };
@@ -163,6 +190,20 @@ export function ipv4Number(address: string): number {
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new RangeError(`not an IPv4 address: ${address}`);
   return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
+/** IPv6 matches. */
+export const ip6Dst = (address: string): U32Match => ({ type: 'ip6Dst', address });
+export const ip6Src = (address: string): U32Match => ({ type: 'ip6Src', address });
+export const nextHeader = (protocol: number): U32Match => ({ type: 'ip6NextHeader', protocol });
+export const icmp6 = nextHeader(NEXTHDR_ICMPV6);
+export const icmp6Type = (type: number): U32Match => ({ type: 'icmp6Type', icmpType: type });
+/** ICMPv6 errors: destination unreachable (1), packet too big (2), time exceeded (3), parameter problem (4): types below 8. */
+export const icmp6Error: U32Match = { type: 'icmp6Type', icmpType: 0, mask: 0xf8 };
+/** The next header of the packet an ICMPv6 error quotes (byte 6 of the quoted IPv6 header). */
+export const quotedNextHeader = (protocol: number): U32Match => ({ type: 'u8', value: protocol, mask: 0xff, at: IP6_HEADER_BYTES + 8 + 6 });
+/** A block's source or destination ports in an IPv6 packet without extension headers. */
+export const ip6SrcPort = (b: PortBlock): U32Match => ({ type: 'ip6SrcPort', port: b.port, mask: b.mask });
+export const ip6DstPort = (b: PortBlock): U32Match => ({ type: 'ip6DstPort', port: b.port, mask: b.mask });
+
 /** A block's destination ports. */
 export const dstPort = (b: PortBlock): U32Match => ({ type: 'dstPort', port: b.port, mask: b.mask });
 /** A block's source ports. */
@@ -195,7 +236,12 @@ export interface HostView {
   mac: string;
   eth0: number;
   lo: number;
+  /** The host's IPv6 addresses containers share (--ipv6); none: IPv6 off. */
+  ip6?: readonly string[];
 }
+
+/** The host's IPv6 addresses containers share (none when IPv6 is off). */
+export const ip6Of = (host: HostView): readonly string[] => host.ip6 ?? [];
 
 /** What a planned u32 filter has besides where it hangs. */
 export interface U32Parts {
@@ -207,7 +253,11 @@ export interface U32Parts {
   classid?: number;
   link?: number;
   hashkey?: { mask: number; at: number };
+  /** With `link`: move the offset on (tc `offset plus N eat`), for IPv6 into the IPv4 tables. */
+  offset?: { plus: number; eat: true };
 }
+
+type Protocol = 'ip' | 'arp' | 'all' | 'ipv6';
 
 /**
  * Every planned u32 filter is built here, by assignment. (Not by spreading one spec into another:
@@ -215,7 +265,7 @@ export interface U32Parts {
  * the specs slow to read too; ~5 µs a filter.) A node with a handle in one of our tables also
  * names its table and bucket (`ht`), as tc's `ht` does.
  */
-export function u32(ifindex: number, parent: number, priority: number, protocol: 'ip' | 'arp' | 'all', parts: U32Parts): U32FilterSpec {
+export function u32(ifindex: number, parent: number, priority: number, protocol: Protocol, parts: U32Parts): U32FilterSpec {
   const s: U32FilterSpec = { kind: 'u32', ifindex, parent, priority, protocol };
   if (parts.handle !== undefined) {
     s.handle = parts.handle;
@@ -228,6 +278,7 @@ export function u32(ifindex: number, parent: number, priority: number, protocol:
   if (parts.classid !== undefined) s.classid = parts.classid;
   if (parts.link !== undefined) s.link = parts.link;
   if (parts.hashkey) s.hashkey = parts.hashkey;
+  if (parts.offset) s.offset = parts.offset;
   return s;
 }
 
@@ -236,7 +287,7 @@ export function u32Node(
   ifindex: number,
   parent: number,
   priority: number,
-  protocol: 'ip' | 'arp',
+  protocol: 'ip' | 'arp' | 'ipv6',
   handle: number,
   parts: U32Parts,
 ): U32FilterSpec & { handle: number } {
@@ -244,5 +295,5 @@ export function u32Node(
   return u32(ifindex, parent, priority, protocol, parts) as U32FilterSpec & { handle: number };
 }
 
-export const ingressFilter = (ifindex: number, priority: number, protocol: 'ip' | 'arp', parts: U32Parts): U32FilterSpec =>
+export const ingressFilter = (ifindex: number, priority: number, protocol: 'ip' | 'arp' | 'ipv6', parts: U32Parts): U32FilterSpec =>
   u32(ifindex, INGRESS_HANDLE, priority, protocol, parts);

@@ -13,19 +13,24 @@
  * to the container (that is --ingress_rate_limit_per_container's HTB on the veth's egress).
  */
 import { TC_H, tcHandle, u32Handle } from '../tc/index.js';
-import type { HtbClassSpec, PortBlock } from '../tc/index.js';
+import type { HtbClassSpec, PortBlock, U32Match } from '../tc/index.js';
 import type { HostPortFilter } from './plan.js';
 import type { HostView, TcObject } from './plan-objects.js';
 import {
   HTB_HANDLE,
   INGRESS_HANDLE,
+  IP6_PORTS_WORD_OFFSET,
+  IP6_PORT_NEXT_HEADERS,
   PORTS_WORD_OFFSET,
   PORT_TABLE_DIVISOR,
   PRIO,
   filterObject,
   ihl5,
   ipDst,
+  ip6Dst,
+  ip6Of,
   matchAll,
+  nextHeader,
   redirect,
   srcPort,
   u32,
@@ -88,6 +93,35 @@ export function shaperSharedPlan(host: HostView, s: ShaperView): TcObject[] {
     out([ipDst(host.ip)], host.lo, PRIO.IP),
     out([ipDst('127.0.0.0/8')], host.lo, PRIO.IP),
     out([matchAll], host.eth0, PRIO.IP_LOW),
+    ...shaperShared6(host, s),
+  ];
+}
+
+/**
+ * IPv6 on the shaper (--ipv6): TCP and UDP without extension headers into the same source-port
+ * table (the link moves the offset on, plan-ipv6.ts), through node 800 of the second root table;
+ * at the rx end, the host's IPv6 addresses to lo, the rest to eth0.
+ */
+function shaperShared6(host: HostView, s: ShaperView): TcObject[] {
+  const addresses = ip6Of(host);
+  if (!addresses.length) return [];
+  const table = u32Handle({ htid: SHAPER_TABLE_HTID });
+  const out = (matches: U32Match[], to: number, priority: number) =>
+    filterObject(u32(s.rx, INGRESS_HANDLE, priority, 'ipv6', { matches, terminal: true, actions: [redirect(to)] }));
+  return [
+    ...IP6_PORT_NEXT_HEADERS.map((nh, i) =>
+      filterObject(
+        u32(s.tx, HTB_HANDLE, PRIO.IP6_LOW, 'ipv6', {
+          handle: u32Handle({ htid: 0x801, node: 0x800 + i }),
+          matches: [nextHeader(nh)],
+          link: table,
+          hashkey: { mask: 0xff000000, at: IP6_PORTS_WORD_OFFSET },
+          offset: { plus: IP6_PORTS_WORD_OFFSET - PORTS_WORD_OFFSET, eat: true },
+        }),
+      ),
+    ),
+    ...addresses.map((a) => out([ip6Dst(a)], host.lo, PRIO.IP6)),
+    out([matchAll], host.eth0, PRIO.IP6_LOW),
   ];
 }
 

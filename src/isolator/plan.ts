@@ -47,6 +47,7 @@ import {
   u32Node,
 } from './plan-objects.js';
 import { dropAllPlan } from './plan-drops.js';
+import { containerBaseFilters6, containerPortFilters6, vethBaseFilters6, vethPortFilters6 } from './plan-ipv6.js';
 import type { ShaperView } from './plan-shaper.js';
 import { SHAPER_TABLE_HTID, shaperFilterPlan } from './plan-shaper.js';
 import { sameBlock } from './port-blocks.js';
@@ -57,6 +58,7 @@ export * from './plan-objects.js';
 export * from './plan-host.js';
 export * from './plan-drops.js';
 export * from './plan-shaper.js';
+export * from './plan-ipv6.js';
 
 /** The buckets (destination port high bytes) a block spans. */
 export function bucketsOf(b: PortBlock): number[] {
@@ -273,6 +275,7 @@ export function vethBaseFilters(host: HostView, c: { veth: number }): TcObject[]
     ingressQdisc(c.veth),
     filterObject(vethFilter(c, PRIO.ICMP, 'ip', [icmp, ipSrc(host.ip)], host.eth0)),
     filterObject(vethFilter(c, PRIO.ARP, 'arp', arpSenderIp(host.ip), host.eth0)),
+    ...vethBaseFilters6(host, c.veth),
     { type: 'bpf', spec: dropAllPlan(c.veth) },
   ];
 }
@@ -292,6 +295,7 @@ export function vethPortFilters(host: HostView, c: ContainerView): U32FilterSpec
     out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipSrc(host.ip), ipDst(host.ip), srcPort(b)], toLo));
     out.push(vethFilter(c, PRIO.IP, 'ip', [ihl5, ipDst('127.0.0.1'), srcPort(b)], toLo));
   }
+  out.push(...vethPortFilters6(host, c.veth, c.blocks, toEth0, toLo));
   return out;
 }
 
@@ -318,7 +322,7 @@ export function shapingPlan(ifindex: number, config: HtbConfig, fqCodel: boolean
  * then its ports' filters, then shaping.
  */
 export function containerFilters(host: HostView, c: ContainerView): TcObject[] {
-  const out: TcObject[] = [...containerBaseFilters(host, c), ...containerPortFilters(c).map(filterObject)];
+  const out: TcObject[] = [...containerBaseFilters(host, c), ...containerPortFilters(host, c).map(filterObject)];
   if (c.egress && !c.shaper) out.push(...shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu));
   return out;
 }
@@ -337,14 +341,16 @@ export function containerBaseFilters(host: HostView, c: { cLo: number; cEth0: nu
     // leaves the container, to the host or another container.
     filterObject(containerFilter(c.cLo, PRIO.IP, [ihl5, ipDst(host.ip)], c.cEth0)),
     filterObject(containerFilter(c.cLo, PRIO.IP, [ihl5, ipDst('127.0.0.1')], c.cEth0)),
+    ...containerBaseFilters6(host, c),
   ];
 }
 
 /** Per port block: local traffic to its own ports stays on lo; 127.0.0.1:<own port> from outside is handed to lo. */
-export function containerPortFilters(c: ContainerView): U32FilterSpec[] {
+export function containerPortFilters(host: HostView, c: ContainerView): U32FilterSpec[] {
   const out: U32FilterSpec[] = [];
   for (const b of c.blocks) out.push(containerFilter(c.cLo, PRIO.IP_HIGH, [ihl5, dstPort(b)]));
   for (const b of c.blocks) out.push(containerFilter(c.cEth0, PRIO.IP, [ihl5, ipDst('127.0.0.1'), dstPort(b)], c.cLo));
+  out.push(...containerPortFilters6(host, c.cLo, c.blocks));
   return out;
 }
 
@@ -365,7 +371,7 @@ export const EMPTY_PORT_PLAN: PortPlan = Object.freeze({ veth: [], hostPorts: []
 
 /** The port plan of a container whose host filters are `hostPorts`. */
 export function portPlan(host: HostView, c: ContainerView, hostPorts: HostPortFilter[]): PortPlan {
-  return { veth: vethPortFilters(host, c), hostPorts, container: containerPortFilters(c) };
+  return { veth: vethPortFilters(host, c), hostPorts, container: containerPortFilters(host, c) };
 }
 
 /** The objects of `from` that `to` does not have, in `from`'s order: what going from one to the other removes (or, the other way round, adds). */

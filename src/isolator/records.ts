@@ -15,7 +15,9 @@ export const VETH_PREFIX = 'pmi';
 export const retiredName = (rec: { vethIndex: number }): string => `${VETH_PREFIX}x${rec.vethIndex - VETH_INDEX_BASE}`;
 
 export function toInfo(r: ContainerRecord): ContainerInfo {
-  return { id: r.id, netns: r.netns, veth: r.veth, ephemeral_ports: { ...r.ephemeralPorts }, ports: r.ports.map(([b, e]) => [b, e]) };
+  const info: ContainerInfo = { id: r.id, netns: r.netns, veth: r.veth, ephemeral_ports: { ...r.ephemeralPorts }, ports: r.ports.map(([b, e]) => [b, e]) };
+  if (r.ipv6) info.ipv6_addresses = [...r.ipv6];
+  return info;
 }
 
 export const blocksOf = (r: Pick<ContainerRecord, 'ephemeralPorts' | 'ports'>): PortBlock[] => [

@@ -13,7 +13,7 @@ import type { RecoverReport } from './engine.js';
 import type { EngineCore } from './engine-core.js';
 import type { HostDamage } from './host-check.js';
 import { describeDamage, inspectHost } from './host-check.js';
-import { SHARED_LAYOUT, hostView, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
+import { hostView, sharedLayoutKey, putUnheldPortsDrop, repairSharedLayout } from './host-setup.js';
 import { changedGatewayMac, putGatewayEverywhere } from './gateway.js';
 import { ECHO_FANOUT_PAIR, SHAPER_PAIR, ensureHostPair, missingHostPairs } from './host-pairs.js';
 import { hostPortFilterAt, htbQuantum, isPortFilterHandle, shaperClassPlan, tcObjectRequest } from './plan.js';
@@ -186,7 +186,7 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
   try {
     damage = await inspectHost(core.session, core.host, core.registry.records.values());
     // (A half-done host setup is finished by the next create or undone by cleanup; an older layout is rebuilt, not patched.)
-    if (hostRec.complete !== false && hostRec.shared.layout === SHARED_LAYOUT) {
+    if (hostRec.complete !== false && hostRec.shared.layout === sharedLayoutKey(core.host)) {
       report.repaired.push(...(await repairHost(core, damage, hostRec, report.errors)));
       // (Replaced, not checked: it depends on this process's managed ports.)
       await putUnheldPortsDrop(core.session, core.host, core.managedPortRanges());
@@ -195,10 +195,11 @@ async function recoverHostFilters(core: EngineCore, hostRec: HostRecord, report:
       core.hostPairsReady.delete(ECHO_FANOUT_PAIR.record);
       await ensureHostPair(core, ECHO_FANOUT_PAIR);
       await recoverShaper(core, report);
-      const mac = await changedGatewayMac(core);
-      if (mac) {
-        const failed = await putGatewayEverywhere(core, mac);
-        report.repaired.push(`the gateway's MAC changed to ${mac}: given to the containers`);
+      for (const family of ['inet', 'inet6'] as const) {
+        const mac = await changedGatewayMac(core, family);
+        if (!mac) continue;
+        const failed = await putGatewayEverywhere(core, mac, family);
+        report.repaired.push(`the ${family === 'inet' ? '' : 'IPv6 '}gateway's MAC changed to ${mac}: given to the containers`);
         report.errors.push(...failed.map((f) => `gateway neighbour of ${f}`));
       }
     }
@@ -287,6 +288,6 @@ async function repairHost(core: EngineCore, damage: HostDamage, hostRec: HostRec
 export async function checkHostLocked(core: EngineCore): Promise<string[]> {
   core.sync();
   const hostRec = core.store.readHost();
-  if (!hostRec || hostRec.complete === false || hostRec.shared.layout !== SHARED_LAYOUT) return [];
+  if (!hostRec || hostRec.complete === false || hostRec.shared.layout !== sharedLayoutKey(core.host)) return [];
   return [...describeDamage(await inspectHost(core.session, core.host, core.registry.records.values()), core.host), ...(await missingHostPairs(core))];
 }

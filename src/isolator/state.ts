@@ -48,6 +48,8 @@ export interface ContainerRecord {
   veth: string;
   /** The container's ephemeral block, inclusive. */
   ephemeralPorts: { begin: number; end: number };
+  /** The host's IPv6 addresses (with prefix lengths) it was given (--ipv6); absent: IPv6 off in it. */
+  ipv6?: string[];
   /** Non-ephemeral ports, inclusive ranges. */
   ports: Array<[number, number]>;
   /** Ports being moved to by an update in progress (phase 'updating'). */
@@ -99,6 +101,8 @@ export interface HostRecord {
   shared: Record<string, unknown>;
   /** The gateway's MAC containers were given as a permanent neighbour (gateway.ts). */
   gatewayMac?: string;
+  /** The same for the IPv6 gateway (--ipv6). */
+  gateway6Mac?: string;
   /** The egress shaper (plan-shaper.ts): recorded before it is made; cleanup removes it. */
   shaper?: { created: boolean };
   /** The echo fan-out (plan-host.ts, echoFanoutPlan): recorded before it is made; cleanup removes it. */

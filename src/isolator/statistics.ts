@@ -20,6 +20,8 @@ export interface MesosStatistics {
   executor_id: string;
   source: string;
   container_id: string;
+  /** The host's IPv6 addresses the container shares (--ipv6), beside Mesos' fields. */
+  ipv6_addresses?: string[];
   statistics: Record<string, unknown> & { timestamp: number };
 }
 
@@ -222,5 +224,11 @@ export async function containerStatistics(r: ContainerRecord, ctx: StatisticsCon
     ns.close();
   }
   if (tc.length) st.net_traffic_control_statistics = tc;
-  return { executor_id: r.id, source: 'portmap-isolator', container_id: r.id, statistics: st as MesosStatistics['statistics'] };
+  return {
+    executor_id: r.id,
+    source: 'portmap-isolator',
+    container_id: r.id,
+    ...(r.ipv6 ? { ipv6_addresses: [...r.ipv6] } : {}),
+    statistics: st as MesosStatistics['statistics'],
+  };
 }

@@ -61,7 +61,8 @@ export class WarmPool {
   /** What a spare must have been made for: the host's addressing and the devices its filters point at. */
   private hostKey(): string {
     const h = this.core.host;
-    return `${h.ip}/${h.prefixlen} via ${h.gateway ?? '-'} eth0 ${h.eth0.index} lo ${h.lo.index}`;
+    const v6 = h.ipv6 ? ` ipv6 ${h.ipv6.addresses.map((a) => `${a.address}/${a.prefixlen}`).join(',')} via ${h.ipv6.gateway ?? '-'}` : '';
+    return `${h.ip}/${h.prefixlen} via ${h.gateway ?? '-'} eth0 ${h.eth0.index} lo ${h.lo.index}${v6}`;
   }
 
   fits(s: SpareRecord, ifname: string): boolean {
@@ -191,7 +192,7 @@ export class WarmPool {
     const core = this.core;
     const procRoot = core.containerProc.rootFor(core.registry.records.size + this.handles.size);
     ns.run(() => {
-      writeContainerSysctlsHere(undefined, procRoot, true);
+      writeContainerSysctlsHere(undefined, procRoot, core.containerIpv6(sp.ifname));
       open.portRange = SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range'], procRoot);
       open.session = Session.open({ typeNames: RTM_NAMES });
     });

@@ -7,6 +7,7 @@ import { Isolator } from '../isolator/index.js';
 import { Netns, unmountProcfs } from '../netlink/index.js';
 import { writeSysctl } from '../rtnl/index.js';
 import { Lab } from './lab.js';
+import type { LabOptions } from './lab.js';
 
 /** The Mesos test fixture (reference §9.1). */
 export const FIXTURE: IsolatorFlags = { resources: 'cpus:2;mem:1024;ports:[31000-32000];ephemeral_ports:[30001-30999]', ephemeral_ports_per_container: 16 };
@@ -36,13 +37,14 @@ export function tmpfsDir(): string {
  */
 export class IsolatorLab {
   /** The namespaces: `lab.host` is where the isolator runs. */
-  readonly lab = new Lab();
+  readonly lab: Lab;
   /** The isolators' work_dir (removed by destroy()). */
   readonly workDir: string;
   private readonly isolators: Isolator[] = [];
 
-  /** `workDirBase`: where the work_dir is made (default: the temp dir). */
-  constructor(workDirBase = tmpdir()) {
+  /** `workDirBase`: where the work_dir is made (default: the temp dir); `labOptions`: the Lab's (IPv6, say). */
+  constructor(workDirBase = tmpdir(), labOptions: LabOptions = {}) {
+    this.lab = new Lab(labOptions);
     try {
       // The host's own ephemeral ports must not overlap the pool (Mesos §1.3 step 9).
       const host = Netns.fromName(this.lab.host);

@@ -3,7 +3,8 @@
  * or the benchmarks, built with the SDK only (no `ip`, no `tc`). A **host** namespace with its own
  * veth `eth0` (198.18.0.2/24, default route via 198.18.0.1) and `lo` up; a **world** namespace with
  * the other end of eth0 (198.18.0.1/24), which plays the network and the gateway; more namespaces
- * on demand. Every name is `pmi-lab-<pid>-<n>-<role>`, pinned under /run/netns (so `ip -n NAME`
+ * on demand. With `ipv6`, eth0 also gets 2001:2::2/64 (world: 2001:2::1/64, the IPv6 gateway; 2001:2::/48
+ * is IPv6's benchmarking range), without DAD. Every name is `pmi-lab-<pid>-<n>-<role>`, pinned under /run/netns (so `ip -n NAME`
  * and `ip netns exec NAME` work), and carries the creating process's pid, so a run can sweep the
  * labs of dead runs without touching the live labs of runs beside it. The root namespace is never
  * touched.
@@ -11,7 +12,7 @@
 import { readdirSync } from 'node:fs';
 import { NETNS_RUN_DIR, Netns, createNetns, decodeBody, removeNetns } from '../netlink/index.js';
 import type { LinkMessage } from '../rtnl/index.js';
-import { Rtnl, addressRequests, linkMessage, linkRequests, routeRequests, toLink } from '../rtnl/index.js';
+import { Rtnl, addressRequests, linkMessage, linkRequests, routeRequests, toLink, writeSysctl } from '../rtnl/index.js';
 
 /** Every lab namespace's name starts with this. */
 export const LAB_PREFIX = 'pmi-lab-';
@@ -20,6 +21,10 @@ export const HOST_IP = '198.18.0.2';
 /** The world's end of the host's eth0: the host's default gateway. */
 export const GATEWAY = '198.18.0.1';
 const PREFIX_LEN = 24;
+/** With LabOptions.ipv6: the host's IPv6 address on eth0, and the world's (its IPv6 gateway). */
+export const HOST_IP6 = '2001:2::2';
+export const GATEWAY6 = '2001:2::1';
+const PREFIX_LEN6 = 64;
 
 let counter = 0;
 
@@ -58,6 +63,8 @@ export function sweepStaleLabs(): string[] {
 export interface LabOptions {
   /** Build the world namespace and the host's eth0 (default true). */
   world?: boolean;
+  /** Give eth0 and the world IPv6 addresses too, and the host an IPv6 default route (default false). */
+  ipv6?: boolean;
 }
 
 /** Run synchronous rtnetlink requests in namespace `ns` (by name). */
@@ -71,12 +78,24 @@ function inNamespace(ns: string, fn: (rtnl: Rtnl) => void): void {
 }
 
 /** eth0's address and state, and lo up, as `ip addr add …; ip link set … up` would. */
-function configure(rtnl: Rtnl, address: string): void {
+function configure(rtnl: Rtnl, address: string, address6?: string): void {
   const s = rtnl.session;
   const eth0 = s.requestSync(linkRequests.get('eth0'), { decode: (m) => toLink(decodeBody(linkMessage, m.payload) as LinkMessage) }).replies[0];
   if (!eth0) throw new Error('RTM_GETLINK eth0: the kernel sent no link');
   s.requestSync(addressRequests.add({ ifindex: eth0.index, address: `${address}/${PREFIX_LEN}` }));
+  // (No DAD: the address is usable at once, not tentative for a second.)
+  if (address6) s.requestSync(addressRequests.add({ ifindex: eth0.index, address: `${address6}/${PREFIX_LEN6}` }));
   s.requestSync(linkRequests.set(eth0.index, { up: true }));
+}
+
+/** IPv6 on eth0 without DAD, before its address is added. */
+function noDad(ns: string): void {
+  const n = Netns.fromName(ns);
+  try {
+    writeSysctl(n, ['net', 'ipv6', 'conf', 'eth0', 'accept_dad'], '0');
+  } finally {
+    n.close();
+  }
 }
 
 /**
@@ -98,14 +117,14 @@ export class Lab {
     try {
       this.host = this.addNamespace('host');
       this.world = opts.world === false ? '' : this.addNamespace('world');
-      this.wire();
+      this.wire(opts.ipv6 ?? false);
     } catch (e) {
       this.destroy();
       throw e;
     }
   }
 
-  private wire(): void {
+  private wire(ipv6: boolean): void {
     inNamespace(this.host, (r) => r.session.requestSync(linkRequests.set('lo', { up: true })));
     if (!this.world) return;
     inNamespace(this.world, (r) => r.session.requestSync(linkRequests.set('lo', { up: true })));
@@ -115,10 +134,12 @@ export class Lab {
     } finally {
       world.close();
     }
-    inNamespace(this.world, (r) => configure(r, GATEWAY));
+    if (ipv6) for (const ns of [this.world, this.host]) noDad(ns);
+    inNamespace(this.world, (r) => configure(r, GATEWAY, ipv6 ? GATEWAY6 : undefined));
     inNamespace(this.host, (r) => {
-      configure(r, HOST_IP);
+      configure(r, HOST_IP, ipv6 ? HOST_IP6 : undefined);
       r.session.requestSync(routeRequests.add({ dst: 'default', gateway: GATEWAY }));
+      if (ipv6) r.session.requestSync(routeRequests.add({ dst: 'default', gateway: GATEWAY6 }));
     });
   }
 

@@ -64,7 +64,9 @@ function enter({ id, path }) {
   out({ id, ok: true });
 }
 
-function listen({ id, proto, port, kind }) {
+function listen({ id, proto, port, kind, ipv6 }) {
+  // '::' takes IPv4 too (dual stack); '0.0.0.0' where IPv6 is off.
+  const any = ipv6 ? '::' : '0.0.0.0';
   const record = (data) => out({ event: 'data', lid: id, data });
   const done = () => out({ id, ok: true });
   const failed = (e) => out({ id, error: e.message });
@@ -76,13 +78,13 @@ function listen({ id, proto, port, kind }) {
       else sock.on('data', (d) => record(d.toString('utf8')));
     });
     server.once('error', failed);
-    server.listen(port, '0.0.0.0', done);
+    server.listen(port, any, done);
     listeners.set(id, server);
   } else {
-    const s = createSocket({ type: 'udp4', reuseAddr: true });
+    const s = createSocket({ type: ipv6 ? 'udp6' : 'udp4', reuseAddr: true });
     s.on('message', (msg, rinfo) => (kind === 'port' ? s.send(`${rinfo.port}\n`, rinfo.port, rinfo.address) : record(msg.toString('utf8'))));
     s.once('error', failed);
-    s.bind(port, '0.0.0.0', done);
+    s.bind(port, any, done);
     listeners.set(id, s);
   }
 }
@@ -105,7 +107,7 @@ function sendTcp({ host, port, message, sourcePort, reply }, finish) {
 
 /** One datagram from an ephemeral (or the given) source port; with reply, the first answer or ''. */
 function sendUdp({ host, port, message, sourcePort, reply }, finish) {
-  const s = createSocket({ type: 'udp4', reuseAddr: true });
+  const s = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: true });
   s.on('error', (e) => finish(`fail: ${reason(e)}`));
   s.on('message', (msg) => finish(msg.toString('utf8').trim()));
   s.bind(sourcePort ?? 0, () =>

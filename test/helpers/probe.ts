@@ -71,7 +71,36 @@ export interface SniffResult {
 
 /** Count what arrives on `dev` of `netns` in `ms` from when the capture is up, while `during` runs (started then). */
 export async function sniffDuring(netns: string, dev: string, ms: number, during: () => unknown): Promise<SniffResult> {
-  const child = spawn('nsenter', [`--net=${path(netns)}`, 'python3', script('datapath.py'), 'sniff', dev, String(ms)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return sniffWith<SniffResult>('datapath.py', 'sniff', netns, dev, ms, during);
+}
+
+/** What a lab namespace's device received in a window, IPv6 by kind (datapath6.py sniff6). */
+export interface Sniff6Result {
+  total: number;
+  ipv4: number;
+  ipv6: number;
+  icmp6_echo_request: number;
+  icmp6_echo_reply: number;
+  ns: number;
+  na: number;
+  mld: number;
+  udp: number;
+  tcp: number;
+  fragments: number;
+}
+
+/** sniffDuring for IPv6 (datapath6.py sniff6). */
+export async function sniff6During(netns: string, dev: string, ms: number, during: () => unknown): Promise<Sniff6Result> {
+  return sniffWith<Sniff6Result>('datapath6.py', 'sniff6', netns, dev, ms, during);
+}
+
+/** Run one datapath6.py mode in `netns` (see its docstring). */
+export function datapath6<T = Record<string, unknown>>(netns: string, mode: string, ...args: Array<string | number>): T {
+  return py<T>(netns, 'datapath6.py', [mode, ...args], 60_000);
+}
+
+async function sniffWith<T>(file: string, mode: string, netns: string, dev: string, ms: number, during: () => unknown): Promise<T> {
+  const child = spawn('nsenter', [`--net=${path(netns)}`, 'python3', script(file), mode, dev, String(ms)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let ready: () => void = () => undefined;
   const capturing = new Promise<void>((r) => (ready = r));
@@ -86,8 +115,8 @@ export async function sniffDuring(netns: string, dev: string, ms: number, during
   await during();
   const code = await done;
   clearTimeout(timer);
-  if (code !== 0) throw new Error(`datapath.py sniff exited with ${code}`);
-  return JSON.parse(out.slice('ready\n'.length)) as SniffResult;
+  if (code !== 0) throw new Error(`${file} ${mode} exited with ${code}`);
+  return JSON.parse(out.slice('ready\n'.length)) as T;
 }
 
 /** Run one datapath.py mode in `netns` (see its docstring). */

@@ -74,8 +74,8 @@ export interface Listener {
   stop(): void;
 }
 
-function open(netns: string, proto: 'tcp' | 'udp', port: number, kind: 'record' | 'port'): Listener {
-  const { id } = agent(netns, { op: 'listen', proto, port, kind }, 5000);
+function open(netns: string, proto: 'tcp' | 'udp', port: number, kind: 'record' | 'port', ipv6 = false): Listener {
+  const { id } = agent(netns, { op: 'listen', proto, port, kind, ipv6 }, 5000);
   let stopped = false;
   return {
     received: () => call({ op: 'received', lid: id }, 5000).result ?? '',
@@ -88,14 +88,19 @@ function open(netns: string, proto: 'tcp' | 'udp', port: number, kind: 'record' 
   };
 }
 
+/** Listener options: `ipv6` listens on '::' (IPv6 and IPv4), else on 0.0.0.0. */
+export interface ListenOptions {
+  ipv6?: boolean;
+}
+
 /** A TCP or UDP listener inside `netns` on `port` (any address) that appends what it receives. */
-export async function listen(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
-  return open(netns, proto, port, 'record');
+export async function listen(netns: string, proto: 'tcp' | 'udp', port: number, opts: ListenOptions = {}): Promise<Listener> {
+  return open(netns, proto, port, 'record', opts.ipv6);
 }
 
 /** A server that answers each TCP connection or UDP datagram with the client's source port. */
-export async function peerPortServer(netns: string, proto: 'tcp' | 'udp', port: number): Promise<Listener> {
-  return open(netns, proto, port, 'port');
+export async function peerPortServer(netns: string, proto: 'tcp' | 'udp', port: number, opts: ListenOptions = {}): Promise<Listener> {
+  return open(netns, proto, port, 'port', opts.ipv6);
 }
 
 export interface SendOptions {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
-import { compareTopologies, topology } from '../../bench/equivalence.js';
+import { compareTopologies, containerTopology } from '../../bench/equivalence.js';
 import { FIXTURE, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
 
 let lab: IsolatorLab;
@@ -66,20 +66,7 @@ describe('the warm pool', () => {
 
   it('a container made from a spare has exactly the objects of one made without the pool', async () => {
     const plain = await lab.open(FIXTURE, warnings); // same work_dir, no pool
-    const snapshot = async (info: { netns: string; veth: string }) => {
-      const vethIndex = 1_000_000 + Number(info.veth.slice(3));
-      const t = await topology({
-        host: lab.lab.path(lab.lab.host),
-        container: info.netns,
-        vethIndex,
-        eth0: iso.host.eth0.index,
-        lo: iso.host.lo.index,
-        mac: iso.host.eth0.address,
-      });
-      const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
-      for (const k of Object.keys(t)) t[k] = t[k]!.map((l) => l.replace(veth, 'VETH').replace(info.veth, 'pmiN'));
-      return t;
-    };
+    const snapshot = (info: { netns: string; veth: string }) => containerTopology(lab.lab.path(lab.lab.host), info, iso.host);
     const a = await plain.create({ id: 'eq-plain', ports: '[31040-31049]' });
     const want = await snapshot(a);
     await plain.destroy('eq-plain');

@@ -25,6 +25,7 @@ export const STOCK_KERNEL_FILES = [
   'test/isolator/traffic.test.ts',
   'test/isolator/lifecycle.test.ts',
   'test/isolator/data-path.test.ts',
+  'test/isolator/ipv6.test.ts',
   'test/tc/bpf.test.ts',
   'test/stock-kernel/*.stock.ts',
 ];

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
-import { compareTopologies, topology } from '../../bench/equivalence.js';
+import { compareTopologies, containerTopology } from '../../bench/equivalence.js';
 import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { assertFqCodel } from './helpers.js';
 import { FIXTURE, HOST_IP, IsolatorLab, sweepStaleLabs, until } from '../../src/lab/index.js';
@@ -39,26 +39,7 @@ const readySpares = () => {
 };
 
 /** The container's objects, with its veth's index and name and the kernel-chosen fq_codel handles made neutral. */
-async function snapshot(info: { netns: string; veth: string }): Promise<Record<string, string[]>> {
-  const vethIndex = 1_000_000 + Number(info.veth.slice(3));
-  const t = await topology({
-    host: lab.lab.path(lab.lab.host),
-    container: info.netns,
-    vethIndex,
-    eth0: plain.host.eth0.index,
-    lo: plain.host.lo.index,
-    mac: plain.host.eth0.address,
-  });
-  const veth = new RegExp(`\\b${vethIndex}\\b`, 'g');
-  for (const k of Object.keys(t))
-    t[k] = t[k]!.map((l) =>
-      l
-        .replace(veth, 'VETH')
-        .replace(info.veth, 'pmiN')
-        .replace(/\b80[0-9a-f]{2}0000\b/g, 'AUTO'),
-    );
-  return t;
-}
+const snapshot = (info: { netns: string; veth: string }) => containerTopology(lab.lab.path(lab.lab.host), info, plain.host);
 
 describe('warm pool with shaping and fq_codel', () => {
   it('a container taken from a spare has exactly the objects of one made without the pool, shaping included', async () => {
