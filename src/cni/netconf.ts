@@ -57,7 +57,7 @@ const BOOLEAN_FLAGS = new Set<keyof IsolatorFlags>([
   'network_enable_socket_statistics_details',
   'network_enable_snmp_statistics',
 ]);
-const STRING_FLAGS = new Set<keyof IsolatorFlags>(['resources', 'eth0_name', 'lo_name', 'egress_shaping_placement', 'egress_flow_classifier_parent']);
+const STRING_FLAGS = new Set<keyof IsolatorFlags>(['resources', 'eth0_name', 'lo_name', 'egress_shaping_placement', 'ipv6', 'egress_flow_classifier_parent']);
 const COUNT_FLAGS = new Set<keyof IsolatorFlags>(['ephemeral_ports_per_container']);
 /** Flags that take 'auto' besides a byte size. */
 const AUTO_FLAGS = new Set<keyof IsolatorFlags>(['egress_rate_per_cpu', 'ingress_rate_per_cpu']);

@@ -160,6 +160,7 @@ async function add(
       sandbox: { name: rec.ifname, mac: h.eth0.address, path: env.netns },
       address: `${h.ip}/${h.prefixlen}`,
       gateway: h.gateway,
+      ...(rec.ipv6 ? { ipv6: { addresses: rec.ipv6, ...(h.ipv6?.gateway ? { gateway: h.ipv6.gateway } : {}) } } : {}),
     },
     conf.dns,
   );

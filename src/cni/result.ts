@@ -48,6 +48,8 @@ export interface Attachment {
   /** 'address/prefixlen' of the host IP, which the container shares. */
   address: string;
   gateway: string;
+  /** The host's IPv6 addresses it shares ('address/prefixlen', --ipv6) and the IPv6 gateway, if any. */
+  ipv6?: { addresses: string[]; gateway?: string };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -89,6 +91,9 @@ export function mergeResult(cniVersion: CniVersion, prev: CniResult | undefined,
   const sandboxIndex = interfaces.push({ name: a.sandbox.name, mac: a.sandbox.mac, sandbox: a.sandbox.path }) - 1;
   const ips: CniIp[] = [...(prev?.ips ?? []).map((i) => ({ ...i })), { address: a.address, gateway: a.gateway, interface: sandboxIndex }];
   const routes: CniRoute[] = [...(prev?.routes ?? []).map((r) => ({ ...r })), { dst: '0.0.0.0/0', gw: a.gateway }];
+  const gw6 = a.ipv6?.gateway;
+  for (const address of a.ipv6?.addresses ?? []) ips.push({ address, ...(gw6 ? { gateway: gw6 } : {}), interface: sandboxIndex });
+  if (a.ipv6 && gw6) routes.push({ dst: '::/0', gw: gw6 });
   return convertResult(cniVersion, { ...(prev ?? {}), cniVersion, interfaces, ips, routes, dns: { ...(dns ?? {}), ...(prev?.dns ?? {}) } });
 }
 

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { dumpFilters } from '../../src/isolator/engine.js';
 import type { ContainerRecord } from '../../src/isolator/state.js';
 import { IsolatorLab } from '../../src/lab/index.js';
+import type { LabOptions } from '../../src/lab/index.js';
 import { Rtnl } from '../../src/rtnl/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -99,7 +100,7 @@ function run(
 }
 
 export class CniBench {
-  readonly iso = new IsolatorLab();
+  readonly iso: IsolatorLab;
   readonly dir = mkdtempSync(join(tmpdir(), 'pmi-cni-'));
   readonly bin = join(this.dir, 'bin');
   readonly netconfDir = join(this.dir, 'net.d');
@@ -107,7 +108,9 @@ export class CniBench {
   readonly plugin = join(this.bin, PLUGIN_TYPE);
   private runtimeCount = 0;
 
-  constructor() {
+  /** `labOptions`: the lab's (IPv6, say). */
+  constructor(labOptions: LabOptions = {}) {
+    this.iso = new IsolatorLab(undefined, labOptions);
     try {
       for (const d of [this.bin, this.netconfDir, this.cacheDir]) mkdirSync(d, { recursive: true });
       writeFileSync(this.plugin, `#!/bin/sh\nexec ${q(process.execPath)} ${q(PLUGIN_MAIN)} "$@"\n`);
