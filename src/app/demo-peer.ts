@@ -26,14 +26,20 @@ if (mode === 'serve' && a === 'tcp') {
     sock.on('end', () => out({ event: 'data', bytes, text: text.slice(0, 64) }));
     sock.on('error', () => undefined);
   });
-  server.listen(Number(b), '0.0.0.0', () => out({ event: 'listening' }));
+  // '::' takes IPv4 and IPv6 (dual stack); where IPv6 is off, 0.0.0.0.
+  server.once('error', () => server.listen(Number(b), '0.0.0.0', () => out({ event: 'listening' })));
+  server.listen(Number(b), '::', () => out({ event: 'listening' }));
 } else if (mode === 'serve' && a === 'udp') {
-  const s = createSocket('udp4');
-  s.on('message', (msg, rinfo) => {
-    out({ event: 'data', bytes: msg.length, text: msg.toString('utf8', 0, 64) });
-    s.send(String(rinfo.port), rinfo.port, rinfo.address);
-  });
-  s.bind(Number(b), '0.0.0.0', () => out({ event: 'listening' }));
+  const serve = (type: 'udp4' | 'udp6', fallback?: () => void) => {
+    const s = createSocket(type);
+    s.on('message', (msg, rinfo) => {
+      out({ event: 'data', bytes: msg.length, text: msg.toString('utf8', 0, 64) });
+      s.send(String(rinfo.port), rinfo.port, rinfo.address);
+    });
+    if (fallback) s.once('error', () => (s.close(), fallback()));
+    s.bind(Number(b), type === 'udp6' ? '::' : '0.0.0.0', () => out({ event: 'listening' }));
+  };
+  serve('udp6', () => serve('udp4'));
 } else if (mode === 'send' && a === 'tcp') {
   const sock = connect({ host: b!, port: Number(c) });
   let reply = '';
@@ -52,7 +58,7 @@ if (mode === 'serve' && a === 'tcp') {
     process.exit(1);
   });
 } else if (mode === 'send' && a === 'udp') {
-  const s = createSocket('udp4');
+  const s = createSocket(b!.includes(':') ? 'udp6' : 'udp4');
   s.on('message', (msg) => {
     out({ ok: true, reply: msg.toString() });
     process.exit(0);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ContainerInfo } from '../isolator/engine.js';
 import { Isolator } from '../isolator/engine.js';
-import { GATEWAY as WORLD_IP, HOST_IP, LAB_HOST_LOCAL_PORTS, Lab, sweepStaleLabs, until } from '../lab/index.js';
+import { GATEWAY as WORLD_IP, GATEWAY6 as WORLD_IP6, HOST_IP, HOST_IP6, LAB_HOST_LOCAL_PORTS, Lab, sweepStaleLabs, until } from '../lab/index.js';
 import { Netns } from '../netlink/index.js';
 import { writeSysctl } from '../rtnl/index.js';
 import type { Logger } from './log.js';
@@ -100,12 +100,12 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
   let iso: Isolator | undefined;
   try {
     sweepStaleLabs(); // labs left by runs that died
-    lab = new Lab();
+    lab = new Lab({ ipv6: true });
     run.step(`1. A lab in fresh network namespaces (${lab.host}, ${lab.world}); nothing else is touched`);
     const hNs = Netns.fromName(lab.host);
     const wNs = Netns.fromName(lab.world);
     writeSysctl(hNs, 'net.ipv4.ip_local_port_range', LAB_HOST_LOCAL_PORTS); // keep the host's own ports out of the pool
-    console.log(`  host ${HOST_IP} (eth0) ⇄ world ${WORLD_IP} (gateway)`);
+    console.log(`  host ${HOST_IP} and ${HOST_IP6} (eth0) ⇄ world ${WORLD_IP} and ${WORLD_IP6} (gateway)`);
 
     run.step('2. The isolator on the lab host, with an egress limit of 256 KB/s per container');
     iso = await openDemoIsolator(lab, workDir);
@@ -114,6 +114,7 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     await showTcpSteering(run, ns);
     await showUdpSteering(run, ns);
     await showEphemeralPorts(run, ns, [a, b]);
+    await showIpv6(run, ns, a);
     await showEgressLimit(run, ns);
     await showStatistics(run, iso);
     for (const n of [ns.nsA, ns.nsB, wNs, hNs]) n.close();
@@ -196,8 +197,24 @@ async function showEphemeralPorts(run: DemoRun, { wNs, nsA, nsB }: DemoNamespace
   }
 }
 
+async function showIpv6(run: DemoRun, { wNs, nsA, nsB }: DemoNamespaces, a: ContainerInfo): Promise<void> {
+  run.step(`6. IPv6: the containers share the host's IPv6 address (${(a.ipv6_addresses ?? ['none']).join(', ')}), steered the same way`);
+  const a31003 = await run.serve(nsA, 'tcp', 31003);
+  await run.send(wNs, 'tcp', HOST_IP6, 31003, 'world-to-A-over-IPv6');
+  run.check(await until(() => got(a31003, 'world-to-A-over-IPv6')), `world → [${HOST_IP6}]:31003 reaches A`);
+  await run.send(nsB, 'tcp', HOST_IP6, 31003, 'B-to-A-over-IPv6');
+  run.check(await until(() => got(a31003, 'B-to-A-over-IPv6')), `B → [${HOST_IP6}]:31003 reaches A (container to container)`);
+  await run.serve(wNs, 'tcp', 7002);
+  const r = await run.send(nsA, 'tcp', WORLD_IP6, 7002, 'hi');
+  const port = Number(r.reply);
+  run.check(
+    r.ok && port >= a.ephemeral_ports.begin && port <= a.ephemeral_ports.end,
+    `A → [${WORLD_IP6}]:7002 from port ${r.reply ?? '?'} (its block ${a.ephemeral_ports.begin}-${a.ephemeral_ports.end})`,
+  );
+}
+
 async function showEgressLimit(run: DemoRun, { wNs, nsA }: DemoNamespaces): Promise<void> {
-  run.step('6. The egress limit holds');
+  run.step('7. The egress limit holds');
   await run.serve(wNs, 'tcp', 7001);
   const blast = peer(nsA, ['blast', WORLD_IP, '7001', String(BLAST_BYTES)]);
   run.peers.push(blast);
@@ -211,7 +228,7 @@ async function showEgressLimit(run: DemoRun, { wNs, nsA }: DemoNamespaces): Prom
 }
 
 async function showStatistics(run: DemoRun, iso: Isolator): Promise<void> {
-  run.step('7. Live statistics (Mesos /monitor/statistics)');
+  run.step('8. Live statistics (Mesos /monitor/statistics)');
   const [stats] = await iso.stats('A');
   const s = stats!.statistics as Record<string, unknown>;
   console.log(
@@ -223,7 +240,7 @@ async function showStatistics(run: DemoRun, iso: Isolator): Promise<void> {
 /** Kill the peers, undo the isolator's changes, remove the lab (and the work_dir, when it is ours). */
 async function cleanUp(run: DemoRun, iso: Isolator | undefined, lab: Lab | undefined, ownWorkDir: string | undefined): Promise<void> {
   for (const p of run.peers) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
-  run.step('8. Cleaning up');
+  run.step('9. Cleaning up');
   if (iso) {
     const r = await iso.cleanup().catch((e: Error) => ({ errors: [e.message], destroyed: [] as string[] }));
     await iso.close();
