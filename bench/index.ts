@@ -10,6 +10,7 @@ import { benchAgentScale } from './agent-scale.js';
 import { benchContainerSetup } from './container-setup.js';
 import { benchDump } from './dump.js';
 import { benchFilterInstall } from './filter-install.js';
+import { benchIpv6 } from './ipv6.js';
 import { benchRaw } from './raw.js';
 import { verdicts, writeReport } from './report.js';
 import { benchScaling } from './scaling.js';
@@ -23,6 +24,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<SuiteOutput>> = {
   filter_install: benchFilterInstall,
   container_setup: benchContainerSetup,
   dump: benchDump,
+  ipv6: benchIpv6,
   agent: benchAgentScale,
   // Last: freeing 1000 namespaces keeps the kernel busy for a while after it.
   scaling: benchScaling,
