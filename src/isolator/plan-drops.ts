@@ -5,11 +5,10 @@
  * statistics). Each is the last filter of its device (PRIO.DROP), after every steering filter.
  * Programs read the frame from the Ethernet header (cls_bpf at ingress pushes it back).
  */
-import { isIPv6 } from 'node:net';
 import { TC_ACT, assemble, ja, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
 import type { BpfFilterSpec, CbpfInsn, CbpfItem } from '../tc/index.js';
 import type { HostView } from './plan-objects.js';
-import { IP6_HEADER_BYTES, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number } from './plan-objects.js';
+import { IP6_HEADER_BYTES, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number, ipv6Words } from './plan-objects.js';
 
 /** The handle of the one drop filter of a device (a cls_bpf handle is a plain number). */
 export const DROP_FILTER_HANDLE = 1;
@@ -58,17 +57,6 @@ export interface PortRange {
 
 /** At most this many managed ranges: every jump of the program must reach its end (255 instructions). */
 export const MAX_DROP_RANGES = 100;
-
-/** An IPv6 address as its four 32-bit words. */
-export function ipv6Words(address: string): number[] {
-  if (!isIPv6(address)) throw new RangeError(`not an IPv6 address: ${address}`);
-  const [head = '', tail] = address.split('::') as [string, string | undefined];
-  const groups = (t: string) => (t ? t.split(':').map((g) => parseInt(g, 16)) : []);
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  return [0, 1, 2, 3].map((i) => ((all[2 * i]! << 16) | all[2 * i + 1]!) >>> 0);
-}
 
 /** Whether the protocol byte in A is a port protocol: on to `ports`, else to `out`. */
 const portProtocol = (ports: string, out: string): CbpfItem[] =>

@@ -45,6 +45,7 @@ import {
   ip6SrcPort,
   matchAll,
   mirrorTo,
+  ndTarget,
   nextHeader,
   quotedNextHeader,
   redirect,
@@ -145,18 +146,26 @@ export function echoFanout6Plan(host: HostView): TcObject[] {
 
 /**
  * The veth's IPv6 that names no port: its ICMPv6 with one of the host's addresses as the source,
- * out through eth0. What it sends from the unspecified address (::) — the MLD reports of a
- * container without a link-local address, a few at start — is accepted on the veth, whose IPv6
- * is off, so discarded there without counting as denied.
+ * out through eth0 — errors (types below 8), echo requests and replies, neighbour solicitations,
+ * and neighbour advertisements for that address only (as its ARP must name the host's address:
+ * a container cannot tell the network that the gateway, or anyone else, is at its MAC). Router
+ * solicitations and advertisements, redirects and the rest meet the drop. What it sends from the
+ * unspecified address (::) — the MLD reports of a container without a link-local address, a few
+ * at start — is accepted on the veth, whose IPv6 is off, so discarded there without counting as
+ * denied.
  */
 export function vethBaseFilters6(host: HostView, veth: number): TcObject[] {
   const addresses = ip6Of(host);
   if (!addresses.length) return [];
+  const out = (matches: U32Match[]) => filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches, terminal: true, actions: [redirect(host.eth0)] }));
   return [
     filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches: [ip6Src('::/128')], terminal: true })),
-    ...addresses.map((a) =>
-      filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches: [icmp6, ip6Src(a)], terminal: true, actions: [redirect(host.eth0)] })),
-    ),
+    ...addresses.flatMap((a) => [
+      out([icmp6, ip6Src(a), icmp6Error]),
+      out([icmp6, ip6Src(a), { type: 'icmp6Type', icmpType: ICMP6.ECHO_REQUEST, mask: 0xfe }]), // and 129, the reply
+      out([icmp6, ip6Src(a), icmp6Type(ICMP6.NEIGHBOUR_SOLICITATION)]),
+      out([icmp6, ip6Src(a), icmp6Type(ICMP6.NEIGHBOUR_ADVERTISEMENT), ...ndTarget(a)]),
+    ]),
   ];
 }
 

@@ -4,6 +4,7 @@
  * handles, priorities and tables of the layout (Mesos §3.1); the typed matches (Mesos §3.2); and
  * the one builder every planned u32 filter goes through.
  */
+import { isIPv6 } from 'node:net';
 import type { Request } from '../netlink/index.js';
 import { TC_ACT, TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
 import type { ActionSpec, BpfFilterSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
@@ -152,7 +153,7 @@ export const ICMP6_TABLE_HTID = 0x116;
 export const IP6_PORT_NEXT_HEADERS = [6, 17] as const;
 export const NEXTHDR_ICMPV6 = 58;
 /** ICMPv6 types the data path treats: echo reply, neighbour advertisement. */
-export const ICMP6 = Object.freeze({ ECHO_REPLY: 129, NEIGHBOUR_ADVERTISEMENT: 136 } as const);
+export const ICMP6 = Object.freeze({ ECHO_REQUEST: 128, ECHO_REPLY: 129, NEIGHBOUR_SOLICITATION: 135, NEIGHBOUR_ADVERTISEMENT: 136 } as const);
 
 // Matches (Mesos §3.2), typed: src/tc packs them into keys.
 export const ihl5: U32Match = { type: 'ipHeaderLength', words: 5 };
@@ -203,6 +204,20 @@ export const quotedNextHeader = (protocol: number): U32Match => ({ type: 'u8', v
 /** A block's source or destination ports in an IPv6 packet without extension headers. */
 export const ip6SrcPort = (b: PortBlock): U32Match => ({ type: 'ip6SrcPort', port: b.port, mask: b.mask });
 export const ip6DstPort = (b: PortBlock): U32Match => ({ type: 'ip6DstPort', port: b.port, mask: b.mask });
+
+/** An IPv6 address as its four 32-bit words. */
+export function ipv6Words(address: string): number[] {
+  if (!isIPv6(address)) throw new RangeError(`not an IPv6 address: ${address}`);
+  const [head = '', tail] = address.split('::') as [string, string | undefined];
+  const groups = (t: string) => (t ? t.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return [0, 1, 2, 3].map((i) => ((all[2 * i]! << 16) | all[2 * i + 1]!) >>> 0);
+}
+/** The target address of a neighbour solicitation or advertisement (after the ICMPv6 header and 4 reserved bytes). */
+export const ndTarget = (address: string): U32Match[] =>
+  ipv6Words(address).map((value, i) => ({ type: 'u32', value, mask: 0xffffffff, at: IP6_HEADER_BYTES + 8 + 4 * i }));
 
 /** A block's destination ports. */
 export const dstPort = (b: PortBlock): U32Match => ({ type: 'dstPort', port: b.port, mask: b.mask });

@@ -30,6 +30,11 @@ bounded in count and time; bad arguments exit non-zero with a message.
   forge6 DEV DSTMAC SRC DST SPORT DPORT COUNT
                         COUNT (1..100) UDP datagrams with a forged IPv6 source SRC, in Ethernet frames
                         from DEV's MAC to DSTMAC (AF_PACKET): {"sent"}
+  icmp6-send TYPE DST [TARGET]
+                        one ICMPv6 message of TYPE to DST from a raw socket (hop limit 255, as ND
+                        wants): 4 bytes of flags (solicited+override for an advertisement, 136),
+                        then TARGET (default ::): a neighbour solicitation or advertisement for
+                        TARGET, or (type 134) a router advertisement: {"sent": 1}
   frag6 DEV DSTMAC SRC DST DPORT [OFFSET]
                         one atomic fragment (RFC 6946: fragment header, offset 0, M 0) holding a UDP
                         datagram [SRC]:40000 -> [DST]:DPORT of 16 bytes, from DEV to DSTMAC; with
@@ -174,7 +179,7 @@ def ping6(addr: str, count: int, interval_ms: int, wait_ms: int, dup_wait_ms: in
 
 
 def sniff6(dev: str, ms: int) -> dict:
-    keys = ("total", "ipv4", "ipv6", "icmp6_echo_request", "icmp6_echo_reply", "ns", "na", "mld", "udp", "tcp", "fragments")
+    keys = ("total", "ipv4", "ipv6", "icmp6_echo_request", "icmp6_echo_reply", "ns", "na", "ra", "mld", "udp", "tcp", "fragments")
     if not 0 < ms <= 600_000:
         sys.exit("ms must be 1..600000")
     out = dict.fromkeys(keys, 0)
@@ -208,7 +213,7 @@ def sniff6(dev: str, ms: int) -> dict:
                 out["mld"] += 1
             elif nh == 58 and body:
                 kind = body[0]
-                name = {128: "icmp6_echo_request", 129: "icmp6_echo_reply", 135: "ns", 136: "na"}.get(kind)
+                name = {128: "icmp6_echo_request", 129: "icmp6_echo_reply", 134: "ra", 135: "ns", 136: "na"}.get(kind)
                 if name:
                     out[name] += 1
                 elif kind in (130, 131, 132, 143):
@@ -338,6 +343,19 @@ def frag6(dev: str, dst_mac: str, src: str, dst: str, dport: int, offset: int = 
     return {"sent": 1}
 
 
+def icmp6_send(kind: int, dst: str, target: str = "::") -> dict:
+    if not 0 <= kind <= 255:
+        sys.exit("type must be 0..255")
+    sock = icmp6_socket()
+    # Hop limit 255, as neighbour discovery requires (receivers drop ND messages with any other).
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+    # Type, code, checksum (the kernel's), 4 bytes of flags, then a target address (ND) or zeros.
+    body = struct.pack("!BBHI", kind, 0, 0, 0x60000000 if kind == 136 else 0) + ip6(target)
+    sock.sendto(body, sockaddr6(dst))
+    return {"sent": 1}
+
+
 def port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -354,6 +372,7 @@ MODES = {
     "udp6-flow": (udp6_flow, (port, str, port, int, int, int), 2),
     "forge6": (forge6, (str, str, str, str, port, port, int), 0),
     "frag6": (frag6, (str, str, str, str, port, int), 1),
+    "icmp6-send": (icmp6_send, (int, str, str), 1),
 }
 
 

@@ -83,6 +83,7 @@ export interface Sniff6Result {
   icmp6_echo_reply: number;
   ns: number;
   na: number;
+  ra: number;
   mld: number;
   udp: number;
   tcp: number;

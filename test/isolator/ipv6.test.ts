@@ -220,6 +220,20 @@ describe('what a container may send', () => {
     expect(ok.udp).toBe(2);
   });
 
+  it("neighbour discovery from a container names only the host's address; router advertisements never leave", async () => {
+    const c = cs[1]!;
+    const before = await denied('c2');
+    const seen = await sniff6During(lab.lab.world, 'eth0', 3500, () => {
+      // "The gateway is at my MAC", and a router advertisement: neither reaches the network.
+      expect(datapath6(c.netns, 'icmp6-send', 136, 'ff02::1', GATEWAY6)).toEqual({ sent: 1 });
+      expect(datapath6(c.netns, 'icmp6-send', 134, 'ff02::1')).toEqual({ sent: 1 });
+      // An advertisement for the host's own address does.
+      expect(datapath6(c.netns, 'icmp6-send', 136, 'ff02::1', HOST_IP6)).toEqual({ sent: 1 });
+    });
+    expect([seen.na, seen.ra]).toEqual([1, 0]);
+    await eventually(async () => expect((await denied('c2')) - before).toBe(2));
+  });
+
   it('an IPv6 packet with an extension header never reaches a container, even when it reads as its port', async () => {
     const c = cs[0]!;
     const seen = await sniff6During(c.netns, 'eth0', 3000, () => {
