@@ -39,6 +39,10 @@ export function checkPrevResult(prev: CniResult, rec: ContainerRecord, host: Hos
   const address = `${host.ip}/${host.prefixlen}`;
   const ip = (prev.ips ?? []).find((i) => i.address === address && (i.interface === undefined || i.interface === sandboxIdx));
   if (!ip) problems.push(`prevResult has no IP ${address} on ${rec.ifname}`);
+  for (const a of rec.ipv6 ?? []) {
+    if (!(prev.ips ?? []).some((i) => i.address === a && (i.interface === undefined || i.interface === sandboxIdx)))
+      problems.push(`prevResult has no IPv6 ${a} on ${rec.ifname}`);
+  }
   return problems;
 }
 
@@ -134,6 +138,21 @@ async function checkSandboxLink(cRtnl: Rtnl, rec: ContainerRecord, host: HostFac
     problems.push(
       `the default route in ${netns} is ${def ? `via ${def.gateway ?? '-'} (oif ${def.oif ?? '-'})` : 'missing'}, expected via ${host.gateway} on ${rec.ifname}`,
     );
+  }
+  if (rec.ipv6) problems.push(...(await checkSandboxIpv6(cRtnl, rec, host, link.index, netns)));
+  return problems;
+}
+
+/** With IPv6 (--ipv6): the addresses it was given, and the IPv6 default route via the host's IPv6 gateway. */
+async function checkSandboxIpv6(cRtnl: Rtnl, rec: ContainerRecord, host: HostFacts, ifindex: number, netns: string): Promise<string[]> {
+  const problems: string[] = [];
+  const have = new Set((await cRtnl.addresses.list({ ifindex, family: 'inet6' })).map((a) => a.cidr));
+  for (const a of rec.ipv6 ?? []) if (!have.has(a)) problems.push(`interface ${rec.ifname} lacks the host's IPv6 address ${a}`);
+  const gateway = host.ipv6?.gateway;
+  if (gateway) {
+    const def = await cRtnl.routes.defaultRoute('inet6');
+    if (!def || def.gateway !== gateway || def.oif !== ifindex)
+      problems.push(`the IPv6 default route in ${netns} is ${def ? `via ${def.gateway ?? '-'}` : 'missing'}, expected via ${gateway} on ${rec.ifname}`);
   }
   return problems;
 }

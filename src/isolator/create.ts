@@ -7,7 +7,7 @@ import type { Netns } from '../netlink/index.js';
 import { build } from './build.js';
 import type { ContainerInfo, CreateSpec } from './engine.js';
 import type { EngineCore } from './engine-core.js';
-import { ContainerExistsError, EphemeralPortsExhaustedError, IsolatorError } from './errors.js';
+import { ConfigError, ContainerExistsError, EphemeralPortsExhaustedError, IsolatorError } from './errors.js';
 import { hostView, sharedLayoutKey, putUnheldPortsDrop, setUpHost, tearDownHost } from './host-setup.js';
 import type { HostPortFilter } from './plan.js';
 import { hostPortFilters } from './plan.js';
@@ -33,6 +33,7 @@ interface ContainerPlan {
 
 export async function createContainer(core: EngineCore, id: string, ports: PortSet, ifname: string, spec: CreateSpec, sw: Stopwatch): Promise<ContainerInfo> {
   if (core.registry.records.has(id)) throw new ContainerExistsError(id);
+  if (core.host.ipv6Missing) throw new ConfigError('ipv6', core.host.ipv6Missing);
   core.checkPorts(ports);
   // A namespace we are given is checked, and held open, before anything is built.
   const target = spec.pid !== undefined || spec.netnsPath !== undefined ? openTargetNamespace(spec, protectedNamespaces(core)) : undefined;
@@ -62,6 +63,7 @@ async function createChecked(
   sw: Stopwatch,
   target: Netns | undefined,
 ): Promise<ContainerInfo> {
+  core.pinIpv6();
   await ensureHost(core);
   sw.lap('state');
   const { rec, portFilters, spare } = await planContainer(core, id, ports, ifname, spec);

@@ -105,6 +105,51 @@ export class EngineCore {
     }
     this.registry.generation = g;
     this.pool.pruneHandles();
+    this.pinIpv6();
+  }
+
+  /** What discovery found of the host's IPv6 (host.ipv6 may be the recorded set instead: pinIpv6). */
+  private discoveredIpv6: HostFacts['ipv6'] | null = null;
+
+  /**
+   * While containers exist, they are planned with the IPv6 addresses the host's layout was set up
+   * for (host.json), whatever eth0 has now: their filters, update's and recover's plans and the
+   * next container must agree with what is in the kernel. A change is warned about (and reported
+   * by doctor: ipv6Drift); the first create with no container left rebuilds the layout for the new
+   * set. Run by sync() and by each create (whose own destroys sync() does not see).
+   */
+  pinIpv6(): void {
+    if (this.discoveredIpv6 === null) this.discoveredIpv6 = this.host.ipv6;
+    const rec = this.store.readHost();
+    const found = this.discoveredIpv6;
+    let next: HostFacts['ipv6'];
+    if (!rec || rec.complete === false || !this.registry.records.size) next = found;
+    else if (rec.ipv6) {
+      const built = rec.ipv6;
+      const mac = built.gateway === found?.gateway ? found?.gatewayMac : rec.gateway6Mac;
+      next = { addresses: built.addresses, ...(built.gateway ? { gateway: built.gateway } : {}), ...(mac ? { gatewayMac: mac } : {}) };
+    }
+    const key = (v: HostFacts['ipv6']) => JSON.stringify(v?.addresses ?? null);
+    if (key(next) !== key(this.host.ipv6)) {
+      if (next) this.host.ipv6 = next;
+      else delete this.host.ipv6;
+      // What depends on the addresses is looked at again: the host's layout (the next create
+      // rebuilds it when no container is left), the unheld-ports drop, the echo fan-out.
+      this.hostRecord = undefined;
+      this.unheldDropPut = false;
+      this.hostPairsReady.clear();
+    }
+    const drift = this.ipv6Drift();
+    if (drift) this.warnOnce(drift);
+  }
+
+  /** The host's IPv6 addresses differ from the ones its containers were built with: a line saying so, else undefined. */
+  ipv6Drift(): string | undefined {
+    const list = (v: HostFacts['ipv6'] | null | undefined) => (v ? v.addresses.map((a) => `${a.address}/${a.prefixlen}`).join(', ') : 'none');
+    const planned = list(this.host.ipv6);
+    const found = list(this.discoveredIpv6);
+    if (planned === found) return undefined;
+    return `the IPv6 addresses to share changed (--ipv6, ${this.host.eth0.name}'s global addresses): its containers have ${planned}, now ${found}; destroy them all (or run cleanup) to take the new ones`;
   }
   saveRecord(r: ContainerRecord): void {
     // Bump first: a crash in between leaves a generation other processes reload on, never a

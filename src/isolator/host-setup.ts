@@ -165,6 +165,7 @@ export async function setUpHost(
     const failed = results.find((r) => !r.ok && !(r.error instanceof NetlinkError && r.error.code === 'EEXIST'));
     if (failed && !failed.ok) throw failed.error;
     rec.shared = { layout: sharedLayoutKey(h) };
+    if (h.ipv6) rec.ipv6 = { addresses: h.ipv6.addresses, ...(h.ipv6.gateway ? { gateway: h.ipv6.gateway } : {}) };
     if (flows) await setUpFlows(session, h, ctx, flows, rec, save);
     rec.complete = true;
     save(rec);
@@ -250,8 +251,10 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
   const errors: Error[] = [];
   const ns = h.netns ?? Netns.current();
   const reqs: Request[] = [];
-  // Deleting a whole priority removes its tables and filters.
-  for (const s of sharedLayout(h)) {
+  // Deleting a whole priority removes its tables and filters. IPv6's priorities go whatever the
+  // facts say now (the layout may have been set up for IPv6 that is off or gone since).
+  const v6 = ip6SharedLayout({ ...hostView(h), ip6: ['::'] });
+  for (const s of [...sharedLayout(h), ...(h.ipv6 ? [] : v6)]) {
     if (s.divisor === undefined) continue;
     if ((s.ifindex === h.eth0.index && rec.createdIngress.includes('eth0')) || (s.ifindex === h.lo.index && rec.createdIngress.includes('lo'))) continue;
     reqs.push(filterRequest('delete', wholePriority(s)));
@@ -262,7 +265,7 @@ export async function tearDownHost(session: NetlinkSession, h: HostFacts, rec: H
     } else {
       // Every priority of the classifiers, once (deleting one removes its links and tables too).
       const prios = new Map<string, U32FilterSpec>();
-      for (const o of flowSharedPlan(hostView(h), rec.flows.parent, rec.flows.qdisc)) {
+      for (const o of flowSharedPlan({ ...hostView(h), ip6: ['::'] }, rec.flows.parent, rec.flows.qdisc)) {
         if (o.type === 'filter') prios.set(`${o.spec.priority} ${o.spec.protocol}`, o.spec);
       }
       for (const spec of prios.values()) reqs.push(filterRequest('delete', wholePriority(spec)));

@@ -2,6 +2,7 @@ import type { Netns } from '../netlink/index.js';
 import { IFA_F, IFF, LOOPBACK_IFINDEX, NUD, RT_SCOPE, type Rtnl } from '../rtnl/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
+import { ipv6Words } from './plan-objects.js';
 import { PortSet } from './port-set.js';
 
 /** What the isolator needs to know about the host it acts on. */
@@ -22,6 +23,8 @@ export interface HostFacts {
   localPortRange: [number, number];
   /** IPv6 shared with containers (--ipv6): absent when off, or 'auto' found no global address. */
   ipv6?: Ipv6Facts;
+  /** --ipv6=on without a global IPv6 address: why creates are refused (other commands work). */
+  ipv6Missing?: string;
 }
 
 /** The host's IPv6 addressing that containers share. */
@@ -37,8 +40,11 @@ export interface Ipv6Facts {
 /** The host's global IPv6 addresses steered to containers, at most: each costs its own link filters on eth0 and lo, and per container on its veth. */
 export const MAX_IPV6_ADDRESSES = 4;
 
-/** Addresses not (yet, or any longer) usable as a source: still in DAD, failed it, or deprecated. */
-const UNUSABLE_IPV6 = IFA_F.TENTATIVE | IFA_F.DADFAILED | IFA_F.DEPRECATED;
+/**
+ * Addresses not to share: not (yet, or any longer) usable as a source (still in DAD, failed it,
+ * deprecated), and temporary (privacy) ones, which come and go (IFA_F_TEMPORARY is IFA_F_SECONDARY's bit).
+ */
+const UNUSABLE_IPV6 = IFA_F.TENTATIVE | IFA_F.DADFAILED | IFA_F.DEPRECATED | IFA_F.SECONDARY;
 
 /** Neighbour states with a MAC worth copying (not INCOMPLETE or FAILED). */
 const RESOLVED = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.PERMANENT | NUD.NOARP;
@@ -54,18 +60,18 @@ export async function resolvedNeighbour(rtnl: Rtnl, ifindex: number, address: st
 }
 
 /**
- * eth0's IPv6 addressing for --ipv6: its global addresses, the IPv6 default route's gateway and
- * that gateway's MAC. 'auto' without a global address is IPv6 off; 'on' without one is an error.
+ * eth0's IPv6 addressing for --ipv6: its global addresses (not temporary ones, which rotate; in
+ * address order, so that the same set always gives the same layout), the IPv6 default route's
+ * gateway and that gateway's MAC. Undefined when off, or when there is no global address (a
+ * kernel without IPv6 has none): `auto` then means IPv4 only; `on` is the caller's error to raise
+ * when something is to be built (ipv6MissingReason).
  */
 export async function discoverIpv6(rtnl: Rtnl, mode: 'auto' | 'on' | 'off', eth0: { index: number; name: string }): Promise<Ipv6Facts | undefined> {
   if (mode === 'off') return undefined;
-  const global = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet6' })).filter(
-    (a) => a.scope === RT_SCOPE.UNIVERSE && (a.flags & UNUSABLE_IPV6) === 0,
-  );
-  if (!global.length) {
-    if (mode === 'on') throw new ConfigError('ipv6', `${eth0.name} has no global IPv6 address to share with containers (use --ipv6=auto or off)`);
-    return undefined;
-  }
+  const global = (await rtnl.addresses.list({ ifindex: eth0.index, family: 'inet6' }))
+    .filter((a) => a.scope === RT_SCOPE.UNIVERSE && (a.flags & UNUSABLE_IPV6) === 0)
+    .sort((a, b) => compareWords(ipv6Words(a.address), ipv6Words(b.address)));
+  if (!global.length) return undefined;
   const def = await rtnl.routes.defaultRoute('inet6');
   const gateway = def && def.oif === eth0.index ? def.gateway : undefined;
   const gatewayMac = gateway ? await resolvedNeighbour(rtnl, eth0.index, gateway) : undefined;
@@ -75,6 +81,11 @@ export async function discoverIpv6(rtnl: Rtnl, mode: 'auto' | 'on' | 'off', eth0
     ...(gatewayMac ? { gatewayMac } : {}),
   };
 }
+
+const compareWords = (a: number[], b: number[]): number => a.reduce((d, w, i) => d || w - b[i]!, 0);
+
+/** Why --ipv6=on cannot be met on this host. */
+export const ipv6MissingReason = (eth0: string): string => `${eth0} has no global IPv6 address to share with containers (use --ipv6=auto or off)`;
 
 /** Parse /proc/sys/net/ipv4/ip_local_port_range ('32768\t60999'). */
 export function parseLocalPortRange(raw: string): [number, number] {
@@ -137,6 +148,7 @@ export async function discoverHost(rtnl: Rtnl, config: IsolatorConfig): Promise<
   const ipv6 = await discoverIpv6(rtnl, config.ipv6, eth0);
   return {
     ...(ipv6 ? { ipv6 } : {}),
+    ...(!ipv6 && config.ipv6 === 'on' ? { ipv6Missing: ipv6MissingReason(eth0.name) } : {}),
     netns: rtnl.netns,
     ...(gatewayMac ? { gatewayMac } : {}),
     eth0: { name: eth0.name, index: eth0.index, address: eth0.address, mtu: eth0.mtu },

@@ -8,7 +8,7 @@
 import { TC_ACT, assemble, ja, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
 import type { BpfFilterSpec, CbpfInsn, CbpfItem } from '../tc/index.js';
 import type { HostView } from './plan-objects.js';
-import { IP6_HEADER_BYTES, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number, ipv6Words } from './plan-objects.js';
+import { IP6_HEADER_BYTES, IP6_PORT_NEXT_HEADERS, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number, ipv6Words } from './plan-objects.js';
 
 /** The handle of the one drop filter of a device (a cls_bpf handle is a plain number). */
 export const DROP_FILTER_HANDLE = 1;
@@ -58,9 +58,9 @@ export interface PortRange {
 /** At most this many managed ranges: every jump of the program must reach its end (255 instructions). */
 export const MAX_DROP_RANGES = 100;
 
-/** Whether the protocol byte in A is a port protocol: on to `ports`, else to `out`. */
-const portProtocol = (ports: string, out: string): CbpfItem[] =>
-  PORT_PROTOCOLS.map((p, i) => (i + 1 < PORT_PROTOCOLS.length ? jeq(p, ports, 0) : jeq(p, 0, out)));
+/** Whether the protocol byte in A is one of `protocols`: on to `ports`, else to `out`. */
+const portProtocol = (protocols: readonly number[], ports: string, out: string): CbpfItem[] =>
+  protocols.map((p, i) => (i + 1 < protocols.length ? jeq(p, ports, 0) : jeq(p, 0, out)));
 
 /**
  * The host's eth0: drop IPv4 and IPv6 to the host (its MAC and an address of its) on a managed
@@ -99,7 +99,7 @@ export function unheldPortsDropPlan(host: HostView, managed: readonly PortRange[
     ldAbs('h', IP_FRAG_AT),
     jset(0x1fff, 'out', 0),
     ldAbs('b', IP_PROTO_AT),
-    ...portProtocol('ports4', 'out'),
+    ...portProtocol(PORT_PROTOCOLS, 'ports4', 'out'),
     { label: 'ports4' },
     ldAbs('h', DST_PORT_AT),
     ja('ranges'),
@@ -109,7 +109,8 @@ export function unheldPortsDropPlan(host: HostView, managed: readonly PortRange[
           ...ipv6Checks,
           { label: 'nexthdr6' },
           ldAbs('b', IP6_NEXT_HEADER_AT),
-          ...portProtocol('ports6', 'out'),
+          // (IPv6 steers TCP and UDP only: the rest to a held port is the host's, not dropped as unheld.)
+          ...portProtocol(IP6_PORT_NEXT_HEADERS, 'ports6', 'out'),
           { label: 'ports6' },
           ldAbs('h', IP6_DST_PORT_AT),
           ja('ranges'),

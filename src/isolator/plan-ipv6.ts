@@ -30,6 +30,7 @@ import {
   IP6_TABLE_HTID,
   MIRROR_TABLE_HTID,
   PORTS_WORD_OFFSET,
+  NEXTHDR_HOP_BY_HOP,
   PORT_TABLE_HTID,
   PRIO,
   QUOTED_PORTS_OFFSET,
@@ -150,16 +151,16 @@ export function echoFanout6Plan(host: HostView): TcObject[] {
  * and neighbour advertisements for that address only (as its ARP must name the host's address:
  * a container cannot tell the network that the gateway, or anyone else, is at its MAC). Router
  * solicitations and advertisements, redirects and the rest meet the drop. What it sends from the
- * unspecified address (::) — the MLD reports of a container without a link-local address, a few
- * at start — is accepted on the veth, whose IPv6 is off, so discarded there without counting as
- * denied.
+ * unspecified address (::) behind a hop-by-hop header — the MLD reports of a container without a
+ * link-local address, a few at start — is accepted on the veth, whose IPv6 is off, so discarded
+ * there without counting as denied.
  */
 export function vethBaseFilters6(host: HostView, veth: number): TcObject[] {
   const addresses = ip6Of(host);
   if (!addresses.length) return [];
   const out = (matches: U32Match[]) => filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches, terminal: true, actions: [redirect(host.eth0)] }));
   return [
-    filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches: [ip6Src('::/128')], terminal: true })),
+    filterObject(ingressFilter(veth, PRIO.IP6_ICMP, 'ipv6', { matches: [ip6Src('::/128'), nextHeader(NEXTHDR_HOP_BY_HOP)], terminal: true })),
     ...addresses.flatMap((a) => [
       out([icmp6, ip6Src(a), icmp6Error]),
       out([icmp6, ip6Src(a), { type: 'icmp6Type', icmpType: ICMP6.ECHO_REQUEST, mask: 0xfe }]), // and 129, the reply

@@ -152,6 +152,7 @@ export const ICMP6_TABLE_HTID = 0x116;
 /** IPv6 next headers: the port protocols the IPv6 links take, and ICMPv6. */
 export const IP6_PORT_NEXT_HEADERS = [6, 17] as const;
 export const NEXTHDR_ICMPV6 = 58;
+export const NEXTHDR_HOP_BY_HOP = 0;
 /** ICMPv6 types the data path treats: echo reply, neighbour advertisement. */
 export const ICMP6 = Object.freeze({ ECHO_REQUEST: 128, ECHO_REPLY: 129, NEIGHBOUR_SOLICITATION: 135, NEIGHBOUR_ADVERTISEMENT: 136 } as const);
 

@@ -75,8 +75,10 @@ export function shaperClassOf(mirrorSlot: number): number {
  */
 export function shaperSharedPlan(host: HostView, s: ShaperView): TcObject[] {
   const table = u32Handle({ htid: SHAPER_TABLE_HTID });
-  const out = (matches: (typeof matchAll)[], to: number, priority: number) =>
-    filterObject(u32(s.rx, INGRESS_HANDLE, priority, 'ip', { matches, terminal: true, actions: [redirect(to)] }));
+  // With handles of ours (see rxHandle) so that adding them again, as each process's first
+  // host-shaped create does, is EEXIST, not a second copy.
+  const out = (matches: (typeof matchAll)[], to: number, priority: number, handle: number) =>
+    filterObject(u32(s.rx, INGRESS_HANDLE, priority, 'ip', { handle, matches, terminal: true, actions: [redirect(to)] }));
   return [
     { type: 'qdisc', spec: { kind: 'htb', ifindex: s.tx, parent: TC_H.ROOT, handle: HTB_HANDLE, defaultClass: 0 } },
     filterObject(u32(s.tx, HTB_HANDLE, PRIO.IP_LOW, 'ip', { handle: table, divisor: PORT_TABLE_DIVISOR })),
@@ -90,9 +92,9 @@ export function shaperSharedPlan(host: HostView, s: ShaperView): TcObject[] {
       }),
     ),
     { type: 'qdisc', spec: { kind: 'ingress', ifindex: s.rx } },
-    out([ipDst(host.ip)], host.lo, PRIO.IP),
-    out([ipDst('127.0.0.0/8')], host.lo, PRIO.IP),
-    out([matchAll], host.eth0, PRIO.IP_LOW),
+    out([ipDst(host.ip)], host.lo, PRIO.IP, rxHandle(0, 0)),
+    out([ipDst('127.0.0.0/8')], host.lo, PRIO.IP, rxHandle(0, 1)),
+    out([matchAll], host.eth0, PRIO.IP_LOW, rxHandle(1, 0)),
     ...shaperShared6(host, s),
   ];
 }
@@ -106,8 +108,8 @@ function shaperShared6(host: HostView, s: ShaperView): TcObject[] {
   const addresses = ip6Of(host);
   if (!addresses.length) return [];
   const table = u32Handle({ htid: SHAPER_TABLE_HTID });
-  const out = (matches: U32Match[], to: number, priority: number) =>
-    filterObject(u32(s.rx, INGRESS_HANDLE, priority, 'ipv6', { matches, terminal: true, actions: [redirect(to)] }));
+  const out = (matches: U32Match[], to: number, priority: number, handle: number) =>
+    filterObject(u32(s.rx, INGRESS_HANDLE, priority, 'ipv6', { handle, matches, terminal: true, actions: [redirect(to)] }));
   return [
     ...IP6_PORT_NEXT_HEADERS.map((nh, i) =>
       filterObject(
@@ -120,10 +122,17 @@ function shaperShared6(host: HostView, s: ShaperView): TcObject[] {
         }),
       ),
     ),
-    ...addresses.map((a) => out([ip6Dst(a)], host.lo, PRIO.IP6)),
-    out([matchAll], host.eth0, PRIO.IP6_LOW),
+    ...addresses.map((a, i) => out([ip6Dst(a)], host.lo, PRIO.IP6, rxHandle(2, i))),
+    out([matchAll], host.eth0, PRIO.IP6_LOW, rxHandle(3, 0)),
   ];
 }
+
+/**
+ * Node k of the root table of the rx end's n-th priority: the kernel gives a new qdisc's priorities
+ * root tables 800:, 801:, … in the order they are made, which is shaperSharedPlan's (IP, IP_LOW,
+ * then IPv6's IP6 and IP6_LOW).
+ */
+const rxHandle = (n: number, k: number): number => u32Handle({ htid: 0x800 + n, node: 0x800 + k });
 
 /** A container's class on the shaper and, when the kernel has one, its fq_codel leaf. */
 export function shaperClassPlan(s: ShaperView, minor: number, config: HtbConfig, fqCodel: boolean, quantum: number): TcObject[] {

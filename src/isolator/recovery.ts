@@ -289,5 +289,10 @@ export async function checkHostLocked(core: EngineCore): Promise<string[]> {
   core.sync();
   const hostRec = core.store.readHost();
   if (!hostRec || hostRec.complete === false || hostRec.shared.layout !== sharedLayoutKey(core.host)) return [];
-  return [...describeDamage(await inspectHost(core.session, core.host, core.registry.records.values()), core.host), ...(await missingHostPairs(core))];
+  const drift = core.ipv6Drift();
+  return [
+    ...describeDamage(await inspectHost(core.session, core.host, core.registry.records.values()), core.host),
+    ...(await missingHostPairs(core)),
+    ...(drift ? [drift] : []),
+  ];
 }

@@ -103,6 +103,8 @@ export interface HostRecord {
   gatewayMac?: string;
   /** The same for the IPv6 gateway (--ipv6). */
   gateway6Mac?: string;
+  /** The host's IPv6 addressing the shared layout was set up for (--ipv6): what containers are built with while any exists. */
+  ipv6?: { addresses: Array<{ address: string; prefixlen: number }>; gateway?: string };
   /** The egress shaper (plan-shaper.ts): recorded before it is made; cleanup removes it. */
   shaper?: { created: boolean };
   /** The echo fan-out (plan-host.ts, echoFanoutPlan): recorded before it is made; cleanup removes it. */

@@ -106,7 +106,8 @@ export class Addresses {
   /** The namespace's addresses, of one interface and/or family if asked (`ip addr show`). */
   async list(filter: { ifindex?: number; family?: 'inet' | 'inet6' } = {}): Promise<Address[]> {
     const all = await this.session.dump(addressRequests.dump(filter.family ?? 'all'), { decode: (m) => toAddress(decodeBody(addressMessage, m.payload)) });
-    return filter.ifindex === undefined ? all : all.filter((a) => a.ifindex === filter.ifindex);
+    // A kernel without the family's handler (IPv6 disabled at boot) answers with every family's.
+    return all.filter((a) => (filter.ifindex === undefined || a.ifindex === filter.ifindex) && (filter.family === undefined || a.family === filter.family));
   }
   /** Add an address (`ip addr add`); NetlinkError EEXIST when it is there. */
   async add(spec: AddressSpec): Promise<void> {

@@ -135,7 +135,9 @@ export class Routes {
   async list(filter: { family?: 'inet' | 'inet6'; table?: number | 'all' } = {}): Promise<Route[]> {
     const all = await this.session.dump(routeRequests.dump(filter.family), { decode: decodeRoute });
     const table = filter.table ?? RT_TABLE.MAIN;
-    return table === 'all' ? all : all.filter((r) => r.table === table);
+    // A kernel without the family's handler (IPv6 disabled at boot) answers with every family's.
+    const family = filter.family ?? 'inet';
+    return all.filter((r) => r.family === family && (table === 'all' || r.table === table));
   }
   /** Add a route (`ip route add`); NetlinkError EEXIST when it is there, ENETUNREACH when the gateway is not reachable. */
   async add(spec: RouteSpec): Promise<void> {

@@ -3,6 +3,7 @@
  * host's IPv6 address and route too and says so in its result; CHECK passes; IPv6 to the
  * container's port reaches it; DEL removes everything.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +41,13 @@ describe('CNI on a dual-stack host', () => {
     expect(result.routes).toContainEqual({ dst: '::/0', gw: GATEWAY6 });
     const eth0 = ipJson(basename(ns), 'addr', 'show', 'eth0')[0];
     expect(eth0.addr_info.filter((a: { family: string }) => a.family === 'inet6').map((a: { local: string }) => a.local)).toEqual([HOST_IP6]);
+    expect((await b.cni('check', NET, ns, { containerId: id })).status).toBe(0);
+    // CHECK sees a missing IPv6 address, and says which.
+    execFileSync('ip', ['-n', basename(ns), 'addr', 'del', `${HOST_IP6}/64`, 'dev', 'eth0']);
+    const broken = await b.cni('check', NET, ns, { containerId: id });
+    expect(broken.status).not.toBe(0);
+    expect(JSON.stringify(broken.json)).toMatch(/lacks the host's IPv6 address 2001:2::2\/64/);
+    execFileSync('ip', ['-n', basename(ns), 'addr', 'add', `${HOST_IP6}/64`, 'dev', 'eth0', 'nodad']);
     expect((await b.cni('check', NET, ns, { containerId: id })).status).toBe(0);
 
     const l = await listen(ns, 'tcp', 31012, { ipv6: true });

@@ -11,7 +11,8 @@ bounded in count and time; bad arguments exit non-zero with a message.
   sniff6 DEV MS         print "ready" once capturing, then count what arrives on DEV for MS ms
                         (AF_PACKET, incoming only): {"total", "ipv4", "ipv6", "icmp6_echo_request",
                         "icmp6_echo_reply", "ns", "na", "mld", "udp", "tcp", "fragments"}
-                        (ns/na: ICMPv6 135/136; mld: ICMPv6 130-132/143 or anything behind a
+                        and "na_targets": {target address: advertisements}
+                        (ns/na/ra: ICMPv6 135/136/134; mld: ICMPv6 130-132/143 or anything behind a
                         hop-by-hop header; udp/tcp/fragments: IPv6 next header 17/6/44)
   ns-count DEV TARGET MS
                         a neighbour solicitation for TARGET from DEV once a second for MS ms (to
@@ -183,6 +184,7 @@ def sniff6(dev: str, ms: int) -> dict:
     if not 0 < ms <= 600_000:
         sys.exit("ms must be 1..600000")
     out = dict.fromkeys(keys, 0)
+    out["na_targets"] = {}
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
         s.bind((dev, 0))
@@ -216,6 +218,9 @@ def sniff6(dev: str, ms: int) -> dict:
                 name = {128: "icmp6_echo_request", 129: "icmp6_echo_reply", 134: "ra", 135: "ns", 136: "na"}.get(kind)
                 if name:
                     out[name] += 1
+                if kind == 136 and len(body) >= 24:
+                    target = socket.inet_ntop(socket.AF_INET6, body[8:24])
+                    out["na_targets"][target] = out["na_targets"].get(target, 0) + 1
                 elif kind in (130, 131, 132, 143):
                     out["mld"] += 1
             elif nh == 17:

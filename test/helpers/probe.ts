@@ -84,6 +84,8 @@ export interface Sniff6Result {
   ns: number;
   na: number;
   ra: number;
+  /** Neighbour advertisements by target address. */
+  na_targets: Record<string, number>;
   mld: number;
   udp: number;
   tcp: number;

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { ContainerInfo, Isolator } from '../../src/isolator/engine.js';
 import { FIXTURE, GATEWAY6, HOST_IP, HOST_IP6, IsolatorLab, eventually, sweepStaleLabs, until } from '../../src/lab/index.js';
 import { compareTopologies, containerTopology } from '../../bench/equivalence.js';
@@ -198,6 +198,13 @@ describe('ICMPv6 and neighbour discovery', () => {
     expect(datapath6(cs[0]!.netns, 'udp6-flow', 31050, FAR, 9, 300, 16)).toMatchObject({ mtu: 1500 });
   });
 
+  it("a time exceeded quoting a container's port reaches that container only", async () => {
+    const count = () => [lab.lab.path(lab.lab.host), ...cs.map((c) => c.netns)].map((ns) => snmp6(ns, 'Icmp6InTimeExcds'));
+    const before = count();
+    expect(datapath6(lab.lab.world, 'icmp6-error', 3, 0, 0, HOST_IP6, HOST_IP6, GATEWAY6, 31210, 9)).toEqual({ sent: 1 });
+    await eventually(() => expect(count()).toEqual([before[0], before[1], before[2], before[3]! + 1]));
+  });
+
   it('a port unreachable from the world reaches the flow that caused it (ECONNREFUSED), nobody else', () => {
     const others = [snmp6(lab.lab.path(lab.lab.host), 'Icmp6InDestUnreachs'), snmp6(cs[1]!.netns, 'Icmp6InDestUnreachs')];
     expect(datapath6(cs[0]!.netns, 'udp6-flow', 31020, GATEWAY6, 9, 1500)).toMatchObject({ refused: true });
@@ -230,18 +237,21 @@ describe('what a container may send', () => {
       // An advertisement for the host's own address does.
       expect(datapath6(c.netns, 'icmp6-send', 136, 'ff02::1', HOST_IP6)).toEqual({ sent: 1 });
     });
-    expect([seen.na, seen.ra]).toEqual([1, 0]);
+    expect([seen.na_targets[GATEWAY6] ?? 0, seen.na_targets[HOST_IP6] ?? 0, seen.ra]).toEqual([0, 1, 0]);
     await eventually(async () => expect((await denied('c2')) - before).toBe(2));
   });
 
   it('an IPv6 packet with an extension header never reaches a container, even when it reads as its port', async () => {
     const c = cs[0]!;
+    const reasm = snmp6(lab.lab.path(lab.lab.host), 'Ip6ReasmReqds');
     const seen = await sniff6During(c.netns, 'eth0', 3000, () => {
       // A first fragment (all of a datagram) to its port, and a later one whose header, where a port would be, reads as 31040.
       datapath6(lab.lab.world, 'frag6', 'eth0', readMac(lab.lab.host), GATEWAY6, HOST_IP6, 31040);
       datapath6(lab.lab.world, 'frag6', 'eth0', readMac(lab.lab.host), GATEWAY6, HOST_IP6, 31040, 31040);
     });
     expect(seen.fragments + seen.udp).toBe(0);
+    // They went to the host (its stack took both fragments in).
+    await eventually(() => expect(snmp6(lab.lab.path(lab.lab.host), 'Ip6ReasmReqds') - reasm).toBe(2));
   });
 });
 
@@ -261,6 +271,15 @@ describe('limits and modes', () => {
     expect(await until(() => sink.received().length >= 300 * 1024, 15_000)).toBe(true);
     expect((Date.now() - t0) / 1000).toBeGreaterThan(2.2);
     sink.stop();
+    // Another process's first host-shaped create sets the shaper up again: nothing is added twice.
+    const rxFilters = () =>
+      execFileSync('tc', ['-n', lab2!.lab.host, 'filter', 'show', 'dev', 'pmi-shape-rx', 'ingress'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.startsWith('filter'));
+    const before = rxFilters();
+    const other = await lab2.open({ ...FIXTURE, egress_rate_limit_per_container: '100KB', minimum_egress_rate_limit: '0B' });
+    await other.create({ id: 'c2' });
+    expect(rxFilters()).toEqual(before);
   });
 
   it('--ipv6=off keeps IPv6 off in containers; --ipv6=on without a global address is refused naming the flag', async () => {
@@ -275,7 +294,11 @@ describe('limits and modes', () => {
     }
     const v4Lab = new IsolatorLab();
     try {
-      await expect(v4Lab.open({ ...FIXTURE, ipv6: 'on' })).rejects.toThrow(/--ipv6.*no global IPv6 address|no global IPv6 address/);
+      // Only what builds is refused: list, doctor and cleanup still work (a CNI DEL must).
+      const on = await v4Lab.open({ ...FIXTURE, ipv6: 'on' });
+      await expect(on.create({ id: 'c1' })).rejects.toMatchObject({ flag: 'ipv6', message: expect.stringMatching(/^--ipv6: eth0 has no global IPv6 address/) });
+      expect(await on.list()).toEqual([]);
+      expect((await on.cleanup()).errors).toEqual([]);
       await expect(v4Lab.open({ ...FIXTURE, ipv6: 'maybe' })).rejects.toThrow(/ipv6/);
     } finally {
       await v4Lab.destroy();
@@ -311,6 +334,64 @@ describe('limits and modes', () => {
   });
 });
 
+describe('several addresses, a link-local gateway, and a change of addresses', () => {
+  it('a container gets every global address (in order) and the link-local gateway; a new address is taken only once no container is left', async () => {
+    const l3 = new IsolatorLab(undefined, { ipv6: true });
+    try {
+      const h = l3.lab.host;
+      execFileSync('ip', ['-n', h, 'addr', 'add', '2001:2::3/64', 'dev', 'eth0', 'nodad']);
+      // The usual IPv6 default route: via the router's link-local address.
+      const worldLl = ipJson<Array<{ addr_info: Array<{ local: string; scope: string }> }>>(
+        l3.lab.world,
+        '-6',
+        'addr',
+        'show',
+        'dev',
+        'eth0',
+      )[0]!.addr_info.find((a) => a.scope === 'link')!.local;
+      execFileSync('ip', ['-n', h, '-6', 'route', 'replace', 'default', 'via', worldLl, 'dev', 'eth0']);
+      expect(datapath6(h, 'ping6', `${worldLl}%eth0`, 1, 100, 2000, 0)).toMatchObject({ received: 1 });
+      const iso3 = await l3.open();
+      const c = await iso3.create({ id: 'c1', ports: '[31000-31009]' });
+      expect(c.ipv6_addresses).toEqual(['2001:2::2/64', '2001:2::3/64']);
+      expect(ipJson<Array<{ gateway: string }>>(c.netns, '-6', 'route', 'show', 'default').map((r) => r.gateway)).toEqual([worldLl]);
+      expect(ipJson<Array<{ state: string[] }>>(c.netns, '-6', 'neigh', 'show', worldLl)[0]!.state).toEqual(['PERMANENT']);
+      // Both addresses reach it, and it reaches the world through the link-local gateway.
+      const l = await listen(c.netns, 'tcp', 31001, { ipv6: true });
+      for (const addr of ['2001:2::2', '2001:2::3']) expect(send(l3.lab.world, 'tcp', addr, 31001, `${addr};`)).toBe('ok');
+      await eventually(() => expect(l.received()).toBe('2001:2::2;2001:2::3;'));
+      l.stop();
+      const server = await peerPortServer(l3.lab.world, 'tcp', 7000, { ipv6: true });
+      const port = Number(send(c.netns, 'tcp', GATEWAY6, 7000, 'hi', { reply: true }));
+      expect(port).toBeGreaterThanOrEqual(c.ephemeral_ports.begin);
+      expect(port).toBeLessThanOrEqual(c.ephemeral_ports.end);
+      server.stop();
+
+      // A third address appears: containers keep being built with the set the host was set up
+      // for (doctor says so), until none is left.
+      execFileSync('ip', ['-n', h, 'addr', 'add', '2001:2::4/64', 'dev', 'eth0', 'nodad']);
+      const warnings: string[] = [];
+      const later = await l3.open(FIXTURE, warnings);
+      expect((await later.checkHost()).join('\n')).toMatch(
+        /IPv6 addresses to share changed .*: its containers have 2001:2::2\/64, 2001:2::3\/64, now 2001:2::2\/64, 2001:2::3\/64, 2001:2::4\/64/,
+      );
+      expect((await later.create({ id: 'c2', ports: '[31010-31019]' })).ipv6_addresses).toEqual(['2001:2::2/64', '2001:2::3/64']);
+      expect(warnings.join('\n')).toMatch(/IPv6 addresses to share changed/);
+      await later.destroy('c1');
+      await later.destroy('c2');
+      const c3 = await later.create({ id: 'c3', ports: '[31020-31029]' });
+      expect(c3.ipv6_addresses).toEqual(['2001:2::2/64', '2001:2::3/64', '2001:2::4/64']);
+      expect(await later.checkHost()).toEqual([]);
+      const l4 = await listen(c3.netns, 'tcp', 31021, { ipv6: true });
+      expect(send(l3.lab.world, 'tcp', '2001:2::4', 31021, 'new')).toBe('ok');
+      await eventually(() => expect(l4.received()).toBe('new'));
+      l4.stop();
+    } finally {
+      await l3.destroy();
+    }
+  });
+});
+
 describe('repair', () => {
   it("lo's ingress qdisc deleted by hand: doctor says so, recover puts the IPv6 links back with the rest", async () => {
     const l = await listen(cs[0]!.netns, 'tcp', 31060, { ipv6: true });
@@ -335,6 +416,8 @@ describe("the IPv6 gateway's MAC changes", () => {
   const announce = () => datapath6(lab.lab.world, 'ns-count', 'eth0', HOST_IP6, 1500);
 
   it('every container follows, through a watch (as the agent keeps) and through recover', async () => {
+    const original = worldMac();
+    onTestFinished(() => void setWorldMac(original));
     const stop = iso.watchGateway();
     try {
       setWorldMac('02:00:00:00:0b:01');
