@@ -305,6 +305,29 @@ describe('limits and modes', () => {
     }
   });
 
+  it("turning IPv6 off takes its filters off eth0 and lo too, when their ingress qdiscs are not the isolator's", async () => {
+    const l = new IsolatorLab(undefined, { ipv6: true });
+    try {
+      // Ingress qdiscs that were there before: teardown removes its filters by priority, not the qdiscs.
+      for (const dev of ['eth0', 'lo']) execFileSync('tc', ['-n', l.lab.host, 'qdisc', 'add', 'dev', dev, 'ingress']);
+      const ipv6Filters = () =>
+        ['eth0', 'lo'].flatMap((dev) =>
+          execFileSync('tc', ['-n', l.lab.host, 'filter', 'show', 'dev', dev, 'ingress'], { encoding: 'utf8' })
+            .split('\n')
+            .filter((x) => x.includes('protocol ipv6')),
+        );
+      const on = await l.open();
+      await on.create({ id: 'c1' });
+      expect(ipv6Filters().length).toBeGreaterThan(0);
+      await on.destroy('c1');
+      const off = await l.open({ ...FIXTURE, ipv6: 'off' });
+      expect((await off.create({ id: 'c2' })).ipv6_addresses).toBeUndefined();
+      expect(ipv6Filters()).toEqual([]);
+    } finally {
+      await l.destroy();
+    }
+  });
+
   it('a warm-pool spare becomes a dual-stack container with exactly the objects of one made without the pool', async () => {
     const poolLab = new IsolatorLab(undefined, { ipv6: true });
     try {
