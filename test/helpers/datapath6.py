@@ -11,7 +11,7 @@ bounded in count and time; bad arguments exit non-zero with a message.
   sniff6 DEV MS         print "ready" once capturing, then count what arrives on DEV for MS ms
                         (AF_PACKET, incoming only): {"total", "ipv4", "ipv6", "icmp6_echo_request",
                         "icmp6_echo_reply", "ns", "na", "mld", "udp", "tcp", "fragments"}
-                        and "na_targets": {target address: advertisements}
+                        and "na_targets", "na_unsolicited_targets" (S flag clear): {target: count}
                         (ns/na/ra: ICMPv6 135/136/134; mld: ICMPv6 130-132/143 or anything behind a
                         hop-by-hop header; udp/tcp/fragments: IPv6 next header 17/6/44)
   ns-count DEV TARGET MS
@@ -33,7 +33,8 @@ bounded in count and time; bad arguments exit non-zero with a message.
                         from DEV's MAC to DSTMAC (AF_PACKET): {"sent"}
   icmp6-send TYPE DST [TARGET]
                         one ICMPv6 message of TYPE to DST from a raw socket (hop limit 255, as ND
-                        wants): 4 bytes of flags (solicited+override for an advertisement, 136),
+                        wants): 4 bytes of flags (override only for an advertisement, 136: an
+                        unsolicited one),
                         then TARGET (default ::): a neighbour solicitation or advertisement for
                         TARGET, or (type 134) a router advertisement: {"sent": 1}
   frag6 DEV DSTMAC SRC DST DPORT [OFFSET]
@@ -185,6 +186,7 @@ def sniff6(dev: str, ms: int) -> dict:
         sys.exit("ms must be 1..600000")
     out = dict.fromkeys(keys, 0)
     out["na_targets"] = {}
+    out["na_unsolicited_targets"] = {}
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
         s.bind((dev, 0))
@@ -221,6 +223,8 @@ def sniff6(dev: str, ms: int) -> dict:
                 if kind == 136 and len(body) >= 24:
                     target = socket.inet_ntop(socket.AF_INET6, body[8:24])
                     out["na_targets"][target] = out["na_targets"].get(target, 0) + 1
+                    if not body[4] & 0x40:  # S clear: unsolicited (a kernel's answers to solicitations have it)
+                        out["na_unsolicited_targets"][target] = out["na_unsolicited_targets"].get(target, 0) + 1
                 elif kind in (130, 131, 132, 143):
                     out["mld"] += 1
             elif nh == 17:
@@ -356,7 +360,7 @@ def icmp6_send(kind: int, dst: str, target: str = "::") -> dict:
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
     # Type, code, checksum (the kernel's), 4 bytes of flags, then a target address (ND) or zeros.
-    body = struct.pack("!BBHI", kind, 0, 0, 0x60000000 if kind == 136 else 0) + ip6(target)
+    body = struct.pack("!BBHI", kind, 0, 0, 0x20000000 if kind == 136 else 0) + ip6(target)
     sock.sendto(body, sockaddr6(dst))
     return {"sent": 1}
 

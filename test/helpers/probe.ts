@@ -84,8 +84,9 @@ export interface Sniff6Result {
   ns: number;
   na: number;
   ra: number;
-  /** Neighbour advertisements by target address. */
+  /** Neighbour advertisements by target address; and the unsolicited ones (not a kernel's answer to a solicitation). */
   na_targets: Record<string, number>;
+  na_unsolicited_targets: Record<string, number>;
   mld: number;
   udp: number;
   tcp: number;
