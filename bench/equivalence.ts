@@ -77,6 +77,7 @@ export async function topology(ref: TopologyRef): Promise<Record<string, string[
       out['container sysctls'] = [
         'ipv4/ip_local_port_range',
         'ipv4/conf/eth0/accept_local',
+        'ipv4/conf/eth0/route_localnet',
         'ipv4/conf/lo/accept_local',
         'ipv4/conf/lo/route_localnet',
         'ipv6/conf/all/disable_ipv6',

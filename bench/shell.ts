@@ -240,7 +240,7 @@ export class ShellIsolator {
     );
     for (const p of containerFilters(this.view, view)) script.push(this.tc(C, p, 'add', cdev));
     script.push(
-      `ip netns exec ${C} sysctl -qw "net.ipv4.ip_local_port_range=${ephemeral.begin} ${ephemeral.end}" net.ipv4.conf.${ifname}.accept_local=1 ` +
+      `ip netns exec ${C} sysctl -qw "net.ipv4.ip_local_port_range=${ephemeral.begin} ${ephemeral.end}" net.ipv4.conf.${ifname}.accept_local=1 net.ipv4.conf.${ifname}.route_localnet=1 ` +
         'net.ipv4.conf.lo.accept_local=1 net.ipv4.conf.lo.route_localnet=1 net.ipv6.conf.all.disable_ipv6=1',
     );
     return { script, container: c };

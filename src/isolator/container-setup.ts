@@ -24,7 +24,9 @@ export function containerStaticRequests(h: HostFacts, c: { cLo: number; cEth0: n
       up: true,
       ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 },
     }),
-    linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1 } }),
+    // route_localnet on eth0 too: 127.0.0.1:<its port> from the host's services arrives on eth0
+    // (steered by the host's lo port table) and is taken as it is (Mesos redirected it to lo).
+    linkRequests.set(c.cEth0, { up: true, ipv4Devconf: { [IPV4_DEVCONF.ACCEPT_LOCAL]: 1, [IPV4_DEVCONF.ROUTE_LOCALNET]: 1 } }),
     addressRequests.add({ ifindex: c.cEth0, address: `${h.ip}/${h.prefixlen}` }),
     routeRequests.add({ dst: 'default', gateway: h.gateway, oif: c.cEth0 }),
     // The gateway as a permanent neighbour: ARP requests to the host are no longer copied to

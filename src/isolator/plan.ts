@@ -330,11 +330,16 @@ export function containerFilters(host: HostView, c: ContainerView): TcObject[] {
 const containerFilter = (ifindex: number, priority: number, matches: U32Match[], to?: number): U32FilterSpec =>
   ingressFilter(ifindex, priority, 'ip', to === undefined ? { matches, terminal: true } : { matches, terminal: true, actions: [redirect(to)] });
 
-/** lo's and eth0's ingress qdiscs; a ping to itself stays local; anything else to "self" leaves. */
+/**
+ * lo's ingress qdisc; a ping to itself stays local; anything else to "self" leaves. (Mesos also had
+ * an ingress qdisc on the container's eth0, handing 127.0.0.1:<own port> arriving from the host to
+ * lo: `route_localnet` on eth0 (containerStaticRequests) lets the kernel take such packets as they
+ * are, and every ingress qdisc and mirred action less counts, machine-wide, at 1000 containers:
+ * the kernel walks all blocks on each qdisc made and all mirred actions on each device removed.)
+ */
 export function containerBaseFilters(host: HostView, c: { cLo: number; cEth0: number }): TcObject[] {
   return [
     ingressQdisc(c.cLo),
-    ingressQdisc(c.cEth0),
     filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst(host.ip)])),
     filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst('127.0.0.1')])),
     // What is addressed to "self" but not to its own ports (those stay on lo, PRIO.IP_HIGH, below)
@@ -345,11 +350,10 @@ export function containerBaseFilters(host: HostView, c: { cLo: number; cEth0: nu
   ];
 }
 
-/** Per port block: local traffic to its own ports stays on lo; 127.0.0.1:<own port> from outside is handed to lo. */
+/** Per port block: local traffic to its own ports stays on lo. */
 export function containerPortFilters(host: HostView, c: ContainerView): U32FilterSpec[] {
   const out: U32FilterSpec[] = [];
   for (const b of c.blocks) out.push(containerFilter(c.cLo, PRIO.IP_HIGH, [ihl5, dstPort(b)]));
-  for (const b of c.blocks) out.push(containerFilter(c.cEth0, PRIO.IP, [ihl5, ipDst('127.0.0.1'), dstPort(b)], c.cLo));
   out.push(...containerPortFilters6(host, c.cLo, c.blocks));
   return out;
 }

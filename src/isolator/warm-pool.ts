@@ -18,7 +18,7 @@ import type { SpareRecord } from './state.js';
 
 /** What a warm-pool spare holds besides its links (SpareRecord.contents). */
 // v2: data path v2's veth filters (source address checked, the drop) and the gateway neighbour.
-const SPARE_CONTENTS = 'links+tc-v2';
+const SPARE_CONTENTS = 'links+tc-v3';
 
 /** What this process keeps open for a spare it made, so the create that takes it switches no namespace. */
 export interface SpareHandles {
