@@ -120,7 +120,8 @@ export class EngineCore {
    */
   pinIpv6(): void {
     if (this.discoveredIpv6 === null) this.discoveredIpv6 = this.host.ipv6;
-    const rec = this.store.readHost();
+    // (This process's copy while it has one: sync() drops it when another process changed the host.)
+    const rec = this.hostRecord ?? this.store.readHost();
     const found = this.discoveredIpv6;
     let next: HostFacts['ipv6'];
     if (!rec || rec.complete === false || !this.registry.records.size) next = found;
