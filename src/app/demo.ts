@@ -6,7 +6,7 @@
  * live statistics. Removes everything; exits 0 only if every check passed.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,12 +100,18 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
   let iso: Isolator | undefined;
   try {
     sweepStaleLabs(); // labs left by runs that died
-    lab = new Lab({ ipv6: true });
+    // IPv6 too, where the kernel has it (a kernel booted with ipv6.disable=1 has no /proc/sys/net/ipv6).
+    const ipv6 = existsSync('/proc/sys/net/ipv6');
+    lab = new Lab({ ipv6 });
     run.step(`1. A lab in fresh network namespaces (${lab.host}, ${lab.world}); nothing else is touched`);
     const hNs = Netns.fromName(lab.host);
     const wNs = Netns.fromName(lab.world);
     writeSysctl(hNs, 'net.ipv4.ip_local_port_range', LAB_HOST_LOCAL_PORTS); // keep the host's own ports out of the pool
-    console.log(`  host ${HOST_IP} and ${HOST_IP6} (eth0) ⇄ world ${WORLD_IP} and ${WORLD_IP6} (gateway)`);
+    console.log(
+      ipv6
+        ? `  host ${HOST_IP} and ${HOST_IP6} (eth0) ⇄ world ${WORLD_IP} and ${WORLD_IP6} (gateway)`
+        : `  host ${HOST_IP} (eth0) ⇄ world ${WORLD_IP} (gateway)`,
+    );
 
     run.step('2. The isolator on the lab host, with an egress limit of 256 KB/s per container');
     iso = await openDemoIsolator(lab, workDir);
@@ -114,7 +120,8 @@ export async function runDemo(opts: { log: Logger; workDir?: string }): Promise<
     await showTcpSteering(run, ns);
     await showUdpSteering(run, ns);
     await showEphemeralPorts(run, ns, [a, b]);
-    await showIpv6(run, ns, a);
+    if (ipv6) await showIpv6(run, ns, a);
+    else run.step('6. IPv6: this kernel has none (no /proc/sys/net/ipv6): left out');
     await showEgressLimit(run, ns);
     await showStatistics(run, iso);
     for (const n of [ns.nsA, ns.nsB, wNs, hNs]) n.close();
