@@ -1,8 +1,8 @@
 import type { Netns } from '../netlink/index.js';
 import { IFA_F, IFF, LOOPBACK_IFINDEX, NUD, RT_SCOPE, type Rtnl } from '../rtnl/index.js';
+import { ipv6Words } from '../tc/index.js';
 import type { IsolatorConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import { ipv6Words } from './plan-objects.js';
 import { PortSet } from './port-set.js';
 
 /** What the isolator needs to know about the host it acts on. */

@@ -5,10 +5,10 @@
  * statistics). Each is the last filter of its device (PRIO.DROP), after every steering filter.
  * Programs read the frame from the Ethernet header (cls_bpf at ingress pushes it back).
  */
-import { TC_ACT, assemble, ja, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
+import { TC_ACT, assemble, ipv6Words, ja, jeq, jge, jgt, jset, ldAbs, ret } from '../tc/index.js';
 import type { BpfFilterSpec, CbpfInsn, CbpfItem } from '../tc/index.js';
 import type { HostView } from './plan-objects.js';
-import { IP6_HEADER_BYTES, IP6_PORT_NEXT_HEADERS, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number, ipv6Words } from './plan-objects.js';
+import { IP6_HEADER_BYTES, IP6_PORT_NEXT_HEADERS, INGRESS_HANDLE, PRIO, ip6Of, ipv4Number } from './plan-objects.js';
 
 /** The handle of the one drop filter of a device (a cls_bpf handle is a plain number). */
 export const DROP_FILTER_HANDLE = 1;

@@ -4,9 +4,8 @@
  * handles, priorities and tables of the layout (Mesos §3.1); the typed matches (Mesos §3.2); and
  * the one builder every planned u32 filter goes through.
  */
-import { isIPv6 } from 'node:net';
 import type { Request } from '../netlink/index.js';
-import { TC_ACT, TC_H, classRequest, filterRequest, qdiscRequest, tcHandle } from '../tc/index.js';
+import { TC_ACT, TC_H, classRequest, filterRequest, ipv6Words, qdiscRequest, tcHandle } from '../tc/index.js';
 import type { ActionSpec, BpfFilterSpec, HtbClassSpec, PortBlock, Psched, QdiscSpec, TcVerb, U32FilterSpec, U32Match } from '../tc/index.js';
 
 /** One tc object of the plan, as the SDK's spec (a tag tells HTB qdiscs from HTB classes, u32 filters from the drops' bpf ones). */
@@ -206,16 +205,6 @@ export const quotedNextHeader = (protocol: number): U32Match => ({ type: 'u8', v
 export const ip6SrcPort = (b: PortBlock): U32Match => ({ type: 'ip6SrcPort', port: b.port, mask: b.mask });
 export const ip6DstPort = (b: PortBlock): U32Match => ({ type: 'ip6DstPort', port: b.port, mask: b.mask });
 
-/** An IPv6 address as its four 32-bit words. */
-export function ipv6Words(address: string): number[] {
-  if (!isIPv6(address)) throw new RangeError(`not an IPv6 address: ${address}`);
-  const [head = '', tail] = address.split('::') as [string, string | undefined];
-  const groups = (t: string) => (t ? t.split(':').map((g) => parseInt(g, 16)) : []);
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  return [0, 1, 2, 3].map((i) => ((all[2 * i]! << 16) | all[2 * i + 1]!) >>> 0);
-}
 /** The target address of a neighbour solicitation or advertisement (after the ICMPv6 header and 4 reserved bytes). */
 export const ndTarget = (address: string): U32Match[] =>
   ipv6Words(address).map((value, i) => ({ type: 'u32', value, mask: 0xffffffff, at: IP6_HEADER_BYTES + 8 + 4 * i }));

@@ -24,7 +24,8 @@ import type { BpfAttrs } from './schemas/bpf.js';
 import { tcMessage } from './schemas/tca.js';
 import type { TcMessage, TcaAttrs } from './schemas/tca.js';
 import type { TcU32Sel, U32Attrs, U32Pcnt } from './schemas/u32.js';
-import { decodeMatches, packMatches } from './u32-match.js';
+import { decodeMatches } from './u32-decode.js';
+import { packMatches } from './u32-match.js';
 import { writeU32FilterBody } from './u32-wire.js';
 import type { U32Match } from './u32-match.js';
 

@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './handle.js';
 export * from './rate.js';
 export * from './u32-match.js';
+export * from './u32-decode.js';
 export * from './u32-handles.js';
 export * from './cbpf.js';
 export * from './stats.js';
