@@ -32,10 +32,9 @@ import struct
 import sys
 import time
 
-from icmp import checksum  # (the same script folder)
+from capture import incoming_frames  # (the same script folder)
+from icmp import checksum
 
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
 IP_MTU = 14
 
 
@@ -46,17 +45,7 @@ def ipv4_header(src: str, dst: str, proto: int, payload_len: int, ident: int = 0
 
 def sniff(dev: str, ms: int) -> dict:
     out = {"total": 0, "arp": 0, "icmp_echo_request": 0, "icmp": 0, "udp": 0, "fragments": 0}
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    s.bind((dev, 0))
-    print("ready", flush=True)  # the caller starts its traffic now
-    end = time.monotonic() + ms / 1000
-    while (left := end - time.monotonic()) > 0:
-        r, _, _ = select.select([s], [], [], left)
-        if not r:
-            break
-        frame, addr = s.recvfrom(65535)
-        if addr[2] == PACKET_OUTGOING:
-            continue
+    for frame in incoming_frames(dev, ms):
         out["total"] += 1
         ethertype = struct.unpack("!H", frame[12:14])[0]
         if ethertype == 0x0806:

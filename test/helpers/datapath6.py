@@ -55,11 +55,10 @@ import struct
 import sys
 import time
 
-from icmp import checksum  # (the same script folder)
+from capture import incoming_frames  # (the same script folder)
+from icmp import checksum
 
-ETH_P_ALL = 0x0003
 ETH_P_IPV6 = 0x86DD
-PACKET_OUTGOING = 4
 SIOCGIFHWADDR = 0x8927
 IPV6_MTU = 24
 IPV6_RECVERR = 25
@@ -182,30 +181,10 @@ def ping6(addr: str, count: int, interval_ms: int, wait_ms: int, dup_wait_ms: in
 
 def sniff6(dev: str, ms: int) -> dict:
     keys = ("total", "ipv4", "ipv6", "icmp6_echo_request", "icmp6_echo_reply", "ns", "na", "ra", "mld", "udp", "tcp", "fragments")
-    if not 0 < ms <= 600_000:
-        sys.exit("ms must be 1..600000")
     out = dict.fromkeys(keys, 0)
     out["na_targets"] = {}
     out["na_unsolicited_targets"] = {}
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    try:
-        s.bind((dev, 0))
-    except OSError as e:
-        sys.exit(f"no device {dev}: {e.strerror}")
-    print("ready", flush=True)  # the caller starts its traffic now
-    end = time.monotonic() + ms / 1000
-    while (left := end - time.monotonic()) > 0:
-        r, _, _ = select.select([s], [], [], left)
-        if not r:
-            break
-        try:
-            frame, addr = s.recvfrom(65535)
-        except OSError as e:  # DEV went down meanwhile (reported once): keep counting until MS
-            if e.errno != errno.ENETDOWN:
-                raise
-            continue
-        if addr[2] == PACKET_OUTGOING:
-            continue
+    for frame in incoming_frames(dev, ms):
         out["total"] += 1
         ethertype = struct.unpack("!H", frame[12:14])[0]
         if ethertype == 0x0800:
