@@ -2,6 +2,8 @@ import type { Codec, CodecValue, DecodeOptions } from './codec.js';
 import { copyBytes, string as stringCodec } from './codec.js';
 import type { KeyAccessors } from './attr-read.js';
 import { accessors, primCode, primSize, readPrim } from './attr-read.js';
+import { compileDecoder, compiledDecoders } from './attr-compile.js';
+import type { AttrDecoder } from './attr-compile.js';
 import { NLA_F, NLA_HDRLEN, NLA_TYPE_MASK, align4 } from './constants.js';
 import { DecodeError, EncodeError } from './errors.js';
 import type { Writer } from './writer.js';
@@ -70,6 +72,8 @@ const DEFER = Symbol('defer');
 export class AttrSet<D extends AttrDefs = AttrDefs> {
   readonly byType: ReadonlyArray<Entry | undefined>;
   readonly byKey: ReadonlyMap<string, Entry>;
+  /** This set's compiled decoder (attr-compile.ts), or undefined where it cannot be made. */
+  readonly #compiled: AttrDecoder | undefined;
 
   constructor(
     /** The kernel prefix, e.g. 'IFLA' or 'TCA_U32'. */
@@ -88,6 +92,12 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
     }
     this.byType = byType;
     this.byKey = byKey;
+    this.#compiled = compileDecoder({
+      prefix,
+      entries: byType,
+      nameOf: (type) => this.nameOf(type),
+      one: (e, buf, s, t, opts, parent) => this.decodeOne(e as Entry, buf, s, t, opts, parent),
+    });
   }
 
   /** The kernel name of an attribute type: 'IFLA_IFNAME', or 'IFLA_99' when undeclared. */
@@ -120,11 +130,20 @@ export class AttrSet<D extends AttrDefs = AttrDefs> {
   }
 
   /**
-   * Read the attributes between `start` and `end`. One pass, array-indexed by type; integers,
-   * strings, flags and bytes are read inline; a sub-message whose selector came first is decoded
-   * in place, the others after the pass.
+   * Read the attributes between `start` and `end`. One pass; integers, strings, flags and bytes
+   * are read inline; a sub-message whose selector came first is decoded in place, the others after
+   * the pass. Unknown attributes, and repeats of known ones, are kept in `unknown`.
    */
-  decode(buf: Buffer, start: number, end: number, opts: DecodeOptions = {}): AttrValues<D> {
+  decode(buf: Buffer, start: number, end: number, opts?: DecodeOptions): AttrValues<D> {
+    const compiled = compiledDecoders.enabled ? this.#compiled : undefined;
+    return (compiled ? compiled(buf, start, end, opts) : this.decodeInterpreted(buf, start, end, opts)) as AttrValues<D>;
+  }
+
+  /**
+   * decode() through the table of entries instead of the compiled switch: what runs where code
+   * generation is disallowed, and the reference the compiled decoder is tested against.
+   */
+  decodeInterpreted(buf: Buffer, start: number, end: number, opts: DecodeOptions = {}): AttrValues<D> {
     const out: Record<string, unknown> = {};
     let unknown: RawAttr[] | undefined;
     let deferred: number[] | undefined; // triples: type, payload start, payload end

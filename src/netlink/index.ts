@@ -6,6 +6,7 @@ export * from './writer.js';
 export * from './codec.js';
 export * from './struct.js';
 export * from './attributes.js';
+export { withInterpretedDecoders } from './attr-compile.js';
 export * from './message.js';
 export * from './framing.js';
 export * from './shim.js';

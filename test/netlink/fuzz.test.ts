@@ -12,8 +12,10 @@ import {
   parseDonePayload,
   parseErrorPayload,
   parseMessages,
+  withInterpretedDecoders,
   type MessageSchema,
 } from '../../src/netlink/index.js';
+import { actionMessage, tcMessage } from '../../src/tc/index.js';
 import { loadGolden } from '../helpers/golden.js';
 import { SCHEMAS } from '../golden/schemas.js';
 import { decodeLinkStats64, statsMessage } from '../../src/rtnl/index.js';
@@ -110,5 +112,38 @@ describe('fuzzing decoders', () => {
       }
       onlyDecodeErrors(() => NLMSGERR.decode(input, 0, input.length));
     }
+  });
+});
+
+describe('compiled attribute decoders', () => {
+  const schemas: Record<string, MessageSchema> = { ...SCHEMAS, tc: tcMessage, action: actionMessage, stats: statsMessage };
+  const vectors = [...seeds, ...loadGolden('rtnl/stats'), ...loadGolden('tc')];
+  /** A decoding's value, or its DecodeError's reason, path and offset. */
+  const outcome = (fn: () => unknown) => {
+    try {
+      return { value: fn() };
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      return { error: [e.reason, e.path, e.offset] };
+    }
+  };
+
+  it.each(Object.keys(schemas))('answer as the interpreted ones do (%s): golden vectors, mutations, random bytes', (name) => {
+    const schema = schemas[name]!;
+    const own = vectors.filter((v) => v.schema === name);
+    expect(own.length).toBeGreaterThan(0);
+    const next = rng(0xc0de + name.length);
+    let errors = 0;
+    for (let i = 0; i < ROUNDS / 2; i++) {
+      const base = Buffer.from(own[i % own.length]!.hex, 'hex').subarray(16);
+      const input = i < own.length ? base : i % 5 === 0 ? Buffer.from(Array.from({ length: next() % 96 }, () => next() & 0xff)) : mutate(base, next);
+      for (const strict of [false, true]) {
+        const compiled = outcome(() => decodeBody(schema, input, { strict }));
+        const interpreted = outcome(() => withInterpretedDecoders(() => decodeBody(schema, input, { strict })));
+        expect(compiled).toEqual(interpreted);
+        if ('error' in compiled) errors++;
+      }
+    }
+    expect(errors).toBeGreaterThan(0); // the errors were compared too
   });
 });
