@@ -108,22 +108,26 @@ export function parseAction(a: TcaActEntry): Action {
   if (a.index !== undefined) out.index = a.index;
   const stats = statsFromAttrs(a.stats);
   if (stats) out.stats = stats;
-  const o = a.options as MirredOptions | Buffer | undefined;
-  if (a.kind === 'mirred' && o && !Buffer.isBuffer(o) && o.parms) {
-    const p = o.parms;
-    const names = EACTION_NAMES[p.eaction];
-    if (names) [out.direction, out.action] = names;
-    out.index = p.index;
-    out.ifindex = p.ifindex;
-    out.verdict = p.action;
-    out.refcnt = p.refcnt;
-    out.bindcnt = p.bindcnt;
-    if (o.tm) {
-      out.installedTicks = o.tm.install;
-      out.lastUsedTicks = o.tm.lastuse;
-    }
-  }
+  if (a.kind === 'mirred') setMirredFields(out, a);
   return out;
+}
+
+/** The typed fields of a dumped mirred action (direction, action, index, target, verdict, counts, times) onto `out`. */
+export function setMirredFields(out: Omit<Action, 'raw'>, a: TcaActEntry): void {
+  const o = a.options as MirredOptions | Buffer | undefined;
+  if (!o || Buffer.isBuffer(o) || !o.parms) return;
+  const p = o.parms;
+  const names = EACTION_NAMES[p.eaction];
+  if (names) [out.direction, out.action] = names;
+  out.index = p.index;
+  out.ifindex = p.ifindex;
+  out.verdict = p.action;
+  out.refcnt = p.refcnt;
+  out.bindcnt = p.bindcnt;
+  if (o.tm) {
+    out.installedTicks = o.tm.install;
+    out.lastUsedTicks = o.tm.lastuse;
+  }
 }
 
 /** A standalone action to create (it then lives until deleted, and filters bind it by index). */

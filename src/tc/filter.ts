@@ -7,10 +7,10 @@
  */
 export type { BpfFilter, BpfFilterSpec } from './bpf-filter.js';
 export { bpfFilterSpec, isBpf } from './bpf-filter.js';
-import { decodeBody, encodeBody } from '../netlink/index.js';
+import { encodeBody } from '../netlink/index.js';
 import type { NetlinkMessage, Request, Writer } from '../netlink/index.js';
 import { RTM } from '../rtnl/constants.js';
-import { actionEntries, actionSpecOf, parseAction } from './action.js';
+import { actionEntries, actionSpecOf } from './action.js';
 import type { Action, ActionSpec } from './action.js';
 import { bpfFields, bpfOptions } from './bpf-filter.js';
 import type { BpfFilter, BpfFilterSpec } from './bpf-filter.js';
@@ -24,7 +24,7 @@ import type { BpfAttrs } from './schemas/bpf.js';
 import { tcMessage } from './schemas/tca.js';
 import type { TcMessage, TcaAttrs } from './schemas/tca.js';
 import type { TcU32Sel, U32Attrs, U32Pcnt } from './schemas/u32.js';
-import { decodeMatches } from './u32-decode.js';
+import { DumpedU32Filter, dumpedU32Filter } from './u32-dumped.js';
 import { packMatches } from './u32-match.js';
 import { writeU32FilterBody } from './u32-wire.js';
 import type { U32Match } from './u32-match.js';
@@ -253,16 +253,6 @@ function packOffset(sel: TcU32Sel, o: U32Offset): void {
 }
 
 /** The offset of a dumped selector, when any of its flags is set (plus when the kernel uses it). */
-function offsetOf(sel: TcU32Sel): U32Offset | undefined {
-  const f = sel.flags;
-  if (!(f & (TC_U32.OFFSET | TC_U32.VAROFFSET | TC_U32.EAT))) return undefined;
-  const o: U32Offset = {};
-  if (f & TC_U32.OFFSET || (f & TC_U32.VAROFFSET && sel.off)) o.plus = sel.off;
-  if (f & TC_U32.VAROFFSET) Object.assign(o, { at: sel.offoff, mask: sel.offmask, shift: sel.offshift });
-  if (f & TC_U32.EAT) o.eat = true;
-  return o;
-}
-
 /** The message `tc filter <verb> … u32|bpf …` sends. */
 export function filterMessage(verb: TcVerb, spec: U32FilterSpec | BpfFilterSpec | FilterRef): TcMessageInput {
   checkVerb(verb);
@@ -360,38 +350,13 @@ export function parseU32Keys(m: TcMessage): U32NodeKeys | undefined {
 export function parseFilter(m: TcMessage): Filter {
   const o = m.attrs.options as U32Attrs | Buffer | undefined;
   if (m.attrs.kind !== 'u32' || !o || Buffer.isBuffer(o)) return m.attrs.kind === 'bpf' ? bpfFilter(m) : otherFilter(m);
-  const info = m.header.info;
-  const protocol = htons(info & 0xffff);
-  // One literal in the declared key order (no spread of a base object: thousands per dump).
-  const f: U32Filter = {
-    kind: 'u32',
-    ifindex: m.header.ifindex,
-    parent: m.header.parent,
-    priority: info >>> 16,
-    protocol,
-    handle: m.header.handle,
-    raw: m,
-    matches: [],
-    terminal: false,
-    actions: [],
-  };
-  if (m.attrs.chain !== undefined) f.chain = m.attrs.chain;
-  const sel = o.sel;
-  if (sel) {
-    f.matches = decodeMatches(sel.keys, protocol);
-    f.terminal = (sel.flags & TC_U32.TERMINAL) !== 0;
-    if (sel.hmask) f.hashkey = { mask: sel.hmask, at: sel.hoff };
-    const offset = offsetOf(sel);
-    if (offset) f.offset = offset;
-  }
-  if (o.classid !== undefined) f.classid = o.classid;
-  if (o.divisor !== undefined) f.divisor = o.divisor;
-  if (o.link !== undefined) f.link = o.link;
-  if (o.hash !== undefined) f.ht = o.hash;
-  if (o.flags !== undefined) f.flags = o.flags;
-  if (o.pcnt) f.counters = o.pcnt;
-  if (o.act) f.actions = o.act.map(parseAction);
-  return f;
+  return new DumpedU32Filter(m, o);
+}
+
+/** Decode an RTM_NEWTFILTER body (a dump's payload, which may be reused after): u32 filters keep a copy of it for `raw`. */
+export function decodeFilterPayload(payload: Buffer): Filter {
+  const d = dumpedU32Filter(payload);
+  return d instanceof DumpedU32Filter ? d : parseFilter(d);
 }
 
 function bpfFilter(m: TcMessage): Filter {
@@ -430,7 +395,7 @@ function otherFilter(m: TcMessage): OtherFilter {
 
 /** Decode an RTM_NEWTFILTER message. */
 export function decodeFilterMessage(msg: NetlinkMessage): Filter {
-  return parseFilter(decodeBody(tcMessage, msg.payload));
+  return decodeFilterPayload(msg.payload);
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Action, ActionRef, StandaloneActionSpec } from './action.js';
 import { classDumpRequest, classRequest, parseClass } from './class.js';
 import type { ClassRef, HtbClass, HtbClassSpec } from './class.js';
 import { TcInputError } from './errors.js';
-import { filterDumpRequest, filterGetRequest, filterRequest, isU32, parseFilter, parseU32Keys } from './filter.js';
+import { filterDumpRequest, filterGetRequest, filterRequest, decodeFilterPayload, isU32, parseU32Keys } from './filter.js';
 import type { BpfFilterSpec, Filter, FilterRef, U32Filter, U32FilterSpec, U32NodeKeys } from './filter.js';
 import { parseTcHandle, parseU32Handle } from './handle.js';
 import type { TcHandleInput, U32HandleInput } from './handle.js';
@@ -192,7 +192,7 @@ export class Tc {
       await this.send(req);
       return undefined;
     }
-    return this.echo(req, (m) => parseFilter(decodeBody(tcMessage, m.payload)));
+    return this.echo(req, (m) => decodeFilterPayload(m.payload));
   }
   /** `tc filter add … u32|bpf`: resolves with the filter as created (its handle, if the kernel chose it); NetlinkError EEXIST when the handle is taken. */
   addFilter(spec: U32FilterSpec | BpfFilterSpec) {
@@ -224,7 +224,7 @@ export class Tc {
 
   /** Filters on one parent of a device, in the kernel's order (priority, then table, bucket, node); u32 and bpf ones typed. */
   async listFilters(ifindex: number, parent: TcHandleInput, options: ListFilterOptions = {}): Promise<Filter[]> {
-    const all = await this.session.dump(filterDumpRequest(ifindex, parent, options.chain), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });
+    const all = await this.session.dump(filterDumpRequest(ifindex, parent, options.chain), { decode: (m) => decodeFilterPayload(m.payload) });
     return all.filter((f) => (options.includePlaceholders || f.handle !== 0) && (options.priority === undefined || f.priority === options.priority));
   }
 
@@ -245,7 +245,7 @@ export class Tc {
   /** One filter node by handle (RTM_GETTFILTER; a bpf handle is a plain number); undefined when it does not exist. */
   async getFilter(ref: FilterRef & { handle: U32HandleInput }): Promise<Filter | undefined> {
     try {
-      const r = await this.session.request(filterGetRequest(ref), { decode: (m) => parseFilter(decodeBody(tcMessage, m.payload)) });
+      const r = await this.session.request(filterGetRequest(ref), { decode: (m) => decodeFilterPayload(m.payload) });
       return r.replies[0];
     } catch (e) {
       if (notFound(e)) return undefined;

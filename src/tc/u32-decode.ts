@@ -15,7 +15,13 @@ const isPrefixMask = (mask: number) => {
 };
 const prefixLength = (mask: number) => (mask === 0 ? 0 : 32 - Math.log2(u32(~mask) + 1));
 const isPrefix16 = (mask: number) => mask !== 0 && isPrefixMask(u32(mask << 16));
-const formatIp = (v: number) => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+/** The last address formatted: the filters of one dump mostly share their addresses. */
+let lastIp = -1;
+let lastIpText = '';
+const formatIp = (v: number): string => {
+  if (v !== lastIp) [lastIp, lastIpText] = [v, `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`];
+  return lastIpText;
+};
 const formatMac = (bytes: number[]) => bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 
 /** RFC 5952 text of an IPv6 address: lower-case groups, the longest run of two or more zero groups as '::'. */
@@ -64,7 +70,8 @@ export function decodeMatches(keys: readonly TcU32Key[], protocol: number = ETH_
       i++;
     } else i += (ip ? decodeIpv4Key(keys, i, out, raw) : decodeIpv6Key(keys, i, out, raw)) - 1;
   }
-  return out;
+  // A pushed-to array keeps room for 17 elements; a dump of 10 000 filters keeps every one.
+  return out.slice();
 }
 
 /** The key at i of an IPv4 filter: the fields the encoder knows, the rest raw. Returns the keys it took. */
