@@ -22,10 +22,11 @@ import { IsolatorLab, tmpfsDir } from '../src/lab/index.js';
 const CLI = join(import.meta.dirname, '..', 'dist', 'app', 'main.js');
 /** Node options for the agent processes only, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them. */
 /**
- * The Node flags the agent runs with: the README's recommended `--max-semi-space-size=2`, unless
- * PMI_BENCH_AGENT_NODE_FLAGS says otherwise (`PMI_BENCH_AGENT_NODE_FLAGS=` for Node's defaults).
+ * The Node flags the agent runs with: none, as `portmap-isolator agent` runs (it keeps its young
+ * generation small itself, src/app/young-generation.ts), unless PMI_BENCH_AGENT_NODE_FLAGS names
+ * some, e.g. `--max-semi-space-size=2` (which the agent then leaves to Node).
  */
-const AGENT_NODE_FLAGS = (process.env.PMI_BENCH_AGENT_NODE_FLAGS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
+const AGENT_NODE_FLAGS = (process.env.PMI_BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const AGENT_NODE_ARGS = [...AGENT_NODE_FLAGS, ...(process.env.PMI_BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
 const WARM_POOL = 4;
 const FIRST_PORT = 31000;

@@ -7,8 +7,8 @@
  * without CNI_COMMAND); else the command line. Only an entry: it runs when loaded, so nothing
  * imports it (the CLI is cli.ts, the plugin ../cni/plugin.ts). Each mode loads only its own modules.
  *
- * The agent is best started with `node --max-semi-space-size=2` (README, "The command line"); the
- * shebang stays plain `env node`, which every env(1) runs (BusyBox's has no `-S`).
+ * The shebang stays plain `env node`, which every env(1) runs (BusyBox's has no `-S`); the agent
+ * sets the one V8 flag it wants itself (./young-generation.ts).
  */
 import { basename } from 'node:path';
 

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { ParsedArgs } from './args.js';
 import { stringFlag } from './args.js';
 import type { CommandContext } from './context.js';
+import { keepYoungGenerationSmall } from '../young-generation.js';
 
 /** A group name or gid, from /etc/group. */
 function groupId(name: string): number {
@@ -91,6 +92,7 @@ function agentListeners(args: ParsedArgs, log: Logger): AgentListeners {
 
 export async function runAgent({ args, open, log, workDir }: CommandContext): Promise<number> {
   const l = agentListeners(args, log);
+  keepYoungGenerationSmall();
   // A signal during recover (or the first spares) stops the agent as cleanly as a later one.
   const stopSignal = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
