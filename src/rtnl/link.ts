@@ -84,6 +84,13 @@ export interface VethEnd {
   /** MAC address, set in the creating message. */
   address?: string;
   mtu?: number;
+  /**
+   * Transmit and receive queues to create it with (ip's numtxqueues / numrxqueues). A veth made
+   * without them gets one queue pair per possible CPU and is cut down to one in use right away,
+   * which makes the kernel wait for an RCU grace period, per end, while it holds the rtnl lock.
+   */
+  numTxQueues?: number;
+  numRxQueues?: number;
 }
 
 /** A veth pair to create: this end and its peer. */
@@ -115,9 +122,23 @@ function endAttrs(end: VethEnd, what: string): LinkAttrs {
   const attrs: LinkAttrs = {};
   if (end.address !== undefined) attrs.address = checkMac(end.address, `${what} MAC address`);
   if (end.mtu !== undefined) attrs.mtu = checkMtu(end.mtu);
+  if (end.numTxQueues !== undefined) attrs.numTxQueues = checkQueues(end.numTxQueues, `${what} numTxQueues`);
+  if (end.numRxQueues !== undefined) attrs.numRxQueues = checkQueues(end.numRxQueues, `${what} numRxQueues`);
   attrs.ifname = checkIfName(end.name, `${what} name`);
   return attrs;
 }
+
+/** 1..4096 queues (the kernel's limit for a software device). */
+function checkQueues(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1 || n > 4096) throw new InvalidArgumentError(`${what} must be an integer 1..4096, got ${String(n)}`);
+  return n;
+}
+
+/** The queue counts of an end's attributes, in ip's order (tx, then rx). */
+const queueAttrs = (a: LinkAttrs): LinkAttrs => ({
+  ...(a.numTxQueues !== undefined ? { numTxQueues: a.numTxQueues } : {}),
+  ...(a.numRxQueues !== undefined ? { numRxQueues: a.numRxQueues } : {}),
+});
 
 /**
  * IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { id: value … } } }. The kernel takes the settings as
@@ -149,6 +170,7 @@ export const linkRequests = {
     const peerAttrs: LinkAttrs = {
       ...(peer.address ? { address: peer.address } : {}),
       ...(peer.mtu ? { mtu: peer.mtu } : {}),
+      ...queueAttrs(peer),
       ...netnsAttrs(spec.peer.netns),
       ifname: peer.ifname!,
     };
@@ -157,6 +179,7 @@ export const linkRequests = {
     const ordered: LinkAttrs = {
       ...(attrs.address ? { address: attrs.address } : {}),
       ...(attrs.mtu ? { mtu: attrs.mtu } : {}),
+      ...queueAttrs(attrs),
       ...netnsAttrs(spec.netns),
       ifname: attrs.ifname!,
     };

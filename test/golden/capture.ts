@@ -144,6 +144,11 @@ async function captureRtnl(): Promise<void> {
     rec('getroute-lookup', 'route', 'ip route get 198.18.0.1', { all: true, pick: (m) => m.type === 26 });
     rec('newneigh-permanent', 'neigh', 'ip neigh add 198.18.0.1 lladdr 02:00:00:00:00:07 dev eth0 nud permanent');
     rec('delneigh', 'neigh', 'ip neigh del 198.18.0.1 dev eth0');
+    rec(
+      'newlink-veth-queues-peer-in-netns',
+      'link',
+      `ip link add v8 address 02:00:00:00:00:01 mtu 1400 numtxqueues 1 numrxqueues 1 type veth peer name eth8 address 02:00:00:00:00:02 mtu 1400 numtxqueues 1 numrxqueues 1 netns ${other}`,
+    );
   } finally {
     lab.destroy();
   }

@@ -23,6 +23,18 @@ const cases: Array<[string, () => Request, number?]> = [
     () => linkRequests.addVeth({ name: 'v0', address: '02:00:00:00:00:01', peer: { name: 'eth1', address: '02:00:00:00:00:02', netns: Netns.fromFd(4) } }),
   ],
   [
+    'newlink-veth-queues-peer-in-netns',
+    () =>
+      linkRequests.addVeth({
+        name: 'v8',
+        address: '02:00:00:00:00:01',
+        mtu: 1400,
+        numTxQueues: 1,
+        numRxQueues: 1,
+        peer: { name: 'eth8', address: '02:00:00:00:00:02', mtu: 1400, numTxQueues: 1, numRxQueues: 1, netns: Netns.fromFd(4) },
+      }),
+  ],
+  [
     'newlink-veth-with-macs-mtu',
     () => linkRequests.addVeth({ name: 'v0', address: '02:00:00:00:00:01', mtu: 1400, peer: { name: 'v1', address: '02:00:00:00:00:02' } }),
   ],
@@ -62,6 +74,8 @@ describe('bad input is rejected before anything is sent', () => {
     ['a malformed MAC', () => linkRequests.set(3, { address: '02:00:00:00:00' }), /is not six hex octets/],
     ['a non-hex MAC', () => linkRequests.addVeth({ name: 'a', peer: { name: 'b', address: 'zz:00:00:00:00:01' } }), /veth peer MAC address/],
     ['an MTU below 68', () => linkRequests.set(3, { mtu: 10 }), /MTU must be an integer of at least 68/],
+    ['0 transmit queues', () => linkRequests.addVeth({ name: 'a', numTxQueues: 0, peer: { name: 'b' } }), /veth numTxQueues must be an integer 1\.\.4096/],
+    ['4097 receive queues on the peer', () => linkRequests.addVeth({ name: 'a', peer: { name: 'b', numRxQueues: 4097 } }), /veth peer numRxQueues must be/],
     ['index 0', () => linkRequests.delete(0), /interface index must be a positive integer/],
     ['a bad address', () => addressRequests.add({ ifindex: 1, address: '198.18.0.300/24' }), /is not an IP address or prefix/],
     ['a bad prefix length', () => addressRequests.add({ ifindex: 1, address: '198.18.0.3/33' }), /prefix length must be 0\.\.32/],

@@ -76,6 +76,16 @@ describe('links', () => {
     expect((await host.links.get('ve-a')).linkIndex).toBe(far.ifindex);
   });
 
+  it('creates a veth pair with the queue counts asked for at each end', async () => {
+    await host.links.addVeth({ name: 've-q', numTxQueues: 1, numRxQueues: 1, peer: { name: 've-q2', numTxQueues: 3, numRxQueues: 2 } });
+    const queues = (l: { num_tx_queues: number; num_rx_queues: number }) => [l.num_tx_queues, l.num_rx_queues];
+    expect([queues(ipLink(lab.host, 've-q')), queues(ipLink(lab.host, 've-q2'))]).toEqual([
+      [1, 1],
+      [3, 2],
+    ]);
+    await host.links.delete('ve-q');
+  });
+
   it('creates the peer in a namespace given by pid', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn('ip', ['netns', 'exec', other, 'sleep', '30'], { stdio: 'ignore' });
