@@ -9,9 +9,13 @@ import type { HostFacts } from './host.js';
 import type { ContainerView, HostView, TcContext } from './plan.js';
 import { containerBaseFilters, containerFilters, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
 
-/** Requests for the container's namespace, in order; sent as one batch. */
+/**
+ * Requests for the container's namespace, in order; sent as one batch. Its tc objects come first,
+ * while lo and eth0 are still down: grafting a qdisc onto an up device makes the kernel wait for an
+ * RCU grace period (dev_deactivate) under the rtnl lock, and no packet moves before they are there.
+ */
 export function containerRequests(h: HostFacts, c: ContainerView, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerStaticRequests(h, c), ...containerFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
+  return [...containerFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
 }
 
 /** The part that does not depend on the container: lo and eth0 like the host's, the host IP and default route. */
@@ -58,9 +62,9 @@ export const gateway6NeighbourRequest = (h: HostFacts, cEth0: number): Request =
 export const gatewayNeighbourRequest = (h: HostFacts, cEth0: number): Request =>
   neighbourRequests.replace({ ifindex: cEth0, address: h.gateway, lladdr: h.gatewayMac!, state: NUD.PERMANENT });
 
-/** A warm-pool spare's part: the static requests and the tc objects that do not depend on ports. */
+/** A warm-pool spare's part: the tc objects that do not depend on ports (first, as in containerRequests), the static requests. */
 export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerStaticRequests(h, c), ...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx))];
+  return [...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
 }
 
 /** What a container made from a spare still needs: its ports' filters and its egress shaping. */

@@ -265,12 +265,16 @@ export class EngineCore {
   /** The veth pair: the peer created inside the container's namespace, both ends with the host's MAC and MTU and our interface index. */
   vethRequest(r: { veth: string; vethIndex: number; ifname: string }, ns: Netns): Request {
     const h = this.host;
+    // One queue pair per end from the start: cutting the default (one per CPU) down to the one
+    // in use makes the kernel wait for an RCU grace period per end, under the rtnl lock.
+    const queues = { numTxQueues: 1, numRxQueues: 1 };
     return linkRequests.addVeth({
       name: r.veth,
       index: r.vethIndex,
       address: h.eth0.address,
       mtu: h.eth0.mtu,
-      peer: { name: r.ifname, index: r.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, netns: ns },
+      ...queues,
+      peer: { name: r.ifname, index: r.vethIndex, address: h.eth0.address, mtu: h.eth0.mtu, ...queues, netns: ns },
     });
   }
 
