@@ -252,7 +252,6 @@ function packOffset(sel: TcU32Sel, o: U32Offset): void {
   if (!(sel.flags & (TC_U32.OFFSET | TC_U32.VAROFFSET | TC_U32.EAT))) throw new TcInputError('offset needs plus, a mask (with at and shift) or eat');
 }
 
-/** The offset of a dumped selector, when any of its flags is set (plus when the kernel uses it). */
 /** The message `tc filter <verb> … u32|bpf …` sends. */
 export function filterMessage(verb: TcVerb, spec: U32FilterSpec | BpfFilterSpec | FilterRef): TcMessageInput {
   checkVerb(verb);
