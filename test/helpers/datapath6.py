@@ -56,7 +56,7 @@ import sys
 import time
 
 from capture import incoming_frames  # (the same script folder)
-from icmp import checksum
+from icmp import checksum, echo_loop
 
 ETH_P_IPV6 = 0x86DD
 SIOCGIFHWADDR = 0x8927
@@ -138,45 +138,25 @@ def icmp6_socket() -> socket.socket:
 
 
 def ping6(addr: str, count: int, interval_ms: int, wait_ms: int, dup_wait_ms: int) -> dict:
-    if not 1 <= count <= 100:
-        sys.exit("count must be 1..100")
-    if min(interval_ms, wait_ms, dup_wait_ms) < 0:
-        sys.exit("times must be >= 0")
     to = sockaddr6(addr)
     ident = os.getpid() & 0xFFFF
     payload = os.urandom(56)
     sock = icmp6_socket()
-    answers: dict[int, int] = {}
-    sent = 0
-    next_send = time.monotonic()
-    deadline = next_send + (count - 1) * interval_ms / 1000 + wait_ms / 1000
-    dup_wait = dup_wait_ms / 1000
-    last_answer = 0.0
-    while True:
-        now = time.monotonic()
-        if sent < count and now >= next_send:
-            try:
-                sock.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, sent + 1) + payload, to)
-            except OSError as e:  # no route, a link-local address without its %DEV...
-                sys.exit(f"cannot send to {addr}: {e.strerror}")
-            sent += 1
-            next_send += interval_ms / 1000
-            continue
-        all_in = sent == count and len(answers) == count
-        if now >= deadline or (all_in and now >= last_answer + dup_wait):
-            break
-        until = min(deadline, next_send if sent < count else deadline, last_answer + dup_wait if all_in else deadline)
-        ready, _, _ = select.select([sock], [], [], max(0.0, until - now))
-        if ready:
-            msg = sock.recv(65535)
-            # A raw socket sees every ICMPv6 message of the namespace (our own requests on lo too).
-            if len(msg) < 8 or msg[0] != 129 or msg[8:] != payload:
-                continue
-            rid, seq = struct.unpack("!HH", msg[4:8])
-            if rid == ident and 1 <= seq <= sent:
-                answers[seq] = answers.get(seq, 0) + 1
-                last_answer = time.monotonic()
-    return {"sent": sent, "received": len(answers), "duplicates": sum(answers.values()) - len(answers)}
+
+    def send(seq: int) -> None:
+        try:
+            sock.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload, to)
+        except OSError as e:  # no route, a link-local address without its %DEV...
+            sys.exit(f"cannot send to {addr}: {e.strerror}")
+
+    def reply_seq(msg: bytes):
+        # A raw socket sees every ICMPv6 message of the namespace (our own requests on lo too).
+        if len(msg) < 8 or msg[0] != 129 or msg[8:] != payload:
+            return None
+        rid, seq = struct.unpack("!HH", msg[4:8])
+        return seq if rid == ident else None
+
+    return echo_loop(sock, count, interval_ms, wait_ms, dup_wait_ms, send, reply_seq)
 
 
 def sniff6(dev: str, ms: int) -> dict:

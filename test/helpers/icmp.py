@@ -42,23 +42,24 @@ def parse_reply(packet: bytes, ident: int, payload: bytes):
     return seq
 
 
-def main() -> None:
-    addr, count, interval_ms, size, wait_ms, dup_wait_ms = sys.argv[1], *map(int, sys.argv[2:7])
-    dup_wait = dup_wait_ms / 1000
+def echo_loop(sock: socket.socket, count: int, interval_ms: int, wait_ms: int, dup_wait_ms: int, send, reply_seq) -> dict:
+    """COUNT requests INTERVAL_MS apart (send(seq), seq from 1), answers read from SOCK until
+    WAIT_MS after the last request and DUP_WAIT_MS after the last answer (reply_seq(message):
+    the answered sequence number, or None for anything else). Used by icmp.py and datapath6.py."""
     if not 1 <= count <= 100:
         sys.exit("count must be 1..100")
-    ident = os.getpid() & 0xFFFF
-    payload = (os.urandom(8) * (size // 8 + 1))[:size]  # a random pattern: only our answers match
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    if min(interval_ms, wait_ms, dup_wait_ms) < 0:
+        sys.exit("times must be >= 0")
     answers: dict[int, int] = {}
     sent = 0
     next_send = time.monotonic()
     deadline = next_send + (count - 1) * interval_ms / 1000 + wait_ms / 1000
+    dup_wait = dup_wait_ms / 1000
     last_answer = 0.0
     while True:
         now = time.monotonic()
         if sent < count and now >= next_send:
-            sock.sendto(echo_request(ident, sent + 1, payload), (addr, 0))
+            send(sent + 1)
             sent += 1
             next_send += interval_ms / 1000
             continue
@@ -68,11 +69,23 @@ def main() -> None:
         until = min(deadline, next_send if sent < count else deadline, last_answer + dup_wait if all_in else deadline)
         ready, _, _ = select.select([sock], [], [], max(0.0, until - now))
         if ready:
-            seq = parse_reply(sock.recv(65535), ident, payload)
+            seq = reply_seq(sock.recv(65535))
             if seq is not None and 1 <= seq <= sent:
                 answers[seq] = answers.get(seq, 0) + 1
                 last_answer = time.monotonic()
-    print(json.dumps({"sent": sent, "received": len(answers), "duplicates": sum(answers.values()) - len(answers)}))
+    return {"sent": sent, "received": len(answers), "duplicates": sum(answers.values()) - len(answers)}
+
+
+def main() -> None:
+    addr, count, interval_ms, size, wait_ms, dup_wait_ms = sys.argv[1], *map(int, sys.argv[2:7])
+    ident = os.getpid() & 0xFFFF
+    payload = (os.urandom(8) * (size // 8 + 1))[:size]  # a random pattern: only our answers match
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+
+    def send(seq: int) -> None:
+        sock.sendto(echo_request(ident, seq, payload), (addr, 0))
+
+    print(json.dumps(echo_loop(sock, count, interval_ms, wait_ms, dup_wait_ms, send, lambda m: parse_reply(m, ident, payload))))
 
 
 if __name__ == "__main__":
