@@ -7,15 +7,26 @@ import { IPV4_DEVCONF, NUD, SysctlDir, addressRequests, linkRequests, neighbourR
 import { filterRequest } from '../tc/index.js';
 import type { HostFacts } from './host.js';
 import type { ContainerView, HostView, TcContext } from './plan.js';
-import { containerBaseFilters, containerFilters, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
+import { containerFiltersOnQdisc, containerLoBaseFilters, containerIngressQdisc, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
 
 /**
- * Requests for the container's namespace, in order; sent as one batch. Its tc objects come first,
- * while lo and eth0 are still down: grafting a qdisc onto an up device makes the kernel wait for an
- * RCU grace period (dev_deactivate) under the rtnl lock, and no packet moves before they are there.
+ * lo's ingress qdisc, made before the host batch. The first filter on a new ingress qdisc makes the
+ * kernel wait, under the rtnl lock, for an RCU grace period begun after the qdisc was made
+ * (mini_qdisc_pair_swap); made ahead, lo's qdisc is covered by the wait of the veth's first filter
+ * in the host batch: one wait a create instead of two.
+ */
+export function containerQdiscRequests(c: { cLo: number }, ctx: TcContext): Request[] {
+  return [tcObjectRequest(containerIngressQdisc(c), 'add', ctx)];
+}
+
+/**
+ * The rest of the container's namespace, in order, after the host batch; sent as one batch. Its tc
+ * objects come first, while lo and eth0 are still down: grafting a qdisc onto an up device makes
+ * the kernel wait for an RCU grace period (dev_deactivate) under the rtnl lock, and no packet moves
+ * before they are there.
  */
 export function containerRequests(h: HostFacts, c: ContainerView, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
+  return [...containerFiltersOnQdisc(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
 }
 
 /** The part that does not depend on the container: lo and eth0 like the host's, the host IP and default route. */
@@ -62,9 +73,9 @@ export const gateway6NeighbourRequest = (h: HostFacts, cEth0: number): Request =
 export const gatewayNeighbourRequest = (h: HostFacts, cEth0: number): Request =>
   neighbourRequests.replace({ ifindex: cEth0, address: h.gateway, lladdr: h.gatewayMac!, state: NUD.PERMANENT });
 
-/** A warm-pool spare's part: the tc objects that do not depend on ports (first, as in containerRequests), the static requests. */
+/** A warm-pool spare's part, lo's qdisc made already: the filters that do not depend on ports (first, as in containerRequests), the static requests. */
 export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
+  return [...containerLoBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
 }
 
 /** What a container made from a spare still needs: its ports' filters and its egress shaping. */

@@ -317,29 +317,37 @@ export function shapingPlan(ifindex: number, config: HtbConfig, fqCodel: boolean
 }
 
 /**
- * Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0: the part
- * that does not depend on its ports (containerBaseFilters, which a warm-pool spare has already),
- * then its ports' filters, then shaping.
+ * Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0: lo's
+ * ingress qdisc, the filters that do not depend on its ports (containerLoBaseFilters), then its
+ * ports' filters, then shaping.
  */
 export function containerFilters(host: HostView, c: ContainerView): TcObject[] {
-  const out: TcObject[] = [...containerBaseFilters(host, c), ...containerPortFilters(host, c).map(filterObject)];
+  return [containerIngressQdisc(c), ...containerFiltersOnQdisc(host, c)];
+}
+
+/** containerFilters but lo's ingress qdisc, for a create that made it ahead of them (build). */
+export function containerFiltersOnQdisc(host: HostView, c: ContainerView): TcObject[] {
+  const out: TcObject[] = [...containerLoBaseFilters(host, c), ...containerPortFilters(host, c).map(filterObject)];
   if (c.egress && !c.shaper) out.push(...shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu));
   return out;
 }
+
+/** The container's lo ingress qdisc, which its filters hang from. */
+export const containerIngressQdisc = (c: { cLo: number }): TcObject => ingressQdisc(c.cLo);
 
 const containerFilter = (ifindex: number, priority: number, matches: U32Match[], to?: number): U32FilterSpec =>
   ingressFilter(ifindex, priority, 'ip', to === undefined ? { matches, terminal: true } : { matches, terminal: true, actions: [redirect(to)] });
 
 /**
- * lo's ingress qdisc; a ping to itself stays local; anything else to "self" leaves. (Mesos also had
- * an ingress qdisc on the container's eth0, handing 127.0.0.1:<own port> arriving from the host to
+ * On lo's ingress qdisc (containerIngressQdisc): a ping to itself stays local; anything else to
+ * "self" leaves. These name no port: a warm-pool spare has them already. (Mesos also had an
+ * ingress qdisc on the container's eth0, handing 127.0.0.1:<own port> arriving from the host to
  * lo: `route_localnet` on eth0 (containerStaticRequests) lets the kernel take such packets as they
  * are, and every ingress qdisc and mirred action less counts, machine-wide, at 1000 containers:
  * the kernel walks all blocks on each qdisc made and all mirred actions on each device removed.)
  */
-export function containerBaseFilters(host: HostView, c: { cLo: number; cEth0: number }): TcObject[] {
+export function containerLoBaseFilters(host: HostView, c: { cLo: number; cEth0: number }): TcObject[] {
   return [
-    ingressQdisc(c.cLo),
     filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst(host.ip)])),
     filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst('127.0.0.1')])),
     // What is addressed to "self" but not to its own ports (those stay on lo, PRIO.IP_HIGH, below)

@@ -9,7 +9,7 @@ import type { NetlinkSession } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, removeNetns } from '../netlink/index.js';
 import { RTM_NAMES, SysctlFile, linkRequests } from '../rtnl/index.js';
 import { firstFailure } from './batch.js';
-import { spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
+import { containerQdiscRequests, spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import type { EngineCore } from './engine-core.js';
 import { hostView } from './host-setup.js';
 import { tcObjectRequest, vethBaseFilters } from './plan.js';
@@ -134,7 +134,7 @@ export class WarmPool {
    * removes a half-made one; 'ready' once everything a container has that does not depend on its
    * ports exists — the namespace, the veth pair (both ends up, the host end's IPv6 off) with the
    * veth's ingress qdisc and ICMP/ARP filters, the container's lo, eth0, address, default route,
-   * IPv6 off, and its lo/eth0 ingress qdiscs with the filters that do not name a port. Its
+   * IPv6 off, and its lo ingress qdisc with the filters that do not name a port. Its
    * namespace, a netlink socket there and its ip_local_port_range stay open for the create that
    * takes it.
    */
@@ -144,8 +144,9 @@ export class WarmPool {
     const open: Partial<Omit<SpareHandles, 'record'>> = {};
     try {
       open.ns = createNetns(sp.netns);
+      await this.openContainerSide(sp, open.ns, open);
       await this.makeHostSide(sp, open.ns);
-      await this.makeContainerSide(sp, open.ns, open);
+      await this.makeContainerSide(sp, open.ns, open.session!);
       sp.phase = 'ready';
       this.core.store.writeSpare(sp);
       this.handles.set(sp.seq, { record: sp, ns: open.ns, session: open.session!, portRange: open.portRange! });
@@ -187,16 +188,30 @@ export class WarmPool {
     core.disableHostVethIpv6(sp.veth);
   }
 
-  /** In the spare's namespace: its sysctls, then the container-side objects that name no port; the handles it keeps go to `open`. */
-  private async makeContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): Promise<void> {
+  /**
+   * In the spare's namespace, before the host side (as a create does, build.ts): the sysctls that
+   * need no eth0 and the handles it keeps, in `open`; then lo's ingress qdisc, whose RCU wait the
+   * veth's first filter then covers.
+   */
+  private async openContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): Promise<void> {
     const core = this.core;
+    const ipv6 = core.containerIpv6(sp.ifname);
     const procRoot = core.containerProc.rootFor(core.registry.records.size + this.handles.size);
     ns.run(() => {
-      writeContainerSysctlsHere(undefined, procRoot, core.containerIpv6(sp.ifname));
+      if (ipv6.off) writeContainerSysctlsHere(undefined, procRoot, ipv6);
       open.portRange = SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range'], procRoot);
       open.session = Session.open({ typeNames: RTM_NAMES });
     });
-    const err = firstFailure(await open.session!.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex }, hostView(core.host), core.ctx)));
+    const err = firstFailure(await open.session!.batch(containerQdiscRequests({ cLo: 1 }, core.ctx)));
+    if (err) throw err;
+  }
+
+  /** The rest of the spare's namespace once eth0 exists: eth0's IPv6 sysctls, the container-side objects that name no port. */
+  private async makeContainerSide(sp: SpareRecord, ns: Netns, session: NetlinkSession): Promise<void> {
+    const core = this.core;
+    const ipv6 = core.containerIpv6(sp.ifname);
+    if (!ipv6.off) core.containerSysctls(ns, ipv6);
+    const err = firstFailure(await session.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex }, hostView(core.host), core.ctx)));
     if (err) throw err;
   }
 
