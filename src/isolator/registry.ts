@@ -11,17 +11,13 @@ import { FLOW, MIRRORS_PER_FILTER, hostNodes } from './plan.js';
 import { PortSet } from './port-set.js';
 import type { ContainerRecord } from './state.js';
 
-/** Append to `out` the overlaps of two lists of inclusive port ranges. */
-export function overlaps(held: ReadonlyArray<readonly [number, number]>, wanted: ReadonlyArray<readonly [number, number]>, out: Array<[number, number]>): void {
-  for (let i = 0; i < held.length; i++) {
-    const b = held[i]![0];
-    const e = held[i]![1];
-    for (let j = 0; j < wanted.length; j++) {
-      const c = wanted[j]![0];
-      const d = wanted[j]![1];
-      if (b <= d && c <= e) out.push([Math.max(b, c), Math.min(e, d)]);
-    }
-  }
+type PortRanges = ReadonlyArray<readonly [number, number]>;
+
+/** How many of `ranges` (inclusive) hold `port`. */
+function holding(ranges: PortRanges | undefined, port: number): number {
+  let n = 0;
+  if (ranges) for (const [b, e] of ranges) if (b <= port && port <= e) n++;
+  return n;
 }
 
 /** In-memory view of every record, rebuilt when another process changed the state. */
@@ -32,6 +28,8 @@ export class Registry {
   nodes: HostNodes = hostNodes();
   /** The record ids of each mirror chunk (a chunk's rewrite lists its veths without a walk over every record). */
   private chunks = new Map<number, Set<string>>();
+  /** How many records hold each port (as ports or pending ports): clashes() without a walk over every record. */
+  private holders = new Uint16Array(65536);
   generation = '';
 
   constructor(private readonly config: IsolatorConfig) {
@@ -43,6 +41,7 @@ export class Registry {
     this.allocator = new EphemeralPortsAllocator(this.config.ephemeralPorts, this.config.ephemeralPortsPerContainer);
     this.nodes = hostNodes();
     this.chunks = new Map();
+    this.holders.fill(0);
     for (const r of records) this.index(r);
   }
 
@@ -78,6 +77,7 @@ export class Registry {
     let members = this.chunks.get(chunk);
     if (!members) this.chunks.set(chunk, (members = new Set()));
     members.add(r.id);
+    this.countPorts(r, 1);
     this.allocator.reserve(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, true);
   }
@@ -86,8 +86,21 @@ export class Registry {
     const members = this.chunks.get(chunk);
     members?.delete(r.id);
     if (members?.size === 0) this.chunks.delete(chunk);
+    this.countPorts(r, -1);
     this.allocator.release(r.ephemeralPorts.begin, r.ephemeralPorts.end);
     for (const f of [...r.hostFilters, ...(r.pendingFilters ?? [])]) this.useNode(f.dev, f.handle, false);
+  }
+  private countPorts(r: ContainerRecord, delta: 1 | -1): void {
+    for (const list of [r.ports, r.pendingPorts ?? []]) for (const [b, e] of list) for (let p = b; p <= e; p++) this.holders[p]! += delta;
+  }
+  /** Give a record (in the registry) new ports and pending ports (update), keeping the index of who holds which port right. */
+  setPorts(r: ContainerRecord, ports: Array<[number, number]>, pending: Array<[number, number]> | undefined): void {
+    const indexed = this.records.get(r.id) === r;
+    if (indexed) this.countPorts(r, -1);
+    r.ports = ports;
+    if (pending) r.pendingPorts = pending;
+    else delete r.pendingPorts;
+    if (indexed) this.countPorts(r, 1);
   }
   private useNode(dev: HostFilterRole, handle: number, used: boolean): void {
     if (used) this.nodes[dev].reserve({ ht: handle }, handle);
@@ -99,18 +112,23 @@ export class Registry {
   }
 
   /**
-   * The ports of `ports` that other containers hold: plain range comparisons per record (taking
-   * the union of every record first costs O(N²) at a thousand containers; a PortSet per record
-   * costs ~50 µs at a hundred).
+   * The ports of `ports` that other containers hold (as ports or pending ports), looked up port by
+   * port in the index: the cost does not grow with the number of containers (a walk over every
+   * record took 0.1 ms at a thousand).
    */
   clashes(ports: PortSet, except?: string): PortSet {
     if (ports.isEmpty) return PortSet.EMPTY;
-    const wanted = ports.ranges;
+    const own = except === undefined ? undefined : this.records.get(except);
     const hit: Array<[number, number]> = [];
-    for (const r of this.records.values()) {
-      if (r.id === except) continue;
-      overlaps(r.ports, wanted, hit);
-      if (r.pendingPorts) overlaps(r.pendingPorts, wanted, hit);
+    for (const [b, e] of ports.ranges) {
+      for (let p = b; p <= e; p++) {
+        let n = this.holders[p]!;
+        if (n && own) n -= holding(own.ports, p) + holding(own.pendingPorts, p);
+        if (n <= 0) continue;
+        const last = hit[hit.length - 1];
+        if (last && last[1] === p - 1) last[1] = p;
+        else hit.push([p, p]);
+      }
     }
     return hit.length ? PortSet.ofRanges(hit) : PortSet.EMPTY;
   }

@@ -60,7 +60,7 @@ export async function updateContainer(core: EngineCore, id: string, ports: PortS
 
   // Checkpoint the target and the handles about to exist, so a crash can be rolled back.
   rec.phase = 'updating';
-  rec.pendingPorts = ports.ranges;
+  core.registry.setPorts(rec, rec.ports, ports.ranges);
   rec.pendingFilters = hostFilterRecords(added.hostPorts);
   core.saveRecord(rec);
   const ns = Netns.fromPath(rec.netns);
@@ -112,7 +112,7 @@ export async function rollForwardUpdate(core: EngineCore, rec: ContainerRecord, 
   const errors = await removePlanned(core, rec, ns, gone);
   for (const f of removed) core.registry.releaseNode(f);
   rec.hostFilters = [...rec.hostFilters.filter((f) => !removed.includes(f)), ...(rec.pendingFilters ?? [])];
-  rec.ports = rec.pendingPorts ?? rec.ports;
+  core.registry.setPorts(rec, rec.pendingPorts ?? rec.ports, undefined);
   endUpdate(core, rec);
   return errors;
 }
@@ -120,7 +120,7 @@ export async function rollForwardUpdate(core: EngineCore, rec: ContainerRecord, 
 /** The update is over (either way): the record is 'ready' again. */
 function endUpdate(core: EngineCore, rec: ContainerRecord): void {
   rec.phase = 'ready';
-  delete rec.pendingPorts;
+  core.registry.setPorts(rec, rec.ports, undefined);
   delete rec.pendingFilters;
   delete rec.removing;
   core.saveRecord(rec);

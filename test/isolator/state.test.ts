@@ -7,6 +7,7 @@ import type { ContainerRecord } from '../../src/isolator/state.js';
 import { StateStore } from '../../src/isolator/state.js';
 import { Registry } from '../../src/isolator/registry.js';
 import { parseConfig } from '../../src/isolator/config.js';
+import { PortSet } from '../../src/isolator/port-set.js';
 
 let dir: string;
 let store: StateStore;
@@ -142,5 +143,56 @@ describe("the registry's mirror chunks", () => {
     r.reset([at('a', 1), at('b', 0)]);
     expect(r.chunkVeths(0)).toEqual([1_000_000, 1_000_001]);
     expect(r.chunkVeths(2)).toEqual([]);
+  });
+});
+
+describe("the registry's port index", () => {
+  const registry = () => new Registry(parseConfig({ resources: 'ports:[31000-32000];ephemeral_ports:[33000-60999]', ephemeral_ports_per_container: 16 }));
+  /** What clashes() answered when it walked every record: the ports of `wanted` another record holds. */
+  const walked = (r: Registry, wanted: PortSet, except?: string): string => {
+    let held = PortSet.EMPTY;
+    for (const rec of r.records.values()) if (rec.id !== except) held = held.union(PortSet.ofRanges([...rec.ports, ...(rec.pendingPorts ?? [])]));
+    return held.intersect(wanted).toString();
+  };
+  const ranges = (seed: () => number): Array<[number, number]> => {
+    const out: Array<[number, number]> = [];
+    for (let n = 1 + Math.floor(seed() * 3); n > 0; n--) {
+      const b = 31000 + Math.floor(seed() * 990);
+      out.push([b, b + Math.floor(seed() * 10)]);
+    }
+    return PortSet.ofRanges(out).ranges.map(([b, e]) => [b, e]);
+  };
+
+  it('answers as a walk over every record would, through adds, removes, updates, reloads and resets', () => {
+    let x = 7;
+    const seed = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const r = registry();
+    const at = (id: string, slot: number): ContainerRecord => ({
+      ...record(id, 0),
+      mirrorSlot: slot,
+      vethIndex: 1_000_000 + slot,
+      ephemeralPorts: { begin: 33000 + 16 * slot, end: 33015 + 16 * slot },
+      ports: ranges(seed),
+    });
+    let checks = 0;
+    for (let step = 0; step < 400; step++) {
+      const ids = [...r.records.keys()];
+      const pick = ids[Math.floor(seed() * ids.length)];
+      const op = seed();
+      if (op < 0.4 || !pick) r.add(at(`c${step}`, step));
+      else if (op < 0.55) r.remove(r.records.get(pick)!);
+      else if (op < 0.7)
+        r.setPorts(r.records.get(pick)!, r.records.get(pick)!.ports, ranges(seed)); // an update begins
+      else if (op < 0.8)
+        r.setPorts(r.records.get(pick)!, r.records.get(pick)!.pendingPorts ?? r.records.get(pick)!.ports, undefined); // and ends
+      else if (op < 0.95) r.reload([pick], (id) => ({ ...at(id, step), id }));
+      else r.reset([...r.records.values()].slice(0, 5));
+      const wanted = PortSet.ofRanges(ranges(seed));
+      const except = seed() < 0.3 ? pick : undefined;
+      expect(r.clashes(wanted, except).toString()).toBe(walked(r, wanted, except));
+      checks++;
+    }
+    expect(checks).toBe(400);
+    expect(r.clashes(PortSet.ofRanges([[31000, 32000]])).isEmpty).toBe(r.records.size === 0);
   });
 });
