@@ -128,6 +128,17 @@ export const RT_TABLE = Object.freeze({
   LOCAL: 255,
 } as const);
 
+/** What a routing rule does when it matches (FR_ACT_*, linux/fib_rules.h). */
+export const FR_ACT = Object.freeze({
+  UNSPEC: 0,
+  TO_TBL: 1,
+  GOTO: 2,
+  NOP: 3,
+  BLACKHOLE: 6,
+  UNREACHABLE: 7,
+  PROHIBIT: 8,
+} as const);
+
 /** Route origins (RTPROT_*). */
 export const RTPROT = Object.freeze({
   UNSPEC: 0,

@@ -5,13 +5,14 @@ import { RTM_NAMES } from './constants.js';
 import { Links } from './link.js';
 import { Neighbours } from './neighbour.js';
 import { Routes } from './route.js';
+import { Rules } from './rule.js';
 import { LinkStatistics } from './stats.js';
 import { readFileSync } from 'node:fs';
 import { readSysctl, sysctlPath, writeSysctl, writeSysctlHere } from './sysctl.js';
 
 /**
- * rtnetlink bound to one network namespace: links, link counters, addresses, routes, neighbours
- * and sysctls.
+ * rtnetlink bound to one network namespace: links, link counters, addresses, routes, neighbours,
+ * routing rules and sysctls.
  * There is no default handle; open one per namespace and close it when done. The verbs reject
  * with NetlinkError when the kernel refuses, and throw InvalidArgumentError for bad input before
  * anything is sent.
@@ -30,6 +31,8 @@ export class Rtnl {
   readonly routes: Routes;
   /** Neighbour (ARP/NDP) verbs: list, add, replace, delete. */
   readonly neighbours: Neighbours;
+  /** Routing policy rule verbs (`ip rule`): list, add, delete. */
+  readonly rules: Rules;
 
   /** Whether close() also closes `netns` (opened here from a name or path). */
   private ownsNetns = false;
@@ -46,6 +49,7 @@ export class Rtnl {
     this.addresses = new Addresses(session);
     this.routes = new Routes(session);
     this.neighbours = new Neighbours(session);
+    this.rules = new Rules(session);
   }
 
   /**

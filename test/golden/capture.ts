@@ -144,6 +144,10 @@ async function captureRtnl(): Promise<void> {
     rec('getroute-lookup', 'route', 'ip route get 198.18.0.1', { all: true, pick: (m) => m.type === 26 });
     rec('newneigh-permanent', 'neigh', 'ip neigh add 198.18.0.1 lladdr 02:00:00:00:00:07 dev eth0 nud permanent');
     rec('delneigh', 'neigh', 'ip neigh del 198.18.0.1 dev eth0');
+    rec('newrule-iif-dst-ipproto-dport', 'rule', 'ip rule add pref 100 to 198.18.0.1 iif lo ipproto tcp dport 31000-31009 lookup local');
+    rec('newrule-src-sport-table', 'rule', 'ip rule add pref 120 from 198.18.0.0/15 sport 1000-2000 lookup 300');
+    rec('newrule-ipv6-dst-dport', 'rule', 'ip -6 rule add pref 100 to 2001:2::1 iif lo ipproto udp dport 33000-33015 lookup local');
+    rec('delrule-priority', 'rule', 'ip rule del pref 0');
     rec(
       'newlink-veth-queues-peer-in-netns',
       'link',

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { NLM_F, Netns, Writer, type Request } from '../../src/netlink/index.js';
-import { InvalidArgumentError, NUD, addressRequests, linkRequests, neighbourRequests, routeRequests } from '../../src/rtnl/index.js';
+import { IPPROTO } from '../../src/tc/index.js';
+import { InvalidArgumentError, NUD, RT_TABLE, addressRequests, linkRequests, neighbourRequests, routeRequests, ruleRequests } from '../../src/rtnl/index.js';
 import { loadGolden } from '../helpers/golden.js';
 
 const golden = new Map([...loadGolden('rtnl'), ...loadGolden('netlink')].map((v) => [v.name, v]));
@@ -55,6 +56,16 @@ const cases: Array<[string, () => Request, number?]> = [
   ['getroute-lookup', () => routeRequests.lookup('198.18.0.1'), NLM_F.REQUEST],
   ['newneigh-permanent', () => neighbourRequests.add({ ifindex: 2, address: '198.18.0.1', lladdr: '02:00:00:00:00:07', state: NUD.PERMANENT })],
   ['delneigh', () => neighbourRequests.delete({ ifindex: 2, address: '198.18.0.1' })],
+  [
+    'newrule-iif-dst-ipproto-dport',
+    () => ruleRequests.add({ priority: 100, dst: '198.18.0.1', iif: 'lo', ipProto: IPPROTO.TCP, dport: { begin: 31000, end: 31009 }, table: RT_TABLE.LOCAL }),
+  ],
+  ['newrule-src-sport-table', () => ruleRequests.add({ priority: 120, src: '198.18.0.0/15', sport: { begin: 1000, end: 2000 }, table: 300 })],
+  [
+    'newrule-ipv6-dst-dport',
+    () => ruleRequests.add({ priority: 100, dst: '2001:2::1', iif: 'lo', ipProto: IPPROTO.UDP, dport: { begin: 33000, end: 33015 }, table: RT_TABLE.LOCAL }),
+  ],
+  ['delrule-priority', () => ruleRequests.delete({ priority: 0 })],
 ];
 
 describe('rtnl builders encode exactly as iproute2', () => {
@@ -83,6 +94,10 @@ describe('bad input is rejected before anything is sent', () => {
     ['mixed families', () => routeRequests.add({ dst: '2001:db8::/32', gateway: '198.18.0.1' }), /different address families/],
     ['identical veth names', () => linkRequests.addVeth({ name: 'same', peer: { name: 'same' } }), /different names/],
     ['renaming by name', () => linkRequests.set('eth0', { name: 'x' }), /renaming needs the link by index/],
+    ['a rule to add without a priority', () => ruleRequests.add({ dst: '198.18.0.1', table: 100 }), /a rule to add needs a priority/],
+    ['a rule port range upside down', () => ruleRequests.add({ priority: 1, dport: { begin: 9, end: 8 } }), /rule dport must be ports/],
+    ['a rule of mixed families', () => ruleRequests.add({ priority: 1, src: '198.18.0.0/15', dst: '2001:2::1' }), /of the rule family/],
+    ['a rule ipproto 256', () => ruleRequests.add({ priority: 1, ipProto: 256 }), /invalid rule ipproto 256/],
   ])('%s', (_what, build, message) => {
     expect(build).toThrow(InvalidArgumentError);
     expect(build).toThrow(message);

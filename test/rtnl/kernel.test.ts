@@ -230,6 +230,53 @@ describe('neighbours', () => {
   });
 });
 
+describe('routing rules', () => {
+  it('adds, lists and deletes rules of both families, as `ip -j rule`; lists what `ip rule add` made', async () => {
+    await host.rules.add({ priority: 100, dst: '198.18.0.1', iif: 'lo', ipProto: 6, dport: { begin: 31000, end: 31009 }, table: 255 });
+    await host.rules.add({ priority: 120, src: '198.18.0.0/15', sport: { begin: 1000, end: 2000 }, table: 300 });
+    ip(lab.host, 'rule', 'add', 'pref', '130', 'to', '198.18.9.0/24', 'oif', 'eth0', 'lookup', '100');
+    await host.rules.add({ priority: 100, dst: '2001:2::1', iif: 'lo', ipProto: 17, dport: { begin: 33000, end: 33015 }, table: 255 });
+    const ours = await host.rules.list();
+    const theirs = ipJson<any[]>(lab.host, 'rule', 'show');
+    expect(ours.map((r) => r.priority)).toEqual(theirs.map((r) => r.priority));
+    const table = (t: number) => ({ 255: 'local', 254: 'main', 253: 'default' })[t] ?? String(t);
+    for (const [i, r] of ours.entries()) {
+      const t = theirs[i];
+      expect(table(r.table)).toBe(t.table);
+      expect(r.dst).toBe(t.dst === undefined ? undefined : `${t.dst}/${t.dstlen ?? 32}`);
+      expect(r.src).toBe(t.src === 'all' ? undefined : `${t.src}/${t.srclen ?? 32}`);
+      expect(r.iif).toBe(t.iif);
+      expect(r.oif).toBe(t.oif);
+      expect(r.ipProto).toBe(t.ipproto === undefined ? undefined : { tcp: 6, udp: 17 }[t.ipproto as string]);
+      expect(r.dport).toEqual(t.dport_start === undefined ? undefined : { begin: t.dport_start, end: t.dport_end });
+      expect(r.sport).toEqual(t.sport_start === undefined ? undefined : { begin: t.sport_start, end: t.sport_end });
+    }
+    expect(ours.find((r) => r.priority === 130)).toMatchObject({ dst: '198.18.9.0/24', oif: 'eth0', table: 100, action: 1 });
+    const v6 = await host.rules.list('inet6');
+    expect(v6.find((r) => r.priority === 100)).toEqual({
+      family: 'inet6',
+      priority: 100,
+      dst: '2001:2::1/128',
+      iif: 'lo',
+      ipProto: 17,
+      dport: { begin: 33000, end: 33015 },
+      table: 255,
+      action: 1,
+    });
+    expect(ipJson<any[]>(lab.host, '-6', 'rule', 'show').map((r) => r.priority)).toEqual(v6.map((r) => r.priority));
+    // The kernel refuses the same rule twice, and a delete that matches nothing.
+    const again = await host.rules.add({ priority: 120, src: '198.18.0.0/15', sport: { begin: 1000, end: 2000 }, table: 300 }).catch((e) => e);
+    expect(again).toBeInstanceOf(NetlinkError);
+    expect(again.code).toBe('EEXIST');
+    for (const p of [100, 120, 130]) await host.rules.delete({ priority: p });
+    await host.rules.delete({ family: 'inet6', priority: 100 });
+    expect((await host.rules.list()).map((r) => r.priority)).toEqual([0, 32766, 32767]);
+    expect((await host.rules.list('inet6')).map((r) => r.priority)).toEqual([0, 32766]);
+    const none = await host.rules.delete({ priority: 4242 }).catch((e) => e);
+    expect(none.code).toBe('ENOENT');
+  });
+});
+
 describe('events', () => {
   it('reports link and address changes in the namespace subscribed to', async () => {
     const events = new RtnlEvents(['link', 'ipv4-address'], Netns.fromName(lab.host));
