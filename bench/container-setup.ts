@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Isolator } from '../src/isolator/engine.js';
 import { PortSet } from '../src/isolator/port-set.js';
-import { createNetns, removeNetns } from '../src/netlink/index.js';
+import { NetlinkSession, Netns, createNetns, removeNetns } from '../src/netlink/index.js';
+import { RTM_NAMES, linkRequests } from '../src/rtnl/index.js';
 import { compareTopologies, topology } from './equivalence.js';
 import type { ShellHostFacts } from './shell.js';
 import { ShellIsolator } from './shell.js';
@@ -48,6 +49,8 @@ export interface ContainerSetupResult extends LatencyFigures {
   ratio_shell_vs_sdk: number;
   /** The same with namespaces created beforehand (netnsPath). */
   precreated: LatencyFigures;
+  /** What any create with a namespace of its own costs at least: that namespace and a veth pair into it, nothing else (measureFloor). */
+  floor: { setup_p50_ms: number; setup_p99_ms: number };
   /**
    * Engine-made namespaces through an engine keeping `spares` ready (IsolatorOptions.warmPool),
    * creates `gap_ms` apart; `spare_taken_share`: creates that found a ready spare.
@@ -150,6 +153,42 @@ export function runScript(lines: string[], file: string): number {
   return nowMs() - t0;
 }
 
+/** Interface indexes of the floor's veth pairs (clear of the engine's, 1 000 000 + N). */
+const FLOOR_INDEX = 2_000_000;
+
+/**
+ * The floor of a create with a namespace of its own: `k` times, back to back, a namespace (made
+ * and pinned, as the engine makes it) and a veth pair into it, one queue pair per end — nothing
+ * else. Per-pair wall times (ms); the pairs and pins are removed afterwards (`name` names the pins).
+ */
+async function measureFloor(hostPath: string, k: number, name: (i: number) => string): Promise<number[]> {
+  const session = NetlinkSession.open({ netns: Netns.fromPath(hostPath), typeNames: RTM_NAMES });
+  const times: number[] = [];
+  let made = 0;
+  try {
+    for (; made < k; made++) {
+      const t0 = nowMs();
+      const ns = createNetns(name(made));
+      try {
+        const q = { numTxQueues: 1, numRxQueues: 1 };
+        await session.request(
+          linkRequests.addVeth({ name: `floor${made}`, index: FLOOR_INDEX + made, ...q, peer: { name: 'eth0', index: FLOOR_INDEX + made, ...q, netns: ns } }),
+        );
+      } finally {
+        ns.close();
+      }
+      times.push(nowMs() - t0);
+    }
+  } finally {
+    for (let i = 0; i < made; i++) {
+      await session.request(linkRequests.delete(FLOOR_INDEX + i)).catch(() => undefined);
+      removeNetns(name(i));
+    }
+    session.close();
+  }
+  return times;
+}
+
 const portsOf = (i: number) => `[${31000 + i * 10}-${31000 + i * 10 + 9}]`;
 
 export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutput<ContainerSetupResult>> {
@@ -160,9 +199,11 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
   const slab = new IsolatorLab();
   const script = join(tmpdir(), `pmi-bench-shell-${process.pid}.sh`);
   const preNames: string[] = [];
+  /** The floor's pins (removed by measureFloor; here for an interrupt). */
+  const floorNames: string[] = [];
   const shellNames: string[] = [];
   const removeExtra = () => {
-    for (const n of preNames.splice(0)) removeNetns(n);
+    for (const n of [...preNames.splice(0), ...floorNames.splice(0)]) removeNetns(n);
     for (const n of shellNames.splice(0)) {
       try {
         run('ip', ['netns', 'del', n], { timeoutMs: 10_000 });
@@ -232,6 +273,13 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
     };
 
     const own = await measure('namespaces made by the engine');
+    await waitQuiet(opts.quick ? 5000 : 15_000);
+    opts.log(`container_setup: ${k} × a namespace and a veth pair into it (the floor)`);
+    const floor = await measureFloor(elab.lab.path(host), k, (i) => {
+      const name = `${elab.lab.id}-floor${i}`;
+      if (!floorNames.includes(name)) floorNames.push(name);
+      return name;
+    });
     for (let i = 0; i < k; i++) {
       const name = `${elab.lab.id}-pre${i}`;
       createNetns(name);
@@ -334,6 +382,7 @@ export async function benchContainerSetup(opts: SuiteOptions): Promise<SuiteOutp
         shell_k: shellK,
         ratio_shell_vs_sdk: round(ss.median / headline.setup_p50_ms, 1),
         precreated: latencyFigures(pre.setup, pre.teardown),
+        floor: { setup_p50_ms: ms(summarize(floor).median), setup_p99_ms: ms(summarize(floor).p99) },
         warm_pool: {
           ...latencyFigures(warm.setup, warm.teardown),
           spares: WARM_POOL,
