@@ -8,6 +8,8 @@ import type { MessageSchema } from './message.js';
 import { pathInMessage } from './message.js';
 import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socket.js';
 import { Writer } from './writer.js';
+import type { ChunkLimits } from './batch-layout.js';
+import { chunkEnd, encodeBatch } from './batch-layout.js';
 import type { AckResult, DumpOptions, Request, RequestOptions, SessionOptions } from './session-types.js';
 
 export type { AckResult, DumpOptions, InterruptedPolicy, Request, RequestOptions, SessionOptions } from './session-types.js';
@@ -61,8 +63,8 @@ export class NetlinkSession {
   private readonly timeoutMs: number;
   private readonly typeNames: ReadonlyMap<number, string> | undefined;
   private readonly onWarning: ((w: NetlinkWarning) => void) | undefined;
-  private readonly batchBytes: number;
-  private readonly batchMessages: number;
+  /** How much one send of a batch carries at most. */
+  private readonly chunk: ChunkLimits;
   private dumpQueue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
@@ -76,8 +78,7 @@ export class NetlinkSession {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.typeNames = options.typeNames;
     this.onWarning = options.onWarning;
-    this.batchBytes = options.batchBytes ?? 128 << 10;
-    this.batchMessages = options.batchMessages ?? 1024;
+    this.chunk = { batchBytes: options.batchBytes ?? 128 << 10, batchMessages: options.batchMessages ?? 1024 };
     this.seq = (Math.floor(Math.random() * 0x7fff0000) + 1) >>> 0;
   }
 
@@ -231,14 +232,14 @@ export class NetlinkSession {
   async batch(reqs: Iterable<Request>, options: { timeoutMs?: number; ackEach?: boolean } = {}): Promise<BatchResult[]> {
     this.checkOpen();
     const ackEach = options.ackEach ?? false;
-    const { buf, seqs, ends, sent } = this.encodeBatch(reqs, ackEach);
+    const { buf, seqs, ends, sent } = encodeBatch(reqs, ackEach, this.chunk.batchBytes, (w, req, flags) => this.write(w, req, flags));
     const count = sent.length;
     const results: BatchResult[] = new Array(count);
     const ok: BatchResult = { ok: true, warnings: [] };
     let first = 0;
     while (first < count) {
       const chunkStart = first ? ends[first - 1]! : 0;
-      const last = this.chunkEnd(first, ends, chunkStart);
+      const last = chunkEnd(first, ends, chunkStart, this.chunk);
       const chunkFirst = first;
       const chunkLast = last;
       let outstanding = ackEach ? last - first : 1;
@@ -280,35 +281,6 @@ export class NetlinkSession {
       first = last;
     }
     return results;
-  }
-
-  /**
-   * A batch's requests encoded one after another into one buffer, as they come (a generator's
-   * bodies die young); only what an error report needs is kept per request.
-   */
-  private encodeBatch(
-    reqs: Iterable<Request>,
-    ackEach: boolean,
-  ): { buf: Buffer; seqs: number[]; ends: number[]; sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> } {
-    // An array's size is known; an iterable (a generator of many requests) starts at two chunks.
-    const known = Array.isArray(reqs) ? (reqs as readonly Request[]).length * 128 : this.batchBytes * 2;
-    const w = new Writer(Math.min(Math.max(known, 4096), this.batchBytes * 2));
-    const seqs: number[] = [];
-    const ends: number[] = [];
-    const sent: Array<Pick<Request, 'type' | 'flags' | 'schema'>> = [];
-    for (const req of reqs) {
-      seqs.push(this.write(w, req, NLM_F.REQUEST | (ackEach ? NLM_F.ACK : 0) | (req.flags ?? 0)));
-      ends.push(w.pos);
-      sent.push(req.schema ? { type: req.type, flags: req.flags, schema: req.schema } : { type: req.type, flags: req.flags });
-    }
-    return { buf: w.view(), seqs, ends, sent };
-  }
-
-  /** One past the last request of the chunk starting at `first`: within batchMessages and batchBytes. */
-  private chunkEnd(first: number, ends: readonly number[], chunkStart: number): number {
-    let last = first + 1;
-    while (last < ends.length && last - first < this.batchMessages && ends[last]! - chunkStart <= this.batchBytes) last++;
-    return last;
   }
 
   private register(
