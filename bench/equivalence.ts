@@ -4,10 +4,10 @@
  * objects: every u32 filter on the host's eth0, lo and the container's veth and on the
  * container's lo and eth0 (priority, protocol, handle, keys, terminal flag, link/hash key,
  * actions with their targets and verdicts), the ingress qdiscs, the container's links, addresses,
- * routes and sysctls. Kernel-chosen action indexes, counters and class ids are left out.
+ * routes (every table but local), routing rules and sysctls. Kernel-chosen action indexes, counters and class ids are left out.
  */
 import { NetlinkSession, Netns, readFileInNetns } from '../src/netlink/index.js';
-import { NUD, RTM_NAMES, Rtnl } from '../src/rtnl/index.js';
+import { NUD, RTM_NAMES, RT_TABLE, Rtnl } from '../src/rtnl/index.js';
 import { Tc, isU32 } from '../src/tc/index.js';
 
 export interface TopologyRef {
@@ -66,8 +66,14 @@ export async function topology(ref: TopologyRef): Promise<Record<string, string[
     out['container links'] = (await crtnl.links.list()).map((l) => `${l.index} ${l.name} up=${l.up} mtu=${l.mtu} ${l.address} ${l.kind ?? ''}`).sort();
     // Both families (an IPv6 container has the host's IPv6 addresses and route too; --ipv6).
     out['container addresses'] = (await crtnl.addresses.list()).map((a) => `${a.ifindex} ${a.cidr}`).sort();
-    const routes = [...(await crtnl.routes.list({ family: 'inet' })), ...(await crtnl.routes.list({ family: 'inet6' }))];
-    out['container routes'] = routes.map((r) => `${r.dst} via ${r.gateway ?? '-'} oif ${r.oif} table ${r.table}`).sort();
+    // Every table but local (the kernel's own entries for the addresses): main and SELF_LEAVES_TABLE.
+    const routes = [...(await crtnl.routes.list({ family: 'inet', table: 'all' })), ...(await crtnl.routes.list({ family: 'inet6', table: 'all' }))];
+    out['container routes'] = routes
+      .filter((r) => r.table !== RT_TABLE.LOCAL)
+      .map((r) => `${r.dst} via ${r.gateway ?? '-'} oif ${r.oif} src ${r.prefsrc ?? '-'} table ${r.table}`)
+      .sort();
+    const rules = [...(await crtnl.rules.list('inet')), ...(await crtnl.rules.list('inet6'))];
+    out['container rules'] = rules.map((r) => JSON.stringify(r)).sort();
     // (Only the ones set: traffic leaves learned entries behind.)
     const permanent = (await crtnl.neighbours.list()).filter((n) => n.state & NUD.PERMANENT);
     out['container neighbours'] = permanent.map((n) => `${n.ifindex} ${n.address} ${n.lladdr ?? '-'}`).sort();

@@ -5,7 +5,7 @@
  * (src/isolator/plan.ts), so both build the same objects: the veth pair (peer in the container's
  * namespace, host MAC and MTU, our interface indexes), the veth's ingress qdisc and filters, the
  * host eth0/lo port-table filters (same handles), the ARP/ICMP mirror chunk, the container's
- * lo/eth0/address/route, ingress qdiscs and filters, and the sysctls. The benchmark checks the
+ * lo/eth0/address/route, its routing rules and their routes, and the sysctls. The benchmark checks the
  * equivalence on one container by comparing kernel dumps of both (see container-setup.ts).
  *
  * Where tc has no syntax for what the engine sends: a u32 filter that ends classification
@@ -19,7 +19,6 @@ import {
   ECHO_FANOUT_NAMES,
   ECHO_FANOUT_VIEW,
   MIRRORS_PER_FILTER,
-  containerFilters,
   echoFanoutPlan,
   icmpTablePlan,
   unheldPortsDropPlan,
@@ -29,12 +28,15 @@ import {
   mirrorChunkRef,
   mirrorTablePlan,
   portTablePlan,
+  selfPortRules,
+  selfRoutingBase,
   vethFilters,
 } from '../src/isolator/plan.js';
 import { portSetBlocks } from '../src/isolator/port-blocks.js';
 import { PortSet } from '../src/isolator/port-set.js';
 import { TC_ACT, formatBytecode, formatTcHandle, formatU32Handle, packMatches, parseTcHandle, parseU32Handle } from '../src/tc/index.js';
 import type { ActionSpec, PortBlock, U32FilterSpec } from '../src/tc/index.js';
+import type { RouteSpec, RuleSpec } from '../src/rtnl/index.js';
 
 export interface ShellHostFacts {
   /** Lab namespace of the host. */
@@ -102,6 +104,28 @@ export function tcArgs(o: TcObject, verb: 'add' | 'replace' | 'del', dev: (ifind
   if (p.classid !== undefined) parts.push(`classid ${formatTcHandle(parseTcHandle(p.classid))}`);
   else if (p.terminal && !p.actions?.length) parts.push('classid 1:1');
   for (const a of p.actions ?? []) parts.push(actionText(a, dev));
+  return parts.join(' ');
+}
+
+/** `ip` arguments (after `ip -n NS`) for one planned routing rule. */
+export function ipRuleArgs(r: RuleSpec, verb: 'add' | 'del'): string {
+  const parts = [`${r.family === 'inet6' ? '-6 ' : ''}rule ${verb}`];
+  if (r.priority !== undefined) parts.push(`pref ${r.priority}`);
+  if (r.iif !== undefined) parts.push(`iif ${r.iif}`);
+  if (r.dst !== undefined) parts.push(`to ${r.dst}`);
+  if (r.ipProto !== undefined) parts.push(`ipproto ${r.ipProto}`);
+  if (r.dport !== undefined) parts.push(`dport ${r.dport.begin}-${r.dport.end}`);
+  parts.push(`lookup ${r.table ?? 'main'}`);
+  return parts.join(' ');
+}
+
+/** `ip` arguments (after `ip -n NS`) for adding one planned route. */
+export function ipRouteArgs(r: RouteSpec, dev: (ifindex: number) => string): string {
+  const parts = [`route add ${r.dst}`];
+  if (r.gateway !== undefined) parts.push(`via ${r.gateway}`);
+  if (r.oif !== undefined) parts.push(`dev ${dev(r.oif)}`);
+  if (r.prefsrc !== undefined) parts.push(`src ${r.prefsrc}`);
+  if (r.table !== undefined) parts.push(`table ${r.table}`);
   return parts.join(' ');
 }
 
@@ -212,7 +236,7 @@ export class ShellIsolator {
     const vethIndex = 1_000_000 + seq;
     const veth = `pmi${seq}`;
     const blocks = [...portSetBlocks(PortSet.ofRanges([[ephemeral.begin, ephemeral.end]])), ...portSetBlocks(ports)];
-    const view: ContainerView = { veth: vethIndex, cEth0: vethIndex, cLo: 1, blocks, fqCodel: false, mtu: h.eth0.mtu };
+    const view: ContainerView = { veth: vethIndex, cEth0: vethIndex, cLo: 1, blocks, fqCodel: false, mtu: h.eth0.mtu, selfRouting: true };
     const hostFilters = hostPortFilters(this.view, view, blocks, this.nodes);
     const c: ShellContainer = { id, ns: opts.ns, veth, vethIndex, ephemeral, blocks, hostFilters, mirrorSlot };
     this.containers.set(id, c);
@@ -238,11 +262,16 @@ export class ShellIsolator {
       `ip -n ${C} route add default via ${h.gateway} dev ${ifname}`,
       ...(h.gatewayMac ? [`ip -n ${C} neigh replace ${h.gateway} lladdr ${h.gatewayMac} nud permanent dev ${ifname}`] : []),
     );
-    for (const p of containerFilters(this.view, view)) script.push(this.tc(C, p, 'add', cdev));
     script.push(
       `ip netns exec ${C} sysctl -qw "net.ipv4.ip_local_port_range=${ephemeral.begin} ${ephemeral.end}" net.ipv4.conf.${ifname}.accept_local=1 net.ipv4.conf.${ifname}.route_localnet=1 ` +
         'net.ipv4.conf.lo.accept_local=1 net.ipv4.conf.lo.route_localnet=1 net.ipv6.conf.all.disable_ipv6=1',
     );
+    // What it sends to itself: its rules and routes (plan-self.ts), the local table's rule moved.
+    const self = selfRoutingBase({ ip: h.ip, mac: h.eth0.address }, vethIndex);
+    for (const r of [...self.rules, ...selfPortRules(this.view, blocks)]) script.push(`ip -n ${C} ${ipRuleArgs(r, 'add')}`);
+    for (const a of self.neighbours.addresses) script.push(`ip -n ${C} neigh replace ${a} lladdr ${self.neighbours.mac} nud permanent dev ${ifname}`);
+    for (const r of self.routes) script.push(`ip -n ${C} ${ipRouteArgs(r, cdev)}`);
+    for (const r of self.localRuleMoved) script.push(`ip -n ${C} ${ipRuleArgs(r, 'del')}`);
     return { script, container: c };
   }
 

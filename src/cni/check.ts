@@ -10,7 +10,9 @@ import { Rtnl } from '../rtnl/index.js';
 import { dumpFilters } from '../isolator/engine.js';
 import type { HostFacts } from '../isolator/host.js';
 import { parseLocalPortRange } from '../isolator/host.js';
-import { INGRESS_HANDLE, isIngressRole, roleDevice } from '../isolator/plan.js';
+import { INGRESS_HANDLE, isIngressRole, missingRules, roleDevice, selfPortRules, selfRoutingBase } from '../isolator/plan.js';
+import { selfRoutingHost } from '../isolator/container-setup.js';
+import { blocksOf } from '../isolator/records.js';
 import type { ContainerRecord } from '../isolator/state.js';
 import type { CniResult } from './result.js';
 
@@ -110,11 +112,22 @@ async function checkContainerSide(rec: ContainerRecord, host: HostFacts, netns: 
     const { begin, end } = rec.ephemeralPorts;
     if (range && (range[0] !== begin || range[1] !== end))
       problems.push(`ip_local_port_range in ${netns} is ${range[0]}-${range[1]}, not its ephemeral block ${begin}-${end}`);
+    if (rec.selfRouting) problems.push(...(await checkSelfRouting(cRtnl, rec, host, netns)));
   } finally {
     cRtnl.close();
     ns.close();
   }
   return problems;
+}
+
+/** The routing rules that keep what it sends to its own ports inside it, and send the rest to the host (plan-self.ts). */
+async function checkSelfRouting(cRtnl: Rtnl, rec: ContainerRecord, host: HostFacts, netns: string): Promise<string[]> {
+  const self = selfRoutingHost(host);
+  if (!rec.ipv6) delete self.ip6;
+  const wanted = [...selfRoutingBase(self, rec.vethIndex).rules, ...selfPortRules(self, blocksOf(rec))];
+  const found = [...(await cRtnl.rules.list('inet')), ...(rec.ipv6 ? await cRtnl.rules.list('inet6') : [])];
+  const missing = missingRules(wanted, found);
+  return missing.length ? [`${missing.length} of the ${wanted.length} routing rules that keep its traffic to itself are missing in ${netns}`] : [];
 }
 
 /** The sandbox interface: the veth's peer, up, with the host's MAC and IP and the default route via the gateway. */

@@ -1,14 +1,13 @@
 /**
  * Building a checkpointed container's kernel objects: its namespace (made, pinned, given, or a
- * spare's), a socket there and lo's ingress qdisc, the host side in one batch, then the rest of the
- * container side in one batch.
+ * spare's) and a socket there, the host side in one batch, then the container side in one batch.
  */
 import type { Request } from '../netlink/index.js';
 import { Netns, createNetns, pinNetns } from '../netlink/index.js';
 import { linkRequests } from '../rtnl/index.js';
 import { filterRequest } from '../tc/index.js';
 import { firstFailure } from './batch.js';
-import { adoptedContainerRequests, containerQdiscRequests, containerRequests } from './container-setup.js';
+import { adoptedContainerRequests, containerRequests } from './container-setup.js';
 import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { hostView } from './host-setup.js';
@@ -34,15 +33,10 @@ export async function build(
   let cs = held?.session;
   const ipv6 = core.containerIpv6(rec.ifname);
   try {
-    if (!spare) {
-      // Container side first, in one namespace switch: the sysctls that need no eth0 (IPv6 off for
-      // every device made from now on, so eth0 is born without it) and a socket; then lo's ingress
-      // qdisc, so that the host batch's one RCU wait covers it (containerQdiscRequests).
-      cs = core.containerSession(ns, rec.ephemeralPorts, ipv6.off ? ipv6 : undefined);
-      const err = firstFailure(await cs.batch(containerQdiscRequests(view, core.ctx)));
-      if (err) throw err;
-    }
-    sw.lap('container socket+qdisc');
+    // In one namespace switch: the sysctls that need no eth0 (IPv6 off for every device made from
+    // now on, so eth0 is born without it) and a socket.
+    if (!spare) cs = core.containerSession(ns, rec.ephemeralPorts, ipv6.off ? ipv6 : undefined);
+    sw.lap('container socket');
     const hostErr = firstFailure(await core.session.batch(hostRequests(core, rec, view, portFilters, ns, spare)));
     if (hostErr) throw hostErr;
     sw.lap('host batch');

@@ -1,32 +1,24 @@
 /**
  * The container's side (Mesos §2.3, done without a shell script): loopback and eth0 configured
- * like the host's, the host IP and default route, the container's sysctls, and its tc objects.
+ * like the host's, the host IP and default route, the container's sysctls, the routing of what it
+ * sends to itself, and its egress shaping.
  */
 import type { Request } from '../netlink/index.js';
-import { IPV4_DEVCONF, NUD, SysctlDir, addressRequests, linkRequests, neighbourRequests, routeRequests } from '../rtnl/index.js';
-import { filterRequest } from '../tc/index.js';
+import { IPV4_DEVCONF, NUD, SysctlDir, addressRequests, linkRequests, neighbourRequests, routeRequests, ruleRequests } from '../rtnl/index.js';
 import type { HostFacts } from './host.js';
-import type { ContainerView, HostView, TcContext } from './plan.js';
-import { containerFiltersOnQdisc, containerLoBaseFilters, containerIngressQdisc, containerPortFilters, shapingPlan, tcObjectRequest } from './plan.js';
+import type { ContainerView, HostView, SelfRoutingHost, SelfRoutingPlan, TcContext } from './plan.js';
+import { selfPortRules, selfRoutingBase, shapingPlan, tcObjectRequest } from './plan.js';
 
 /**
- * lo's ingress qdisc, made before the host batch. The first filter on a new ingress qdisc makes the
- * kernel wait, under the rtnl lock, for an RCU grace period begun after the qdisc was made
- * (mini_qdisc_pair_swap); made ahead, lo's qdisc is covered by the wait of the veth's first filter
- * in the host batch: one wait a create instead of two.
- */
-export function containerQdiscRequests(c: { cLo: number }, ctx: TcContext): Request[] {
-  return [tcObjectRequest(containerIngressQdisc(c), 'add', ctx)];
-}
-
-/**
- * The rest of the container's namespace, in order, after the host batch; sent as one batch. Its tc
- * objects come first, while lo and eth0 are still down: grafting a qdisc onto an up device makes
- * the kernel wait for an RCU grace period (dev_deactivate) under the rtnl lock, and no packet moves
- * before they are there.
+ * The container's namespace, in order, after the host batch; sent as one batch. Its egress shaping
+ * comes first, while eth0 is still down: grafting a qdisc onto an up device makes the kernel wait
+ * for an RCU grace period (dev_deactivate) under the rtnl lock. Then lo and eth0 like the host's,
+ * and the routing that keeps what it sends to its own ports in it (plan-self.ts), its routes after
+ * eth0's address and default route, which they go through.
  */
 export function containerRequests(h: HostFacts, c: ContainerView, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerFiltersOnQdisc(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
+  const shaping = c.egress && !c.shaper ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
+  return [...shaping.map((o) => tcObjectRequest(o, 'add', ctx)), ...spareContainerRequests(h, c), ...selfPortRules(hostView, c.blocks).map(ruleRequests.add)];
 }
 
 /** The part that does not depend on the container: lo and eth0 like the host's, the host IP and default route. */
@@ -73,15 +65,31 @@ export const gateway6NeighbourRequest = (h: HostFacts, cEth0: number): Request =
 export const gatewayNeighbourRequest = (h: HostFacts, cEth0: number): Request =>
   neighbourRequests.replace({ ifindex: cEth0, address: h.gateway, lladdr: h.gatewayMac!, state: NUD.PERMANENT });
 
-/** A warm-pool spare's part, lo's qdisc made already: the filters that do not depend on ports (first, as in containerRequests), the static requests. */
-export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }, hostView: HostView, ctx: TcContext): Request[] {
-  return [...containerLoBaseFilters(hostView, c).map((o) => tcObjectRequest(o, 'add', ctx)), ...containerStaticRequests(h, c)];
+/** What does not depend on the container's ports (a warm-pool spare's part): lo and eth0 like the host's, the host IP and default route, the routing of what it sends to itself. */
+export function spareContainerRequests(h: HostFacts, c: { cLo: number; cEth0: number }): Request[] {
+  return [...containerStaticRequests(h, c), ...selfRoutingRequests(selfRoutingBase(selfRoutingHost(h), c.cEth0), c.cEth0)];
 }
 
-/** What a container made from a spare still needs: its ports' filters and its egress shaping. */
+/** What a container made from a spare still needs: the rules of its own ports and its egress shaping. */
 export function adoptedContainerRequests(hostView: HostView, c: ContainerView, ctx: TcContext): Request[] {
   const shaping = c.egress && !c.shaper ? shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu) : [];
-  return [...containerPortFilters(hostView, c).map((s) => filterRequest('add', s)), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
+  return [...selfPortRules(hostView, c.blocks).map(ruleRequests.add), ...shaping.map((o) => tcObjectRequest(o, 'add', ctx))];
+}
+
+/** What the container's "to itself" routing needs of the host's facts. */
+export function selfRoutingHost(h: HostFacts): SelfRoutingHost {
+  const v6 = h.ipv6;
+  return { ip: h.ip, mac: h.eth0.address, ...(v6 ? { ip6: v6.addresses.map((a) => a.address) } : {}) };
+}
+
+/** Adding a "to itself" plan on eth0 `cEth0`: its rules (the local table's at its new place among them), neighbours and routes, then the local table's rule taken from preference 0. */
+export function selfRoutingRequests(p: SelfRoutingPlan, cEth0: number): Request[] {
+  return [
+    ...p.rules.map(ruleRequests.add),
+    ...p.neighbours.addresses.map((address) => neighbourRequests.replace({ ifindex: cEth0, address, lladdr: p.neighbours.mac, state: NUD.PERMANENT })),
+    ...p.routes.map(routeRequests.add),
+    ...p.localRuleMoved.map(ruleRequests.delete),
+  ];
 }
 
 /** IPv6 in a container's namespace: off (Mesos), or on for its interface `ifname`. */

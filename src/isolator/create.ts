@@ -38,7 +38,7 @@ export async function createContainer(core: EngineCore, id: string, ports: PortS
   // A namespace we are given is checked, and held open, before anything is built.
   const target = spec.pid !== undefined || spec.netnsPath !== undefined ? openTargetNamespace(spec, protectedNamespaces(core)) : undefined;
   try {
-    if (target) await checkTargetContents(target, ifname);
+    if (target) await checkTargetContents(target, ifname, core.host.ipv6 ? ['inet', 'inet6'] : ['inet']);
     return await createChecked(core, id, ports, ifname, spec, sw, target);
   } finally {
     target?.close();
@@ -193,6 +193,7 @@ function newRecord(core: EngineCore, c: NewContainer): ContainerRecord {
     hostFilters: [],
     mirrorSlot: core.registry.freeMirrorSlot(),
     createdAt: new Date().toISOString(),
+    selfRouting: 'rules',
     ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
     ...(c.egress ? { egress: c.egress } : {}),
     ...(c.egress && core.config.egressShapingPlacement === 'host' ? { egressOnHost: true } : {}),

@@ -220,6 +220,7 @@ export class EngineCore {
       ...(r.ingress ? { ingress: r.ingress } : {}),
       fqCodel: this.fqCodel ?? false,
       mtu: this.host.eth0.mtu,
+      selfRouting: r.selfRouting === 'rules',
     };
   }
 

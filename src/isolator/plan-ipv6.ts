@@ -40,7 +40,6 @@ import {
   icmp6Type,
   ingressFilter,
   ip6Dst,
-  ip6DstPort,
   ip6Of,
   ip6Src,
   ip6SrcPort,
@@ -188,18 +187,4 @@ export function vethPortFilters6(host: HostView, veth: number, blocks: PortBlock
     }
   }
   return out;
-}
-
-/** On the container's lo: ICMPv6 to "itself" stays; anything else to the host's addresses leaves (to the host or another container). */
-export function containerBaseFilters6(host: HostView, c: { cLo: number; cEth0: number }): TcObject[] {
-  return ip6Of(host).flatMap((a) => [
-    filterObject(ingressFilter(c.cLo, PRIO.IP6_ICMP, 'ipv6', { matches: [icmp6, ip6Dst(a)], terminal: true })),
-    filterObject(ingressFilter(c.cLo, PRIO.IP6, 'ipv6', { matches: [ip6Dst(a)], terminal: true, actions: [redirect(c.cEth0)] })),
-  ]);
-}
-
-/** Per port block, on the container's lo: IPv6 to its own ports stays. */
-export function containerPortFilters6(host: HostView, cLo: number, blocks: PortBlock[]): U32FilterSpec[] {
-  if (!ip6Of(host).length) return [];
-  return blocks.map((b) => ingressFilter(cLo, PRIO.IP6_HIGH, 'ipv6', { matches: [ip6DstPort(b)], terminal: true }));
 }

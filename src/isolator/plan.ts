@@ -47,7 +47,9 @@ import {
   u32Node,
 } from './plan-objects.js';
 import { dropAllPlan } from './plan-drops.js';
-import { containerBaseFilters6, containerPortFilters6, vethBaseFilters6, vethPortFilters6 } from './plan-ipv6.js';
+import { vethBaseFilters6, vethPortFilters6 } from './plan-ipv6.js';
+import { selfPortRules } from './plan-self.js';
+import type { RuleSpec } from '../rtnl/index.js';
 import type { ShaperView } from './plan-shaper.js';
 import { SHAPER_TABLE_HTID, shaperFilterPlan } from './plan-shaper.js';
 import { sameBlock } from './port-blocks.js';
@@ -59,6 +61,7 @@ export * from './plan-host.js';
 export * from './plan-drops.js';
 export * from './plan-shaper.js';
 export * from './plan-ipv6.js';
+export * from './plan-self.js';
 
 /** The buckets (destination port high bytes) a block spans. */
 export function bucketsOf(b: PortBlock): number[] {
@@ -142,6 +145,8 @@ export interface ContainerView {
   mtu: number;
   /** Its egress limit is enforced on the host's shaper, in this class (plan-shaper.ts), not on its eth0. */
   shaper?: ContainerShaper;
+  /** What it sends to itself is steered by routing rules (plan-self.ts); false: a container of an earlier version, with u32 filters on lo that its updates leave alone. */
+  selfRouting: boolean;
 }
 
 /** Where a container is shaped on the host: the shaper's ends and its class minor there. */
@@ -317,56 +322,6 @@ export function shapingPlan(ifindex: number, config: HtbConfig, fqCodel: boolean
 }
 
 /**
- * Everything inside the container's namespace (Mesos §3.6), plus egress shaping on C.eth0: lo's
- * ingress qdisc, the filters that do not depend on its ports (containerLoBaseFilters), then its
- * ports' filters, then shaping.
- */
-export function containerFilters(host: HostView, c: ContainerView): TcObject[] {
-  return [containerIngressQdisc(c), ...containerFiltersOnQdisc(host, c)];
-}
-
-/** containerFilters but lo's ingress qdisc, for a create that made it ahead of them (build). */
-export function containerFiltersOnQdisc(host: HostView, c: ContainerView): TcObject[] {
-  const out: TcObject[] = [...containerLoBaseFilters(host, c), ...containerPortFilters(host, c).map(filterObject)];
-  if (c.egress && !c.shaper) out.push(...shapingPlan(c.cEth0, c.egress, c.fqCodel, c.mtu));
-  return out;
-}
-
-/** The container's lo ingress qdisc, which its filters hang from. */
-export const containerIngressQdisc = (c: { cLo: number }): TcObject => ingressQdisc(c.cLo);
-
-const containerFilter = (ifindex: number, priority: number, matches: U32Match[], to?: number): U32FilterSpec =>
-  ingressFilter(ifindex, priority, 'ip', to === undefined ? { matches, terminal: true } : { matches, terminal: true, actions: [redirect(to)] });
-
-/**
- * On lo's ingress qdisc (containerIngressQdisc): a ping to itself stays local; anything else to
- * "self" leaves. These name no port: a warm-pool spare has them already. (Mesos also had an
- * ingress qdisc on the container's eth0, handing 127.0.0.1:<own port> arriving from the host to
- * lo: `route_localnet` on eth0 (containerStaticRequests) lets the kernel take such packets as they
- * are, and every ingress qdisc and mirred action less counts, machine-wide, at 1000 containers:
- * the kernel walks all blocks on each qdisc made and all mirred actions on each device removed.)
- */
-export function containerLoBaseFilters(host: HostView, c: { cLo: number; cEth0: number }): TcObject[] {
-  return [
-    filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst(host.ip)])),
-    filterObject(containerFilter(c.cLo, PRIO.ICMP, [icmp, ipDst('127.0.0.1')])),
-    // What is addressed to "self" but not to its own ports (those stay on lo, PRIO.IP_HIGH, below)
-    // leaves the container, to the host or another container.
-    filterObject(containerFilter(c.cLo, PRIO.IP, [ihl5, ipDst(host.ip)], c.cEth0)),
-    filterObject(containerFilter(c.cLo, PRIO.IP, [ihl5, ipDst('127.0.0.1')], c.cEth0)),
-    ...containerBaseFilters6(host, c),
-  ];
-}
-
-/** Per port block: local traffic to its own ports stays on lo. */
-export function containerPortFilters(host: HostView, c: ContainerView): U32FilterSpec[] {
-  const out: U32FilterSpec[] = [];
-  for (const b of c.blocks) out.push(containerFilter(c.cLo, PRIO.IP_HIGH, [ihl5, dstPort(b)]));
-  out.push(...containerPortFilters6(host, c.cLo, c.blocks));
-  return out;
-}
-
-/**
  * A container's objects that depend on its ports. Update and destroy remove the difference
  * between two of these (planDiff): the old ports' plan and the new one's, or the plan and nothing.
  */
@@ -375,20 +330,20 @@ export interface PortPlan {
   veth: U32FilterSpec[];
   /** In the host's port tables and egress flow table (handles chosen by us, recorded). */
   hostPorts: HostPortFilter[];
-  /** In its namespace, on lo and eth0 ingress (handles chosen by the kernel). */
-  container: U32FilterSpec[];
+  /** In its namespace: the routing rules that keep what it sends to its own ports in it (plan-self.ts). */
+  container: RuleSpec[];
 }
 
 export const EMPTY_PORT_PLAN: PortPlan = Object.freeze({ veth: [], hostPorts: [], container: [] });
 
 /** The port plan of a container whose host filters are `hostPorts`. */
 export function portPlan(host: HostView, c: ContainerView, hostPorts: HostPortFilter[]): PortPlan {
-  return { veth: vethPortFilters(host, c), hostPorts, container: containerPortFilters(host, c) };
+  return { veth: vethPortFilters(host, c), hostPorts, container: c.selfRouting ? selfPortRules(host, c.blocks) : [] };
 }
 
 /** The objects of `from` that `to` does not have, in `from`'s order: what going from one to the other removes (or, the other way round, adds). */
 export function planDiff(from: PortPlan, to: PortPlan): PortPlan {
-  const id = (s: U32FilterSpec) => JSON.stringify(s);
+  const id = (s: U32FilterSpec | RuleSpec) => JSON.stringify(s);
   const minus = <T>(a: T[], b: T[], key: (x: T) => string): T[] => {
     if (!b.length) return a;
     const there = new Set(b.map(key));

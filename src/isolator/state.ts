@@ -73,6 +73,13 @@ export interface ContainerRecord {
   ifname: string;
   cpus?: number;
   createdAt: string;
+  /**
+   * 'rules': what it sends to itself is steered by routing rules in its namespace (plan-self.ts).
+   * Absent: made by an earlier version, with u32 filters on its lo's ingress instead; updates
+   * leave those alone (traffic to its new ports then goes round through the host), and a
+   * namespace that outlives it loses lo's ingress qdisc.
+   */
+  selfRouting?: 'rules';
 }
 
 /** One of a container's filters in the host's port tables: which device, handle and port block. */
@@ -130,8 +137,8 @@ export interface SpareRecord {
   address: string;
   mtu: number;
   /**
-   * What it holds besides its links ('links+tc-v2': also the tc objects that do not depend on a
-   * container's ports) and the host facts it was made for (see Isolator): a spare that does not
+   * What it holds besides its links ('links+tc+rules-v4': also the tc objects and routing rules
+   * that do not depend on a container's ports) and the host facts it was made for (see Isolator): a spare that does not
    * match both is never taken, and recover() removes it.
    */
   contents?: string;

@@ -1,15 +1,14 @@
 /**
  * A namespace handed to `create` (a process's, by pid, or a CNI runtime's path) is checked before
- * anything is built in it. The isolator configures a container namespace's lo, adds an ingress
- * qdisc there and removes that qdisc again on rollback or destroy: pointed at the host's own
- * namespace, or at another container's, that would take the host's (or that container's) loopback
- * port filters with it. So such a namespace is refused, by nsfs identity (device and inode), and
+ * anything is built in it. The isolator configures a container namespace's lo, adds routing
+ * rules there and removes them again on rollback or destroy: pointed at the host's own namespace,
+ * or at another container's, that would rewrite the host's (or that container's) routing policy. So such a namespace is refused, by nsfs identity (device and inode), and
  * the namespace is held open from the check on, so that what is built is what was checked.
  */
 import { existsSync, fstatSync, statSync } from 'node:fs';
 import { NetlinkSession, Netns } from '../netlink/index.js';
-import { LOOPBACK_IFINDEX, RTM_NAMES, Rtnl } from '../rtnl/index.js';
-import { Tc } from '../tc/index.js';
+import { RTM_NAMES, Rtnl } from '../rtnl/index.js';
+import { selfRoutingConflict } from './plan-self.js';
 import { InterfaceExistsError, IsolatorError, RefusedNamespaceError } from './errors.js';
 
 export { RefusedNamespaceError } from './errors.js';
@@ -93,20 +92,20 @@ export function openTargetNamespace(target: TargetSpec, protectedNamespaces: Ite
 
 /**
  * Check inside the target namespace that nothing of ours would collide with what is there: no
- * interface named `ifname`, and no ingress (or clsact) qdisc on lo, which the isolator adds and
- * later removes. Refusing a found one is what keeps destroy and rollback from ever removing a
- * qdisc they did not make.
+ * interface named `ifname`, and no routing rules of the kind the isolator adds and later removes
+ * (plan-self.ts), with the local table's rule where a new namespace has it. Refusing found ones is
+ * what keeps destroy and rollback from ever removing rules they did not make.
  */
-export async function checkTargetContents(ns: Netns, ifname: string): Promise<void> {
+export async function checkTargetContents(ns: Netns, ifname: string, families: ReadonlyArray<'inet' | 'inet6'>): Promise<void> {
   const session = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
   try {
-    if (await new Rtnl(session, ns).links.find(ifname)) {
+    const rtnl = new Rtnl(session, ns);
+    if (await rtnl.links.find(ifname)) {
       throw new InterfaceExistsError(ifname, String(ns));
     }
-    const hook = await new Tc(session).getQdisc({ ifindex: LOOPBACK_IFINDEX, parent: 'ingress' });
-    if (hook) {
-      throw new IsolatorError(`lo in ${ns} already has an ${hook.kind} qdisc, which the isolator would have to own; remove it or use another namespace`);
-    }
+    const rules = (await Promise.all(families.map((f) => rtnl.rules.list(f)))).flat();
+    const conflict = selfRoutingConflict(rules, families);
+    if (conflict) throw new IsolatorError(`${ns} cannot take a container: ${conflict}; use a new namespace`);
   } finally {
     session.close();
   }

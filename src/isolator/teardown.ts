@@ -4,7 +4,8 @@
  */
 import type { BatchResult, NetlinkSession, Request } from '../netlink/index.js';
 import { NetlinkError, Netns, removeNetns } from '../netlink/index.js';
-import { addressRequests, linkRequests } from '../rtnl/index.js';
+import { Rules, addressRequests, linkRequests, ruleRequests } from '../rtnl/index.js';
+import type { Rule } from '../rtnl/index.js';
 import { classRequest, filterRequest, packMatches, qdiscRequest, tcHandle } from '../tc/index.js';
 import type { U32FilterSpec } from '../tc/index.js';
 import { firstFailure } from './batch.js';
@@ -12,7 +13,7 @@ import type { EngineCore } from './engine-core.js';
 import { IsolatorError } from './errors.js';
 import { dumpFilters } from './filter-dump.js';
 import type { PortPlan } from './plan.js';
-import { EMPTY_PORT_PLAN, HTB_HANDLE, INGRESS_HANDLE, planDiff } from './plan.js';
+import { EMPTY_PORT_PLAN, HTB_HANDLE, INGRESS_HANDLE, planDiff, selfRoutingCleanup } from './plan.js';
 import { mirrorChunkOf, retiredName } from './records.js';
 import type { ContainerRecord } from './state.js';
 
@@ -84,8 +85,8 @@ async function removeHostFilters(core: EngineCore, rec: ContainerRecord, errors:
 }
 
 /**
- * The namespace outlives us: take our loopback filters out of it, and free its eth0's name and
- * address at once (down, address removed, renamed to a name of ours), so the namespace can get a
+ * The namespace outlives us: take our routing rules (or, a container of an earlier version, lo's
+ * ingress qdisc) out of it, and free its eth0's name and address at once (down, address removed, renamed to a name of ours), so the namespace can get a
  * new interface of that name while the veth pair is deleted in the background. Returns whether
  * the name was freed.
  */
@@ -97,15 +98,16 @@ async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors
       // Never the host's own lo (a record of an older version could name the host's namespace).
       if (ns.inode === core.hostNetnsInode()) throw new IsolatorError(`container ${rec.id}'s namespace ${rec.netns} is the host's: left as it is`);
       await core.inContainer(ns, async (cs) => {
+        const ours = rec.selfRouting ? await selfRoutingRequestsToUndo(cs) : [qdiscRequest('delete', { kind: 'ingress', ifindex: 1 }, core.ctx)];
         const r = await cs.batch([
-          qdiscRequest('delete', { kind: 'ingress', ifindex: 1 }, core.ctx),
+          ...ours,
           linkRequests.set(rec.vethIndex, { up: false }),
           addressRequests.delete({ ifindex: rec.vethIndex, address: `${core.host.ip}/${core.host.prefixlen}` }),
           linkRequests.set(rec.vethIndex, { name: retiredName(rec) }),
         ]);
-        const e = firstFailure(r.slice(0, 1), GONE);
+        const e = firstFailure(r.slice(0, ours.length), GONE);
         if (e) errors.push(e);
-        nameFreed = r.slice(1).every((x) => x.ok || (x.error instanceof NetlinkError && x.error.code === 'EADDRNOTAVAIL'));
+        nameFreed = r.slice(ours.length).every((x) => x.ok || (x.error instanceof NetlinkError && x.error.code === 'EADDRNOTAVAIL'));
       });
     } finally {
       ns.close();
@@ -115,6 +117,20 @@ async function retireContainerEnd(core: EngineCore, rec: ContainerRecord, errors
   }
   return nameFreed;
 }
+
+/** Putting the namespace's routing policy back as the container found it (selfRoutingCleanup), from its rules as they are now. */
+async function selfRoutingRequestsToUndo(cs: NetlinkSession): Promise<Request[]> {
+  const rules = new Rules(cs);
+  const found = [...(await rules.list('inet')), ...(await rules.list('inet6').catch(noIpv6))];
+  const { restore, remove } = selfRoutingCleanup(found);
+  return [...restore.map(ruleRequests.add), ...remove.map(ruleRequests.delete)];
+}
+
+/** A kernel without IPv6 has no IPv6 rules to list. */
+const noIpv6 = (e: unknown): Rule[] => {
+  if (e instanceof NetlinkError && e.code === 'EAFNOSUPPORT') return [];
+  throw e;
+};
 
 /** Delete the veth pair: waiting for it, in the background (a failure then is a warning), or into the caller's list. */
 async function deleteVeth(
@@ -139,9 +155,9 @@ async function deleteVeth(
 
 /**
  * Remove part of a container's port plan (what an update's old plan has and its new one has not,
- * or the reverse): host port filters by handle; the veth's and the container's filters, whose
- * handles the kernel chose, found in a dump by their priority and packed keys (src/tc's packing
- * of the planned matches).
+ * or the reverse): host port filters by handle; the veth's filters, whose handles the kernel
+ * chose, found in a dump by their priority and packed keys (src/tc's packing of the planned
+ * matches); the container's routing rules as planned.
  */
 export async function removePlanned(core: EngineCore, rec: ContainerRecord, ns: Netns, gone: PortPlan): Promise<Error[]> {
   const errors: Error[] = [];
@@ -154,7 +170,8 @@ export async function removePlanned(core: EngineCore, rec: ContainerRecord, ns: 
       collect(await s.batch(found.filter((f) => wanted.has(keysId(f.prio, f.keys))).map((f) => f.deleteRequest)));
     }
   };
-  if (gone.container.length) await core.inContainer(ns, (cs) => del(cs, gone.container)).catch((e: Error) => errors.push(e));
+  if (gone.container.length)
+    await core.inContainer(ns, async (cs) => collect(await cs.batch(gone.container.map(ruleRequests.delete)))).catch((e: Error) => errors.push(e));
   if (gone.veth.length) await del(core.session, gone.veth).catch((e: Error) => errors.push(e));
   return errors;
 }

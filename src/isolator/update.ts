@@ -5,6 +5,7 @@
  */
 import { Netns } from '../netlink/index.js';
 import { filterRequest } from '../tc/index.js';
+import { ruleRequests } from '../rtnl/index.js';
 import { firstFailure } from './batch.js';
 import type { ContainerInfo } from './engine.js';
 import type { EngineCore } from './engine-core.js';
@@ -88,7 +89,8 @@ async function addPlanned(core: EngineCore, added: PortPlan, ns: Netns): Promise
   try {
     const err = firstFailure(await core.session.batch([...added.veth, ...added.hostPorts.map((f) => f.spec)].map((s) => filterRequest('add', s))));
     if (err) return err;
-    return await core.inContainer(ns, async (cs) => firstFailure(await cs.batch(added.container.map((s) => filterRequest('add', s)))));
+    if (!added.container.length) return undefined;
+    return await core.inContainer(ns, async (cs) => firstFailure(await cs.batch(added.container.map(ruleRequests.add))));
   } catch (e) {
     return e as Error;
   }

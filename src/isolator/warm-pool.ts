@@ -9,7 +9,7 @@ import type { NetlinkSession } from '../netlink/index.js';
 import { NetlinkError, NetlinkSession as Session, Netns, createNetns, removeNetns } from '../netlink/index.js';
 import { RTM_NAMES, SysctlFile, linkRequests } from '../rtnl/index.js';
 import { firstFailure } from './batch.js';
-import { containerQdiscRequests, spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
+import { spareContainerRequests, writeContainerSysctlsHere } from './container-setup.js';
 import type { EngineCore } from './engine-core.js';
 import { hostView } from './host-setup.js';
 import { tcObjectRequest, vethBaseFilters } from './plan.js';
@@ -18,7 +18,7 @@ import type { SpareRecord } from './state.js';
 
 /** What a warm-pool spare holds besides its links (SpareRecord.contents). */
 // v2: data path v2's veth filters (source address checked, the drop) and the gateway neighbour.
-const SPARE_CONTENTS = 'links+tc-v3';
+const SPARE_CONTENTS = 'links+tc+rules-v4';
 
 /** What this process keeps open for a spare it made, so the create that takes it switches no namespace. */
 export interface SpareHandles {
@@ -144,7 +144,7 @@ export class WarmPool {
     const open: Partial<Omit<SpareHandles, 'record'>> = {};
     try {
       open.ns = createNetns(sp.netns);
-      await this.openContainerSide(sp, open.ns, open);
+      this.openContainerSide(sp, open.ns, open);
       await this.makeHostSide(sp, open.ns);
       await this.makeContainerSide(sp, open.ns, open.session!);
       sp.phase = 'ready';
@@ -190,10 +190,9 @@ export class WarmPool {
 
   /**
    * In the spare's namespace, before the host side (as a create does, build.ts): the sysctls that
-   * need no eth0 and the handles it keeps, in `open`; then lo's ingress qdisc, whose RCU wait the
-   * veth's first filter then covers.
+   * need no eth0 and the handles it keeps, in `open`.
    */
-  private async openContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): Promise<void> {
+  private openContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): void {
     const core = this.core;
     const ipv6 = core.containerIpv6(sp.ifname);
     const procRoot = core.containerProc.rootFor(core.registry.records.size + this.handles.size);
@@ -202,8 +201,6 @@ export class WarmPool {
       open.portRange = SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range'], procRoot);
       open.session = Session.open({ typeNames: RTM_NAMES });
     });
-    const err = firstFailure(await open.session!.batch(containerQdiscRequests({ cLo: 1 }, core.ctx)));
-    if (err) throw err;
   }
 
   /** The rest of the spare's namespace once eth0 exists: eth0's IPv6 sysctls, the container-side objects that name no port. */
@@ -211,7 +208,7 @@ export class WarmPool {
     const core = this.core;
     const ipv6 = core.containerIpv6(sp.ifname);
     if (!ipv6.off) core.containerSysctls(ns, ipv6);
-    const err = firstFailure(await session.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex }, hostView(core.host), core.ctx)));
+    const err = firstFailure(await session.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex })));
     if (err) throw err;
   }
 

@@ -72,6 +72,7 @@ describe('ADD, CHECK, DEL', () => {
     const id = newId();
     const ns = b.runtimeNetns();
     const rangeBefore = inNs(ns, 'cat', '/proc/sys/net/ipv4/ip_local_port_range');
+    const rulesBefore = inNs(ns, 'ip', 'rule', 'show');
     const add = await b.cni('add', NET, ns, {
       containerId: id,
       args: 'K8S_POD_NAME=web;PORTS=[31010-31019];IgnoreUnknown=1',
@@ -121,6 +122,14 @@ describe('ADD, CHECK, DEL', () => {
     inNs(ns, 'sysctl', '-qw', `net.ipv4.ip_local_port_range=${rec.ephemeralPorts.begin} ${rec.ephemeralPorts.end}`);
     expect((await check()).status).toBe(0);
 
+    // One of the rules that keep its traffic to its own ports inside it, deleted, then put back.
+    const ownPorts = `pref 110 iif lo ipproto tcp dport ${rec.ephemeralPorts.begin}-${rec.ephemeralPorts.end} lookup local`.split(' ');
+    inNs(ns, 'ip', 'rule', 'del', ...ownPorts);
+    c = await check();
+    expect(c.error).toMatchObject({ code: 101, msg: expect.stringMatching(/1 of the \d+ routing rules that keep its traffic to itself are missing/) });
+    inNs(ns, 'ip', 'rule', 'add', ...ownPorts);
+    expect((await check()).status).toBe(0);
+
     // Host veth down.
     ip(b.lab.host, 'link', 'set', rec.veth, 'down');
     c = await check();
@@ -151,6 +160,7 @@ describe('ADD, CHECK, DEL', () => {
     expect(ipJson(nsName(ns), 'link', 'show').map((l: any) => l.ifname)).toEqual(['lo']);
     expect(execFileSync('tc', ['-n', nsName(ns), 'qdisc', 'show', 'dev', 'lo'], { encoding: 'utf8' })).not.toMatch(/ingress/);
     expect(inNs(ns, 'cat', '/proc/sys/net/ipv4/ip_local_port_range')).toBe(rangeBefore);
+    expect(inNs(ns, 'ip', 'rule', 'show')).toBe(rulesBefore);
     expect(existsSync(b.cacheFile(NET, id))).toBe(false);
     const again = await b.cni('del', NET, ns, { containerId: id });
     expect(again.status, again.stderr).toBe(0);

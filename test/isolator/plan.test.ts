@@ -31,10 +31,11 @@ import { blockFromBeginEnd, portSetBlocks } from '../../src/isolator/port-blocks
 import { PortSet } from '../../src/isolator/port-set.js';
 import { TC_H, U32NodeAllocator, packMatches, u32Handle } from '../../src/tc/index.js';
 import type { U32FilterSpec } from '../../src/tc/index.js';
+import type { RuleSpec } from '../../src/rtnl/index.js';
 import { tcMessage } from '../../src/tc/schemas/tca.js';
 
 const host = { ip: '198.18.0.2', mac: '02:00:00:00:00:01', eth0: 2, lo: 1 };
-const view = { veth: 1_000_001, cEth0: 1_000_001, cLo: 1, blocks: [], fqCodel: false, mtu: 1500 };
+const view = { veth: 1_000_001, cEth0: 1_000_001, cLo: 1, blocks: [], fqCodel: false, mtu: 1500, selfRouting: true };
 const ctx = { psched: { tickInUsec: 1, clockFactor: 1, hz: 1000 } };
 const decoded = (p: TcObject | U32FilterSpec) => {
   const w = new Writer();
@@ -205,9 +206,10 @@ describe('port plans and their difference (update, destroy)', () => {
     expect(ports(gone.veth)).toEqual([31000, 31000, 31000, 31008, 31008, 31008]);
     expect(ports(added.veth)).toEqual([31008, 31008, 31008]);
     expect(added.veth.every((s) => s.matches!.some((m) => m.type === 'srcPort' && m.mask === 0xfff8))).toBe(true);
-    // (lo's filters only: the container's eth0 has none since route_localnet does their work.)
-    expect(ports(gone.container)).toEqual([31000, 31008]);
-    expect(ports(added.container)).toEqual([31008]);
+    // The container's rules of its own ports: TCP and UDP a block.
+    const rulePorts = (rs: RuleSpec[]) => rs.map((r) => `${r.ipProto}:${r.dport!.begin}-${r.dport!.end}`);
+    expect(rulePorts(gone.container)).toEqual(['6:31000-31007', '17:31000-31007', '6:31008-31011', '17:31008-31011']);
+    expect(rulePorts(added.container)).toEqual(['6:31008-31015', '17:31008-31015']);
     // The ephemeral block's host filters are kept, with their handles; the new block's get new ones.
     const eph = (fs: typeof hostPorts) => fs.filter((f) => f.block.port === 32768).map((f) => f.spec.handle);
     expect(eph(hostPorts)).toEqual(eph(old.plan.hostPorts));

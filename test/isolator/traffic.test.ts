@@ -48,6 +48,26 @@ describe.each(['tcp', 'udp'] as const)('%s steering', (proto) => {
     }
   });
 
+  it("a container to itself: its own ports via 127.0.0.1 and the host IP stay in it, other ports there are the host's", async () => {
+    const own = await listen(c1.netns, proto, VALID);
+    const decoy = await listen(c1.netns, proto, INVALID);
+    const onHost = await listen(lab.lab.host, proto, INVALID);
+    try {
+      send(c1.netns, proto, '127.0.0.1', VALID, 'self1\n');
+      send(c1.netns, proto, HOST_IP, VALID, 'self2\n');
+      send(c1.netns, proto, '127.0.0.1', INVALID, 'host1\n');
+      send(c1.netns, proto, HOST_IP, INVALID, 'host2\n');
+      const all = (l: { received(): string }, ms: string[]) => ms.every((m) => l.received().includes(m));
+      expect(await until(() => all(own, ['self1', 'self2']) && all(onHost, ['host1', 'host2']))).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(decoy.received()).toBe('');
+    } finally {
+      own.stop();
+      decoy.stop();
+      onHost.stop();
+    }
+  });
+
   it("host to container: in-range arrives, out-of-range is the host stack's", async () => {
     const valid = await listen(c1.netns, proto, VALID);
     const invalid = await listen(c1.netns, proto, INVALID);

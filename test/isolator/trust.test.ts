@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Isolator } from '../../src/isolator/engine.js';
 import { RefusedNamespaceError } from '../../src/isolator/target-netns.js';
+import { SELF_LEAVES_TABLE } from '../../src/isolator/plan.js';
 import { nsExec } from '../helpers/lab.js';
 import { listen, send, stopAllTraffic } from '../helpers/traffic.js';
 import { HOST_IP, IsolatorLab, sweepStaleLabs } from '../../src/lab/index.js';
@@ -94,6 +95,7 @@ describe('a namespace given to create', () => {
 
   it("refuses a pid in another container's namespace, this process's own, and one that does not exist", async () => {
     const before = loFilters();
+    const c1Rules = execFileSync('nsenter', [`--net=${c1Netns}`, 'ip', 'rule', 'show'], { encoding: 'utf8' });
     const inC1 = sleeper(c1Netns);
     await entered(inC1);
     await expect(iso.create({ id: 'evil', pid: inC1 })).rejects.toThrow(`--pid: pid ${inC1} is in container c1's network namespace`);
@@ -105,38 +107,46 @@ describe('a namespace given to create', () => {
     await expect(iso.create({ id: 'evil', netnsPath: lab.lab.path(lab.lab.host) })).rejects.toThrow(/^--netnsPath: namespace .* is in the host's/);
     await expect(iso.create({ id: 'evil', netnsPath: '/proc/self/ns/uts' })).rejects.toThrow('--netnsPath: /proc/self/ns/uts is not a network namespace');
     await expect(iso.create({ id: 'evil', netnsPath: join(lab.workDir, 'lock') })).rejects.toThrow(/is not a network namespace$/);
-    // c1's own namespace still has its lo filters.
-    expect(
-      (JSON.parse(execFileSync('nsenter', [`--net=${c1Netns}`, 'tc', '-j', 'filter', 'show', 'dev', 'lo', 'ingress'], { encoding: 'utf8' })) as unknown[])
-        .length,
-    ).toBeGreaterThan(0);
+    // c1's own namespace still has its routing rules.
+    expect(c1Rules).toMatch(/^110:\s+from all iif lo ipproto tcp dport/m);
+    expect(execFileSync('nsenter', [`--net=${c1Netns}`, 'ip', 'rule', 'show'], { encoding: 'utf8' })).toBe(c1Rules);
     expect(loFilters()).toBe(before);
     expect(await hostLocalReachesC1('after-c1-pid')).toBe(true);
   });
 
-  it('refuses a namespace whose lo already has an ingress qdisc, and leaves that qdisc as it found it', async () => {
+  it('refuses a namespace with routing rules the isolator would own, or its local rule moved, and leaves its rules as it found them', async () => {
     const foreign = lab.lab.addNamespace('foreign');
-    nsExec(foreign, 'tc', ['qdisc', 'add', 'dev', 'lo', 'ingress']);
-    nsExec(foreign, 'tc', ['filter', 'add', 'dev', 'lo', 'parent', 'ffff:', 'prio', '7', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0']);
-    const pid = sleeper(foreign);
-    await entered(pid);
-    const veths = vethCount();
-    await expect(iso.create({ id: 'f1', ports: '[31020-31029]', pid })).rejects.toThrow(/lo in .* already has an ingress qdisc/);
-    expect(nsExec(foreign, 'tc', ['qdisc', 'show', 'dev', 'lo'])).toMatch(/qdisc ingress ffff:/);
-    expect(nsExec(foreign, 'tc', ['filter', 'show', 'dev', 'lo', 'ingress'])).toMatch(/pref 7 u32/);
-    expect(vethCount()).toBe(veths);
-    expect(readdirSync(join(lab.workDir, 'netns')).filter((n) => n === 'f1')).toEqual([]);
-    expect((await iso.list()).map((c) => c.id)).toEqual(['c1']);
+    nsExec(foreign, 'ip', ['rule', 'add', 'pref', '150', 'to', '198.18.0.9', 'lookup', String(SELF_LEAVES_TABLE)]);
+    const moved = lab.lab.addNamespace('moved');
+    nsExec(moved, 'ip', ['rule', 'add', 'pref', '5', 'lookup', 'local']);
+    nsExec(moved, 'ip', ['rule', 'del', 'pref', '0', 'lookup', 'local']);
+    for (const [ns, refusal] of [
+      [foreign, /cannot take a container: it has routing rules the isolator would own \(preferences 150/],
+      [moved, /cannot take a container: its inet rule "lookup local" is not at preference 0/],
+    ] as const) {
+      const rules = nsExec(ns, 'ip', ['rule', 'show']);
+      const pid = sleeper(ns);
+      await entered(pid);
+      const veths = vethCount();
+      await expect(iso.create({ id: 'f1', ports: '[31020-31029]', pid })).rejects.toThrow(refusal);
+      expect(nsExec(ns, 'ip', ['rule', 'show'])).toBe(rules);
+      expect(vethCount()).toBe(veths);
+      expect(readdirSync(join(lab.workDir, 'netns')).filter((n) => n === 'f1')).toEqual([]);
+      expect((await iso.list()).map((c) => c.id)).toEqual(['c1']);
+    }
   });
 
   it("accepts a process's own namespace; destroy leaves that namespace without the isolator's objects", async () => {
     const own = lab.lab.addNamespace('proc');
     const pid = sleeper(own);
     await entered(pid);
+    const rules = nsExec(own, 'ip', ['rule', 'show']);
     const info = await iso.create({ id: 'p1', ports: '[31030-31039]', pid });
     expect(info.netns).toBe(join(lab.workDir, 'netns', 'p1'));
-    expect(nsExec(own, 'tc', ['qdisc', 'show', 'dev', 'lo'])).toMatch(/ingress/);
+    expect(nsExec(own, 'ip', ['rule', 'show'])).toMatch(/^200:\s+from all lookup local/m);
+    expect(nsExec(own, 'ip', ['rule', 'show'])).not.toMatch(/^0:/m);
     expect(await iso.destroy('p1')).toBe(true);
+    expect(nsExec(own, 'ip', ['rule', 'show'])).toBe(rules);
     expect(nsExec(own, 'tc', ['qdisc', 'show', 'dev', 'lo'])).not.toMatch(/ingress/);
     expect(existsSync(info.netns)).toBe(false);
   });
