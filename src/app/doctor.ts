@@ -3,13 +3,10 @@
  * exit status. Kernel features are probed in a scratch namespace, never on the host's devices.
  */
 import { existsSync } from 'node:fs';
-import { NetlinkError, NetlinkSession, createNetns, nativeShim, removeNetns } from '../netlink/index.js';
-import { RTM_NAMES } from '../rtnl/index.js';
-import { systemPsched } from '../tc/rate.js';
+import { nativeShim } from '../netlink/index.js';
 import type { IsolatorOptions } from '../isolator/engine.js';
 import { Isolator } from '../isolator/engine.js';
-import type { TcObject } from '../isolator/plan.js';
-import { HTB_CLASS, INGRESS_HANDLE, shapingPlan, tcObjectRequest } from '../isolator/plan.js';
+import { OPTIONAL_FEATURE, probeKernelFeatures } from '../isolator/kernel-features.js';
 
 export interface Check {
   name: string;
@@ -18,57 +15,12 @@ export interface Check {
   detail: string;
 }
 
-/** Try each tc object in a fresh namespace; report which the kernel accepts. */
-async function probeKernel(scratch: string): Promise<Record<string, string | true>> {
-  const ctx = { psched: systemPsched() };
-  const lo = 1;
-  const u32 = { kind: 'u32', ifindex: lo, parent: INGRESS_HANDLE, protocol: 'ip' } as const;
-  const probes: Array<[string, TcObject[]]> = [
-    ['ingress', [{ type: 'qdisc', spec: { kind: 'ingress', ifindex: lo } }]],
-    ['u32', [{ type: 'filter', spec: { ...u32, priority: 770, matches: [{ type: 'dstPort', port: 80 }], terminal: true } }]],
-    ['u32 hash tables', [{ type: 'filter', spec: { ...u32, priority: 771, handle: 0x10000000, divisor: 256 } }]],
-    [
-      'mirred',
-      [
-        {
-          type: 'filter',
-          spec: { ...u32, priority: 772, matches: [{ type: 'dstPort', port: 81 }], actions: [{ kind: 'mirred', action: 'redirect', ifindex: lo }] },
-        },
-      ],
-    ],
-    ['htb', shapingPlan(lo, { rateBytesPerSec: 125000 }, false, 1500)],
-    ['fq_codel', [{ type: 'qdisc', spec: { kind: 'fq_codel', ifindex: lo, parent: HTB_CLASS } }]],
-  ];
-  const out: Record<string, string | true> = {};
-  removeNetns(scratch);
-  const ns = createNetns(scratch);
-  try {
-    const s = NetlinkSession.open({ netns: ns, typeNames: RTM_NAMES });
-    try {
-      for (const [name, plans] of probes) {
-        try {
-          for (const o of plans) await s.request(tcObjectRequest(o, 'add', ctx));
-          out[name] = true;
-        } catch (e) {
-          out[name] = e instanceof NetlinkError ? (e.extack?.message ?? e.code) : (e as Error).message;
-        }
-      }
-    } finally {
-      s.close();
-    }
-  } finally {
-    ns.close();
-    removeNetns(scratch);
-  }
-  return out;
-}
-
 type AddCheck = (name: string, ok: boolean, required: boolean, detail: string) => void;
 
 /** The kernel features probed: all required but fq_codel (needed only with --egress_unique_flow_per_container). */
 function featureChecks(features: Record<string, string | true>, opts: IsolatorOptions, add: AddCheck): void {
   for (const [name, r] of Object.entries(features)) {
-    const optional = name === 'fq_codel';
+    const optional = name === OPTIONAL_FEATURE;
     const detail =
       r === true
         ? 'available'
@@ -129,7 +81,7 @@ export async function doctor(opts: IsolatorOptions & { workDir: string }): Promi
   if (!checks.every((c) => c.ok)) return checks;
   let features: Record<string, string | true> = {};
   try {
-    features = await probeKernel(`${opts.workDir}/netns/.doctor-${process.pid}`);
+    features = await probeKernelFeatures(`${opts.workDir}/netns/.doctor-${process.pid}`);
   } catch (e) {
     add('kernel probe', false, true, `cannot create a scratch namespace: ${(e as Error).message}`);
     return checks;

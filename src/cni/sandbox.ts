@@ -1,8 +1,9 @@
 /**
  * The runtime's namespace outlives our attachment (unlike the CLI's namespaces, which die with the
- * container): ADD changes its loopback (the host's MAC and MTU, an ingress qdisc with port
- * filters) and sysctls (ip_local_port_range, accept_local, route_localnet, disable_ipv6 of all and default), and DEL
- * must put them back, or a later ADD into the same namespace finds the old qdisc and fails.
+ * container): ADD changes its loopback (the host's MAC and MTU; an ingress qdisc with port
+ * filters in attachments of earlier versions, routing rules now, which the engine's destroy puts
+ * back) and sysctls (ip_local_port_range, accept_local, route_localnet, disable_ipv6 of all and default), and DEL
+ * must put them back, or a later ADD into the same namespace finds what it left and fails.
  *
  * So ADD snapshots them first, in `<work_dir>/cni/<id>.json` (beside the engine's state, which
  * has no place for it), and DEL restores them — into the same namespace only (by inode), and

@@ -325,6 +325,7 @@ describe('doctor and demo', () => {
     expect(r.stdout).toMatch(/^ok   root /m);
     expect(r.stdout).toMatch(/^ok   u32 /m);
     expect(r.stdout).toMatch(/^ok   mirred /m);
+    expect(r.stdout).toMatch(/^ok   routing rules /m);
     expect(r.stdout).toMatch(/^(ok  |warn) fq_codel /m);
     expect(r.stdout).toMatch(/^ok   host\s+eth0=eth0 ip=198\.18\.0\.2\/24/m);
     expect(r.status).toBe(0);
