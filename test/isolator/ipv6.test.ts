@@ -23,6 +23,8 @@ let far: string;
 const inNs = (netns: string, ...cmd: string[]) =>
   execFileSync('nsenter', [`--net=${netns.startsWith('/') ? netns : `/run/netns/${netns}`}`, ...cmd], { encoding: 'utf8', timeout: 10_000 });
 const ipJson = <T>(netns: string, ...args: string[]): T => JSON.parse(inNs(netns, 'ip', '-j', ...args)) as T;
+/** Packets a container's eth0 has sent: what stays inside it does not count here. */
+const eth0Sent = (netns: string): number => ipJson<Array<{ stats64: { tx: { packets: number } } }>>(netns, '-s', 'link', 'show', 'eth0')[0]!.stats64.tx.packets;
 const denied = async (id: string): Promise<number> => Number((await iso.stats(id))[0]!.statistics.net_tx_denied_packets);
 /** One counter of /proc/net/snmp6 in a namespace. */
 const snmp6 = (netns: string, key: string): number => {
@@ -133,6 +135,31 @@ describe('TCP and UDP to [host IPv6]:port', () => {
     } finally {
       onHost.stop();
       hostService.stop();
+    }
+  });
+
+  it("a container to [host IPv6]: its own port stays in it (never on its eth0), another container's port reaches that one (TCP and UDP)", async () => {
+    const [c1, c2] = cs;
+    for (const proto of ['tcp', 'udp'] as const) {
+      const own = await listen(c1!.netns, proto, 31020, { ipv6: true });
+      const decoy = await listen(c1!.netns, proto, 31150, { ipv6: true });
+      const atC2 = await listen(c2!.netns, proto, 31150, { ipv6: true });
+      try {
+        const before = eth0Sent(c1!.netns);
+        for (let i = 0; i < 5; i++) expect(send(c1!.netns, proto, HOST_IP6, 31020, 'self;'), proto).toBe('ok');
+        await eventually(() => expect(own.received()).toBe('self;'.repeat(5)));
+        // Round through the host they would arrive too: what shows they stayed is its eth0 sending
+        // none of them (≥ 5 packets if they left; at most a stray MLD report of its addresses).
+        expect(eth0Sent(c1!.netns) - before, proto).toBeLessThanOrEqual(2);
+        expect(send(c1!.netns, proto, HOST_IP6, 31150, 'to-c2;'), proto).toBe('ok');
+        await eventually(() => expect(atC2.received()).toBe('to-c2;'));
+        expect(eth0Sent(c1!.netns), proto).toBeGreaterThan(before);
+        expect(decoy.received()).toBe('');
+      } finally {
+        own.stop();
+        decoy.stop();
+        atC2.stop();
+      }
     }
   });
 
