@@ -134,7 +134,7 @@ export class WarmPool {
    * removes a half-made one; 'ready' once everything a container has that does not depend on its
    * ports exists — the namespace, the veth pair (both ends up, the host end's IPv6 off) with the
    * veth's ingress qdisc and ICMP/ARP filters, the container's lo, eth0, address, default route,
-   * IPv6 off, and its lo ingress qdisc with the filters that do not name a port. Its
+   * IPv6 off, and the "to itself" routing rules that do not name a port (plan-self.ts). Its
    * namespace, a netlink socket there and its ip_local_port_range stay open for the create that
    * takes it.
    */
