@@ -1,6 +1,7 @@
 /**
  * Building a checkpointed container's kernel objects: its namespace (made, pinned, given, or a
- * spare's) and a socket there, the host side in one batch, then the container side in one batch.
+ * spare's), the host side in one batch, then the container side in one namespace switch and one
+ * batch.
  */
 import type { Request } from '../netlink/index.js';
 import { Netns, createNetns, pinNetns } from '../netlink/index.js';
@@ -31,23 +32,18 @@ export async function build(
   sw.lap('netns');
   const view = core.view(rec);
   let cs = held?.session;
-  const ipv6 = core.containerIpv6(rec.ifname);
   try {
-    // In one namespace switch: the sysctls that need no eth0 (IPv6 off for every device made from
-    // now on, so eth0 is born without it) and a socket.
-    if (!spare) cs = core.containerSession(ns, rec.ephemeralPorts, ipv6.off ? ipv6 : undefined);
-    sw.lap('container socket');
     const hostErr = firstFailure(await core.session.batch(hostRequests(core, rec, view, portFilters, ns, spare)));
     if (hostErr) throw hostErr;
     sw.lap('host batch');
     if (!spare) core.disableHostVethIpv6(rec.veth);
     sw.lap('host sysctl');
-    // eth0's own IPv6 sysctls now that it exists, before it is up. A spare this process made has
-    // its socket and ip_local_port_range open already; one made by another process, neither.
+    // Container side, in one namespace switch: its sysctls first (IPv6 off while lo and eth0
+    // are still down, so no IPv6 address is made only to be removed), and a socket opened there;
+    // then one batch over that socket. A spare this process made has both open already.
     if (held) held.portRange.write(`${rec.ephemeralPorts.begin} ${rec.ephemeralPorts.end}`);
-    else if (spare) cs = core.containerSession(ns, rec.ephemeralPorts, undefined);
-    else if (!ipv6.off) core.containerSysctls(ns, ipv6);
-    sw.lap('container sysctls');
+    else cs = core.containerSession(ns, rec.ephemeralPorts, spare ? undefined : core.containerIpv6(rec.ifname));
+    sw.lap('container sysctls+socket');
     const reqs = spare ? adoptedContainerRequests(hostView(core.host), view, core.ctx) : containerRequests(core.host, view, hostView(core.host), core.ctx);
     const err = firstFailure(await cs!.batch(reqs));
     if (err) throw err;

@@ -309,12 +309,6 @@ export class EngineCore {
     return cs;
   }
 
-  /** Write the container's sysctls (a second switch into its namespace, for eth0's once it exists). */
-  containerSysctls(ns: Netns, ipv6: ContainerIpv6): void {
-    const procRoot = this.containerProc.rootFor(this.registry.records.size);
-    ns.run(() => writeContainerSysctlsHere(undefined, procRoot, ipv6));
-  }
-
   async inContainer<T>(ns: Netns, fn: (s: NetlinkSession) => Promise<T>): Promise<T> {
     const cs = Session.open({ netns: ns, typeNames: RTM_NAMES });
     try {

@@ -129,7 +129,7 @@ export function selfRoutingCleanup(found: Rule[]): { restore: RuleSpec[]; remove
     const kernelLocal = found.some((r) => r.family === family && r.priority === KERNEL_LOCAL_RULE_PREF && r.table === RT_TABLE.LOCAL);
     if (!kernelLocal && ours.some((r) => r.family === family)) restore.push(localRule(family, KERNEL_LOCAL_RULE_PREF));
   }
-  return { restore, remove: ours.map((r) => ({ ...r })) };
+  return { restore, remove: ours };
 }
 
 /**

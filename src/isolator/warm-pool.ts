@@ -144,9 +144,8 @@ export class WarmPool {
     const open: Partial<Omit<SpareHandles, 'record'>> = {};
     try {
       open.ns = createNetns(sp.netns);
-      this.openContainerSide(sp, open.ns, open);
       await this.makeHostSide(sp, open.ns);
-      await this.makeContainerSide(sp, open.ns, open.session!);
+      await this.makeContainerSide(sp, open.ns, open);
       sp.phase = 'ready';
       this.core.store.writeSpare(sp);
       this.handles.set(sp.seq, { record: sp, ns: open.ns, session: open.session!, portRange: open.portRange! });
@@ -188,27 +187,16 @@ export class WarmPool {
     core.disableHostVethIpv6(sp.veth);
   }
 
-  /**
-   * In the spare's namespace, before the host side (as a create does, build.ts): the sysctls that
-   * need no eth0 and the handles it keeps, in `open`.
-   */
-  private openContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): void {
+  /** In the spare's namespace: its sysctls, then the container-side objects that name no port; the handles it keeps go to `open`. */
+  private async makeContainerSide(sp: SpareRecord, ns: Netns, open: Partial<Omit<SpareHandles, 'record'>>): Promise<void> {
     const core = this.core;
-    const ipv6 = core.containerIpv6(sp.ifname);
     const procRoot = core.containerProc.rootFor(core.registry.records.size + this.handles.size);
     ns.run(() => {
-      if (ipv6.off) writeContainerSysctlsHere(undefined, procRoot, ipv6);
+      writeContainerSysctlsHere(undefined, procRoot, core.containerIpv6(sp.ifname));
       open.portRange = SysctlFile.openHere(['net', 'ipv4', 'ip_local_port_range'], procRoot);
       open.session = Session.open({ typeNames: RTM_NAMES });
     });
-  }
-
-  /** The rest of the spare's namespace once eth0 exists: eth0's IPv6 sysctls, the container-side objects that name no port. */
-  private async makeContainerSide(sp: SpareRecord, ns: Netns, session: NetlinkSession): Promise<void> {
-    const core = this.core;
-    const ipv6 = core.containerIpv6(sp.ifname);
-    if (!ipv6.off) core.containerSysctls(ns, ipv6);
-    const err = firstFailure(await session.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex })));
+    const err = firstFailure(await open.session!.batch(spareContainerRequests(core.host, { cLo: 1, cEth0: sp.vethIndex })));
     if (err) throw err;
   }
 

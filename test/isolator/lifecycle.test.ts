@@ -382,7 +382,7 @@ describe('restart and recovery', () => {
     expect((await second.list()).map((x) => x.id)).toEqual(['live']);
   });
 
-  it.each(['plan+checkpoint', 'netns', 'container socket', 'host batch', 'host sysctl', 'container sysctls', 'container batch', 'checkpoint'])(
+  it.each(['plan+checkpoint', 'netns', 'host batch', 'host sysctl', 'container sysctls+socket', 'container batch', 'checkpoint'])(
     'a kill right after "%s" of create leaves nothing recover cannot find and remove',
     async (phase) => {
       lab = new IsolatorLab();
