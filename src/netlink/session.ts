@@ -1,6 +1,6 @@
 import { NLMSG, NLM_F } from './constants.js';
 import type { BatchResult, NetlinkWarning, RequestInfo } from './errors.js';
-import { ClosedError, DumpInterruptedError, EncodeError, NetlinkError, OverrunError, TimeoutError } from './errors.js';
+import { ClosedError, EncodeError, NetlinkError, OverrunError, TimeoutError } from './errors.js';
 import type { RequestFailure } from './errors.js';
 import type { NetlinkMessage } from './framing.js';
 import { parseDonePayload, parseErrorPayload, parseMessages } from './framing.js';
@@ -10,6 +10,8 @@ import { NetlinkSocket, RECV_EMPTY, RECV_OVERRUN, RECV_TRUNCATED } from './socke
 import { Writer } from './writer.js';
 import type { ChunkLimits } from './batch-layout.js';
 import { chunkEnd, encodeBatch } from './batch-layout.js';
+import type { DumpAttempt } from './dump-policy.js';
+import { dumpUnderPolicy } from './dump-policy.js';
 import type { AckResult, DumpOptions, Request, RequestOptions, SessionOptions } from './session-types.js';
 
 export type { AckResult, DumpOptions, InterruptedPolicy, Request, RequestOptions, SessionOptions } from './session-types.js';
@@ -183,24 +185,12 @@ export class NetlinkSession {
    * `onInterrupted`).
    */
   dump<T>(req: Request, options: DumpOptions<T>): Promise<T[]> {
-    const run = this.dumpQueue.then(() => this.dumpWithPolicy(req, options));
+    const run = this.dumpQueue.then(() => dumpUnderPolicy(() => this.dumpOnce(req, options), options.onInterrupted, options.retries));
     this.dumpQueue = run.catch(() => undefined);
     return run;
   }
 
-  private async dumpWithPolicy<T>(req: Request, options: DumpOptions<T>): Promise<T[]> {
-    const policy = options.onInterrupted ?? 'retry';
-    const attempts = policy === 'retry' ? 1 + (options.retries ?? 3) : 1;
-    let last: { items: T[]; info: RequestInfo } | undefined;
-    for (let i = 0; i < attempts; i++) {
-      const r = await this.dumpOnce(req, options);
-      if (!r.interrupted || policy === 'accept') return r.items;
-      last = r;
-    }
-    throw new DumpInterruptedError(last!.info, last!.items, attempts);
-  }
-
-  private dumpOnce<T>(req: Request, options: DumpOptions<T>): Promise<{ items: T[]; interrupted: boolean; info: RequestInfo }> {
+  private dumpOnce<T>(req: Request, options: DumpOptions<T>): Promise<DumpAttempt<T>> {
     return new Promise((resolve, reject) => {
       this.checkOpen();
       const flags = NLM_F.REQUEST | NLM_F.DUMP | (req.flags ?? 0);
