@@ -29,11 +29,11 @@ type Out = Record<string, unknown> & {
   raw?: RawResult;
 };
 
-/** The scaling suite's own figures, if it ran (its `agent` section can come alone). */
 /** '; floor …': a namespace and a veth pair alone, from the same run (older results have none). */
 const floorNote = (cs: ContainerSetupResult, which: 'p50' | 'p99'): string =>
   cs.floor ? `; floor (a namespace and a veth pair into it, nothing else) ${which === 'p50' ? cs.floor.setup_p50_ms : cs.floor.setup_p99_ms} ms` : '';
 
+/** The scaling suite's own figures, if it ran (its `agent` section can come alone). */
 const scalingOf = (out: Out): ScalingResult | undefined => (out.scaling?.phases_ms ? (out.scaling as ScalingResult) : undefined);
 
 /** The issue's targets against the figures of this run (undefined: not measured). */
