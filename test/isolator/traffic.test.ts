@@ -17,6 +17,21 @@ const eth0Sent = (netns: string): number =>
     }>
   )[0]!.stats64.tx.packets;
 
+/** The TCP port ranges a container's rules keep in it (`iif lo ipproto tcp dport … lookup local`, as `ip -j rule` lists them). */
+const ownTcpPorts = (netns: string): Array<[number, number]> =>
+  (
+    JSON.parse(execFileSync('nsenter', [`--net=${netns}`, 'ip', '-j', 'rule', 'show'], { encoding: 'utf8' })) as Array<{
+      iif?: string;
+      ipproto?: string;
+      table: string;
+      dport?: number;
+      dport_start?: number;
+      dport_end?: number;
+    }>
+  )
+    .filter((r) => r.iif === 'lo' && r.ipproto === 'tcp' && r.table === 'local')
+    .map((r) => [r.dport ?? r.dport_start!, r.dport ?? r.dport_end!]);
+
 const VALID = 31001;
 const INVALID = 32502;
 
@@ -234,6 +249,9 @@ describe('update', () => {
       expect(send(lab.lab.world, 'tcp', HOST_IP, 31700, 'removed\n', { timeoutMs: 1000 })).toMatch(/^fail: timeout/);
       expect(await until(() => added.received().includes('added') && kept.received().includes('kept'))).toBe(true);
       expect(removed.received()).toBe('');
+      // Its rules follow: what it sends to 31850 (added) and 31550 (kept) stays in it, to 31700 (removed) no longer.
+      const own = ownTcpPorts(c2.netns);
+      expect([31850, 31550, 31700].map((p) => own.some(([b, e]) => b <= p && p <= e))).toEqual([true, true, false]);
       // c1 may now take the freed ports
       await iso.update('c1', '[31000-31499,31700-31701]');
     } finally {
